@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# Placeholder until the BigQuery emulator set-up lands.
+echo "bq-emulator: not set up yet"

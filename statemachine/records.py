@@ -1,0 +1,114 @@
+"""The audit row: one frozen TransitionRecord per state change."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import attrs
+
+STACK_TRACE_LIMIT = 2000
+ENTITY_TYPES = ("PIPELINE", "STEP")
+
+
+def _json_default(value: object) -> str:
+    """Render a value JSON cannot encode as a readable string, never raising."""
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, (set, frozenset)):
+        try:
+            return json.dumps(sorted(value, key=repr), default=_json_default)
+        except (TypeError, ValueError, RecursionError):
+            return repr(value)
+    try:
+        return str(value)
+    except Exception:  # a hostile __str__ must not break a flush
+        return f"<unprintable {type(value).__qualname__}>"
+
+
+def dumps_metadata(metadata: dict[str, Any] | None) -> str:
+    """Serialise metadata to compact JSON; non-JSON values become readable strings."""
+    try:
+        return json.dumps(metadata or {}, default=_json_default, sort_keys=True, ensure_ascii=False)
+    except (ValueError, RecursionError, TypeError):
+        # Cycles or unsortable keys: fall back to a flat, string-valued copy.
+        safe = {str(k): _json_default(v) for k, v in (metadata or {}).items()}
+        return json.dumps(safe, sort_keys=True, ensure_ascii=False)
+
+
+def _utc_datetime(instance: Any, attribute: attrs.Attribute[Any], value: dt.datetime) -> None:
+    if not isinstance(value, dt.datetime) or value.utcoffset() != dt.timedelta(0):
+        raise ValueError(
+            f"'{attribute.name}' must be a timezone-aware UTC datetime (got {value!r})."
+        )
+
+
+def _entity_type(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if value not in ENTITY_TYPES:
+        raise ValueError(f"'{attribute.name}' must be one of {ENTITY_TYPES} (got {value!r}).")
+
+
+def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if value < 0:
+        raise ValueError(f"'{attribute.name}' must be >= 0 (got {value!r}).")
+
+
+def _truncate(value: str | None) -> str | None:
+    return None if value is None else value[:STACK_TRACE_LIMIT]
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class TransitionRecord:
+    """One row of org_meta_state_transitions: which entity moved, from where to where, when."""
+
+    transition_id: str
+    org_slug: str
+    pipeline_logging_id: str
+    step_logging_id: str | None
+    entity_type: str = attrs.field(validator=_entity_type)
+    entity_name: str = attrs.field()
+    from_state: str = attrs.field()
+    to_state: str = attrs.field()
+    transition_time: dt.datetime = attrs.field(validator=_utc_datetime)
+    transition_date: dt.date = attrs.field()
+    reason: str | None = attrs.field(default=None)
+    error_type: str | None = attrs.field(default=None)
+    error_message: str | None = attrs.field(default=None)
+    stack_trace_truncated: str | None = attrs.field(default=None, converter=_truncate)
+    retry_count: int = attrs.field(default=0, validator=_non_negative)
+    duration_in_state_ms: int = attrs.field(default=0, validator=_non_negative)
+    metadata: dict[str, Any] = attrs.field(factory=dict)
+    trigger_type: str | None = attrs.field(default=None)
+    user_id: str | None = attrs.field(default=None)
+
+    @property
+    def row_id(self) -> str:
+        """The insert key every store de-duplicates on."""
+        return self.transition_id
+
+    def to_row(self) -> dict[str, Any]:
+        """Return the JSON-ready dict the stores write (metadata as a JSON string)."""
+        return {
+            "transition_id": self.transition_id,
+            "org_slug": self.org_slug,
+            "pipeline_logging_id": self.pipeline_logging_id,
+            "step_logging_id": self.step_logging_id,
+            "entity_type": self.entity_type,
+            "entity_name": self.entity_name,
+            "from_state": self.from_state,
+            "to_state": self.to_state,
+            "transition_time": self.transition_time.isoformat(),
+            "transition_date": self.transition_date.isoformat(),
+            "reason": self.reason,
+            "error_type": self.error_type,
+            "error_message": self.error_message,
+            "stack_trace_truncated": self.stack_trace_truncated,
+            "retry_count": self.retry_count,
+            "duration_in_state_ms": self.duration_in_state_ms,
+            "metadata": dumps_metadata(self.metadata),
+            "trigger_type": self.trigger_type,
+            "user_id": self.user_id,
+        }
