@@ -12,11 +12,12 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${PIPESTATE_BQ_VENV:-$ROOT/.venv-bq}"
-EXT_DIR="$VENV/duckdb_extensions"
+DUCKDB_HOME="$VENV/duckdb_home"
+EXT_DIR="$DUCKDB_HOME/.duckdb/extensions"
 DUCKDB_VERSION="1.5.5"
 LOCAL_BIGQUERY_VERSION="0.3.2"
 # Bump this when the pins below change, so an old venv is refreshed.
-STAMP_KEY="local-bigquery==$LOCAL_BIGQUERY_VERSION duckdb==$DUCKDB_VERSION ext=icu,ducklake,spatial v1"
+STAMP_KEY="local-bigquery==$LOCAL_BIGQUERY_VERSION duckdb==$DUCKDB_VERSION ext=icu,ducklake,spatial v2"
 STAMP="$VENV/.pipestate-bq-stamp"
 
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$STAMP_KEY" && -x "$VENV/bin/local-bigquery" ]]; then
@@ -73,13 +74,18 @@ if [[ ! -x "$VENV/bin/python" ]]; then
     "$PY313" -m venv "$VENV"
 fi
 
-PIP=("$VENV/bin/python" -m pip --quiet --disable-pip-version-check)
-"${PIP[@]}" install \
+PIP_LOG="$VENV/pip-install.log"
+# pip's output goes to a log (the machine's pip config is chatty); shown only on failure.
+if ! "$VENV/bin/python" -m pip install --disable-pip-version-check \
     "local-bigquery==$LOCAL_BIGQUERY_VERSION" \
     "duckdb==$DUCKDB_VERSION" \
     "duckdb-extension-icu==$DUCKDB_VERSION" \
     "duckdb-extension-ducklake==$DUCKDB_VERSION" \
-    "duckdb-extension-spatial==$DUCKDB_VERSION"
+    "duckdb-extension-spatial==$DUCKDB_VERSION" >"$PIP_LOG" 2>&1; then
+    tail -n 40 "$PIP_LOG" >&2
+    echo "bq-emulator: pip install failed (full log: $PIP_LOG)" >&2
+    exit 1
+fi
 
 mkdir -p "$EXT_DIR"
 "$VENV/bin/python" - "$EXT_DIR" <<'PY'

@@ -112,3 +112,88 @@ class TransitionRecord:
             "trigger_type": self.trigger_type,
             "user_id": self.user_id,
         }
+
+
+# Fast construction for the state machines' hot path. attrs' frozen __init__ sets each slot
+# through object.__setattr__ and runs the validators, which costs about 3x the transition
+# bookkeeping itself. The engine builds every field from values it has already checked (entity
+# type from the table, durations clamped at zero, counts that only grow, UTC times), so it sets
+# the slots directly. Everything else (evolve, cattrs, tests) still goes through __init__.
+RECORD_FIELDS: tuple[str, ...] = tuple(a.name for a in attrs.fields(TransitionRecord))
+_UTC = dt.UTC
+_ZERO = dt.timedelta(0)
+_new = object.__new__
+(
+    _s_transition_id,
+    _s_org_slug,
+    _s_pipeline_logging_id,
+    _s_step_logging_id,
+    _s_entity_type,
+    _s_entity_name,
+    _s_from_state,
+    _s_to_state,
+    _s_transition_time,
+    _s_transition_date,
+    _s_reason,
+    _s_error_type,
+    _s_error_message,
+    _s_stack_trace_truncated,
+    _s_retry_count,
+    _s_duration_in_state_ms,
+    _s_metadata,
+    _s_trigger_type,
+    _s_user_id,
+) = (getattr(TransitionRecord, name).__set__ for name in RECORD_FIELDS)
+
+
+def trusted_record(
+    transition_id: str,
+    org_slug: str,
+    pipeline_logging_id: str,
+    step_logging_id: str | None,
+    entity_type: str,
+    entity_name: str,
+    from_state: str,
+    to_state: str,
+    transition_time: dt.datetime,
+    reason: str | None,
+    error_type: str | None,
+    error_message: str | None,
+    stack_trace_truncated: str | None,
+    retry_count: int,
+    duration_in_state_ms: int,
+    metadata: dict[str, Any],
+    trigger_type: str | None,
+    user_id: str | None,
+) -> TransitionRecord:
+    """Build a record from pre-checked values (the time is still checked to be UTC)."""
+    if transition_time.tzinfo is not _UTC and transition_time.utcoffset() != _ZERO:
+        raise ValueError(
+            f"'transition_time' must be a timezone-aware UTC datetime (got {transition_time!r})."
+        )
+    record = _new(TransitionRecord)
+    _s_transition_id(record, transition_id)
+    _s_org_slug(record, org_slug)
+    _s_pipeline_logging_id(record, pipeline_logging_id)
+    _s_step_logging_id(record, step_logging_id)
+    _s_entity_type(record, entity_type)
+    _s_entity_name(record, entity_name)
+    _s_from_state(record, from_state)
+    _s_to_state(record, to_state)
+    _s_transition_time(record, transition_time)
+    _s_transition_date(record, transition_time.date())
+    _s_reason(record, reason)
+    _s_error_type(record, error_type)
+    _s_error_message(record, error_message)
+    _s_stack_trace_truncated(
+        record,
+        stack_trace_truncated
+        if stack_trace_truncated is None or len(stack_trace_truncated) <= STACK_TRACE_LIMIT
+        else stack_trace_truncated[:STACK_TRACE_LIMIT],
+    )
+    _s_retry_count(record, retry_count)
+    _s_duration_in_state_ms(record, duration_in_state_ms)
+    _s_metadata(record, metadata)
+    _s_trigger_type(record, trigger_type)
+    _s_user_id(record, user_id)
+    return record

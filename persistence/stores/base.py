@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
+
+if TYPE_CHECKING:
+    from persistence.schema import TableSpec
 
 # Table names, as the seed and the bootstrap file spell them.
 STATE_TRANSITIONS = "org_meta_state_transitions"
 PIPELINE_RUNS = "org_meta_pipeline_runs"
 STEP_LOGS = "org_meta_step_logs"
 TABLES = (STATE_TRANSITIONS, PIPELINE_RUNS, STEP_LOGS)
+
+# The insert key of each table (bootstrap.yml's id_column); every store de-duplicates on it.
+ID_COLUMNS = {
+    STATE_TRANSITIONS: "transition_id",
+    PIPELINE_RUNS: "run_log_id",
+    STEP_LOGS: "step_log_id",
+}
 
 
 @attrs.frozen
@@ -24,7 +34,11 @@ class RowError:
 
 @attrs.frozen
 class WriteResult:
-    """What happened to a batch: rows accepted and rows rejected (never silently dropped)."""
+    """What happened to a batch: rows accepted and rows rejected (never silently dropped).
+
+    `written` counts rows that are now in the store, including rows that were already there
+    (a retried batch is accepted again, not rejected), so written + len(rejected) == len(rows).
+    """
 
     written: int
     rejected: tuple[RowError, ...] = ()
@@ -43,10 +57,30 @@ class Store(Protocol):
     """A destination for audit rows. Methods are synchronous; the logger calls them in a thread."""
 
     def write_batch(self, table: str, rows: Sequence[Mapping[str, Any]]) -> WriteResult:
-        """Insert rows idempotently (keyed by each table's id column); raise StoreError on outage."""
+        """Insert rows idempotently (keyed by each table's id column); StoreError on outage."""
 
     def query(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """Run one named analysis query with bound parameters and return its rows."""
+        """Run one named analysis query (persistence.queries catalog) with bound parameters.
+
+        `params` is already validated and complete (defaults and derived values filled in by
+        persistence.queries.run_query); values are int, str, datetime.date or an aware UTC
+        datetime.datetime. Each store runs its own dialect's SQL for `name`.
+        """
 
     def close(self) -> None:
         """Release connections; safe to call twice."""
+
+
+@runtime_checkable
+class Bootstrappable(Protocol):
+    """A store that can create its dataset and tables from the schema files."""
+
+    def ensure_tables(self, specs: Sequence[TableSpec], *, dry_run: bool) -> list[str]:
+        """Create whatever is missing (nothing when dry_run) and return one line per action.
+
+        An empty list means nothing was (or would be) changed. Each action is a short sentence
+        starting with a verb; an action that creates table T is "create table " followed by T's
+        name, bare or qualified, then anything: "create table org_meta_step_logs (17 columns)",
+        "create table proj.organizations.org_meta_step_logs (...)". Other actions: "create
+        dataset ...", "create index ...", "add column ...". Idempotent.
+        """

@@ -1,0 +1,330 @@
+"""The ordered rule table: every decision the classifier can make, as data.
+
+Precedence (first decisive level wins):
+  1. service error codes (CODE_RULES), then the exception type along its MRO (TYPE_RULES);
+  2. an HTTP status on the exception (STATUS_RULES), refined by a reason in the message;
+  3. message patterns (PATTERN_RULES), in table order: the earliest rule that matches wins;
+  4. the __cause__ / __context__ chain and ExceptionGroup members, when 1-3 found nothing.
+Anything unmatched is UNKNOWN, which is not retried.
+"""
+
+from __future__ import annotations
+
+from classifier import _patterns
+from classifier._rulekinds import CodeRule, PatternRule, Rule, StatusRule, TypeRule
+from classifier.types import ErrorType
+
+T, P, TO = ErrorType.TRANSIENT, ErrorType.PERMANENT, ErrorType.TIMEOUT
+V, D = ErrorType.VALIDATION_ERROR, ErrorType.DEPENDENCY_FAILURE
+
+# Reasons a service writes into the message that override a bare status (and the 403 type).
+RATE_LIMIT_REASON = PatternRule(
+    r"ratelimitexceeded|userratelimitexceeded|exceeded rate limits?|rate limit exceeded",
+    T,
+    "BigQuery / Google answer 403 for rate limits; those clear by themselves",
+    ("403 Exceeded rate limits: too many table update operations for this table",),
+)
+ACCESS_DENIED_REASON = PatternRule(
+    r"accessdenied|access denied|permission denied|permission_denied",
+    P,
+    "403 accessDenied: the credentials lack a permission; a retry will not grant it",
+    ("403 Access Denied: Table p:d.t: User does not have permission",),
+)
+TIMEOUT_REASON = PatternRule(
+    r"deadline exceeded|deadline_exceeded|timed out|time-?out",
+    TO,
+    "a 504 that says a deadline passed is a timeout, not an outage",
+    ("504 Deadline Exceeded",),
+)
+
+SSL_EOF_REASON = PatternRule(
+    r"eof occurred in violation of protocol|unexpected_eof_while_reading|"
+    r"connection reset by peer|ssl: unexpected eof",
+    T,
+    "a TLS handshake cut off mid-way is a network hiccup",
+    ("[SSL: UNEXPECTED_EOF_WHILE_READING] EOF occurred in violation of protocol (_ssl.c:1006)",),
+)
+
+
+def _names(spec: str) -> tuple[str, ...]:
+    """Expand "module [module ...]: Name Name" lines into qualified names (module.Name)."""
+    names: list[str] = []
+    for line in spec.strip().splitlines():
+        modules, _, classes = line.partition(":")
+        names.extend(f"{m}.{c}" for m in modules.split() for c in classes.split())
+    return tuple(names)
+
+
+def _codes(spec: str) -> tuple[str, ...]:
+    """Split a whitespace-separated list of error codes."""
+    return tuple(spec.split())
+
+
+_SQLSTATE = "SQLSTATE (psycopg pgcode / sqlstate)"
+_BOTOCORE = "botocore response['Error']['Code']"
+_GOOGLE = "Google errors[].reason / ErrorInfo reason"
+
+CODE_RULES: tuple[CodeRule, ...] = (
+    CodeRule(
+        _codes("40001 40P01 55P03 53300 57P01 57P03 08000 08001 08003 08004 08006"),
+        T,
+        "serialization failure, deadlock, lock not available, too many or lost connections",
+        _SQLSTATE,
+    ),
+    CodeRule(("57014",), TO, "query_canceled: the statement timeout fired", _SQLSTATE),
+    CodeRule(
+        _codes("28P01 28000 42501 42P01 3D000 3F000"),
+        P,
+        "bad password, no privilege, missing table, database or schema",
+        _SQLSTATE,
+    ),
+    CodeRule(
+        _codes("22001 22003 22007 22008 22012 22P02 23502 23503 23505 23514 42601 42703 42804"),
+        V,
+        "data exception, constraint violation or malformed statement",
+        _SQLSTATE,
+    ),
+    CodeRule(
+        _codes(
+            """Throttling ThrottlingException ThrottledException RequestThrottledException
+            TooManyRequestsException ProvisionedThroughputExceededException
+            TransactionInProgressException RequestLimitExceeded BandwidthLimitExceeded
+            LimitExceededException RequestThrottled SlowDown PriorRequestNotComplete
+            EC2ThrottledException InternalError InternalFailure ServiceUnavailable
+            ServiceUnavailableException IDPCommunicationError"""
+        ),
+        T,
+        "throttling and server-side codes that botocore's own retry handler retries",
+        _BOTOCORE,
+    ),
+    CodeRule(("RequestTimeout", "RequestTimeoutException"), TO, "request timeout", _BOTOCORE),
+    CodeRule(
+        _codes(
+            """AccessDenied AccessDeniedException UnauthorizedOperation
+            UnrecognizedClientException InvalidClientTokenId SignatureDoesNotMatch ExpiredToken
+            ExpiredTokenException InvalidAccessKeyId AuthFailure NoSuchKey NoSuchBucket
+            NoSuchEntity ResourceNotFoundException OptInRequired InvalidToken"""
+        ),
+        P,
+        "credential, permission and missing-resource codes",
+        _BOTOCORE,
+    ),
+    CodeRule(
+        _codes(
+            """ValidationException ValidationError InvalidParameterValue InvalidParameterException
+            InvalidParameterCombination MissingParameter InvalidRequestException
+            SerializationException MalformedPolicyDocument"""
+        ),
+        V,
+        "request validation codes",
+        _BOTOCORE,
+    ),
+    CodeRule(
+        _codes(
+            """rateLimitExceeded userRateLimitExceeded backendError internalError badGateway
+            jobRateLimitExceeded jobBackendError jobInternalError tableUnavailable
+            RATE_LIMIT_EXCEEDED"""
+        ),
+        T,
+        "reasons the BigQuery client itself retries (rate limits, backend errors)",
+        _GOOGLE,
+    ),
+    CodeRule(("timeout",), TO, "BigQuery job timeout", _GOOGLE),
+    CodeRule(
+        _codes(
+            """accessDenied forbidden notFound quotaExceeded billingNotEnabled
+            billingTierLimitExceeded blocked duplicate responseTooLarge resourcesExceeded
+            notImplemented ACCESS_TOKEN_EXPIRED SERVICE_DISABLED API_KEY_INVALID"""
+        ),
+        P,
+        "reasons a retry does not fix (quotaExceeded is a daily/project quota)",
+        _GOOGLE,
+    ),
+    CodeRule(
+        ("invalid", "invalidQuery", "required", "invalidParameter"),
+        V,
+        "a malformed request or query",
+        _GOOGLE,
+    ),
+)
+
+TYPE_RULES: tuple[TypeRule, ...] = (
+    TypeRule(_names("classifier.errors: DependencyFailure"), D, "pipestate's upstream failure"),
+    TypeRule(_names("classifier.errors: ValidationError"), V, "pipestate's invalid input/config"),
+    TypeRule(
+        _names(
+            """
+            prefect.exceptions: UpstreamTaskError
+            """
+        ),
+        D,
+        "an orchestrator reports that an upstream task failed",
+    ),
+    TypeRule(
+        _names(
+            """
+            builtins asyncio.exceptions concurrent.futures._base: TimeoutError
+            subprocess: TimeoutExpired
+            google.api_core.exceptions: DeadlineExceeded GatewayTimeout RetryError
+            requests.exceptions: Timeout ReadTimeout ConnectTimeout
+            urllib3.exceptions: TimeoutError ReadTimeoutError ConnectTimeoutError
+            botocore.exceptions: ReadTimeoutError ConnectTimeoutError
+            httpx httpx._exceptions: TimeoutException ConnectTimeout ReadTimeout WriteTimeout
+            httpx httpx._exceptions: PoolTimeout
+            aiohttp.client_exceptions: ServerTimeoutError ConnectionTimeoutError
+            aiohttp.client_exceptions: SocketTimeoutError
+            psycopg2.errors psycopg.errors: QueryCanceled
+            asyncpg.exceptions: QueryCanceledError
+            sqlalchemy.exc: TimeoutError
+            redis.exceptions: TimeoutError
+            kafka.errors kafka.common: KafkaTimeoutError RequestTimedOutError
+            airflow.exceptions: AirflowTaskTimeout AirflowSensorTimeout
+            snowflake.connector.errors: RequestTimeoutError
+            """
+        ),
+        TO,
+        "the operation ran past a deadline",
+    ),
+    TypeRule(
+        _names(
+            """
+            builtins: ConnectionError InterruptedError BlockingIOError
+            socket: gaierror herror
+            google.api_core.exceptions: TooManyRequests ResourceExhausted ServiceUnavailable
+            google.api_core.exceptions: InternalServerError BadGateway Aborted ServerError
+            google.auth.exceptions: TransportError
+            requests.exceptions: ConnectionError ChunkedEncodingError ProxyError RetryError
+            urllib3.exceptions: NewConnectionError NameResolutionError ProtocolError ProxyError
+            urllib3.exceptions: ResponseError IncompleteRead
+            botocore.exceptions: EndpointConnectionError ConnectionClosedError HTTPClientError
+            botocore.exceptions: ConnectionError
+            httpx httpx._exceptions: ConnectError ReadError WriteError NetworkError CloseError
+            httpx httpx._exceptions: RemoteProtocolError ProxyError
+            aiohttp.client_exceptions: ClientConnectorError ServerDisconnectedError
+            aiohttp.client_exceptions: ClientOSError ClientPayloadError ServerConnectionError
+            psycopg2.errors psycopg.errors: SerializationFailure DeadlockDetected
+            psycopg2.errors psycopg.errors: LockNotAvailable TooManyConnections AdminShutdown
+            psycopg2.errors psycopg.errors: CannotConnectNow
+            psycopg2.extensions: TransactionRollbackError
+            psycopg.errors: TransactionRollback
+            asyncpg.exceptions: SerializationError DeadlockDetectedError TooManyConnectionsError
+            sqlalchemy.exc: DisconnectionError
+            redis.exceptions: ConnectionError BusyLoadingError TryAgainError ClusterDownError
+            redis.exceptions: ReadOnlyError MasterDownError
+            kafka.errors: NoBrokersAvailable KafkaConnectionError NotLeaderForPartitionError
+            kafka.errors: LeaderNotAvailableError
+            snowflake.connector.errors: ServiceUnavailableError BadGatewayError
+            snowflake.connector.errors: GatewayTimeoutError InternalServerError
+            snowflake.connector.errors: OtherHTTPRetryableError
+            """
+        ),
+        T,
+        "network, overload or concurrency trouble that clears by itself",
+        refine=(TIMEOUT_REASON,),
+    ),
+    TypeRule(
+        _names(
+            """
+            ssl: SSLError
+            requests.exceptions urllib3.exceptions botocore.exceptions: SSLError
+            aiohttp.client_exceptions: ClientSSLError
+            """
+        ),
+        P,
+        "a TLS failure is a certificate or protocol mismatch, unless the handshake was cut off",
+        refine=(SSL_EOF_REASON,),
+    ),
+    TypeRule(
+        _names("google.api_core.exceptions: Forbidden PermissionDenied"),
+        P,
+        "the caller lacks a permission, unless the 403 says it is a rate limit",
+        refine=(RATE_LIMIT_REASON,),
+    ),
+    TypeRule(
+        _names(
+            """
+            builtins: PermissionError FileNotFoundError IsADirectoryError NotADirectoryError
+            builtins: TypeError AttributeError NameError ImportError NotImplementedError
+            builtins: AssertionError ZeroDivisionError IndexError RecursionError
+            ssl: SSLCertVerificationError
+            google.api_core.exceptions: Unauthorized Unauthenticated NotFound AlreadyExists
+            google.api_core.exceptions: Conflict FailedPrecondition MethodNotImplemented
+            google.api_core.exceptions: DataLoss PreconditionFailed
+            google.auth.exceptions: RefreshError DefaultCredentialsError
+            requests.exceptions: TooManyRedirects
+            botocore.exceptions: NoCredentialsError PartialCredentialsError NoRegionError
+            botocore.exceptions: ProfileNotFound UnknownServiceError
+            aiohttp.client_exceptions: ClientConnectorCertificateError
+            psycopg2.errors psycopg.errors: InvalidPassword InsufficientPrivilege UndefinedTable
+            psycopg2.errors psycopg.errors: InvalidAuthorizationSpecification
+            psycopg2.errors psycopg.errors: InvalidCatalogName InvalidSchemaName
+            asyncpg.exceptions: InvalidPasswordError UndefinedTableError
+            asyncpg.exceptions: InsufficientPrivilegeError
+            sqlalchemy.exc: NoSuchTableError NoSuchModuleError
+            redis.exceptions: AuthenticationError AuthorizationError
+            redis.exceptions: AuthenticationWrongNumberOfArgsError
+            airflow.exceptions: AirflowFailException
+            snowflake.connector.errors: ForbiddenError
+            """
+        ),
+        P,
+        "a missing resource, credential or permission, or a bug: a retry repeats it",
+    ),
+    TypeRule(
+        _names(
+            """
+            builtins: KeyError ValueError UnicodeError UnicodeDecodeError UnicodeEncodeError
+            json.decoder: JSONDecodeError
+            sqlalchemy.exc: ArgumentError
+            google.api_core.exceptions: BadRequest InvalidArgument OutOfRange
+            requests.exceptions: MissingSchema InvalidSchema InvalidURL InvalidHeader URLRequired
+            urllib3.exceptions: LocationParseError
+            httpx httpx._exceptions: InvalidURL UnsupportedProtocol DecodingError
+            aiohttp.client_exceptions: InvalidURL
+            botocore.exceptions: ParamValidationError ValidationError UnknownParameterError
+            botocore.exceptions: RangeError UnknownKeyError InvalidRegionError
+            botocore.exceptions: MissingParametersError
+            psycopg2.errors psycopg.errors: NotNullViolation UniqueViolation ForeignKeyViolation
+            psycopg2.errors psycopg.errors: CheckViolation InvalidTextRepresentation
+            psycopg2.errors psycopg.errors: StringDataRightTruncation NumericValueOutOfRange
+            psycopg2.errors psycopg.errors: InvalidDatetimeFormat UndefinedColumn SyntaxError
+            psycopg2.errors psycopg.errors: DatatypeMismatch DivisionByZero
+            psycopg2 psycopg pymysql.err MySQLdb: DataError IntegrityError
+            asyncpg.exceptions: NotNullViolationError UniqueViolationError UndefinedColumnError
+            asyncpg.exceptions: DataError
+            pydantic_core._pydantic_core: ValidationError
+            pydantic.error_wrappers pydantic.v1.error_wrappers: ValidationError
+            jsonschema.exceptions marshmallow.exceptions: ValidationError
+            pandera.errors: SchemaError SchemaErrors
+            cattrs.errors: ClassValidationError
+            yaml: YAMLError
+            """
+        ),
+        V,
+        "the input (data, request or query) is malformed; the same input fails again",
+    ),
+)
+
+STATUS_RULES: tuple[StatusRule, ...] = (
+    StatusRule((408,), TO, "HTTP 408 Request Timeout"),
+    StatusRule((504,), T, "HTTP 504 Gateway Timeout: a backend overran", refine=(TIMEOUT_REASON,)),
+    StatusRule((429, 500, 502, 503), T, "HTTP 429 Too Many Requests / 5xx server trouble"),
+    StatusRule(
+        (403,),
+        P,
+        "HTTP 403 Forbidden, unless the service says it is a rate limit",
+        refine=(RATE_LIMIT_REASON, ACCESS_DENIED_REASON),
+    ),
+    StatusRule((401, 404, 405, 410, 501), P, "HTTP 401/404/405/410/501: retrying changes nothing"),
+    StatusRule((400, 413, 422), V, "HTTP 400/413/422: the request itself is malformed"),
+)
+
+PATTERN_RULES = _patterns.PATTERN_RULES
+
+# The whole ordered table, level by level, for the engine, the docs and the tests.
+RULES: tuple[tuple[str, tuple[Rule, ...]], ...] = (
+    ("1a. service error codes", CODE_RULES),
+    ("1b. exception type (MRO, qualified names)", TYPE_RULES),
+    ("2. HTTP status on the exception", STATUS_RULES),
+    ("3. message patterns", PATTERN_RULES),
+)

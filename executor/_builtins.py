@@ -1,0 +1,136 @@
+"""Built-in processors: generic.noop, slow_processor, fail, flaky and sql."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import importlib
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from classifier.errors import ValidationError
+from executor.processors import ConfigProblem, ProcessorContext, processor
+
+
+def _number(config: Mapping[str, Any], key: str, default: float, *, minimum: float = 0) -> float:
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigProblem(key, f"expected a number >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ConfigProblem(key, f"expected a number >= {minimum}, got {value!r}")
+    return float(value)
+
+
+def _allowed(config: Mapping[str, Any], *keys: str) -> None:
+    extra = sorted(set(config) - set(keys))
+    if extra:
+        allowed = ", ".join(keys) or "none"
+        raise ConfigProblem(None, f"unknown key {', '.join(map(repr, extra))} (allowed: {allowed})")
+
+
+def _rows(config: Mapping[str, Any]) -> dict[str, Any] | None:
+    if "rows_processed" not in config:
+        return None
+    return {"rows_processed": int(_number(config, "rows_processed", 0))}
+
+
+def _check_noop(config: Mapping[str, Any]) -> None:
+    _allowed(config, "rows_processed")
+    _rows(config)
+
+
+@processor("generic.noop", check_config=_check_noop)
+async def noop(context: ProcessorContext, config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Do nothing; report rows_processed when configured."""
+    return _rows(config)
+
+
+def _check_slow(config: Mapping[str, Any]) -> None:
+    _allowed(config, "sleep_seconds", "rows_processed")
+    _number(config, "sleep_seconds", 1.0)
+    _rows(config)
+
+
+@processor("generic.slow_processor", check_config=_check_slow)
+async def slow_processor(
+    context: ProcessorContext, config: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """Sleep for sleep_seconds (the seed's timeout demo), then succeed."""
+    await asyncio.sleep(_number(config, "sleep_seconds", 1.0))
+    return _rows(config)
+
+
+def resolve_exception(name: str) -> type[Exception]:
+    """Map 'ValueError' or 'pkg.module.Error' to an Exception subclass (else ConfigProblem)."""
+    if "." not in name:
+        found = getattr(builtins, name, None)
+    else:
+        module_name, _, attr = name.rpartition(".")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            raise ConfigProblem("exception", f"cannot import module {module_name!r}") from None
+        found = getattr(module, attr, None)
+    if not (isinstance(found, type) and issubclass(found, Exception)):
+        raise ConfigProblem(
+            "exception", f"expected the name of an Exception subclass, got {name!r}"
+        )
+    return found
+
+
+def _check_fail(config: Mapping[str, Any]) -> None:
+    _allowed(config, "exception", "message")
+    name = config.get("exception", "RuntimeError")
+    if not isinstance(name, str):
+        raise ConfigProblem("exception", f"expected a string, got {name!r}")
+    resolve_exception(name)
+    if not isinstance(config.get("message", ""), str):
+        raise ConfigProblem("message", f"expected a string, got {config.get('message')!r}")
+
+
+@processor("generic.fail", check_config=_check_fail)
+async def fail(context: ProcessorContext, config: Mapping[str, Any]) -> None:
+    """Raise the configured exception type with the configured message."""
+    exc_type = resolve_exception(str(config.get("exception", "RuntimeError")))
+    raise exc_type(str(config.get("message", f"step {context.step_id} failed on purpose")))
+
+
+def _check_flaky(config: Mapping[str, Any]) -> None:
+    _allowed(config, "failures", "message", "rows_processed")
+    failures = config.get("failures", 2)
+    if isinstance(failures, bool) or not isinstance(failures, int) or failures < 0:
+        raise ConfigProblem("failures", f"expected an integer >= 0, got {failures!r}")
+    _rows(config)
+
+
+@processor("generic.flaky", check_config=_check_flaky)
+async def flaky(context: ProcessorContext, config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Fail with a transient ConnectionError on the first `failures` attempts, then succeed."""
+    failures = int(config.get("failures", 2))
+    if context.attempt <= failures:
+        message = config.get("message", "connection reset by peer")
+        raise ConnectionError(f"{message} (attempt {context.attempt} of {failures} failing)")
+    return _rows(config)
+
+
+def _check_sql(config: Mapping[str, Any]) -> None:
+    _allowed(config, "query", "params")
+    if not isinstance(config.get("query"), str):
+        raise ConfigProblem(
+            "query", f"expected a query name such as 'failures', got {config.get('query')!r}"
+        )
+    if not isinstance(config.get("params", {}), Mapping):
+        raise ConfigProblem("params", f"expected a mapping, got {config.get('params')!r}")
+
+
+@processor("generic.sql", check_config=_check_sql)
+async def sql(context: ProcessorContext, config: Mapping[str, Any]) -> dict[str, Any]:
+    """Run a named query on the run's store in a thread; rows_processed is the row count."""
+    if context.store is None:
+        raise ValidationError(f"step {context.step_id}: generic.sql needs a store (--store)")
+    from persistence.queries import run_query
+
+    params = dict(config.get("params") or {})
+    rows = await asyncio.to_thread(run_query, context.store, str(config["query"]), **params)
+    return {"rows_processed": len(rows)}

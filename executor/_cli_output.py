@@ -1,0 +1,144 @@
+"""Rendering for the CLI: row tables, the transition timeline, live step progress, JSON."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+
+    from statemachine import TransitionRecord, TransitionSink
+
+STATE_STYLES = {
+    "PENDING": "dim",
+    "RUNNING": "cyan",
+    "RETRYING": "yellow",
+    "COMPLETED": "green",
+    "FAILED": "red",
+    "TIMEOUT": "magenta",
+}
+
+
+def _default(value: object) -> str:
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    return str(value)
+
+
+def to_json(value: Any) -> str:
+    """Serialise rows or results as indented JSON (datetimes as ISO strings)."""
+    return json.dumps(value, indent=2, default=_default, sort_keys=True)
+
+
+def console_for_output(stderr: bool = False) -> Console:
+    """A rich console for CLI output; 160 columns when piped (tables stay readable in logs)."""
+    from rich.console import Console
+
+    console = Console(stderr=stderr, highlight=False, soft_wrap=False)
+    if not console.is_terminal:  # piped output: wide lines beat a cramped 80-column table
+        console.width = 160
+    return console
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3f}".rstrip("0").rstrip(".")
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, default=_default, sort_keys=True)
+    return str(value)
+
+
+def print_rows(rows: Sequence[Mapping[str, Any]], *, title: str) -> None:
+    """Print query rows as a table (all columns, in the first row's order)."""
+    from rich.table import Table
+
+    console = console_for_output()
+    if not rows:
+        console.print(f"{title}: no rows")
+        return
+    table = Table(title=title, title_justify="left")
+    columns = list(rows[0])
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(_cell(row.get(c)) for c in columns))
+    console.print(table)
+
+
+def _state(text: object) -> str:
+    name = str(text or "")
+    style = STATE_STYLES.get(name)
+    return f"[{style}]{name}[/]" if style else name
+
+
+def timeline_table(rows: Iterable[Mapping[str, Any]], *, title: str) -> RenderableType:
+    """Return the pipeline's transitions as a rich table (time, entity, from -> to, why)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", expand=False)
+    table.add_column("time", no_wrap=True, min_width=12)
+    table.add_column("entity", no_wrap=True, min_width=20)
+    table.add_column("transition", no_wrap=True, min_width=22)
+    table.add_column("secs", justify="right", no_wrap=True, min_width=6)
+    table.add_column("reason", overflow="ellipsis", no_wrap=True, max_width=72)
+    for row in rows:
+        when = row.get("transition_time")
+        if isinstance(when, dt.datetime):
+            when = when.strftime("%H:%M:%S.%f")[:-3]
+        elif isinstance(when, str) and "T" in when:
+            when = when.split("T", 1)[1][:12]
+        seconds = row.get("duration_seconds")
+        if seconds is None and row.get("duration_in_state_ms") is not None:
+            seconds = row["duration_in_state_ms"] / 1000
+        table.add_row(
+            _cell(when),
+            escape(f"{row.get('entity_type', '')} {row.get('entity_name', '')}"),
+            f"{_state(row.get('from_state'))} -> {_state(row.get('to_state'))}",
+            _cell(seconds),
+            escape(_cell(row.get("reason"))),
+        )
+    return table
+
+
+def print_timeline(rows: Sequence[Mapping[str, Any]], *, title: str) -> None:
+    """Print the transition timeline of one pipeline run."""
+    console_for_output().print(timeline_table(rows, title=title))
+
+
+class ProgressSink:
+    """A TransitionSink that forwards every record and keeps the latest state per step."""
+
+    def __init__(self, inner: TransitionSink) -> None:
+        self.inner = inner
+        self.pipeline: tuple[str, str] | None = None
+        self.steps: dict[str, tuple[str, int, str]] = {}
+
+    def emit(self, record: TransitionRecord) -> None:
+        """Forward the record, then remember the entity's new state."""
+        self.inner.emit(record)
+        if record.entity_type == "PIPELINE":
+            self.pipeline = (record.entity_name, record.to_state)
+        else:
+            self.steps[record.entity_name] = (
+                record.to_state,
+                record.retry_count,
+                record.error_type or "",
+            )
+
+    def __rich__(self) -> RenderableType:
+        """Render the current progress (called by rich.live on each refresh)."""
+        from rich.table import Table
+
+        name, state = self.pipeline or ("", "PENDING")
+        table = Table(title=f"pipeline {name}: {_state(state)}", title_justify="left")
+        for column in ("step", "state", "retries", "error_type"):
+            table.add_column(column)
+        for step, (st, retries, error_type) in self.steps.items():
+            table.add_row(step, _state(st), str(retries), error_type)
+        return table

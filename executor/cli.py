@@ -1,0 +1,286 @@
+"""`pipestate`: run pipelines, bootstrap the store, run the analysis queries, draw the machines.
+
+Configuration precedence: command-line flags > environment variables > defaults.
+Heavy modules (state machines, stores, rich) are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+
+DEFAULT_STORE = "sqlite:pipestate.db"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+F = TypeVar("F", bound=Callable[..., Any])
+# Set by main(): --debug may come after the subcommand, past the group's own options.
+_STATE = {"debug": False}
+
+
+class ConfigError(click.ClickException):
+    """A user mistake in configuration (bad config file, bad env var): exit code 2."""
+
+    exit_code = EXIT_USAGE
+
+
+def _store_option(fn: F) -> F:
+    return click.option(
+        "--store",
+        envvar="PIPESTATE_STORE",
+        default=DEFAULT_STORE,
+        show_default=True,
+        show_envvar=True,
+        help="Where audit rows go: sqlite:PATH or bigquery:PROJECT.DATASET.",
+    )(fn)
+
+
+def _debug_option(fn: F) -> F:
+    return click.option("--debug", is_flag=True, default=False, help="Show tracebacks for errors.")(
+        fn
+    )
+
+
+def _json_option(fn: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")(fn)
+
+
+def open_store_or_fail(url: str) -> Any:
+    """Open the store named by `url`, turning a bad URL into a usage error."""
+    from persistence.stores import open_store
+
+    try:
+        return open_store(url)
+    except (ValueError, ImportError) as exc:
+        raise ConfigError(f"--store {url!r}: {exc}") from None
+
+
+class _LazyGroup(click.Group):
+    """A group whose optional commands are imported only when used (keeps --help fast)."""
+
+    lazy: dict[str, str] = {"outbox": "executor.cli_outbox:outbox"}  # noqa: RUF012
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Return eager and lazy command names."""
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """Return a command, importing a lazy one on first use (None if it cannot load)."""
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            module_name, _, attr = self.lazy[cmd_name].partition(":")
+            try:
+                import importlib
+
+                command = getattr(importlib.import_module(module_name), attr)
+            except (ImportError, AttributeError):
+                return None
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@_debug_option
+def cli(debug: bool) -> None:
+    """pipestate: run data pipelines as state machines with a queryable audit trail."""
+    configure_logging(debug=debug or _STATE["debug"])
+
+
+def configure_logging(*, debug: bool) -> None:
+    """Send library log lines to stderr, warnings only unless --debug (stdout stays clean)."""
+    import logging
+
+    import structlog
+
+    level = logging.DEBUG if debug else logging.WARNING
+    logging.basicConfig(
+        stream=sys.stderr, level=level, format="%(levelname)s %(name)s: %(message)s"
+    )
+    structlog.configure(
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        cache_logger_on_first_use=False,
+    )
+
+
+@cli.command("run")
+@click.argument("pipeline")
+@click.option("--org", envvar="PIPESTATE_ORG", show_envvar=True, help="Organisation slug.")
+@_store_option
+@click.option(
+    "--config-dir",
+    envvar="PIPESTATE_CONFIG_DIR",
+    default="configs",
+    show_default=True,
+    show_envvar=True,
+    type=click.Path(file_okay=False),
+    help="Root of provider/domain/pipeline.yml configs.",
+)
+@click.option("--user-id", envvar="PIPESTATE_USER_ID", default=None, help="Who triggered the run.")
+@click.option("--trigger-type", default="cli", show_default=True, help="Recorded trigger type.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Max parallel steps.")
+@click.option("--fail-fast/--no-fail-fast", default=None, help="Cancel the rest on a failure.")
+@_json_option
+@_debug_option
+def run_command(
+    pipeline: str,
+    org: str | None,
+    store: str,
+    config_dir: str,
+    user_id: str | None,
+    trigger_type: str,
+    concurrency: int | None,
+    fail_fast: bool | None,
+    as_json: bool,
+    debug: bool,
+) -> int:
+    """Run PIPELINE (provider/domain/pipeline or a path to a .yml file)."""
+    from executor._cli_run import RunOptions, run_and_report
+
+    if not org:
+        raise click.UsageError("--org is required (or set $PIPESTATE_ORG).")
+    options = RunOptions(
+        pipeline=pipeline,
+        org=org,
+        store_url=store,
+        config_dir=config_dir,
+        user_id=user_id,
+        trigger_type=trigger_type,
+        concurrency=concurrency,
+        fail_fast=fail_fast,
+        as_json=as_json,
+    )
+    return run_and_report(options)
+
+
+@cli.command("bootstrap")
+@_store_option
+@click.option("--dry-run", is_flag=True, help="Only report what would be created.")
+@click.option("--partition-expiration-days", type=click.IntRange(min=1), default=None)
+@_json_option
+@_debug_option
+def bootstrap_command(
+    store: str, dry_run: bool, partition_expiration_days: int | None, as_json: bool, debug: bool
+) -> int:
+    """Create the audit tables in the store (idempotent)."""
+    import json
+
+    from persistence.bootstrap import bootstrap
+
+    backend = open_store_or_fail(store)
+    try:
+        report = bootstrap(
+            backend, dry_run=dry_run, partition_expiration_days=partition_expiration_days
+        )
+    finally:
+        backend.close()
+    if as_json:
+        import attrs
+
+        click.echo(json.dumps(attrs.asdict(report), indent=2))
+    else:
+        click.echo(report.render())
+    return EXIT_OK
+
+
+@cli.command("query")
+@click.argument("name")
+@_store_option
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A query parameter (repeatable), e.g. -p pipeline_logging_id=...",
+)
+@_json_option
+@_debug_option
+def query_command(name: str, store: str, params: Sequence[str], as_json: bool, debug: bool) -> int:
+    """Run a named analysis query: stuck, failures, steps, retries or timeline."""
+    from executor._cli_output import print_rows, to_json
+    from persistence.queries import QueryError, run_query
+
+    values: dict[str, str] = {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"--param expects KEY=VALUE (got {item!r}).")
+        values[key.strip()] = value
+    backend = open_store_or_fail(store)
+    try:
+        rows = run_query(backend, name, **values)
+    except QueryError as exc:
+        raise ConfigError(str(exc)) from None
+    finally:
+        backend.close()
+    if as_json:
+        click.echo(to_json(rows))
+    else:
+        print_rows(rows, title=f"query {name} ({len(rows)} rows)")
+    return EXIT_OK
+
+
+@cli.command("diagram")
+@click.argument("kind", type=click.Choice(["pipeline", "step"]), required=False)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mermaid", "svg", "dot"]),
+    default="mermaid",
+    show_default=True,
+)
+@_debug_option
+def diagram_command(kind: str | None, fmt: str, debug: bool) -> int:
+    """Print the state diagram of the pipeline and/or step machine."""
+    from statemachine.diagrams import render_diagram
+
+    kinds = [kind] if kind else ["pipeline", "step"]
+    try:
+        for k in kinds:
+            click.echo(render_diagram(k, fmt))
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    return EXIT_OK
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `pipestate` console script; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    _STATE["debug"] = debug
+    try:
+        rv = cli.main(args=args, prog_name="pipestate", standalone_mode=False)
+    except click.UsageError as exc:
+        exc.show()
+        return EXIT_USAGE
+    except click.ClickException as exc:
+        click.echo(f"Error: {exc.format_message()}", err=True)
+        if debug:
+            traceback.print_exc()
+        return exc.exit_code
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("Interrupted.", err=True)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        from classifier.errors import ValidationError
+
+        code = EXIT_USAGE if isinstance(exc, ValidationError) else EXIT_FAILED
+        click.echo(f"Error: {_one_line(exc)}", err=True)
+        if debug:
+            traceback.print_exc()
+        else:
+            click.echo("(run with --debug for the traceback)", err=True)
+        return code
+    return rv if isinstance(rv, int) else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

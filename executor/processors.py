@@ -1,0 +1,132 @@
+"""The processor registry: dotted names -> async callables, with entry-point plug-ins."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+import attrs
+
+ENTRY_POINT_GROUP = "pipestate.processors"
+_log = logging.getLogger(__name__)
+
+
+@attrs.frozen(kw_only=True)
+class ProcessorContext:
+    """What a processor knows about the run it works for (attempt is 1-based)."""
+
+    pipeline_logging_id: str
+    pipeline_id: str
+    step_id: str
+    attempt: int
+    org_slug: str
+    store: Any = None
+
+
+class ConfigProblem(ValueError):
+    """A step's `config` mapping is wrong for its processor; `key` names the offending key."""
+
+    def __init__(self, key: str | None, message: str) -> None:
+        super().__init__(f"{key}: {message}" if key else message)
+        self.key = key
+        self.message = message
+
+
+ProcessorFn = Callable[[ProcessorContext, Mapping[str, Any]], Awaitable[Any]]
+ConfigCheck = Callable[[Mapping[str, Any]], None]
+
+
+class _Decorator(Protocol):
+    def __call__(self, fn: ProcessorFn, /) -> ProcessorFn: ...
+
+
+@attrs.frozen
+class ProcessorSpec:
+    """A registered processor: its callable and an optional check of its step config."""
+
+    name: str
+    fn: ProcessorFn
+    check_config: ConfigCheck | None = None
+
+
+_REGISTRY: dict[str, ProcessorSpec] = {}
+_lock = threading.Lock()
+_loaded = False
+
+
+def register(
+    name: str, fn: ProcessorFn, *, check_config: ConfigCheck | None = None, replace: bool = False
+) -> None:
+    """Register `fn` under `name`; refuse to shadow an existing name unless replace=True."""
+    if not name or any(not part for part in name.split(".")):
+        raise ValueError(f"processor name must be dotted words like 'generic.noop' (got {name!r})")
+    with _lock:
+        if name in _REGISTRY and not replace and _REGISTRY[name].fn is not fn:
+            raise ValueError(f"processor {name!r} is already registered")
+        _REGISTRY[name] = ProcessorSpec(name, fn, check_config)
+
+
+def unregister(name: str) -> None:
+    """Remove a processor (for tests that register temporary ones)."""
+    with _lock:
+        _REGISTRY.pop(name, None)
+
+
+def processor(name: str, *, check_config: ConfigCheck | None = None) -> _Decorator:
+    """Decorator registering an async `(context, config) -> result` callable under `name`."""
+
+    def deco(fn: ProcessorFn) -> ProcessorFn:
+        register(name, fn, check_config=check_config, replace=True)
+        return fn
+
+    return deco
+
+
+def _ensure_loaded() -> None:
+    global _loaded
+    if _loaded:
+        return
+    with _lock:
+        if _loaded:
+            return
+        _loaded = True
+    import executor._builtins  # noqa: F401 - registers the generic.* processors
+
+    load_plugins()
+
+
+def load_plugins() -> list[str]:
+    """Import processors from the `pipestate.processors` entry points; return the names added."""
+    from importlib.metadata import entry_points
+
+    added = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = ep.load()
+        except Exception as exc:  # one broken plug-in must not take the others down
+            _log.warning("cannot load processor plug-in %s (%s): %s", ep.name, ep.value, exc)
+            continue
+        if callable(obj):
+            register(ep.name, obj, check_config=getattr(obj, "check_config", None), replace=True)
+            added.append(ep.name)
+    return added
+
+
+def known_processors() -> dict[str, ProcessorSpec]:
+    """Return a snapshot of every registered processor by name."""
+    _ensure_loaded()
+    with _lock:
+        return dict(_REGISTRY)
+
+
+def get_processor(name: str) -> ProcessorSpec:
+    """Return the processor registered under `name` (KeyError naming the known ones)."""
+    _ensure_loaded()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(
+            f"unknown processor {name!r} (known: {', '.join(sorted(_REGISTRY))})"
+        ) from None

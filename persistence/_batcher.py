@@ -1,0 +1,200 @@
+"""The generic batcher: collect a batch (full, or interval passed), write it in a thread, retry."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import structlog
+
+from classifier import ErrorType, RetryPolicy, classify_error, get_retry_delay
+from persistence._channel import Channel, Item
+from persistence.settings import LoggerSettings
+from persistence.stores.base import RowError, Store, StoreError, WriteResult
+from statemachine.records import TransitionRecord
+
+_log = structlog.get_logger("persistence.logger")
+
+
+def retry_policy(settings: LoggerSettings) -> RetryPolicy:
+    """The small backoff policy of failed flushes, from the logger settings."""
+    return RetryPolicy(
+        max_retries=settings.max_flush_retries,
+        base_delay_seconds=settings.retry_base_delay_seconds,
+        multiplier=2.0,
+        max_delay_seconds=settings.retry_max_delay_seconds,
+    )
+
+
+def error_type_of(error: BaseException) -> ErrorType:
+    """StoreError says itself whether to retry; anything else is asked of the classifier."""
+    if isinstance(error, StoreError):
+        return ErrorType.TRANSIENT if error.retryable else ErrorType.PERMANENT
+    return classify_error(error)
+
+
+def write_items(store: Store, table: str, items: Sequence[Item]) -> WriteResult:
+    """Convert items to rows and write them (runs in a worker thread, off the event loop)."""
+    rows: list[Any] = []
+    bad: list[RowError] = []
+    for item in items:
+        if isinstance(item, TransitionRecord):
+            try:
+                rows.append(item.to_row())
+            except Exception as exc:  # a record that cannot serialise rejects itself only
+                bad.append(RowError(item.transition_id, f"cannot serialise: {exc!r}"))
+        else:
+            rows.append(item)
+    result = store.write_batch(table, rows) if rows else WriteResult(written=0)
+    if bad:
+        return WriteResult(written=result.written, rejected=(*result.rejected, *bad))
+    return result
+
+
+class Batcher:
+    """Feeds one channel's rows to the store: at most `workers` batches in flight at a time."""
+
+    def __init__(
+        self,
+        channel: Channel,
+        store: Store,
+        settings: LoggerSettings,
+        *,
+        urgent: asyncio.Event,
+        slots: asyncio.Semaphore,
+        stop_deadline: Callable[[], float | None],
+    ) -> None:
+        self.channel = channel
+        self.store = store
+        self.settings = settings
+        self.urgent = urgent
+        self.slots = slots
+        self.stop_deadline = stop_deadline
+        self.policy = retry_policy(settings)
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        """Collect batches forever; each goes to a flush task once a worker slot is free."""
+        while True:
+            batch: list[Item] = []
+            try:
+                await self.collect(batch)
+                await self.slots.acquire()
+            except asyncio.CancelledError:
+                if batch:  # rows taken off the queue but never handed to a flush
+                    self.channel.settle(len(batch), drops={"shutdown": len(batch)})
+                raise
+            self.channel.in_flight += len(batch)
+            task = asyncio.create_task(self._flush_and_release(batch))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def collect(self, batch: list[Item]) -> None:
+        """Wait for a first row, then gather until the batch is full or the interval has passed.
+
+        A pending flush() or stop() (the urgent event) sends a partial batch at once.
+        """
+        channel, size = self.channel, self.settings.batch_size
+        channel.take_ready(batch, size)
+        if not batch:
+            batch.append(await channel.queue.get())
+            channel.take_ready(batch, size)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.flush_interval_seconds
+        while len(batch) < size and not self.urgent.is_set():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            item = await self._next_row(remaining)
+            if item is None:
+                break
+            batch.append(item)
+            channel.take_ready(batch, size)
+
+    async def _next_row(self, timeout: float) -> Item | None:  # noqa: ASYNC109 - a wait bound
+        """The next queued row, or None when the timeout passes or a flush becomes urgent."""
+        getter = asyncio.ensure_future(self.channel.queue.get())
+        urgent = asyncio.ensure_future(self.urgent.wait())
+        try:
+            await asyncio.wait({getter, urgent}, timeout=timeout, return_when="FIRST_COMPLETED")
+        finally:
+            urgent.cancel()
+            if not getter.done():
+                getter.cancel()  # a cancelled get never removes a row from the queue
+        if getter.done() and not getter.cancelled():
+            return getter.result()
+        return None
+
+    async def _flush_and_release(self, batch: list[Item]) -> None:
+        """Flush one batch, then free its worker slot."""
+        try:
+            await self.flush(batch)
+        finally:
+            self.channel.in_flight -= len(batch)
+            self.slots.release()
+
+    async def flush(self, batch: list[Item]) -> None:
+        """Write one batch; retry retryable failures with backoff; settle every row exactly once."""
+        channel = self.channel
+        attempt = 0
+        try:
+            while True:
+                try:
+                    result = await asyncio.to_thread(write_items, self.store, channel.table, batch)
+                    break
+                except Exception as error:
+                    channel.note_failure(error)
+                    delay = self._delay(error, attempt)
+                    if delay is None:
+                        self._give_up(batch, error, attempt)
+                        return
+                    _log.info(
+                        "metadata_flush_retry",
+                        table=channel.table,
+                        rows=len(batch),
+                        attempt=attempt + 1,
+                        delay_seconds=delay,
+                        error=channel.last_flush_error,
+                    )
+                    await asyncio.sleep(delay)
+                    attempt += 1
+        except asyncio.CancelledError:
+            channel.settle(len(batch), drops={"shutdown": len(batch)})
+            raise
+        for row_error in result.rejected:
+            _log.warning(
+                "metadata_row_rejected",
+                table=channel.table,
+                row_id=row_error.row_id,
+                error=row_error.message,
+            )
+        rejected = len(result.rejected)
+        channel.settle(
+            len(batch), written=len(batch) - rejected, drops={"store_rejected": rejected}
+        )
+
+    def _delay(self, error: BaseException, attempt: int) -> float | None:
+        """Seconds before the next attempt, or None to give up (permanent, exhausted, stopping)."""
+        if attempt >= self.settings.max_flush_retries:
+            return None
+        delay = get_retry_delay(attempt, error_type_of(error), self.policy)
+        deadline = self.stop_deadline()
+        stopping = delay is not None and deadline is not None
+        if stopping and asyncio.get_running_loop().time() + (delay or 0.0) >= (deadline or 0.0):
+            return None  # stopping: a retry would outlive stop()'s timeout
+        return delay
+
+    def _give_up(self, batch: list[Item], error: BaseException, attempts: int) -> None:
+        """Drop a batch the store would not take, counted by reason, with one warning."""
+        permanent = error_type_of(error) not in (ErrorType.TRANSIENT, ErrorType.TIMEOUT)
+        reason = "store_rejected" if permanent else "store_unavailable"
+        _log.warning(
+            "metadata_flush_failed",
+            table=self.channel.table,
+            rows=len(batch),
+            attempts=attempts + 1,
+            reason=reason,
+            error=self.channel.last_flush_error,
+        )
+        self.channel.settle(len(batch), drops={reason: len(batch)})

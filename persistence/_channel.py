@@ -1,0 +1,171 @@
+"""One table's bounded queue, its overflow of rows waiting for room, and its counters."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import structlog
+
+from statemachine.records import TransitionRecord
+
+# A queued item: a record (converted to a row in the flush thread) or a ready row dict.
+Item = TransitionRecord | Mapping[str, Any]
+DROP_REASONS = ("queue_full", "shutdown", "store_rejected", "store_unavailable", "invalid")
+_WARN_EVERY_SECONDS = 5.0
+
+_log = structlog.get_logger("persistence.logger")
+
+
+class Channel:
+    """Queue + overflow + counters of one table; counters are safe to bump from any thread.
+
+    Rows emitted while the queue is full wait in `overflow` (oldest first) for at most
+    put_timeout seconds: the caller never waits, the row does. Every submitted row is
+    eventually `processed`: written, rejected or dropped with a reason; flush() and stop()
+    wait for processed to reach submitted.
+    """
+
+    def __init__(self, table: str, short: str, capacity: int, put_timeout: float) -> None:
+        self.table = table
+        self.short = short
+        self.capacity = capacity
+        self.put_timeout = put_timeout
+        self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=capacity)
+        self.overflow: collections.deque[tuple[float, Item]] = collections.deque()
+        self._expiry: asyncio.TimerHandle | None = None
+        self._lock = threading.Lock()
+        self.submitted = 0
+        self.processed = 0
+        self.rows_written = 0
+        self.in_flight = 0
+        self.drops: collections.Counter[str] = collections.Counter()
+        self.flush_failures = 0
+        self.last_flush_error: str | None = None
+        self._last_warning: dict[str, float] = {}
+        self.on_progress: Callable[[], None] = lambda: None
+
+    # -- counting -----------------------------------------------------------------------------
+
+    def submit(self) -> None:
+        """Count one row the logger has taken responsibility for."""
+        with self._lock:
+            self.submitted += 1
+
+    def settle(
+        self, rows: int, *, written: int = 0, drops: Mapping[str, int] | None = None
+    ) -> None:
+        """Count `rows` submitted rows as done: `written` landed, `drops` dropped by reason."""
+        with self._lock:
+            self.processed += rows
+            self.rows_written += written
+            for reason, count in (drops or {}).items():
+                if count:
+                    self.drops[reason] += count
+        for reason, count in (drops or {}).items():
+            if count:
+                self._warn_drop(reason, count)
+        self.on_progress()
+
+    def drop_unsubmitted(self, reason: str) -> None:
+        """Count a row refused before it was ever submitted (logger stopped, invalid input)."""
+        with self._lock:
+            self.drops[reason] += 1
+        self._warn_drop(reason, 1)
+
+    def _warn_drop(self, reason: str, count: int) -> None:
+        """Warn about drops, at most once per reason every few seconds (a flood must not log)."""
+        now = time.monotonic()
+        last = self._last_warning.get(reason)
+        if last is not None and now - last < _WARN_EVERY_SECONDS:
+            return
+        self._last_warning[reason] = now
+        _log.warning(
+            "metadata_rows_dropped",
+            table=self.table,
+            reason=reason,
+            count=count,
+            total_dropped=dict(self.drops),
+        )
+
+    def note_failure(self, error: BaseException) -> None:
+        """Remember a failed flush attempt."""
+        with self._lock:
+            self.flush_failures += 1
+            self.last_flush_error = f"{type(error).__name__}: {error}"[:1000]
+
+    # -- overflow -----------------------------------------------------------------------------
+
+    def add_overflow(self, loop: asyncio.AbstractEventLoop, item: Item) -> None:
+        """Park a row for at most put_timeout; a timer drops it as queue_full if still parked."""
+        deadline = loop.time() + self.put_timeout
+        self.overflow.append((deadline, item))
+        if self._expiry is None:
+            self._expiry = loop.call_at(deadline, self._expire, loop)
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Drop every parked row whose wait is over; re-arm for the next one."""
+        self._expiry = None
+        now = loop.time()
+        expired = 0
+        while self.overflow and self.overflow[0][0] <= now:
+            self.overflow.popleft()
+            expired += 1
+        if expired:
+            self.settle(expired, drops={"queue_full": expired})
+        if self.overflow:
+            self._expiry = loop.call_at(self.overflow[0][0], self._expire, loop)
+
+    def take_ready(self, batch: list[Item], limit: int) -> None:
+        """Move queued rows, then parked rows, into `batch` until it holds `limit` rows."""
+        queue = self.queue
+        while len(batch) < limit:
+            try:
+                batch.append(queue.get_nowait())
+            except asyncio.QueueEmpty:
+                break
+        overflow = self.overflow
+        while overflow and len(batch) < limit:
+            batch.append(overflow.popleft()[1])
+
+    def discard_pending(self) -> int:
+        """Drop everything still queued or parked (stop timed out); return how many."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        count = len(self.overflow)
+        self.overflow.clear()
+        while True:
+            try:
+                self.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            count += 1
+        if count:
+            self.settle(count, drops={"shutdown": count})
+        return count
+
+    # -- reporting ----------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Depth, capacity, utilisation and counters of this queue."""
+        depth = self.queue.qsize()
+        with self._lock:
+            return {
+                "table": self.table,
+                "depth": depth,
+                "capacity": self.capacity,
+                "utilization_pct": round(100.0 * depth / self.capacity, 1),
+                "waiting": len(self.overflow),
+                "in_flight": self.in_flight,
+                "rows_submitted": self.submitted,
+                "rows_written": self.rows_written,
+                "rows_dropped": sum(self.drops.values()),
+                "drops_by_reason": dict(self.drops),
+                "flush_failures": self.flush_failures,
+                "last_flush_error": self.last_flush_error,
+            }

@@ -1,0 +1,314 @@
+"""The outbox file: a SQLite table of rows waiting for the remote store, and a dead-letter table."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from persistence.stores.base import ID_COLUMNS, StoreError
+
+SYNCHRONOUS_MODES = ("FULL", "NORMAL")
+ERROR_LIMIT = 2000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    table_name TEXT NOT NULL,
+    row_id TEXT,
+    row_json TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    enqueued_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dead_letter (
+    seq INTEGER PRIMARY KEY,
+    table_name TEXT NOT NULL,
+    row_id TEXT,
+    row_json TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    error TEXT,
+    enqueued_at REAL NOT NULL,
+    failed_at REAL NOT NULL
+);
+"""
+
+
+@attrs.frozen
+class OutboxRow:
+    """One row waiting in the outbox, in the order it was written."""
+
+    seq: int
+    table_name: str
+    row_id: str | None
+    row_json: str
+    attempts: int
+
+    def row(self) -> dict[str, Any]:
+        """Decode the stored row back into the dict the remote store expects."""
+        value: dict[str, Any] = json.loads(self.row_json)
+        return value
+
+
+def _json_default(value: object) -> str:
+    """Render values JSON cannot encode (dates, decimals, bytes) as readable strings."""
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, (set, frozenset)):
+        return json.dumps(sorted(map(repr, value)))
+    try:
+        return str(value)
+    except Exception:  # a hostile __str__ must not lose the whole batch
+        return f"<unprintable {type(value).__qualname__}>"
+
+
+def encode_row(row: Mapping[str, Any]) -> str:
+    """Serialise one row to compact JSON, never raising on odd values."""
+    try:
+        return json.dumps(row, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+    except (ValueError, RecursionError, TypeError):
+        safe = {str(k): _json_default(v) for k, v in row.items()}
+        return json.dumps(safe, ensure_ascii=False, separators=(",", ":"))
+
+
+def row_id_of(table: str, row: Mapping[str, Any]) -> str | None:
+    """Return the insert key of a row, or None when the table has no known id column."""
+    value = row.get(ID_COLUMNS.get(table, ""))
+    return None if value is None or value == "" else str(value)
+
+
+def _unwritable(path: str, exc: BaseException) -> StoreError:
+    return StoreError(
+        f"outbox file {path!r} is not writable ({exc}); audit rows are not being recorded "
+        "- fix the path or free disk space, rows written from now on will be kept",
+        retryable=False,
+    )
+
+
+class OutboxDB:
+    """Thread-safe access to one outbox file; every method is one short transaction."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "FULL",
+        max_bytes: int | None = None,
+    ) -> None:
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise ValueError(
+                f"'synchronous' must be one of {SYNCHRONOUS_MODES} (got {synchronous!r})."
+            )
+        if max_bytes is not None and max_bytes <= 0:
+            raise ValueError(f"'max_bytes' must be > 0 or None (got {max_bytes!r}).")
+        self.path = os.fspath(path)
+        self._synchronous = synchronous
+        self._max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+
+    # -- connection -------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        """Open the file (once), raising StoreError(retryable=False) when that is impossible."""
+        if self._conn is not None:
+            return self._conn
+        if self._closed:
+            raise StoreError(f"outbox file {self.path!r} is closed", retryable=False)
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise _unwritable(self.path, exc) from exc
+        try:
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute("PRAGMA journal_mode=WAL")
+            # FULL fsyncs the WAL on every commit: a row counted as written survives power loss.
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.executescript(_SCHEMA)
+            if self._max_bytes is not None:
+                page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+                pages = max(1, self._max_bytes // page_size)
+                conn.execute(f"PRAGMA max_page_count={int(pages)}")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise _unwritable(self.path, exc) from exc
+        self._conn = conn
+        return conn
+
+    def open(self) -> None:
+        """Open the file now so a bad path is reported early (raises StoreError)."""
+        with self._lock:
+            self._connect()
+
+    def close(self) -> None:
+        """Close the file; safe to call twice."""
+        with self._lock:
+            self._closed = True
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def enqueue(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Append rows in one transaction; returns only once they are on disk."""
+        now = time.time()
+        data = [(table, row_id_of(table, row), encode_row(row), now) for row in rows]
+        with self._lock:
+            conn = self._connect()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(
+                    "INSERT INTO outbox (table_name, row_id, row_json, enqueued_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    data,
+                )
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise _unwritable(self.path, exc) from exc
+
+    def oldest(self, limit: int) -> list[OutboxRow]:
+        """Return up to `limit` rows of the table whose oldest row is oldest, in write order."""
+        with self._lock:
+            conn = self._connect()
+            head = conn.execute("SELECT table_name FROM outbox ORDER BY seq LIMIT 1").fetchone()
+            if head is None:
+                return []
+            found = conn.execute(
+                "SELECT seq, table_name, row_id, row_json, attempts FROM outbox"
+                " WHERE table_name = ? ORDER BY seq LIMIT ?",
+                (head[0], limit),
+            ).fetchall()
+        return [OutboxRow(*values) for values in found]
+
+    def delete(self, seqs: Iterable[int]) -> None:
+        """Remove rows the remote accepted."""
+        self._many("DELETE FROM outbox WHERE seq = ?", [(seq,) for seq in seqs])
+
+    def record_failure(self, seqs: Iterable[int], error: str, *, count_attempt: bool) -> None:
+        """Remember the error on each row; count an attempt only when the remote refused it.
+
+        Outages (retryable errors) are not counted, so a long outage never dead-letters a row.
+        """
+        step = 1 if count_attempt else 0
+        self._many(
+            "UPDATE outbox SET attempts = attempts + ?, last_error = ? WHERE seq = ?",
+            [(step, error[:ERROR_LIMIT], seq) for seq in seqs],
+        )
+
+    def dead_letter(self, failures: Mapping[int, str]) -> None:
+        """Move rows the remote rejected for good to the dead-letter table, with the error."""
+        now = time.time()
+        params = [(error[:ERROR_LIMIT], now, seq) for seq, error in failures.items()]
+        with self._lock:
+            conn = self._connect()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(
+                    "INSERT OR REPLACE INTO dead_letter (seq, table_name, row_id, row_json,"
+                    " attempts, error, enqueued_at, failed_at)"
+                    " SELECT seq, table_name, row_id, row_json, attempts + 1, ?, enqueued_at, ?"
+                    " FROM outbox WHERE seq = ?",
+                    params,
+                )
+                conn.executemany("DELETE FROM outbox WHERE seq = ?", [(p[2],) for p in params])
+                conn.execute("COMMIT")
+            except sqlite3.Error:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def requeue_dead_letters(self) -> int:
+        """Move every dead letter back to the outbox (after the cause was fixed); return count."""
+        with self._lock:
+            conn = self._connect()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                moved = conn.execute(
+                    "INSERT INTO outbox (table_name, row_id, row_json, attempts, last_error,"
+                    " enqueued_at) SELECT table_name, row_id, row_json, 0, error, enqueued_at"
+                    " FROM dead_letter ORDER BY seq"
+                ).rowcount
+                conn.execute("DELETE FROM dead_letter")
+                conn.execute("COMMIT")
+            except sqlite3.Error:
+                conn.execute("ROLLBACK")
+                raise
+        return int(moved)
+
+    def _many(self, sql: str, params: list[tuple[Any, ...]]) -> None:
+        if not params:
+            return
+        with self._lock:
+            conn = self._connect()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(sql, params)
+                conn.execute("COMMIT")
+            except sqlite3.Error:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def pending_count(self) -> int:
+        """Return how many rows wait in the outbox."""
+        with self._lock:
+            return int(self._connect().execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return pending rows per table, dead letters per table, the oldest age and last error."""
+        with self._lock:
+            conn = self._connect()
+            pending = dict(
+                conn.execute("SELECT table_name, COUNT(*) FROM outbox GROUP BY table_name")
+            )
+            dead = dict(
+                conn.execute("SELECT table_name, COUNT(*) FROM dead_letter GROUP BY table_name")
+            )
+            oldest = conn.execute("SELECT MIN(enqueued_at) FROM outbox").fetchone()[0]
+            last = conn.execute(
+                "SELECT last_error FROM outbox WHERE last_error IS NOT NULL"
+                " ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+        return {
+            "pending": {str(k): int(v) for k, v in pending.items()},
+            "pending_total": int(sum(pending.values())),
+            "dead_letters": {str(k): int(v) for k, v in dead.items()},
+            "dead_letters_total": int(sum(dead.values())),
+            "oldest_pending_age_seconds": None
+            if oldest is None
+            else max(0.0, time.time() - oldest),
+            "last_row_error": None if last is None else str(last[0]),
+        }
+
+    def dead_letter_rows(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Return the oldest dead letters (table, row id, error) for inspection."""
+        with self._lock:
+            found = (
+                self._connect()
+                .execute(
+                    "SELECT seq, table_name, row_id, attempts, error, failed_at FROM dead_letter"
+                    " ORDER BY seq LIMIT ?",
+                    (limit,),
+                )
+                .fetchall()
+            )
+        keys = ("seq", "table_name", "row_id", "attempts", "error", "failed_at")
+        return [dict(zip(keys, values, strict=True)) for values in found]

@@ -1,0 +1,286 @@
+"""MetadataLogger: the seed's async audit logger, a TransitionSink that never blocks or raises."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import functools
+import threading
+import weakref
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+import structlog
+
+from classifier import redact
+from persistence._api import SeedLoggingAPI
+from persistence._batcher import Batcher
+from persistence._channel import Channel, Item
+from persistence.settings import LoggerSettings
+from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS, Store
+from statemachine.records import TransitionRecord
+
+_log = structlog.get_logger("persistence.logger")
+
+# Queue short names: get_queue_depths() keys, e.g. "state_transition_queue_utilization_pct".
+QUEUE_NAMES = {STATE_TRANSITIONS: "state_transition", PIPELINE_RUNS: "pipeline", STEP_LOGS: "step"}
+
+
+def _warn_not_stopped(ref: weakref.ReferenceType[MetadataLogger]) -> None:
+    """atexit hook: one warning if a started logger was never stopped (rows may be lost)."""
+    logger = ref()
+    if logger is not None and logger.running:
+        pending = {c.short: c.submitted - c.processed for c in logger.channels.values()}
+        _log.warning("metadata_logger_not_stopped", pending_rows=pending, hint="await stop()")
+
+
+def _redacted(text: str | None) -> str | None:
+    """Secrets never reach the audit table, whoever calls log_state_transition."""
+    return None if text is None else redact(text)
+
+
+class MetadataLogger(SeedLoggingAPI):
+    """Queues audit rows per table and writes them in batches from worker tasks.
+
+    emit() (the TransitionSink method) and the async log_* methods never raise into the
+    pipeline; failures are counted in get_queue_depths() and logged with structlog.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        settings: LoggerSettings | None = None,
+        *,
+        org_slug: str | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings if settings is not None else LoggerSettings.from_env()
+        self.org_slug = org_slug
+        self.channels = {
+            table: Channel(table, short, self.settings.queue_size, self.settings.put_timeout)
+            for table, short in QUEUE_NAMES.items()
+        }
+        for channel in self.channels.values():
+            channel.on_progress = self._notify_progress
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._urgent: asyncio.Event | None = None
+        self._batchers: list[Batcher] = []
+        self._runners: list[asyncio.Task[None]] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._flushers = 0
+        self._closing = False
+        self._stopped = False
+        self._stop_deadline: float | None = None
+        self._atexit_hook: Any = None
+
+    @property
+    def running(self) -> bool:
+        """True between start() and the end of stop()."""
+        return self._loop is not None and not self._stopped
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the workers on the running loop; idempotent."""
+        if self._loop is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._urgent = asyncio.Event()
+        for channel in self.channels.values():
+            batcher = Batcher(
+                channel,
+                self.store,
+                self.settings,
+                urgent=self._urgent,
+                slots=asyncio.Semaphore(self.settings.workers),
+                stop_deadline=lambda: self._stop_deadline,
+            )
+            self._batchers.append(batcher)
+            self._runners.append(
+                asyncio.create_task(batcher.run(), name=f"pipestate-{channel.short}")
+            )
+        self._atexit_hook = functools.partial(_warn_not_stopped, weakref.ref(self))
+        atexit.register(self._atexit_hook)
+
+    async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 - seed API
+        """Wait until every row submitted so far is written, rejected or dropped (True if so)."""
+        if self._loop is None or self._urgent is None:
+            return all(c.processed >= c.submitted for c in self.channels.values())
+        targets = {c: c.submitted for c in self.channels.values()}
+        self._flushers += 1
+        self._urgent.set()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._wait_processed(targets)
+            return True
+        except TimeoutError:
+            _log.warning("metadata_flush_timeout", timeout=timeout, queues=self._pending())
+            return False
+        finally:
+            self._flushers -= 1
+            if not self._flushers and not self._closing:
+                self._urgent.clear()
+
+    async def stop(self, timeout: float = 30.0) -> bool:  # noqa: ASYNC109 - seed API
+        """Drain every queue, then stop the workers; bounded by timeout (True if fully drained)."""
+        if self._loop is None or self._stopped or self._closing:
+            self._stopped = True
+            return True
+        self._closing = True
+        self._stop_deadline = self._loop.time() + timeout
+        drained = await self.flush(timeout)
+        for runner in self._runners:
+            runner.cancel()
+        in_flight = [task for batcher in self._batchers for task in batcher.tasks]
+        for task in in_flight:
+            task.cancel()
+        await asyncio.gather(*self._runners, *in_flight, return_exceptions=True)
+        leftover = sum(channel.discard_pending() for channel in self.channels.values())
+        self._stopped = True
+        if self._atexit_hook is not None:
+            atexit.unregister(self._atexit_hook)
+        _log.info(
+            "metadata_logger_stopped",
+            drained=drained,
+            discarded=leftover,
+            written={c.short: c.rows_written for c in self.channels.values()},
+        )
+        return drained
+
+    async def __aenter__(self) -> MetadataLogger:
+        """Start on entry."""
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop (draining every queue) on exit."""
+        await self.stop()
+
+    # -- progress -----------------------------------------------------------------------------
+
+    def _notify_progress(self) -> None:
+        """Wake flush()/stop() waiters after rows were settled (on the loop thread only)."""
+        if threading.get_ident() != self._loop_thread:
+            return
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _wait_processed(self, targets: dict[Channel, int]) -> None:
+        """Return once each channel has processed at least its target count."""
+        loop = asyncio.get_running_loop()
+        while any(channel.processed < target for channel, target in targets.items()):
+            waiter = loop.create_future()
+            self._waiters.append(waiter)
+            await waiter
+
+    def _pending(self) -> dict[str, int]:
+        """Rows submitted but not yet settled, per queue."""
+        return {c.short: c.submitted - c.processed for c in self.channels.values()}
+
+    # -- submitting ---------------------------------------------------------------------------
+
+    def emit(self, record: TransitionRecord) -> None:
+        """TransitionSink: queue one record; never blocks, never awaits, never raises."""
+        try:
+            self._submit(self.channels[STATE_TRANSITIONS], record)
+        except Exception:  # logging must never break a transition
+            _log.exception("metadata_emit_failed")
+
+    def _submit(self, channel: Channel, item: Item) -> None:
+        """Hand an item to its channel from any thread, without waiting."""
+        if self._stopped or self._closing:
+            channel.drop_unsubmitted("shutdown")
+            return
+        loop = self._loop
+        if loop is None or threading.get_ident() == self._loop_thread:
+            channel.submit()
+            self._offer(channel, item)
+            return
+        channel.submit()
+        try:
+            loop.call_soon_threadsafe(self._offer, channel, item)
+        except RuntimeError:  # the loop is closed: nobody will ever write this row
+            channel.settle(1, drops={"shutdown": 1})
+
+    def _offer(self, channel: Channel, item: Item) -> None:
+        """Queue a submitted item now, park it (put_timeout > 0) or drop it as queue_full."""
+        if self._stopped:
+            channel.settle(1, drops={"shutdown": 1})
+            return
+        if not channel.overflow and not channel.queue.full():
+            channel.queue.put_nowait(item)
+        elif channel.put_timeout > 0 and self._loop is not None:
+            channel.add_overflow(self._loop, item)
+        else:
+            channel.settle(1, drops={"queue_full": 1})
+
+    async def _put(self, channel: Channel, item: Item) -> None:
+        """Awaited put for the log_* methods: wait at most put_timeout for room, then drop."""
+        if self._loop is None or self._stopped or self._closing:
+            self._submit(channel, item)
+            return
+        if asyncio.get_running_loop() is not self._loop:
+            self._submit(channel, item)  # awaited from another loop: hand over thread-safely
+            return
+        channel.submit()
+        if not channel.queue.full():
+            channel.queue.put_nowait(item)
+            return
+        if channel.put_timeout <= 0:
+            channel.settle(1, drops={"queue_full": 1})
+            return
+        try:
+            await asyncio.wait_for(channel.queue.put(item), channel.put_timeout)
+        except TimeoutError:
+            channel.settle(1, drops={"queue_full": 1})
+
+    async def _log_row(self, table: str, build: Callable[..., Any], **fields: Any) -> None:
+        """Build a row and queue it; a bad call is logged and counted, never raised."""
+        channel = self.channels[table]
+        try:
+            if fields.get("org_slug") is None:
+                if self.org_slug is None:
+                    raise ValueError(
+                        "org_slug is required: pass org_slug=... or MetadataLogger(org_slug=...)"
+                    )
+                fields["org_slug"] = self.org_slug
+            for key in ("error_message", "stack_trace"):
+                if fields.get(key) is not None:
+                    fields[key] = _redacted(fields[key])
+            item = build(**fields)
+        except Exception as error:
+            _log.warning("metadata_log_invalid", table=table, error=repr(error))
+            channel.drop_unsubmitted("invalid")
+            return
+        try:
+            await self._put(channel, item)
+        except Exception:
+            _log.exception("metadata_log_failed", table=table)
+
+    # -- monitoring ---------------------------------------------------------------------------
+
+    def get_queue_depths(self) -> dict[str, Any]:
+        """Per queue: depth, capacity, utilisation, rows written/dropped, flush failures.
+
+        Nested under each queue's short name ("state_transition", "pipeline", "step"), plus
+        the seed's flat keys such as "state_transition_queue_utilization_pct".
+        """
+        out: dict[str, Any] = {}
+        for channel in self.channels.values():
+            snapshot = channel.snapshot()
+            out[channel.short] = snapshot
+            prefix = f"{channel.short}_queue"
+            out[f"{prefix}_depth"] = snapshot["depth"]
+            out[f"{prefix}_capacity"] = snapshot["capacity"]
+            out[f"{prefix}_utilization_pct"] = snapshot["utilization_pct"]
+        return out

@@ -1,0 +1,360 @@
+"""A durable outbox in front of a remote store: rows hit a local SQLite file first, then ship.
+
+OutboxStore implements the Store protocol, so the MetadataLogger needs no change:
+
+    store = OutboxStore(BigQueryStore(...), "pipestate-outbox.db")
+    logger = MetadataLogger(store)
+
+write_batch() returns once the rows are committed to the outbox file (WAL, fsync on commit). A
+background uploader thread ships the oldest rows to the remote in batches (the remote de-duplicates
+on each table's id column, BigQuery's insertId), and deletes them only after the remote accepted
+them. Rows the remote rejects for good go to a dead-letter table, counted and kept. Retryable
+remote failures back off and retry forever; writers never wait for the remote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from classifier import (
+    ErrorType,
+    RetryPolicy,
+    classify_error,
+    get_retry_delay,
+    is_retryable,
+    redact,
+)
+from persistence._outbox_db import OutboxDB, OutboxRow
+from persistence.stores.base import Bootstrappable, Store, StoreError, WriteResult
+
+if TYPE_CHECKING:
+    from persistence.schema import TableSpec
+
+_log = structlog.get_logger("persistence.outbox")
+
+DEFAULT_PATH = "pipestate-outbox.db"
+# Short first retry (a blip), capped so a recovered remote is noticed within 15 s.
+DEFAULT_RETRY_POLICY = RetryPolicy(
+    max_retries=1_000_000, base_delay_seconds=0.5, multiplier=2.0, max_delay_seconds=15.0
+)
+_MAX_BACKOFF_EXPONENT = 64
+
+
+class OutboxStore:
+    """A Store that makes rows durable locally, then ships them to `remote` in the background."""
+
+    def __init__(
+        self,
+        remote: Store,
+        path: str | os.PathLike[str] = DEFAULT_PATH,
+        *,
+        batch_size: int = 500,
+        upload_interval_seconds: float = 1.0,
+        retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+        max_attempts: int = 5,
+        synchronous: str = "FULL",
+        max_bytes: int | None = None,
+        query_drain_timeout: float = 5.0,
+        close_timeout: float = 10.0,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"'batch_size' must be >= 1 (got {batch_size!r}).")
+        if not upload_interval_seconds > 0:
+            raise ValueError(
+                f"'upload_interval_seconds' must be > 0 (got {upload_interval_seconds!r})."
+            )
+        if max_attempts < 1:
+            raise ValueError(f"'max_attempts' must be >= 1 (got {max_attempts!r}).")
+        self.remote = remote
+        self.path = os.fspath(path)
+        self.batch_size = batch_size
+        self.upload_interval_seconds = upload_interval_seconds
+        self.retry_policy = retry_policy
+        self.max_attempts = max_attempts
+        self.query_drain_timeout = query_drain_timeout
+        self.close_timeout = close_timeout
+        self._db = OutboxDB(self.path, synchronous=synchronous, max_bytes=max_bytes)
+        self._ship_lock = threading.Lock()  # one shipper at a time: uploader, drain or close
+        self._state_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._unshipped_writes = 0
+        self._consecutive_failures = 0
+        self._retry_at = 0.0
+        self._counters = {
+            "rows_enqueued": 0,
+            "rows_shipped": 0,
+            "rows_dead_lettered": 0,
+            "enqueue_errors": 0,
+            "remote_failures": 0,
+        }
+        self._last_error: str | None = None
+        self._last_shipped_at: float | None = None
+
+    # -- Store protocol ---------------------------------------------------------------------
+
+    def write_batch(self, table: str, rows: Sequence[Mapping[str, Any]]) -> WriteResult:
+        """Commit rows to the outbox file; raise StoreError(retryable=False) if it is unwritable."""
+        if self._closed:
+            raise StoreError(
+                f"outbox {self.path!r} is closed; rows were not recorded", retryable=False
+            )
+        if not rows:
+            return WriteResult(written=0)
+        try:
+            self._db.enqueue(table, rows)
+        except StoreError as exc:
+            self._count("enqueue_errors")
+            self._note_error(str(exc))
+            raise
+        self._count("rows_enqueued", len(rows))
+        self._ensure_uploader()
+        with self._state_lock:
+            self._unshipped_writes += len(rows)
+            full = self._unshipped_writes >= self.batch_size
+        if full:
+            self._wake.set()
+        return WriteResult(written=len(rows))
+
+    def query(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Run the query on the remote, after shipping what is pending (bounded wait)."""
+        if self.query_drain_timeout > 0:
+            with contextlib.suppress(StoreError):
+                self.drain(self.query_drain_timeout)
+        return self.remote.query(name, params)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop the uploader, ship what fits in `timeout`, keep the rest on disk; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        budget = self.close_timeout if timeout is None else timeout
+        deadline = time.monotonic() + max(0.0, budget)
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+        try:
+            left = self._drain_until(deadline, uploader=False)
+            if left:
+                _log.warning("outbox_closed_with_pending", path=self.path, pending=left)
+        except StoreError as exc:
+            _log.warning("outbox_close_drain_failed", path=self.path, error=str(exc))
+        finally:
+            self._db.close()
+            self.remote.close()
+
+    # -- delegated to the remote ------------------------------------------------------------
+
+    @property
+    def dialect(self) -> str | None:
+        """The remote's SQL dialect (queries and bootstrap run there, never on the outbox)."""
+        value = getattr(self.remote, "dialect", None)
+        return None if value is None else str(value)
+
+    def ensure_tables(self, specs: Sequence[TableSpec], *, dry_run: bool) -> list[str]:
+        """Bootstrap the remote's tables (the outbox file needs none)."""
+        if not isinstance(self.remote, Bootstrappable):
+            raise TypeError(f"{self.remote!r} cannot create tables (no ensure_tables method).")
+        return self.remote.ensure_tables(specs, dry_run=dry_run)
+
+    def __repr__(self) -> str:
+        return f"OutboxStore({self.remote!r}, {self.path!r})"
+
+    # -- lifecycle and monitoring -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the outbox file and start the uploader; leftover rows from a crash ship first."""
+        self._db.open()
+        self._ensure_uploader()
+        self._wake.set()
+
+    def drain(self, timeout: float | None = None) -> int:
+        """Ship pending rows until none is left or `timeout` passes; return how many remain."""
+        deadline = float("inf") if timeout is None else time.monotonic() + max(0.0, timeout)
+        return self._drain_until(deadline, uploader=False)
+
+    def status(self) -> dict[str, Any]:
+        """Return pending rows per table, dead letters, oldest pending age, errors and counters."""
+        try:
+            snapshot = self._db.snapshot()
+            snapshot["outbox_error"] = None
+        except StoreError as exc:
+            snapshot = {"pending": {}, "pending_total": None, "outbox_error": str(exc)}
+        with self._state_lock:
+            backoff = max(0.0, self._retry_at - time.monotonic())
+            snapshot.update(self._counters)
+            snapshot.update(
+                path=self.path,
+                uploader_running=self._thread is not None and self._thread.is_alive(),
+                consecutive_failures=self._consecutive_failures,
+                retry_in_seconds=backoff if self._consecutive_failures else 0.0,
+                last_error=self._last_error,
+                last_shipped_at=self._last_shipped_at,
+            )
+        return snapshot
+
+    def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Return the oldest dead letters (table, row id, attempts, error)."""
+        return self._db.dead_letter_rows(limit)
+
+    def requeue_dead_letters(self) -> int:
+        """Move every dead letter back into the outbox (once the cause is fixed); return count."""
+        moved = self._db.requeue_dead_letters()
+        if moved:
+            self._wake.set()
+        return moved
+
+    # -- uploader ---------------------------------------------------------------------------
+
+    def _ensure_uploader(self) -> None:
+        if self._thread is not None or self._stop.is_set():
+            return
+        with self._state_lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(
+                target=self._run, name=f"pipestate-outbox:{self.path}", daemon=True
+            )
+            self._thread.start()
+
+    def _run(self) -> None:
+        """Uploader loop: wake on a full batch, the interval or a retry time; never raise."""
+        while not self._stop.is_set():
+            with self._state_lock:
+                wait = max(0.0, self._retry_at - time.monotonic())
+            self._wake.wait(wait if wait > 0 else self.upload_interval_seconds)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self._drain_until(float("inf"), uploader=True)
+            except Exception as exc:  # the uploader must survive anything; it is retried
+                _log.exception("outbox_uploader_error", path=self.path)
+                self._backoff(f"outbox uploader error: {exc!r}")
+
+    def _drain_until(self, deadline: float, *, uploader: bool) -> int:
+        """Ship batches until empty, deadline or (uploader) a backoff/stop; return rows left."""
+        force = not uploader  # an explicit drain tries once at once, whatever the backoff
+        while not (uploader and self._stop.is_set()):
+            with self._state_lock:
+                wait = self._retry_at - time.monotonic()
+            if wait > 0 and not force:
+                if uploader or time.monotonic() + wait >= deadline:
+                    break
+                time.sleep(wait)  # backing off a failing remote inside a bounded drain
+            force = False
+            with self._ship_lock:
+                batch = self._db.oldest(self.batch_size)
+                if not batch:
+                    return 0
+                if batch[0].attempts > 0:
+                    batch = batch[:1]  # isolate a row the remote refused before
+                self._ship(batch)
+            if time.monotonic() >= deadline:
+                break
+        return self._db.pending_count()
+
+    def _ship(self, batch: list[OutboxRow]) -> None:
+        """Send one same-table batch and settle each row: deleted, dead-lettered or kept."""
+        with self._state_lock:
+            self._unshipped_writes = max(0, self._unshipped_writes - len(batch))
+        table = batch[0].table_name
+        try:
+            result = self.remote.write_batch(table, [row.row() for row in batch])
+        except Exception as exc:
+            self._settle_failure(batch, exc)
+            return
+        rejected: dict[str, str] = {}
+        for error in result.rejected:
+            rejected[error.row_id] = redact(error.message)
+        dead = {row.seq: rejected[row.row_id] for row in batch if row.row_id in rejected}
+        unmatched = set(rejected) - {row.row_id for row in batch}
+        if unmatched:
+            # A rejection we cannot tie to a row can only be one without an id: keep those
+            # rows as dead letters rather than delete them as accepted.
+            note = "; ".join(rejected[key] for key in sorted(unmatched))
+            dead.update({row.seq: note for row in batch if row.row_id is None})
+            _log.warning("outbox_unknown_rejections", table=table, row_ids=sorted(unmatched))
+        accepted = [row.seq for row in batch if row.seq not in dead]
+        self._db.delete(accepted)
+        if dead:
+            self._db.dead_letter(dead)
+            _log.warning(
+                "outbox_dead_lettered", table=table, rows=len(dead), error=next(iter(dead.values()))
+            )
+        with self._state_lock:
+            self._counters["rows_shipped"] += len(accepted)
+            self._counters["rows_dead_lettered"] += len(dead)
+            self._consecutive_failures = 0
+            self._retry_at = 0.0
+            self._last_shipped_at = time.time()
+
+    def _settle_failure(self, batch: list[OutboxRow], exc: BaseException) -> None:
+        """Back off on a failed batch; a row refused max_attempts times goes to dead letters."""
+        # Remote errors can echo URLs or headers: never keep a secret in the outbox or the log.
+        message = redact(f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, StoreError):
+            retryable = exc.retryable
+        else:
+            retryable = is_retryable(classify_error(exc))
+        self._count("remote_failures")
+        if retryable:
+            self._db.record_failure([row.seq for row in batch], message, count_attempt=False)
+        else:
+            # A batch-level refusal may come from one bad row: count it, then ship singly.
+            done = {row.seq: message for row in batch if row.attempts + 1 >= self.max_attempts}
+            self._db.record_failure(
+                [row.seq for row in batch if row.seq not in done], message, count_attempt=True
+            )
+            if done:
+                self._db.dead_letter(done)
+                with self._state_lock:
+                    self._counters["rows_dead_lettered"] += len(done)
+        self._backoff(message)
+        _log.warning(
+            "outbox_ship_failed",
+            table=batch[0].table_name,
+            rows=len(batch),
+            retryable=retryable,
+            retry_in_seconds=round(max(0.0, self._retry_at - time.monotonic()), 3),
+            error=message,
+        )
+
+    def _backoff(self, message: str) -> None:
+        with self._state_lock:
+            exponent = min(self._consecutive_failures, _MAX_BACKOFF_EXPONENT)
+            delay = get_retry_delay(exponent, ErrorType.TRANSIENT, self.retry_policy)
+            self._consecutive_failures += 1
+            self._retry_at = time.monotonic() + (
+                self.retry_policy.max_delay_seconds if delay is None else delay
+            )
+            self._last_error = message[:2000]
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._state_lock:
+            self._counters[name] += n
+
+    def _note_error(self, message: str) -> None:
+        with self._state_lock:
+            self._last_error = message[:2000]
+
+
+def with_outbox(
+    remote: Store, path: str | os.PathLike[str] = DEFAULT_PATH, **options: Any
+) -> OutboxStore:
+    """Wrap a remote store in an OutboxStore and start its uploader (ships leftovers first)."""
+    store = OutboxStore(remote, path, **options)
+    with contextlib.suppress(StoreError):
+        # An unwritable path is reported by every write_batch; opening must not crash callers.
+        store.start()
+    return store

@@ -1,0 +1,140 @@
+"""BigQuery SQL for the catalog's queries: `@name` parameters only, never formatted input.
+
+Each statement names its table as the token `__TABLE__`; `render` swaps in a fully qualified
+`project.dataset.table` reference that persistence.stores.bigquery has validated against a strict
+identifier pattern, so no caller text ever reaches the SQL. Parameter values always travel as
+BigQuery query parameters.
+
+Differences from the seed's SQL, each for the sake of identical answers on every store:
+- the date window is `transition_date BETWEEN @since AND @as_of` rather than
+  `>= CURRENT_DATE() - 7`, so "today" is a parameter (run_query fills it in);
+- steps' top_error_classes is an exact, deterministic top 5 (ARRAY_AGG ordered by count desc,
+  then value, NULL first) instead of APPROX_TOP_COUNT, whose ties and approximations depend on
+  the engine; it has the same shape, ARRAY<STRUCT<value, count>>;
+- every ORDER BY ends in a unique key, and NULL placement is explicit;
+- float columns are ROUND(x, 3), as in every dialect.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+TABLE_TOKEN = "__TABLE__"
+_PARAM = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
+
+# A transition that is the same entity as `t` (step_logging_id is NULL for pipelines).
+_SAME_ENTITY = """later.pipeline_logging_id = t.pipeline_logging_id
+            AND later.entity_type = t.entity_type
+            AND (later.step_logging_id = t.step_logging_id
+                 OR (later.step_logging_id IS NULL AND t.step_logging_id IS NULL))"""
+
+STUCK_SQL = f"""
+SELECT kind, entity_type, pipeline_logging_id, step_logging_id, entity_name, from_state,
+       to_state, transition_time, duration_ms,
+       ROUND(duration_ms / 60000.0, 3) AS duration_minutes, reason
+FROM (
+    SELECT 'long_running' AS kind, entity_type, pipeline_logging_id, step_logging_id,
+           entity_name, from_state, to_state, transition_time,
+           duration_in_state_ms AS duration_ms, reason, transition_id
+    FROM `{TABLE_TOKEN}`
+    WHERE entity_type = 'PIPELINE'
+      AND from_state = 'RUNNING'
+      AND duration_in_state_ms > @min_duration_ms
+    UNION ALL
+    SELECT 'hung' AS kind, t.entity_type, t.pipeline_logging_id, t.step_logging_id,
+           t.entity_name, t.from_state, t.to_state, t.transition_time,
+           TIMESTAMP_DIFF(@now, t.transition_time, MILLISECOND) AS duration_ms,
+           t.reason, t.transition_id
+    FROM `{TABLE_TOKEN}` AS t
+    WHERE t.to_state = 'RUNNING'
+      AND t.transition_time <= @running_since
+      AND NOT EXISTS (
+          SELECT 1 FROM `{TABLE_TOKEN}` AS later
+          WHERE {_SAME_ENTITY}
+            AND later.transition_time >= t.transition_time
+            AND later.transition_id <> t.transition_id
+            AND (later.transition_time > t.transition_time OR later.from_state = 'RUNNING')
+      )
+)
+ORDER BY duration_ms DESC, kind, pipeline_logging_id, entity_type, entity_name, transition_id
+LIMIT @limit
+"""
+
+FAILURES_SQL = f"""
+SELECT error_type,
+       COUNT(*) AS failure_count,
+       COUNT(DISTINCT pipeline_logging_id) AS pipelines_affected,
+       ROUND(AVG(duration_in_state_ms) / 1000.0, 3) AS avg_duration_seconds
+FROM `{TABLE_TOKEN}`
+WHERE to_state = 'FAILED'
+  AND transition_date >= @since
+  AND transition_date <= @as_of
+GROUP BY error_type
+ORDER BY failure_count DESC, error_type ASC NULLS FIRST
+"""
+
+STEPS_SQL = f"""
+WITH class_counts AS (
+    SELECT entity_name, error_type,
+           JSON_EXTRACT_SCALAR(metadata, '$.error_class') AS error_class,
+           COUNT(*) AS n
+    FROM `{TABLE_TOKEN}`
+    WHERE entity_type = 'STEP'
+      AND to_state = 'FAILED'
+      AND transition_date >= @since
+      AND transition_date <= @as_of
+    GROUP BY entity_name, error_type, error_class
+)
+SELECT entity_name AS step_name,
+       error_type,
+       SUM(n) AS failures,
+       ARRAY_AGG(STRUCT(error_class AS value, n AS count)
+                 ORDER BY n DESC, error_class ASC NULLS FIRST LIMIT 5) AS top_error_classes
+FROM class_counts
+GROUP BY entity_name, error_type
+ORDER BY failures DESC, step_name, error_type ASC NULLS FIRST
+LIMIT @limit
+"""
+
+RETRIES_SQL = f"""
+SELECT pipeline_logging_id, entity_name, error_type,
+       MAX(retry_count) AS max_retries,
+       COUNT(*) AS transition_count
+FROM `{TABLE_TOKEN}`
+WHERE to_state = 'FAILED'
+  AND retry_count > 0
+  AND transition_date >= @since
+  AND transition_date <= @as_of
+GROUP BY pipeline_logging_id, entity_name, error_type
+ORDER BY max_retries DESC, pipeline_logging_id, entity_name, error_type ASC NULLS FIRST
+LIMIT @limit
+"""
+
+TIMELINE_SQL = f"""
+SELECT transition_time, entity_type, entity_name, from_state, to_state,
+       ROUND(duration_in_state_ms / 1000.0, 3) AS duration_seconds, reason
+FROM `{TABLE_TOKEN}`
+WHERE pipeline_logging_id = @pipeline_logging_id
+ORDER BY transition_time, transition_id
+"""
+
+BIGQUERY_SQL: Mapping[str, str] = {
+    "stuck": STUCK_SQL,
+    "failures": FAILURES_SQL,
+    "steps": STEPS_SQL,
+    "retries": RETRIES_SQL,
+    "timeline": TIMELINE_SQL,
+}
+
+
+def render(name: str, table_ref: str) -> str:
+    """Return query `name`'s SQL reading from `table_ref` (an already validated identifier)."""
+    if "`" in table_ref:
+        raise ValueError(f"table reference must not contain backticks (got {table_ref!r}).")
+    return BIGQUERY_SQL[name].replace(TABLE_TOKEN, table_ref)
+
+
+def parameter_names(sql: str) -> tuple[str, ...]:
+    """The distinct `@name` parameters a statement uses, in first-use order."""
+    return tuple(dict.fromkeys(_PARAM.findall(sql)))

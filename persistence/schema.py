@@ -1,0 +1,187 @@
+"""Table specs loaded from the schema files and bootstrap.yml; the SQLite DDL is derived here."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from typing import Any
+
+import attrs
+import yaml
+
+FIELD_TYPES = ("STRING", "INTEGER", "TIMESTAMP", "DATE", "JSON")
+FIELD_MODES = ("REQUIRED", "NULLABLE")
+DEFAULT_DATASET = "organizations"
+DEFAULT_PARTITION_EXPIRATION_DAYS = 90
+
+# BigQuery type -> SQLite column type; timestamps and dates are canonical ISO text.
+SQLITE_TYPES = {
+    "STRING": "TEXT",
+    "TIMESTAMP": "TEXT",
+    "DATE": "TEXT",
+    "JSON": "TEXT",
+    "INTEGER": "INTEGER",
+}
+
+# Secondary indexes that serve the catalog's queries (persistence/queries), per table.
+SQLITE_INDEXES: Mapping[str, tuple[tuple[str, ...], ...]] = {
+    "org_meta_state_transitions": (
+        # stuck (long RUNNING): entity_type = ? AND from_state = ? ORDER BY duration DESC
+        ("entity_type", "from_state", "duration_in_state_ms"),
+        # stuck (hung) candidates; failures / steps / retries date windows
+        ("to_state", "transition_date"),
+        # stuck (hung) "no later transition" probe; timeline. Each index costs insert speed,
+        # so there are only these three (measured in benchmarks/persistence.py).
+        ("pipeline_logging_id", "transition_time"),
+    ),
+    "org_meta_pipeline_runs": (("pipeline_logging_id",), ("run_date",)),
+    "org_meta_step_logs": (("pipeline_logging_id",), ("run_date",)),
+}
+
+
+@attrs.frozen
+class FieldSpec:
+    """One column of a table, as the BigQuery JSON schema file declares it."""
+
+    name: str
+    type: str = attrs.field(validator=attrs.validators.in_(FIELD_TYPES))
+    mode: str = attrs.field(default="NULLABLE", validator=attrs.validators.in_(FIELD_MODES))
+    description: str = ""
+
+    @property
+    def required(self) -> bool:
+        """True when the column is NOT NULL."""
+        return self.mode == "REQUIRED"
+
+
+@attrs.frozen
+class TableSpec:
+    """Everything bootstrap needs to create one table, on BigQuery or SQLite."""
+
+    name: str
+    fields: tuple[FieldSpec, ...]
+    id_column: str
+    partition_field: str
+    partition_type: str = "DAY"
+    clustering: tuple[str, ...] = ()
+    description: str = ""
+    expiration_days: int | None = attrs.field(default=DEFAULT_PARTITION_EXPIRATION_DAYS)
+    schema_path: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        """Cross-check that every column bootstrap.yml names exists in the schema file."""
+        names = {f.name for f in self.fields}
+        for column in (self.id_column, self.partition_field, *self.clustering):
+            if column not in names:
+                raise ValueError(
+                    f"table {self.name!r}: column {column!r} named in bootstrap.yml "
+                    f"is not in its schema file (columns: {sorted(names)})."
+                )
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """Column names in schema order."""
+        return tuple(f.name for f in self.fields)
+
+    def field(self, name: str) -> FieldSpec:
+        """Return the named column or raise KeyError naming the table."""
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(f"table {self.name!r} has no column {name!r}")
+
+
+def _field_from_json(table: str, raw: Mapping[str, Any]) -> FieldSpec:
+    """Build a FieldSpec from one schema-file entry, naming the table on error."""
+    try:
+        return FieldSpec(
+            name=raw["name"],
+            type=raw["type"],
+            mode=raw.get("mode", "NULLABLE"),
+            description=raw.get("description", ""),
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ValueError(f"schema of {table!r}: bad field {raw!r}: {exc}") from exc
+
+
+@functools.cache
+def _load_bootstrap() -> dict[str, Any]:
+    """Read bootstrap.yml and every schema file it names (cached; the files are package data)."""
+    base = resources.files("persistence") / "schemas"
+    config = yaml.safe_load((base / "bootstrap.yml").read_text(encoding="utf-8"))
+    for table in config["tables"]:
+        table["_fields"] = json.loads((base / table["schema_path"]).read_text(encoding="utf-8"))
+    return dict(config)
+
+
+def dataset_name() -> str:
+    """The dataset bootstrap.yml names (default 'organizations')."""
+    return str(_load_bootstrap().get("dataset", DEFAULT_DATASET))
+
+
+def load_table_specs(partition_expiration_days: int | None = None) -> tuple[TableSpec, ...]:
+    """Load every table spec; `partition_expiration_days` overrides bootstrap.yml's value."""
+    config = _load_bootstrap()
+    expiration = partition_expiration_days
+    if expiration is None:
+        expiration = int(config.get("partition_expiration_days", DEFAULT_PARTITION_EXPIRATION_DAYS))
+    if expiration <= 0:
+        raise ValueError(f"partition_expiration_days must be > 0 (got {expiration!r}).")
+    specs = []
+    for table in config["tables"]:
+        name = table["table_name"]
+        partitioning = table.get("partitioning") or {}
+        specs.append(
+            TableSpec(
+                name=name,
+                fields=tuple(_field_from_json(name, raw) for raw in table["_fields"]),
+                id_column=table["id_column"],
+                partition_field=partitioning["field"],
+                partition_type=partitioning.get("type", "DAY"),
+                clustering=tuple(table.get("clustering") or ()),
+                description=table.get("description", ""),
+                expiration_days=expiration,
+                schema_path=table["schema_path"],
+            )
+        )
+    return tuple(specs)
+
+
+@functools.cache
+def table_spec(name: str) -> TableSpec:
+    """Return the spec of one table by name (default expiration)."""
+    for spec in load_table_specs():
+        if spec.name == name:
+            return spec
+    raise KeyError(f"unknown table {name!r}; known: {[s.name for s in load_table_specs()]}")
+
+
+def sqlite_create_table(spec: TableSpec) -> str:
+    """The CREATE TABLE statement for a spec: types mapped, REQUIRED -> NOT NULL, id PRIMARY KEY."""
+    columns = []
+    for f in spec.fields:
+        column = f'"{f.name}" {SQLITE_TYPES[f.type]}'
+        if f.name == spec.id_column:
+            column += " PRIMARY KEY NOT NULL"
+        elif f.required:
+            column += " NOT NULL"
+        columns.append(column)
+    body = ",\n    ".join(columns)
+    return f'CREATE TABLE IF NOT EXISTS "{spec.name}" (\n    {body}\n)'
+
+
+def sqlite_index_name(table: str, columns: Sequence[str]) -> str:
+    """A stable index name derived from the table and its columns."""
+    return f"ix_{table}__{'_'.join(columns)}"
+
+
+def sqlite_indexes(spec: TableSpec) -> tuple[tuple[str, str], ...]:
+    """(index name, CREATE INDEX statement) for each index serving the queries on this table."""
+    out = []
+    for columns in SQLITE_INDEXES.get(spec.name, ()):
+        name = sqlite_index_name(spec.name, columns)
+        cols = ", ".join(f'"{c}"' for c in columns)
+        out.append((name, f'CREATE INDEX IF NOT EXISTS "{name}" ON "{spec.name}" ({cols})'))
+    return tuple(out)

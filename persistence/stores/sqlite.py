@@ -1,0 +1,267 @@
+"""SQLiteStore: the embedded default store (a file, WAL, INSERT OR IGNORE on each table's id)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import structlog
+
+from persistence.queries.sqlite import SQLITE_SQL
+from persistence.schema import (
+    SQLITE_TYPES,
+    TableSpec,
+    load_table_specs,
+    sqlite_create_table,
+    sqlite_indexes,
+)
+from persistence.stores._sqlite_rows import RowPreparer, canonical_param
+from persistence.stores.base import RowError, StoreError, WriteResult
+
+DEFAULT_PATH = "pipestate.db"
+_log = structlog.get_logger("persistence.sqlite")
+
+
+def _store_error(action: str, exc: sqlite3.Error) -> StoreError:
+    """Map a sqlite3 error to StoreError; a busy or locked file is worth retrying."""
+    message = f"SQLite {action} failed: {type(exc).__name__}: {exc}"
+    retryable = isinstance(exc, sqlite3.OperationalError)
+    return StoreError(message, retryable=retryable)
+
+
+class SQLiteStore:
+    """A Store (and Bootstrappable) on one SQLite file; safe across threads and processes.
+
+    One connection guarded by a lock serves every thread (SQLite serialises writers anyway);
+    other processes may write the same file: WAL plus busy_timeout makes them take turns.
+    Tables are created on first use, so a fresh file needs no set-up.
+    """
+
+    dialect = "sqlite"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = DEFAULT_PATH,
+        *,
+        busy_timeout_seconds: float = 30.0,
+        synchronous: str = "NORMAL",
+    ) -> None:
+        if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(
+                f"synchronous must be OFF, NORMAL, FULL or EXTRA (got {synchronous!r})."
+            )
+        self.path = os.fspath(path)
+        self._busy_timeout_ms = int(busy_timeout_seconds * 1000)
+        self._synchronous = synchronous
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+        self._schema_ready = False
+        self._specs = {spec.name: spec for spec in load_table_specs()}
+        self._preparers = {name: RowPreparer(spec) for name, spec in self._specs.items()}
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    # -- connection ---------------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        """Open the connection on first use; the caller holds the lock."""
+        if self._closed:
+            raise StoreError(f"SQLiteStore({self.path!r}) is closed", retryable=False)
+        if self._conn is None:
+            try:
+                conn = sqlite3.connect(
+                    self.path,
+                    timeout=self._busy_timeout_ms / 1000,
+                    isolation_level=None,  # explicit BEGIN/COMMIT: one transaction per batch
+                    check_same_thread=False,  # guarded by self._lock
+                )
+                conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+                conn.execute("PRAGMA temp_store = MEMORY")
+                conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: the 1M-row queries fit
+                # Fewer, larger checkpoints: each one fsyncs, and batches arrive in bursts.
+                conn.execute("PRAGMA wal_autocheckpoint = 4000")
+            except sqlite3.Error as exc:
+                raise _store_error(f"opening {self.path!r}", exc) from exc
+            self._conn = conn
+        return self._conn
+
+    def _ensure_schema(self) -> None:
+        """Create missing tables and indexes once per store object; the caller holds the lock."""
+        if not self._schema_ready:
+            self._apply(self._plan(tuple(self._specs.values()))[1])
+            self._schema_ready = True
+
+    def _spec(self, table: str) -> TableSpec:
+        """The spec of a known table, or a non-retryable StoreError naming the known ones."""
+        try:
+            return self._specs[table]
+        except KeyError:
+            raise StoreError(
+                f"unknown table {table!r}; expected one of {sorted(self._specs)}",
+                retryable=False,
+            ) from None
+
+    # -- Store protocol -----------------------------------------------------------------------
+
+    def write_batch(self, table: str, rows: Sequence[Mapping[str, Any]]) -> WriteResult:
+        """Insert rows in one transaction; bad rows are rejected by id while the rest land."""
+        preparer = self._preparers[self._spec(table).name]
+        good, rejected = preparer.prepare(rows)
+        if not good:
+            return WriteResult(written=0, rejected=tuple(rejected))
+        with self._lock:
+            conn = self._connection()
+            self._ensure_schema()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(preparer.insert_sql, [values for _, values in good])
+                except sqlite3.IntegrityError:
+                    # A constraint the pre-checks missed: redo row by row to name the culprit.
+                    conn.execute("ROLLBACK")
+                    conn.execute("BEGIN IMMEDIATE")
+                    good = self._insert_one_by_one(conn, preparer, good, rejected)
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise _store_error(f"writing {len(rows)} rows to {table}", exc) from exc
+        return WriteResult(written=len(good), rejected=tuple(rejected))
+
+    @staticmethod
+    def _insert_one_by_one(
+        conn: sqlite3.Connection,
+        preparer: RowPreparer,
+        good: list[tuple[str, tuple[Any, ...]]],
+        rejected: list[RowError],
+    ) -> list[tuple[str, tuple[Any, ...]]]:
+        """Insert each row alone, moving constraint violations to `rejected`."""
+        landed = []
+        for row_id, values in good:
+            try:
+                conn.execute(preparer.insert_sql, values)
+            except sqlite3.IntegrityError as exc:
+                rejected.append(RowError(row_id, f"{preparer.spec.name}: {exc}"))
+            else:
+                landed.append((row_id, values))
+        return landed
+
+    def query(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Run the named catalog query's SQLite SQL with bound parameters only."""
+        try:
+            sql = SQLITE_SQL[name]
+        except KeyError:
+            raise StoreError(
+                f"unknown query {name!r}; expected one of {sorted(SQLITE_SQL)}", retryable=False
+            ) from None
+        bound = {key: canonical_param(value) for key, value in params.items()}
+        with self._lock:
+            conn = self._connection()
+            self._ensure_schema()
+            try:
+                cursor = conn.execute(sql, bound)
+                columns = [d[0] for d in cursor.description]
+                return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+            except sqlite3.Error as exc:
+                raise _store_error(f"query {name!r}", exc) from exc
+
+    def close(self) -> None:
+        """Close the connection; safe to call twice."""
+        with self._lock:
+            self._closed = True
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # -- retention and bootstrap --------------------------------------------------------------
+
+    def purge_older_than(self, days: int, *, as_of: dt.date | None = None) -> dict[str, int]:
+        """Delete rows whose partition date is before as_of - days (local partition expiration)."""
+        if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+            raise ValueError(f"days must be an int >= 0 (got {days!r}).")
+        cutoff = ((as_of or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=days)).isoformat()
+        deleted: dict[str, int] = {}
+        with self._lock:
+            conn = self._connection()
+            self._ensure_schema()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for spec in self._specs.values():
+                    cursor = conn.execute(
+                        f'DELETE FROM "{spec.name}" WHERE "{spec.partition_field}" < ?', (cutoff,)
+                    )
+                    deleted[spec.name] = cursor.rowcount
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise _store_error("purge", exc) from exc
+        _log.info("sqlite_purged", path=self.path, cutoff=cutoff, deleted=deleted)
+        return deleted
+
+    def ensure_tables(self, specs: Sequence[TableSpec], *, dry_run: bool) -> list[str]:
+        """Create missing tables, columns and indexes (none when dry_run); one line per action."""
+        with self._lock:
+            self._connection()
+            actions, statements = self._plan(specs)
+            if not dry_run:
+                self._apply(statements)
+                if {s.name for s in specs} >= set(self._specs):
+                    self._schema_ready = True
+        return actions
+
+    def _plan(self, specs: Sequence[TableSpec]) -> tuple[list[str], list[str]]:
+        """Compare the file with the specs: (actions, statements) still needed."""
+        conn = self._connection()
+        try:
+            master = conn.execute("SELECT type, name FROM sqlite_master").fetchall()
+        except sqlite3.Error as exc:
+            raise _store_error("reading the schema", exc) from exc
+        tables = {name for kind, name in master if kind == "table"}
+        indexes = {name for kind, name in master if kind == "index"}
+        actions: list[str] = []
+        statements: list[str] = []
+        for spec in specs:
+            if spec.name not in tables:
+                actions.append(
+                    f"create table {spec.name} ({len(spec.fields)} columns, primary key "
+                    f"{spec.id_column}; retention {spec.expiration_days} days via purge)"
+                )
+                statements.append(sqlite_create_table(spec))
+            else:
+                present = {row[1] for row in conn.execute(f'PRAGMA table_info("{spec.name}")')}
+                for field in spec.fields:
+                    if field.name not in present and not field.required:
+                        actions.append(f"add column {field.name} to {spec.name}")
+                        statements.append(
+                            f'ALTER TABLE "{spec.name}" ADD COLUMN "{field.name}" '
+                            f"{SQLITE_TYPES[field.type]}"
+                        )
+            for index_name, statement in sqlite_indexes(spec):
+                if index_name not in indexes:
+                    actions.append(f"create index {index_name} on {spec.name}")
+                    statements.append(statement)
+        return actions, statements
+
+    def _apply(self, statements: Sequence[str]) -> None:
+        """Run DDL statements in one transaction (IF NOT EXISTS makes concurrent runs safe)."""
+        if not statements:
+            return
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise _store_error("creating tables", exc) from exc

@@ -1,0 +1,229 @@
+"""One shared `transitions.Machine` per entity kind, built from a specification table.
+
+Entities are never registered as models: each event is fired with
+`machine.events[name].trigger(entity, ...)`, which costs no memory per entity. The per-edge
+`after` callback computes the time spent in the state left, builds the TransitionRecord,
+classifies errors and emits the record: nothing else creates a transition row.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from transitions.core import EventData, Machine, MachineError
+
+from statemachine._failure import error_fields
+from statemachine._table import Edge, MachineTable
+from statemachine._validate import validate_table
+from statemachine.errors import IllegalTransition
+from statemachine.records import TransitionRecord, trusted_record
+from statemachine.spec import PIPELINE, STEP
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from classifier import ErrorType, RetryPolicy
+
+# At INFO every trigger formats log lines and costs about 5 times more.
+logging.getLogger("transitions").setLevel(logging.WARNING)
+
+_log = structlog.get_logger("statemachine")
+
+
+class _CompiledEdge:
+    """An Edge with what the hot path needs precomputed."""
+
+    __slots__ = (
+        "dest",
+        "event",
+        "forced_error_type",
+        "increments_retry",
+        "is_error",
+        "reason",
+        "source",
+        "static_reason",
+    )
+
+    def __init__(self, edge: Edge, table: MachineTable) -> None:
+        self.event = edge.event
+        self.source = edge.source
+        self.dest = edge.dest
+        self.reason = edge.reason
+        self.static_reason = None if "{" in edge.reason else edge.reason
+        self.increments_retry = edge.increments_retry
+        self.forced_error_type = edge.forced_error_type
+        self.is_error = edge.dest in table.error_states
+
+
+def build_machine(
+    table: MachineTable,
+    on_edge: Callable[[_CompiledEdge, EventData], None] | None = None,
+    *,
+    validate: bool = True,
+) -> Machine:
+    """Build a model-less, strict, synchronous Machine from `table` (checked first)."""
+    if validate:
+        validate_table(table)
+    transitions = []
+    for edge in table.edges:
+        spec: dict[str, Any] = {"trigger": edge.event, "source": edge.source, "dest": edge.dest}
+        if on_edge is not None:
+            spec["after"] = [functools.partial(on_edge, _CompiledEdge(edge, table))]
+        transitions.append(spec)
+    return Machine(
+        model=None,
+        states=list(table.states),
+        initial=table.initial,
+        transitions=transitions,
+        auto_transitions=False,
+        send_event=True,
+        ignore_invalid_triggers=False,
+        name=table.kind,
+    )
+
+
+class TransitionEngine:
+    """Fires events on entities of one kind through one shared Machine and emits the records."""
+
+    def __init__(self, table: MachineTable, *, validate: bool = True) -> None:
+        self.table = table
+        self.machine = build_machine(table, self._on_edge, validate=validate)
+        self._events = dict(self.machine.events)
+        self._legal = {state: table.legal_events(state) for state in table.states}
+        self._is_step = table.kind == "STEP"
+        self._kind = table.kind
+        self._kind_word = table.label.lower()
+        self._failure_lock = threading.Lock()
+        self.sink_failures = 0
+
+    def legal_events(self, state: str) -> tuple[str, ...]:
+        """The events the table allows in `state`."""
+        return self._legal.get(state, ())
+
+    def illegal(self, entity: Any, event: str) -> IllegalTransition:
+        """The IllegalTransition for firing `event` on `entity` in its current state."""
+        entity_id = entity.step_logging_id if self._is_step else entity.pipeline_logging_id
+        return IllegalTransition(
+            entity.entity_name,
+            event,
+            entity.state,
+            self.legal_events(entity.state),
+            kind=self._kind_word,
+            entity_id=entity_id,
+        )
+
+    def fire(
+        self,
+        entity: Any,
+        event: str,
+        error: BaseException | None = None,
+        error_type: ErrorType | str | None = None,
+        reason: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> TransitionRecord:
+        """Perform `event` on `entity` and return the record emitted; raise IllegalTransition."""
+        box: list[TransitionRecord] = []
+        trigger = self._events.get(event)
+        # Per-entity lock: the legality check and the state change are one step per entity.
+        with entity._lock:
+            if trigger is None:
+                raise self.illegal(entity, event)
+            try:
+                trigger.trigger(entity, box, error, error_type, reason, metadata, policy)
+            except MachineError as exc:
+                if isinstance(exc, IllegalTransition) or event in self.legal_events(entity.state):
+                    raise
+                raise self.illegal(entity, event) from None
+        if not box:  # unreachable while the table has no conditions; never return a guess
+            raise RuntimeError(f"{event!r} on {entity.entity_name!r} produced no record.")
+        return box[0]
+
+    def _on_edge(self, edge: _CompiledEdge, event_data: EventData) -> None:
+        model: Any = event_data.model
+        box, error, error_type, reason, metadata, policy = event_data.args
+        clock = model.clock
+        now_ns = clock.monotonic_ns()
+        now = clock.now()
+        elapsed_ns = now_ns - model.entered_monotonic_ns
+        retry_count = model.retry_count + 1 if edge.increments_retry else model.retry_count
+        err_type: str | None
+        err_msg: str | None
+        stack: str | None
+        try:
+            if edge.is_error:
+                reason, err_type, err_msg, stack, meta = error_fields(
+                    template=edge.reason,
+                    error=error,
+                    error_type=edge.forced_error_type or error_type,
+                    step_name=model.entity_name if self._is_step else None,
+                    retry_count=retry_count,
+                    reason=reason,
+                    metadata=metadata,
+                    policy=policy,
+                )
+            else:
+                err_type = err_msg = stack = None
+                meta = {} if metadata is None else dict(metadata)
+                if reason is None:
+                    reason = edge.static_reason or edge.reason.format(retry_count=retry_count)
+            record = trusted_record(
+                model.id_source(),
+                model.org_slug,
+                model.pipeline_logging_id,
+                model.step_logging_id if self._is_step else None,
+                self._kind,
+                model.entity_name,
+                edge.source,
+                edge.dest,
+                now,
+                reason,
+                err_type,
+                err_msg,
+                stack,
+                retry_count,
+                elapsed_ns // 1_000_000 if elapsed_ns > 0 else 0,
+                meta,
+                model.trigger_type,
+                model.user_id,
+            )
+        except BaseException:
+            # No record, no transition: undo the state change transitions already made.
+            model.state = edge.source
+            raise
+        model.entered_monotonic_ns = now_ns
+        model.entered_at = now
+        model.retry_count = retry_count
+        box.append(record)
+        try:
+            model.sink.emit(record)
+        except Exception as exc:  # logging never fails a pipeline: the transition stands
+            self._sink_failed(model.sink, record, exc)
+
+    def _sink_failed(self, sink: object, record: TransitionRecord, exc: Exception) -> None:
+        with self._failure_lock:
+            self.sink_failures += 1
+        _log.warning(
+            "transition_sink_failed",
+            sink=type(sink).__qualname__,
+            transition_id=record.transition_id,
+            entity_type=record.entity_type,
+            entity_name=record.entity_name,
+            from_state=record.from_state,
+            to_state=record.to_state,
+            error=repr(exc),
+        )
+
+
+PIPELINE_ENGINE = TransitionEngine(PIPELINE)
+STEP_ENGINE = TransitionEngine(STEP)
+ENGINES: dict[str, TransitionEngine] = {"PIPELINE": PIPELINE_ENGINE, "STEP": STEP_ENGINE}
+
+
+def sink_failure_count() -> int:
+    """How many sink.emit calls have raised since import, over both machines."""
+    return PIPELINE_ENGINE.sink_failures + STEP_ENGINE.sink_failures

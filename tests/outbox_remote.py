@@ -1,0 +1,66 @@
+"""A test remote for the outbox: wraps a real store, records every call, can fail on demand."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from persistence.stores.base import ID_COLUMNS, RowError, Store, StoreError, WriteResult
+
+
+class GatedRemote:
+    """A Store that forwards to `inner` unless told to fail; counts what it received.
+
+    - `outage`: raise StoreError(retryable=True) for every batch (the remote is down);
+    - `refuse`: raise StoreError(retryable=False) for a batch holding any of these ids;
+    - `poison`: reject exactly these row ids per row (WriteResult.rejected), accept the rest;
+    - `lose_acks`: store the next N batches, then raise a retryable error as if the reply was lost.
+    """
+
+    def __init__(self, inner: Store | None = None) -> None:
+        self.inner = inner
+        self.outage = False
+        self.refuse: set[str] = set()
+        self.poison: set[str] = set()
+        self.lose_acks = 0
+        self.received: list[str] = []  # ids of rows the remote accepted, in arrival order
+        self.calls = 0
+        self.closed = False
+        self._cond = threading.Condition()
+
+    def write_batch(self, table: str, rows: Sequence[Mapping[str, Any]]) -> WriteResult:
+        """Fail as configured, else forward the accepted rows to the inner store."""
+        ids = [str(row[ID_COLUMNS[table]]) for row in rows]
+        with self._cond:
+            self.calls += 1
+            if self.outage:
+                raise StoreError("remote unavailable (503)", retryable=True)
+            if self.refuse & set(ids):
+                raise StoreError("remote refused the batch (400 invalid)", retryable=False)
+        good = [row for row, row_id in zip(rows, ids, strict=True) if row_id not in self.poison]
+        if good and self.inner is not None:
+            self.inner.write_batch(table, good)
+        rejected = tuple(RowError(row_id, "invalid row") for row_id in ids if row_id in self.poison)
+        with self._cond:
+            self.received.extend(row_id for row_id in ids if row_id not in self.poison)
+            self._cond.notify_all()
+            if self.lose_acks > 0:
+                self.lose_acks -= 1
+                raise StoreError("connection reset before the reply", retryable=True)
+        return WriteResult(written=len(good), rejected=rejected)
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> bool:
+        """Block until the remote accepted at least `count` rows; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self.received) >= count, timeout)
+
+    def query(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Forward to the inner store, or answer with the received ids."""
+        if self.inner is not None:
+            return self.inner.query(name, params)
+        return [{"row_id": row_id} for row_id in self.received]
+
+    def close(self) -> None:
+        """Remember the close; closing the inner store is the test's business."""
+        self.closed = True

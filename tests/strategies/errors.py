@@ -1,0 +1,135 @@
+"""Hypothesis strategies and builders for exceptions the classifier must survive."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+from hypothesis import strategies as st
+
+CORPUS_PATH = Path(__file__).resolve().parent.parent / "data" / "error_corpus.jsonl"
+
+
+def load_corpus(path: Path = CORPUS_PATH) -> list[dict[str, Any]]:
+    """Read the labelled corpus, one JSON object per line."""
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _real_class(qualified: str) -> type[BaseException] | None:
+    """The class itself when its module is importable, so the real MRO is used."""
+    module_name, _, name = qualified.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception:
+        return None
+    cls = getattr(module, name, None)
+    return cls if isinstance(cls, type) and issubclass(cls, BaseException) else None
+
+
+def stand_in_class(qualified: str) -> type[Exception]:
+    """A class with exactly that module and qualname, as if the library were installed."""
+    module_name, _, name = qualified.rpartition(".")
+    return type(name, (Exception,), {"__module__": module_name, "__qualname__": name})
+
+
+def build_exception(entry: dict[str, Any]) -> BaseException | None:
+    """The exception a corpus entry describes (real class if importable, else a stand-in)."""
+    qualified = entry.get("exception_class")
+    if not qualified:
+        return None
+    message = entry["message"]
+    exc: BaseException | None = None
+    cls = _real_class(qualified)
+    if cls is not None:
+        try:
+            exc = cls(message)
+        except Exception:
+            exc = None
+        if exc is not None and str(exc) != message and qualified != "builtins.KeyError":
+            exc = None  # constructor reshaped the message; use a faithful stand-in
+    if exc is None:
+        exc = stand_in_class(qualified)(message)
+    if entry.get("status") is not None:
+        try:
+            exc.code = entry["status"]  # type: ignore[attr-defined]
+        except Exception:
+            pass
+    return exc
+
+
+class _RaisingStr(Exception):
+    """An exception whose __str__ itself fails."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ exploded")
+
+
+class _NonStrStr(Exception):
+    """An exception whose __str__ returns something that is not a str."""
+
+    def __str__(self) -> str:
+        return 42  # type: ignore[return-value]
+
+
+messages = st.one_of(
+    st.none(),
+    st.text(max_size=300),
+    st.binary(max_size=300),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.lists(st.text(max_size=20), max_size=5),
+)
+
+_exception_types = st.sampled_from(
+    [
+        Exception,
+        ValueError,
+        KeyError,
+        TimeoutError,
+        ConnectionError,
+        OSError,
+        RuntimeError,
+        stand_in_class("google.api_core.exceptions.Forbidden"),
+        stand_in_class("botocore.exceptions.ClientError"),
+        stand_in_class("psycopg2.errors.SerializationFailure"),
+    ]
+)
+
+
+@st.composite
+def exceptions(draw: st.DrawFn) -> BaseException:
+    """Arbitrary exceptions: odd args, hostile __str__, causes, groups and odd attributes."""
+    kind = draw(st.integers(min_value=0, max_value=5))
+    if kind == 0:
+        return _RaisingStr(draw(st.text(max_size=50)))
+    if kind == 1:
+        return _NonStrStr()
+    if kind == 2:
+        inner = draw(st.lists(st.builds(ValueError, st.text(max_size=30)), min_size=1, max_size=3))
+        return ExceptionGroup(draw(st.text(max_size=30)), inner)
+    cls = draw(_exception_types)
+    args = draw(
+        st.lists(st.one_of(st.text(max_size=80), st.binary(max_size=40), st.none()), max_size=3)
+    )
+    exc: BaseException = cls(*args)
+    if kind == 4:
+        exc.__cause__ = draw(st.builds(ConnectionError, st.text(max_size=30)))
+    if kind == 5:
+        attrs = draw(
+            st.dictionaries(
+                st.sampled_from(["code", "status_code", "status", "response", "errors", "pgcode"]),
+                st.one_of(
+                    st.integers(),
+                    st.text(max_size=10),
+                    st.none(),
+                    st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2),
+                ),
+                max_size=3,
+            )
+        )
+        for name, value in attrs.items():
+            setattr(exc, name, value)
+    return exc

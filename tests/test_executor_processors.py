@@ -1,0 +1,161 @@
+"""Tests for executor.processors: the registry, plug-ins and the built-in processors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from importlib.metadata import EntryPoint
+from typing import Any
+
+import pytest
+
+from executor import processors
+from executor._builtins import resolve_exception
+from executor.processors import (
+    ConfigProblem,
+    ProcessorContext,
+    get_processor,
+    known_processors,
+    processor,
+)
+
+
+def _ctx(attempt: int = 1, store: Any = None) -> ProcessorContext:
+    return ProcessorContext(
+        pipeline_logging_id="pl-1",
+        pipeline_id="p",
+        step_id="s",
+        attempt=attempt,
+        org_slug="org",
+        store=store,
+    )
+
+
+def _run(name: str, config: Mapping[str, Any], ctx: ProcessorContext | None = None) -> Any:
+    return asyncio.run(get_processor(name).fn(ctx or _ctx(), config))
+
+
+async def plugin_proc(context: ProcessorContext, config: Mapping[str, Any]) -> dict[str, Any]:
+    """A processor that a fake entry point points at."""
+    return {"rows_processed": 3}
+
+
+class TestRegistry:
+    """Processors are found by dotted name; plug-ins come from entry points."""
+
+    def test_builtins_registered(self) -> None:
+        """All five built-ins are known."""
+        names = set(known_processors())
+        assert {
+            "generic.noop",
+            "generic.slow_processor",
+            "generic.fail",
+            "generic.flaky",
+            "generic.sql",
+        } <= names
+
+    def test_decorator_registers(self) -> None:
+        """@processor makes a callable available under its name."""
+
+        @processor("tests.echo")
+        async def echo(context: ProcessorContext, config: Mapping[str, Any]) -> Any:
+            return dict(config)
+
+        try:
+            assert _run("tests.echo", {"a": 1}) == {"a": 1}
+        finally:
+            processors.unregister("tests.echo")
+
+    def test_unknown_name(self) -> None:
+        """An unknown name raises KeyError listing the known ones."""
+        with pytest.raises(KeyError, match=r"generic\.noop"):
+            get_processor("nope.nothing")
+
+    def test_bad_names_refused(self) -> None:
+        """Names must be dotted words."""
+        with pytest.raises(ValueError, match="dotted"):
+            processors.register("bad..name", plugin_proc)
+
+    def test_no_silent_shadowing(self) -> None:
+        """register() refuses to replace a different callable unless replace=True."""
+        with pytest.raises(ValueError, match="already registered"):
+            processors.register("generic.noop", plugin_proc)
+
+    def test_entry_point_plugins(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Entry points in group pipestate.processors are registered; broken ones are skipped."""
+        good = EntryPoint("tests.plugin", f"{__name__}:plugin_proc", "pipestate.processors")
+        bad = EntryPoint("tests.broken", "no_such_module_xyz:thing", "pipestate.processors")
+
+        def fake_entry_points(group: str) -> list[EntryPoint]:
+            assert group == "pipestate.processors"
+            return [good, bad]
+
+        monkeypatch.setattr("importlib.metadata.entry_points", fake_entry_points)
+        try:
+            assert processors.load_plugins() == ["tests.plugin"]
+            assert _run("tests.plugin", {}) == {"rows_processed": 3}
+        finally:
+            processors.unregister("tests.plugin")
+
+
+class TestBuiltins:
+    """The generic.* processors behave as documented."""
+
+    def test_noop(self) -> None:
+        """noop returns rows_processed only when configured."""
+        assert _run("generic.noop", {}) is None
+        assert _run("generic.noop", {"rows_processed": 5}) == {"rows_processed": 5}
+
+    def test_slow(self) -> None:
+        """slow_processor sleeps then succeeds."""
+        assert _run("generic.slow_processor", {"sleep_seconds": 0, "rows_processed": 2}) == {
+            "rows_processed": 2
+        }
+
+    def test_fail_builtin_and_qualified(self) -> None:
+        """fail raises the configured type (builtin or qualified name) with the message."""
+        with pytest.raises(PermissionError, match="403"):
+            _run("generic.fail", {"exception": "PermissionError", "message": "403"})
+        with pytest.raises(asyncio.InvalidStateError, match="boom"):
+            _run("generic.fail", {"exception": "asyncio.InvalidStateError", "message": "boom"})
+
+    def test_fail_refuses_non_exceptions(self) -> None:
+        """Only Exception subclasses can be raised (not BaseException, not functions)."""
+        for name in ("KeyboardInterrupt", "os.system", "len", "no.such.module.X"):
+            with pytest.raises(ConfigProblem):
+                resolve_exception(name)
+
+    def test_flaky_counts_attempts(self) -> None:
+        """flaky fails with ConnectionError on attempts 1..N and succeeds on N+1."""
+        config = {"failures": 2}
+        for attempt in (1, 2):
+            with pytest.raises(ConnectionError):
+                _run("generic.flaky", config, _ctx(attempt))
+        assert _run("generic.flaky", {"failures": 2, "rows_processed": 1}, _ctx(3)) == {
+            "rows_processed": 1
+        }
+
+    def test_sql_needs_store(self) -> None:
+        """generic.sql without a store fails with a ValidationError."""
+        from classifier.errors import ValidationError
+
+        with pytest.raises(ValidationError, match="needs a store"):
+            _run("generic.sql", {"query": "failures"})
+
+    @pytest.mark.parametrize(
+        ("name", "config", "key"),
+        [
+            ("generic.noop", {"rows": 1}, None),
+            ("generic.slow_processor", {"sleep_seconds": -1}, "sleep_seconds"),
+            ("generic.fail", {"exception": "NotAThing"}, "exception"),
+            ("generic.flaky", {"failures": "two"}, "failures"),
+            ("generic.sql", {}, "query"),
+        ],
+    )
+    def test_config_checks(self, name: str, config: dict[str, Any], key: str | None) -> None:
+        """Each built-in's config check names the offending key."""
+        check = known_processors()[name].check_config
+        assert check is not None
+        with pytest.raises(ConfigProblem) as info:
+            check(config)
+        assert info.value.key == key

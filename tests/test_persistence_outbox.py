@@ -1,0 +1,652 @@
+"""Tests for persistence.outbox: durable local outbox in front of a remote store."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from classifier import RetryPolicy
+from persistence import LoggerSettings, MetadataLogger, open_store
+from persistence.outbox import OutboxStore, with_outbox
+from persistence.stores.base import STATE_TRANSITIONS, STEP_LOGS, Store, StoreError
+from persistence.stores.sqlite import SQLiteStore
+from statemachine import PipelineRun, StepRun, TransitionRecord, TransitionSink
+from tests.bq_emulator import PROJECT as BQ_PROJECT
+from tests.bq_emulator import BQEmulator, _stop, _wait_ready, emulator_venv, free_port
+from tests.outbox_remote import GatedRemote
+
+# Zero backoff: unit tests drain synchronously and must not wait between attempts.
+NO_WAIT = RetryPolicy(base_delay_seconds=0.0, max_delay_seconds=0.0)
+T0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+
+
+def transition_row(i: int, prefix: str = "t") -> dict[str, Any]:
+    """Return a valid org_meta_state_transitions row whose id is f'{prefix}{i:05d}'."""
+    return TransitionRecord(
+        transition_id=f"{prefix}{i:05d}",
+        org_slug="acme",
+        pipeline_logging_id="p-1",
+        step_logging_id=f"s-{i}",
+        entity_type="STEP",
+        entity_name=f"step_{i}",
+        from_state="PENDING",
+        to_state="RUNNING",
+        transition_time=T0,
+        transition_date=T0.date(),
+        metadata={"i": i},
+    ).to_row()
+
+
+def rows(n: int, prefix: str = "t", start: int = 0) -> list[dict[str, Any]]:
+    """Return n transition rows with consecutive ids."""
+    return [transition_row(i, prefix) for i in range(start, start + n)]
+
+
+def ids(found: list[dict[str, Any]]) -> list[str]:
+    """Return the transition ids of rows."""
+    return [row["transition_id"] for row in found]
+
+
+def outbox_ids(path: Path) -> list[str]:
+    """Read the row ids waiting in an outbox file with a plain SQLite connection."""
+    with sqlite3.connect(path) as conn:
+        return [r[0] for r in conn.execute("SELECT row_id FROM outbox ORDER BY seq")]
+
+
+def remote_ids(path: Path) -> list[str]:
+    """Read every transition id stored in a SQLiteStore file (duplicates included)."""
+    with sqlite3.connect(path) as conn:
+        query = f"SELECT transition_id FROM {STATE_TRANSITIONS} ORDER BY transition_id"
+        return [r[0] for r in conn.execute(query)]
+
+
+def make(remote: Store, path: Path, **options: Any) -> OutboxStore:
+    """Build an OutboxStore with test-friendly defaults (no backoff, long interval)."""
+    options.setdefault("retry_policy", NO_WAIT)
+    options.setdefault("upload_interval_seconds", 3600.0)
+    options.setdefault("query_drain_timeout", 0.0)
+    return OutboxStore(remote, path, **options)
+
+
+@pytest.fixture
+def remote() -> GatedRemote:
+    """A recording remote with no inner store."""
+    return GatedRemote()
+
+
+@pytest.fixture
+def outbox_path(tmp_path: Path) -> Path:
+    """Where the test's outbox file lives."""
+    return tmp_path / "outbox.db"
+
+
+class TestOutboxStore:
+    """OutboxStore: durable before accepted, ordered, deleted only after the remote accepted."""
+
+    def test_rows_are_on_disk_when_write_batch_returns(
+        self, remote: GatedRemote, outbox_path: Path
+    ) -> None:
+        """write_batch reports every row written, and a separate connection already sees them."""
+        remote.outage = True
+        store = make(remote, outbox_path)
+        result = store.write_batch(STATE_TRANSITIONS, rows(3))
+        assert result.written == 3
+        assert result.rejected == ()
+        assert outbox_ids(outbox_path) == ["t00000", "t00001", "t00002"]
+        store.close(timeout=0)
+
+    def test_drain_ships_in_write_order(self, remote: GatedRemote, outbox_path: Path) -> None:
+        """Rows reach the remote in the order they were written, across batches."""
+        store = make(remote, outbox_path, batch_size=4)
+        for start in range(0, 10, 3):
+            store.write_batch(STATE_TRANSITIONS, rows(3, start=start))
+        assert store.drain(timeout=10) == 0
+        assert remote.received == ids(rows(12))
+        store.close()
+
+    def test_rows_stay_until_the_remote_accepts(
+        self, remote: GatedRemote, outbox_path: Path
+    ) -> None:
+        """While the remote is down nothing is deleted; once it is back everything ships once."""
+        remote.outage = True
+        store = make(remote, outbox_path)
+        store.write_batch(STATE_TRANSITIONS, rows(5))
+        assert store.drain(timeout=0) == 5
+        assert len(outbox_ids(outbox_path)) == 5
+        assert store.status()["last_error"] == "StoreError: remote unavailable (503)"
+        remote.outage = False
+        assert store.drain(timeout=10) == 0
+        assert remote.received == ids(rows(5))
+        assert outbox_ids(outbox_path) == []
+        store.close()
+
+    def test_outage_never_dead_letters(self, remote: GatedRemote, outbox_path: Path) -> None:
+        """Retryable failures, however many, keep the rows pending instead of dead-lettering."""
+        remote.outage = True
+        store = make(remote, outbox_path, max_attempts=1)
+        store.write_batch(STATE_TRANSITIONS, rows(2))
+        for _ in range(5):
+            store.drain(timeout=0)
+        status = store.status()
+        assert status["pending_total"] == 2
+        assert status["dead_letters_total"] == 0
+        assert status["remote_failures"] == 5
+        store.close(timeout=0)
+
+    def test_rejected_rows_go_to_dead_letters(self, remote: GatedRemote, outbox_path: Path) -> None:
+        """A row the remote rejects is kept in dead letters with its error; the rest ship."""
+        remote.poison = {"t00001"}
+        store = make(remote, outbox_path)
+        store.write_batch(STATE_TRANSITIONS, rows(3))
+        assert store.drain(timeout=10) == 0
+        assert remote.received == ["t00000", "t00002"]
+        status = store.status()
+        assert status["dead_letters"] == {STATE_TRANSITIONS: 1}
+        assert status["rows_dead_lettered"] == 1
+        [dead] = store.dead_letters()
+        assert (dead["row_id"], dead["error"]) == ("t00001", "invalid row")
+        store.close()
+
+    def test_refused_batch_isolates_the_bad_row(
+        self, remote: GatedRemote, outbox_path: Path
+    ) -> None:
+        """A batch refused as a whole is retried row by row; only the bad row is dead-lettered."""
+        remote.refuse = {"t00002"}
+        store = make(remote, outbox_path, max_attempts=2)
+        store.write_batch(STATE_TRANSITIONS, rows(4))
+        while store.drain(timeout=10):
+            pass
+        assert remote.received == ["t00000", "t00001", "t00003"]
+        [dead] = store.dead_letters()
+        assert dead["row_id"] == "t00002"
+        assert dead["attempts"] == 2
+        assert "refused" in dead["error"]
+        store.close()
+
+    def test_requeued_dead_letters_ship_after_the_fix(
+        self, remote: GatedRemote, outbox_path: Path
+    ) -> None:
+        """requeue_dead_letters puts dead rows back; they ship once the remote accepts them."""
+        remote.poison = {"t00000"}
+        store = make(remote, outbox_path)
+        store.write_batch(STATE_TRANSITIONS, rows(1))
+        store.drain(timeout=10)
+        remote.poison = set()
+        assert store.requeue_dead_letters() == 1
+        assert store.drain(timeout=10) == 0
+        assert remote.received == ["t00000"]
+        assert store.status()["dead_letters_total"] == 0
+        store.close()
+
+    def test_leftovers_ship_before_new_rows_after_restart(
+        self, remote: GatedRemote, outbox_path: Path
+    ) -> None:
+        """Rows left in the file by an earlier process reach the remote before newer rows."""
+        remote.outage = True
+        first = make(remote, outbox_path)
+        first.write_batch(STATE_TRANSITIONS, rows(3, prefix="old"))
+        first.close(timeout=0)
+        assert len(outbox_ids(outbox_path)) == 3
+        remote.outage = False
+        second = make(remote, outbox_path, batch_size=2)
+        second.write_batch(STATE_TRANSITIONS, rows(2, prefix="new"))
+        assert second.drain(timeout=10) == 0
+        assert remote.received == ids(rows(3, prefix="old")) + ids(rows(2, prefix="new"))
+        second.close()
+
+    def test_uploader_ships_in_the_background(self, remote: GatedRemote, outbox_path: Path) -> None:
+        """A full batch wakes the uploader thread, which ships without any drain call."""
+        store = make(remote, outbox_path, batch_size=10)
+        store.write_batch(STATE_TRANSITIONS, rows(10))
+        assert remote.wait_for(10, timeout=30)
+        assert store.status()["uploader_running"] is True
+        store.close()
+        assert remote.received == ids(rows(10))
+
+    def test_start_ships_leftovers_without_new_writes(
+        self, remote: GatedRemote, outbox_path: Path
+    ) -> None:
+        """start() alone ships rows an earlier process left behind."""
+        remote.outage = True
+        first = make(remote, outbox_path)
+        first.write_batch(STATE_TRANSITIONS, rows(4))
+        first.close(timeout=0)
+        remote.outage = False
+        second = make(remote, outbox_path)
+        second.start()
+        assert remote.wait_for(4, timeout=30)
+        second.close()
+
+    def test_tables_ship_separately_and_all_arrive(
+        self, remote: GatedRemote, outbox_path: Path
+    ) -> None:
+        """Rows of different tables are shipped in per-table batches and none is lost."""
+        store = make(remote, outbox_path)
+        store.write_batch(STATE_TRANSITIONS, rows(2))
+        step_rows = [{"step_log_id": f"sl{i}", "status": "RUNNING"} for i in range(2)]
+        store.write_batch(STEP_LOGS, step_rows)
+        store.write_batch(STATE_TRANSITIONS, rows(1, start=2))
+        assert store.drain(timeout=10) == 0
+        assert remote.received == ["t00000", "t00001", "t00002", "sl0", "sl1"]
+        store.close()
+
+    def test_status_reports_pending_age_and_counters(
+        self, remote: GatedRemote, outbox_path: Path
+    ) -> None:
+        """status() counts pending rows per table, their age, and what was shipped."""
+        remote.outage = True
+        store = make(remote, outbox_path)
+        store.write_batch(STATE_TRANSITIONS, rows(3))
+        status = store.status()
+        assert status["pending"] == {STATE_TRANSITIONS: 3}
+        assert status["oldest_pending_age_seconds"] >= 0
+        assert status["rows_enqueued"] == 3
+        remote.outage = False
+        store.drain(timeout=10)
+        status = store.status()
+        assert status["pending_total"] == 0
+        assert status["oldest_pending_age_seconds"] is None
+        assert status["rows_shipped"] == 3
+        store.close()
+
+    def test_close_keeps_unshipped_rows_and_closes_the_remote(
+        self, remote: GatedRemote, outbox_path: Path
+    ) -> None:
+        """close() with the remote down keeps rows in the file, closes the remote, is idempotent."""
+        remote.outage = True
+        store = make(remote, outbox_path)
+        store.write_batch(STATE_TRANSITIONS, rows(2))
+        store.close(timeout=0)
+        store.close(timeout=0)
+        assert remote.closed
+        assert len(outbox_ids(outbox_path)) == 2
+        with pytest.raises(StoreError, match="closed"):
+            store.write_batch(STATE_TRANSITIONS, rows(1))
+
+    def test_query_ships_pending_rows_first(self, remote: GatedRemote, outbox_path: Path) -> None:
+        """query() drains pending rows before asking the remote, so it reads its own writes."""
+        store = make(remote, outbox_path, query_drain_timeout=10.0)
+        store.write_batch(STATE_TRANSITIONS, rows(2))
+        assert [r["row_id"] for r in store.query("timeline", {})] == ["t00000", "t00001"]
+        store.close()
+
+    @pytest.mark.parametrize(
+        ("option", "value"),
+        [("batch_size", 0), ("upload_interval_seconds", 0.0), ("max_attempts", 0)],
+    )
+    def test_bad_options_are_rejected(
+        self, remote: GatedRemote, outbox_path: Path, option: str, value: object
+    ) -> None:
+        """Invalid settings fail at construction, naming the option."""
+        with pytest.raises(ValueError, match=option):
+            OutboxStore(remote, outbox_path, **{option: value})
+
+    def test_bad_synchronous_mode_is_rejected(self, remote: GatedRemote, outbox_path: Path) -> None:
+        """Only FULL and NORMAL durability are allowed."""
+        with pytest.raises(ValueError, match="synchronous"):
+            OutboxStore(remote, outbox_path, synchronous="OFF")
+
+
+class TestOutboxWithSQLiteRemote:
+    """OutboxStore in front of a real SQLiteStore: rows land once, whatever the retries."""
+
+    def test_rows_land_in_the_remote_file(self, tmp_path: Path) -> None:
+        """Every row written through the outbox is in the remote SQLite table after a drain."""
+        inner = SQLiteStore(tmp_path / "remote.db")
+        store = make(GatedRemote(inner), tmp_path / "outbox.db")
+        store.write_batch(STATE_TRANSITIONS, rows(120))
+        assert store.drain(timeout=30) == 0
+        store.close()
+        assert remote_ids(tmp_path / "remote.db") == ids(rows(120))
+        inner.close()
+
+    def test_lost_acknowledgement_never_duplicates(self, tmp_path: Path) -> None:
+        """A batch stored but not acknowledged is shipped again, and the remote keeps one copy."""
+        inner = SQLiteStore(tmp_path / "remote.db")
+        remote = GatedRemote(inner)
+        remote.lose_acks = 2
+        store = make(remote, tmp_path / "outbox.db", batch_size=10)
+        store.write_batch(STATE_TRANSITIONS, rows(25))
+        assert store.drain(timeout=30) == 0
+        store.close()
+        assert len(remote.received) == 25 + 20  # two batches of 10 were sent twice
+        assert remote_ids(tmp_path / "remote.db") == ids(rows(25))
+        inner.close()
+
+
+    def test_row_without_id_is_dead_lettered_not_lost(self, tmp_path: Path) -> None:
+        """A row the remote rejects for lacking its id is kept as a dead letter, not deleted."""
+        inner = SQLiteStore(tmp_path / "remote.db")
+        store = make(inner, tmp_path / "outbox.db")
+        bad = {**transition_row(1), "transition_id": None}
+        store.write_batch(STATE_TRANSITIONS, [transition_row(0), bad])
+        assert store.drain(timeout=30) == 0
+        [dead] = store.dead_letters()
+        store.close()
+        assert dead["row_id"] is None
+        assert "transition_id" in dead["error"]
+        assert remote_ids(tmp_path / "remote.db") == ["t00000"]
+
+    def test_bootstrap_creates_the_remote_tables(self, tmp_path: Path) -> None:
+        """bootstrap() through an OutboxStore creates the tables in the remote store."""
+        from persistence.bootstrap import bootstrap
+
+        inner = SQLiteStore(tmp_path / "remote.db")
+        store = make(inner, tmp_path / "outbox.db")
+        assert store.dialect == "sqlite"
+        bootstrap(store)
+        store.close()
+        assert remote_ids(tmp_path / "remote.db") == []
+
+
+class TestUnwritableOutbox:
+    """An outbox that cannot be written: a clear, non-retryable error, counted, never a crash."""
+
+    def test_path_under_a_file_fails_clearly(self, remote: GatedRemote, tmp_path: Path) -> None:
+        """A path whose parent is a regular file (ENOTDIR, even for root) raises StoreError."""
+        blocker = tmp_path / "not-a-dir"
+        blocker.write_text("x")
+        store = make(remote, blocker / "outbox.db")
+        with pytest.raises(StoreError, match="not writable") as info:
+            store.write_batch(STATE_TRANSITIONS, rows(1))
+        assert info.value.retryable is False
+        assert str(blocker / "outbox.db") in str(info.value)
+        status = store.status()
+        assert status["enqueue_errors"] == 1
+        assert "not writable" in status["outbox_error"]
+        store.close(timeout=0)
+
+    def test_with_outbox_on_a_bad_path_does_not_raise(
+        self, remote: GatedRemote, tmp_path: Path
+    ) -> None:
+        """with_outbox() never crashes its caller; the error surfaces on write_batch."""
+        blocker = tmp_path / "file"
+        blocker.write_text("x")
+        store = with_outbox(remote, blocker / "o.db", retry_policy=NO_WAIT)
+        with pytest.raises(StoreError):
+            store.write_batch(STATE_TRANSITIONS, rows(1))
+        store.close(timeout=0)
+
+    def test_full_disk_fails_clearly_and_keeps_earlier_rows(
+        self, remote: GatedRemote, outbox_path: Path
+    ) -> None:
+        """When the file cannot grow (SQLITE_FULL), writes fail; rows already written still ship."""
+        remote.outage = True
+        store = make(remote, outbox_path, max_bytes=64 * 1024)
+        written, error = 0, None
+        for start in range(0, 10_000, 10):
+            try:
+                written += store.write_batch(STATE_TRANSITIONS, rows(10, start=start)).written
+            except StoreError as exc:
+                error = exc
+                break
+        assert error is not None
+        assert "full" in str(error)
+        assert error.retryable is False
+        assert store.status()["enqueue_errors"] == 1
+        assert written > 0
+        remote.outage = False
+        assert store.drain(timeout=30) == 0
+        assert remote.received == ids(rows(written))
+        # Once space is free again, writes succeed.
+        assert store.write_batch(STATE_TRANSITIONS, rows(1, prefix="again")).written == 1
+        store.close()
+
+
+# -- BigQuery emulator: crash and outage ------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+KILL_AFTER_EMITTED = 1000  # of the 2,002 transitions a 1,000-step run emits
+OUTAGE_SECONDS = float(os.environ.get("PIPESTATE_OUTBOX_OUTAGE_SECONDS", "30"))
+RESULTS_FILE = os.environ.get("PIPESTATE_OUTBOX_RESULTS")  # where measured figures are appended
+
+
+def report(name: str, figures: dict[str, Any]) -> None:
+    """Append measured figures (loss window, outage) to PIPESTATE_OUTBOX_RESULTS if set."""
+    if RESULTS_FILE:
+        with open(RESULTS_FILE, "a", encoding="utf-8") as out:
+            out.write(json.dumps({"test": name, **figures}) + "\n")
+
+
+def bq_transition_ids(endpoint: str, project: str, dataset: str) -> list[str]:
+    """Read every transition id in the emulator's table, duplicates included."""
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    client = bigquery.Client(
+        project=project,
+        credentials=AnonymousCredentials(),
+        client_options=ClientOptions(api_endpoint=endpoint),
+    )
+    try:
+        sql = f"SELECT transition_id FROM `{project}.{dataset}.{STATE_TRANSITIONS}`"
+        return [row["transition_id"] for row in client.query(sql).result()]
+    finally:
+        client.close()
+
+
+def bootstrap_dataset(url: str) -> None:
+    """Create the dataset and tables on the emulator (PIPESTATE_BQ_ENDPOINT must be set)."""
+    from persistence.bootstrap import bootstrap
+
+    remote = open_store(url, outbox=False)
+    try:
+        bootstrap(remote)
+    finally:
+        remote.close()
+
+
+class RestartableEmulator:
+    """An emulator of our own on a fixed port and data directory, so it can stop and restart."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.data_dir = workdir / "data"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        """Start (or restart) the server on the same port and data; wait until it answers."""
+        venv = emulator_venv()
+        log_path = self.workdir / f"emulator-{self.starts}.log"
+        self.starts += 1
+        argv = [
+            str(venv / "bin" / "local-bigquery"),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--grpc-port",
+            "0",
+            "--project",
+            BQ_PROJECT,
+            "--data-dir",
+            str(self.data_dir),
+        ]
+        env = {**os.environ, "HOME": str(venv / "duckdb_home")}
+        with log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+        url = f"{self.endpoint}/bigquery/v2/projects/{BQ_PROJECT}/datasets"
+        _wait_ready(self.proc, url, log_path)
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL); the data directory stays."""
+        if self.proc is not None:
+            _stop(self.proc)
+            self.proc = None
+
+
+@pytest.fixture
+def own_emulator(tmp_path: Path) -> Iterator[RestartableEmulator]:
+    """A private emulator this test may stop and restart; always stopped afterwards."""
+    if not (emulator_venv() / "bin" / "local-bigquery").exists():
+        pytest.skip("BigQuery emulator unavailable (run `make bq-emulator`)")
+    emulator = RestartableEmulator(tmp_path / "emulator")
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+class TeeSink:
+    """Hands each record to the logger and remembers its id (what was emitted)."""
+
+    def __init__(self, inner: TransitionSink) -> None:
+        self.inner = inner
+        self.ids: list[str] = []
+
+    def emit(self, record: TransitionRecord) -> None:
+        """Remember the id, then forward."""
+        self.ids.append(record.transition_id)
+        self.inner.emit(record)
+
+
+@pytest.mark.bigquery
+@pytest.mark.slow
+class TestOutboxOnBigQuery:
+    """Outbox to the BigQuery emulator: crashes and outages lose and duplicate nothing."""
+
+    def test_kill_9_mid_run_ships_every_outbox_row_exactly_once(
+        self, bq_emulator: BQEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """After kill -9 and recovery, BigQuery holds each row that reached the outbox once."""
+        dataset = f"outbox_kill_{uuid.uuid4().hex[:8]}"
+        url = f"bigquery:{bq_emulator.project}.{dataset}"
+        monkeypatch.setenv("PIPESTATE_BQ_ENDPOINT", bq_emulator.endpoint)
+        bootstrap_dataset(url)
+        outbox = tmp_path / "outbox.db"
+        driver = [sys.executable, "-m", "tests.outbox_driver"]
+        common = ["--store", url, "--outbox", str(outbox)]
+        child = subprocess.Popen(
+            [*driver, "run", *common, "--steps", "1000"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        emitted = 0
+        assert child.stdout is not None
+        for line in child.stdout:
+            if line.startswith("emitted "):
+                emitted = int(line.split()[1])
+                if emitted >= KILL_AFTER_EMITTED:
+                    os.kill(child.pid, signal.SIGKILL)
+                    break
+        child.wait(timeout=60)
+        child.stdout.close()
+        assert child.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+
+        in_outbox = outbox_ids(outbox)
+        in_bigquery = bq_transition_ids(bq_emulator.endpoint, bq_emulator.project, dataset)
+        reached = set(in_outbox) | set(in_bigquery)
+        recovered = subprocess.run(
+            [*driver, "recover", *common], cwd=ROOT, capture_output=True, text=True, timeout=300
+        )
+        assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+        after = bq_transition_ids(bq_emulator.endpoint, bq_emulator.project, dataset)
+
+        assert len(after) == len(set(after)), "a row reached BigQuery twice"
+        assert set(after) == reached
+        loss_window = emitted - len(reached)
+        report(
+            "kill_9",
+            {
+                "emitted_at_kill": emitted,
+                "in_bigquery_at_kill": len(in_bigquery),
+                "in_outbox_at_kill": len(in_outbox),
+                "lost_between_emit_and_outbox": loss_window,
+            },
+        )
+        # Only the logger's queue and the batches its workers hold can be lost.
+        assert (
+            0
+            <= loss_window
+            <= LoggerSettings().queue_size
+            + LoggerSettings().batch_size * (LoggerSettings().workers)
+        )
+
+    def test_emulator_outage_loses_and_duplicates_nothing(
+        self,
+        own_emulator: RestartableEmulator,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """With BigQuery down mid-run and back later, every emitted row lands exactly once."""
+        url = f"bigquery:{BQ_PROJECT}.outbox_outage"
+        monkeypatch.setenv("PIPESTATE_BQ_ENDPOINT", own_emulator.endpoint)
+        bootstrap_dataset(url)
+        store = OutboxStore(
+            open_store(url, outbox=False),
+            tmp_path / "outbox.db",
+            batch_size=20,
+            upload_interval_seconds=0.05,
+            retry_policy=RetryPolicy(base_delay_seconds=0.2, max_delay_seconds=2.0),
+        )
+        figures = asyncio.run(self._run_with_outage(store, own_emulator))
+        assert store.drain(timeout=120) == 0
+        status = store.status()
+        store.close()
+        after = bq_transition_ids(own_emulator.endpoint, BQ_PROJECT, "outbox_outage")
+        assert len(after) == len(set(after)), "a row reached BigQuery twice"
+        assert sorted(after) == sorted(figures.pop("emitted_ids"))
+        assert status["dead_letters_total"] == 0
+        report("outage", figures)
+
+    @staticmethod
+    async def _run_with_outage(store: OutboxStore, emulator: RestartableEmulator) -> dict[str, Any]:
+        """Run steps before, during and after an outage; return what was emitted and seen."""
+        async with MetadataLogger(store) as logger:
+            sink = TeeSink(logger)
+            run = PipelineRun.create("outbox-outage", org_slug="acme", sink=sink)
+            run.start()
+            counter = 0
+
+            async def steps(n: int) -> None:
+                nonlocal counter
+                for _ in range(n):
+                    step = StepRun.create(f"step_{counter:04d}", pipeline=run)
+                    step.start()
+                    step.complete()
+                    counter += 1
+                    await asyncio.sleep(0.01)  # pacing, so uploads overlap the run
+
+            await steps(50)
+            await asyncio.to_thread(emulator.stop)
+            outage_started = time.monotonic()
+            while time.monotonic() - outage_started < OUTAGE_SECONDS:
+                await steps(10)
+            await logger.flush()
+            during = store.status()
+            await asyncio.to_thread(emulator.start)
+            outage = time.monotonic() - outage_started
+            await steps(50)
+            run.complete()
+            await logger.flush()
+        assert during["remote_failures"] > 0, "the uploader never noticed the outage"
+        assert during["pending_total"] > 0
+        return {
+            "emitted_ids": sink.ids,
+            "outage_seconds": round(outage, 1),
+            "pending_at_end_of_outage": during["pending_total"],
+            "remote_failures": during["remote_failures"],
+        }

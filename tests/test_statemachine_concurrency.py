@@ -1,0 +1,117 @@
+"""Two triggers on one entity never both succeed, also from many threads at once."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from statemachine import IllegalTransition, InMemorySink, PipelineRun, StepRun, TransitionRecord
+
+THREADS = 8
+ROUNDS = 40
+
+
+@pytest.fixture(autouse=True)
+def _switch_often() -> Iterator[None]:
+    """Make the interpreter switch threads every microsecond so races actually interleave."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(old)
+
+
+def _race(calls: list[Callable[[], TransitionRecord]]) -> tuple[list[Any], list[Any]]:
+    """Run every call at the same moment; return (records, IllegalTransitions)."""
+    barrier = threading.Barrier(len(calls))
+    wins: list[Any] = []
+    losses: list[Any] = []
+    others: list[BaseException] = []
+    lock = threading.Lock()
+
+    def worker(call: Callable[[], TransitionRecord]) -> None:
+        barrier.wait()
+        try:
+            result = call()
+        except IllegalTransition as exc:
+            with lock:
+                losses.append(exc)
+        except BaseException as exc:  # surfaced below so the test fails loudly
+            with lock:
+                others.append(exc)
+        else:
+            with lock:
+                wins.append(result)
+
+    threads = [threading.Thread(target=worker, args=(c,)) for c in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert others == []
+    return wins, losses
+
+
+class TestConcurrentTriggers:
+    """Per-entity locking makes each legality check and state change one step."""
+
+    @pytest.mark.parametrize("event", ["complete", "fail", "retry"])
+    def test_same_event_many_threads_one_winner(self, event: str) -> None:
+        """THREADS threads firing one event on a RUNNING step: exactly one succeeds."""
+        sink = InMemorySink()
+        pipeline = PipelineRun.create("p", org_slug="acme", sink=sink)
+        for _ in range(ROUNDS):
+            step = StepRun.create("s", pipeline=pipeline)
+            step.start()
+            before = len(sink.records)
+            wins, losses = _race([getattr(step, event)] * THREADS)
+            assert len(wins) == 1
+            assert len(losses) == THREADS - 1
+            assert sink.records[before:] == wins
+
+    def test_different_events_one_winner(self) -> None:
+        """complete and fail racing from RUNNING (both terminal): exactly one wins."""
+        sink = InMemorySink()
+        pipeline = PipelineRun.create("p", org_slug="acme", sink=sink)
+        for _ in range(ROUNDS):
+            step = StepRun.create("s", pipeline=pipeline)
+            step.start()
+            wins, losses = _race([step.complete, step.fail] * (THREADS // 2))
+            assert len(wins) == 1
+            assert step.state == wins[0].to_state
+            assert len(losses) == THREADS - 1
+
+    def test_racing_retry_and_fail_form_a_chain(self) -> None:
+        """retry and fail racing from RUNNING: the winners' records form one legal chain."""
+        sink = InMemorySink()
+        pipeline = PipelineRun.create("p", org_slug="acme", sink=sink)
+        for _ in range(ROUNDS):
+            step = StepRun.create("s", pipeline=pipeline)
+            step.start()
+            before = len(sink.records)
+            _race([step.retry, step.fail] * (THREADS // 2))
+            moves = [(r.from_state, r.to_state) for r in sink.records[before:]]
+            assert moves in (
+                [("RUNNING", "FAILED")],
+                [("RUNNING", "RETRYING"), ("RETRYING", "FAILED")],
+            )
+
+    def test_start_from_pending_one_winner(self) -> None:
+        """Many threads starting one pipeline: one PENDING -> RUNNING record."""
+        for _ in range(ROUNDS):
+            sink = InMemorySink()
+            run = PipelineRun.create("p", org_slug="acme", sink=sink)
+            wins, _ = _race([run.start] * THREADS)
+            assert len(wins) == 1
+            assert [(r.from_state, r.to_state) for r in sink.records] == [("PENDING", "RUNNING")]
+
+    def test_independent_entities_all_succeed(self) -> None:
+        """Threads on different steps do not block each other's transitions."""
+        sink = InMemorySink()
+        pipeline = PipelineRun.create("p", org_slug="acme", sink=sink)
+        steps = [StepRun.create(f"s{i}", pipeline=pipeline) for i in range(THREADS)]
+        wins, losses = _race([s.start for s in steps])
+        assert (len(wins), len(losses)) == (THREADS, 0)
