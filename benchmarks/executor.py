@@ -63,12 +63,14 @@ async def _timed(configs: list[PipelineConfig], use_sqlite: bool) -> tuple[float
         start = time.perf_counter()
         await _run_many(configs, NullSink())
         return time.perf_counter() - start, {"written": 0, "dropped": 0}
+    from persistence.bootstrap import bootstrap
     from persistence.logger import MetadataLogger
     from persistence.stores.sqlite import SQLiteStore
 
     with tempfile.TemporaryDirectory() as tmp:
         store = SQLiteStore(Path(tmp) / "bench.db")
         try:
+            bootstrap(store)  # table creation is set-up, not per-step cost
             logger = MetadataLogger(store)
             await logger.start()
             gc.collect()

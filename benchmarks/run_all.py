@@ -19,6 +19,10 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+# Run as a script, this directory is sys.path[0]; benchmarks/transitions.py and
+# benchmarks/classifier.py would then shadow the real `transitions` and `classifier` packages.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+sys.path.insert(0, str(ROOT))
 SKIP = {"run_all.py", "__init__.py"}
 
 

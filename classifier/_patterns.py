@@ -13,14 +13,16 @@ T, P, TO = ErrorType.TRANSIENT, ErrorType.PERMANENT, ErrorType.TIMEOUT
 V, D = ErrorType.VALIDATION_ERROR, ErrorType.DEPENDENCY_FAILURE
 
 # A bare HTTP status number, not a count ("401 rows"), a line number or part of a decimal.
-_NUM_GUARD_BEFORE = r"(?<!line )(?<!port )(?<![.,:/#-])"
+# The digits come first and the look-behinds after them, so the scanner fails fast elsewhere.
 _NUM_GUARD_AFTER = r"(?![.,]\d)(?!\s*(?:rows?|records?|items?|bytes?|ms|msec|seconds?|files?))"
 
 
 def _status(*codes: int) -> str:
     """Regex for bare HTTP status numbers with the guards above."""
-    alternatives = "|".join(str(code) for code in codes)
-    return f"{_NUM_GUARD_BEFORE}(?:{alternatives}){_NUM_GUARD_AFTER}"
+    alternatives = "|".join(
+        f"{code}(?<!line {code})(?<!port {code})(?<![.,:/#-]{code})" for code in codes
+    )
+    return f"(?:{alternatives}){_NUM_GUARD_AFTER}"
 
 
 PATTERN_RULES: tuple[PatternRule, ...] = (

@@ -23,7 +23,7 @@ _CODE_IN_TEXT = re.compile(r"an error occurred \((\w{1,64})\)|\bsqlstate[ :=]*([
 # One scan finds, at every word boundary, the first rule (in table order) matching there;
 # the lowest rule index over all positions is exactly "the earliest rule that matches".
 _SCANNER = re.compile(
-    r"\b(?=" + "|".join(f"{r.bounded}(?P<r{i}>)" for i, r in enumerate(PATTERN_RULES)) + ")"
+    r"\b(?=\w)(?=" + "|".join(f"{r.bounded}(?P<r{i}>)" for i, r in enumerate(PATTERN_RULES)) + ")"
 )
 
 
@@ -138,8 +138,10 @@ def _service_codes(exc: BaseException) -> Iterator[str]:
 
 def _message_codes(lowered: str) -> Iterator[str]:
     """Codes quoted in the text: botocore's "An error occurred (Code)" and "SQLSTATE 40001"."""
-    for match in _CODE_IN_TEXT.finditer(lowered[:4096]):
-        yield match.group(1) or match.group(2)
+    head = lowered[:4096]
+    if "an error occurred (" in head or "sqlstate" in head:  # substring tests are ~50x cheaper
+        for match in _CODE_IN_TEXT.finditer(head):
+            yield match.group(1) or match.group(2)
 
 
 def _http_status(exc: BaseException) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -218,13 +219,13 @@ class Execution:
         )
         if cfg.timeout_minutes is None:
             try:
-                return await spec.fn(ctx, cfg.config), None, ""
+                return await _call(spec, ctx, cfg), None, ""
             except Exception as exc:
                 return None, exc, step_error_type(exc)
         cm = asyncio.timeout(cfg.timeout_minutes * 60.0)
         try:
             async with cm:
-                result = await spec.fn(ctx, cfg.config)
+                result = await _call(spec, ctx, cfg)
         except TimeoutError as exc:
             if not cm.expired():  # the processor's own timeout, not ours
                 return None, exc, step_error_type(exc)
@@ -346,6 +347,14 @@ class Execution:
             "steps_failed": states.count("FAILED"),
             **extra,
         }
+
+
+async def _call(spec: ProcessorSpec, ctx: ProcessorContext, cfg: StepConfig) -> Any:
+    """Call a processor; a plain (non-async) plug-in's return value is accepted as is."""
+    result = spec.fn(ctx, cfg.config)
+    if inspect.isawaitable(result):
+        return await result
+    return result
 
 
 def step_error_type(exc: BaseException) -> str:

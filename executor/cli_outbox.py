@@ -103,15 +103,14 @@ def flush_command(
     outbox_path: Path, store_url: str | None, timeout: float, requeue_dead_letters: bool
 ) -> None:
     """Ship every pending row to the remote store now; exit 1 if some are left."""
-    from persistence import open_store
-    from persistence.outbox import OutboxStore
+    from persistence.outbox import OutboxStore, open_remote
 
     if not store_url:
         raise click.UsageError(f"--store is required (or set ${STORE_ENV}).")
     if not outbox_path.exists():
         click.echo(f"no outbox at {outbox_path} (nothing to flush)")
         return
-    remote = open_store(store_url)
+    remote = open_remote(store_url)
     store = OutboxStore(remote, outbox_path)
     started = time.monotonic()
     try:

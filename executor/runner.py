@@ -83,7 +83,7 @@ async def run_pipeline(
     try:
         config = _load(config_or_path, config_dir)
     except ValidationError as exc:
-        return _invalid(new_run(requested[:200]), exc)
+        return _invalid(new_run(requested[:200] or "<unnamed>"), exc)
 
     from executor._execution import Execution
 

@@ -15,6 +15,7 @@ remote failures back off and retry forever; writers never wait for the remote.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import threading
 import time
@@ -347,6 +348,15 @@ class OutboxStore:
     def _note_error(self, message: str) -> None:
         with self._state_lock:
             self._last_error = message[:2000]
+
+
+def open_remote(url: str, **options: Any) -> Store:
+    """Open the store named by `url` itself, never wrapped in an outbox (the outbox's remote)."""
+    from persistence.stores import open_store
+
+    if "outbox" in inspect.signature(open_store).parameters:
+        options["outbox"] = False
+    return open_store(url, **options)
 
 
 def with_outbox(

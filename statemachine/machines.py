@@ -13,7 +13,6 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from transitions.core import EventData, Machine, MachineError
 
 from statemachine._failure import error_fields
@@ -30,8 +29,6 @@ if TYPE_CHECKING:
 
 # At INFO every trigger formats log lines and costs about 5 times more.
 logging.getLogger("transitions").setLevel(logging.WARNING)
-
-_log = structlog.get_logger("statemachine")
 
 
 class _CompiledEdge:
@@ -207,7 +204,10 @@ class TransitionEngine:
     def _sink_failed(self, sink: object, record: TransitionRecord, exc: Exception) -> None:
         with self._failure_lock:
             self.sink_failures += 1
-        _log.warning(
+        # structlog (with its dev renderer) costs ~150 ms to import: load it only on failure.
+        import structlog
+
+        structlog.get_logger("statemachine").warning(
             "transition_sink_failed",
             sink=type(sink).__qualname__,
             transition_id=record.transition_id,

@@ -18,8 +18,8 @@ import asyncio
 import json
 import sys
 
-from persistence import MetadataLogger, open_store
-from persistence.outbox import OutboxStore
+from persistence import MetadataLogger
+from persistence.outbox import OutboxStore, open_remote
 from statemachine import PipelineRun, StepRun, TransitionRecord
 from statemachine.sink import TransitionSink
 
@@ -40,7 +40,7 @@ class CountingSink:
 def _outbox(args: argparse.Namespace) -> OutboxStore:
     """Open the remote through the outbox, with a short interval so uploads overlap the run."""
     return OutboxStore(
-        open_store(args.store, outbox=False),
+        open_remote(args.store),
         args.outbox,
         batch_size=args.batch_size,
         upload_interval_seconds=0.05,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from importlib.metadata import EntryPoint
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -141,6 +142,17 @@ class TestBuiltins:
 
         with pytest.raises(ValidationError, match="needs a store"):
             _run("generic.sql", {"query": "failures"})
+
+    def test_sql_runs_named_query(self, tmp_path: Path) -> None:
+        """generic.sql runs a named query on the context's store and counts the rows."""
+        from persistence.stores.sqlite import SQLiteStore
+
+        store = SQLiteStore(tmp_path / "q.db")
+        try:
+            config = {"query": "timeline", "params": {"pipeline_logging_id": "none"}}
+            assert _run("generic.sql", config, _ctx(store=store)) == {"rows_processed": 0}
+        finally:
+            store.close()
 
     @pytest.mark.parametrize(
         ("name", "config", "key"),

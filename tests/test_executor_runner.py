@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from classifier.errors import ValidationError
+from executor import processors
 from executor.config import PipelineConfig, StepConfig, parse_pipeline_config
 from executor.processors import ProcessorContext, processor
 from executor.runner import PipelineResult, run_pipeline
@@ -45,6 +46,14 @@ async def count_processor(context: ProcessorContext, config: Mapping[str, Any]) 
 async def weird_result(context: ProcessorContext, config: Mapping[str, Any]) -> str:
     """Return something that is not a dict."""
     return "not a dict"
+
+
+def sync_processor(context: ProcessorContext, config: Mapping[str, Any]) -> dict[str, int]:
+    """A plain function plug-in: its return value is used as is."""
+    return {"rows_processed": 4}
+
+
+processors.register("tests.sync", sync_processor, replace=True)  # type: ignore[arg-type]
 
 
 @pytest.fixture(autouse=True)
@@ -115,6 +124,13 @@ class TestOutcomes:
         result = _run(_config("  - {step_id: a, processor: tests.weird_result}\n"), sink)
         assert result.state == "COMPLETED"
         assert "rows_processed" not in _last(sink, "a").metadata
+
+    def test_sync_processor(self) -> None:
+        """A non-async processor works and reports rows_processed."""
+        sink = InMemorySink()
+        result = _run(_config("  - {step_id: a, processor: tests.sync}\n"), sink)
+        assert result.state == "COMPLETED"
+        assert _last(sink, "a").metadata.get("rows_processed") == 4
 
     def test_transient_then_success(self) -> None:
         """A flaky step retries with RETRYING rows and increasing retry_count, then completes."""

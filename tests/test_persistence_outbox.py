@@ -19,10 +19,9 @@ from typing import Any
 import pytest
 
 from classifier import RetryPolicy
-from persistence import LoggerSettings, MetadataLogger, open_store
-from persistence.outbox import OutboxStore, with_outbox
+from persistence import LoggerSettings, MetadataLogger, SQLiteStore
+from persistence.outbox import OutboxStore, open_remote, with_outbox
 from persistence.stores.base import STATE_TRANSITIONS, STEP_LOGS, Store, StoreError
-from persistence.stores.sqlite import SQLiteStore
 from statemachine import PipelineRun, StepRun, TransitionRecord, TransitionSink
 from tests.bq_emulator import PROJECT as BQ_PROJECT
 from tests.bq_emulator import BQEmulator, _stop, _wait_ready, emulator_venv, free_port
@@ -443,7 +442,7 @@ def bootstrap_dataset(url: str) -> None:
     """Create the dataset and tables on the emulator (PIPESTATE_BQ_ENDPOINT must be set)."""
     from persistence.bootstrap import bootstrap
 
-    remote = open_store(url, outbox=False)
+    remote = open_remote(url)
     try:
         bootstrap(remote)
     finally:
@@ -595,8 +594,9 @@ class TestOutboxOnBigQuery:
         url = f"bigquery:{BQ_PROJECT}.outbox_outage"
         monkeypatch.setenv("PIPESTATE_BQ_ENDPOINT", own_emulator.endpoint)
         bootstrap_dataset(url)
+        # A short client deadline: the outbox does the retrying, so failures must surface.
         store = OutboxStore(
-            open_store(url, outbox=False),
+            open_remote(url, retry_timeout_seconds=2.0),
             tmp_path / "outbox.db",
             batch_size=20,
             upload_interval_seconds=0.05,

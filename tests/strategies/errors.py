@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 from pathlib import Path
@@ -53,10 +54,8 @@ def build_exception(entry: dict[str, Any]) -> BaseException | None:
     if exc is None:
         exc = stand_in_class(qualified)(message)
     if entry.get("status") is not None:
-        try:
+        with contextlib.suppress(Exception):
             exc.code = entry["status"]  # type: ignore[attr-defined]
-        except Exception:
-            pass
     return exc
 
 

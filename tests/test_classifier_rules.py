@@ -1,0 +1,380 @@
+"""Unit tests for classify_error, one class per rule family, including the known traps."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from classifier import ErrorType, classify_error, is_retryable
+from classifier.engine import explain, match_patterns
+from classifier.errors import DependencyFailure, ValidationError
+from classifier.rules import CODE_RULES, PATTERN_RULES, STATUS_RULES, TYPE_RULES
+from tests.strategies.errors import stand_in_class
+
+T, P, TO = ErrorType.TRANSIENT, ErrorType.PERMANENT, ErrorType.TIMEOUT
+V, D, U = ErrorType.VALIDATION_ERROR, ErrorType.DEPENDENCY_FAILURE, ErrorType.UNKNOWN
+
+
+def _with(exc: BaseException, **attributes: object) -> BaseException:
+    """Attach attributes (code, response, ...) the way client libraries do."""
+    for name, value in attributes.items():
+        setattr(exc, name, value)
+    return exc
+
+
+class TestTraps:
+    """The traps the issue names explicitly."""
+
+    def test_bigquery_403_rate_limit_is_transient(self) -> None:
+        """A 403 whose message says rateLimitExceeded is a rate limit, not a permission error."""
+        forbidden = stand_in_class("google.api_core.exceptions.Forbidden")
+        exc = _with(forbidden("403 Exceeded rate limits: too many table update operations"), code=403)
+        assert classify_error(exc) is T
+
+    def test_bigquery_403_rate_limit_reason_attribute_is_transient(self) -> None:
+        """The errors[].reason attribute decides even when the message is terse."""
+        exc = _with(Exception("403 POST https://bigquery.googleapis.com"), code=403,
+                    errors=[{"reason": "rateLimitExceeded"}])
+        assert classify_error(exc) is T
+
+    def test_bigquery_403_access_denied_is_permanent(self) -> None:
+        """A 403 accessDenied stays PERMANENT."""
+        exc = _with(Exception("403 Access Denied: Table p:d.t: User does not have permission"),
+                    code=403)
+        assert classify_error(exc) is P
+
+    def test_504_deadline_exceeded_is_timeout(self) -> None:
+        """'504 Deadline Exceeded' is a timeout, whether as text or as a 504 status."""
+        assert classify_error(None, "504 Deadline Exceeded") is TO
+        assert classify_error(_with(Exception("504 Deadline Exceeded"), code=504)) is TO
+
+    def test_bare_504_status_is_transient(self) -> None:
+        """A 504 status with no reason falls back to the status table: TRANSIENT."""
+        assert classify_error(_with(Exception("upstream said no"), code=504)) is T
+
+    def test_serialization_failure_message_is_transient(self) -> None:
+        """PostgreSQL's serialization failure is retryable."""
+        text = "could not serialize access due to concurrent update"
+        assert classify_error(None, text) is T
+
+    def test_401_inside_a_number_matches_nothing(self) -> None:
+        """'401' inside '14017 rows' is not an HTTP status."""
+        assert classify_error(None, "loaded 14017 rows") is U
+        assert classify_error(None, "processed 401 rows") is U
+
+    def test_keyerror_for_missing_column_is_validation(self) -> None:
+        """A KeyError for a missing input column is a data problem, even if the name looks odd."""
+        assert classify_error(KeyError("customer_id")) is V
+        assert classify_error(KeyError("rate_limit_timeout")) is V
+
+    def test_upstream_failed_messages_are_dependency_failures(self) -> None:
+        """'upstream task failed' style messages are DEPENDENCY_FAILURE."""
+        for text in ("Upstream task failed", "upstream_failed", "Dependencies for step load "
+                     "failed: ['extract']. Not executing."):
+            assert classify_error(None, text) is D, text
+
+
+class TestTypeRules:
+    """Level 1b: exception types matched by qualified name along the MRO."""
+
+    @pytest.mark.parametrize(
+        ("exc", "expected"),
+        [
+            (TimeoutError(), TO),
+            (asyncio.TimeoutError(), TO),
+            (ConnectionRefusedError(111, "Connection refused"), T),
+            (BrokenPipeError(), T),
+            (socket.gaierror(-2, "Name or service not known"), T),
+            (ValidationError("bad config"), V),
+            (DependencyFailure("extract failed"), D),
+            (PermissionError("denied"), P),
+            (TypeError("unsupported operand"), P),
+        ],
+    )
+    def test_builtin_and_own_types(self, exc: BaseException, expected: ErrorType) -> None:
+        """Builtins and pipestate's own errors classify by type alone."""
+        assert classify_error(exc) is expected
+
+    @pytest.mark.parametrize(
+        ("qualified", "expected"),
+        [
+            ("google.api_core.exceptions.TooManyRequests", T),
+            ("google.api_core.exceptions.ServiceUnavailable", T),
+            ("google.api_core.exceptions.InternalServerError", T),
+            ("google.api_core.exceptions.BadGateway", T),
+            ("google.api_core.exceptions.GatewayTimeout", TO),
+            ("google.api_core.exceptions.DeadlineExceeded", TO),
+            ("google.api_core.exceptions.Forbidden", P),
+            ("google.api_core.exceptions.Unauthorized", P),
+            ("google.api_core.exceptions.NotFound", P),
+            ("google.api_core.exceptions.BadRequest", V),
+            ("psycopg2.errors.SerializationFailure", T),
+            ("psycopg2.errors.DeadlockDetected", T),
+            ("psycopg.errors.SerializationFailure", T),
+            ("requests.exceptions.ConnectionError", T),
+            ("requests.exceptions.ReadTimeout", TO),
+            ("urllib3.exceptions.NewConnectionError", T),
+            ("httpx.ConnectError", T),
+            ("httpx.ReadTimeout", TO),
+            ("aiohttp.client_exceptions.ClientConnectorError", T),
+            ("aiohttp.client_exceptions.ServerTimeoutError", TO),
+            ("botocore.exceptions.EndpointConnectionError", T),
+            ("botocore.exceptions.NoCredentialsError", P),
+        ],
+    )
+    def test_library_types_classify_without_the_library(
+        self, qualified: str, expected: ErrorType
+    ) -> None:
+        """A class with the library's qualified name classifies even if the library is absent."""
+        assert classify_error(stand_in_class(qualified)("")) is expected
+
+    def test_most_specific_class_in_the_mro_wins(self) -> None:
+        """requests' SSLError subclasses its ConnectionError but is decided by its own rule."""
+        base = stand_in_class("requests.exceptions.ConnectionError")
+        ssl_error = type("SSLError", (base,), {"__module__": "requests.exceptions"})
+        assert classify_error(ssl_error("certificate verify failed")) is P
+        assert classify_error(base("Connection aborted.")) is T
+
+    def test_subclass_of_a_known_type_inherits_its_rule(self) -> None:
+        """A user subclass of TimeoutError is still a timeout."""
+
+        class StepTimeout(TimeoutError):
+            pass
+
+        assert classify_error(StepTimeout("step took too long")) is TO
+
+    def test_type_beats_message(self) -> None:
+        """A ValueError about a 'timeout' value is still invalid input."""
+        exc = ValueError("Timeout value connect was <object>, but it must be an int or None.")
+        assert classify_error(exc) is V
+
+
+class TestCodeRules:
+    """Level 1a: service error codes on the exception or quoted in the message."""
+
+    def test_botocore_code_from_response(self) -> None:
+        """botocore's response['Error']['Code'] decides a ClientError."""
+        client_error = stand_in_class("botocore.exceptions.ClientError")
+        throttled = _with(client_error("An error occurred"),
+                          response={"Error": {"Code": "ThrottlingException"}})
+        denied = _with(client_error("An error occurred"),
+                       response={"Error": {"Code": "AccessDenied"}})
+        assert classify_error(throttled) is T
+        assert classify_error(denied) is P
+
+    def test_botocore_code_from_message(self) -> None:
+        """The code botocore quotes in its message is found without the response dict."""
+        text = "An error occurred (ValidationException) when calling the Query operation: bad"
+        assert classify_error(None, text) is V
+
+    def test_sqlstate_attributes(self) -> None:
+        """psycopg2's pgcode and psycopg's sqlstate decide."""
+        assert classify_error(_with(Exception("x"), pgcode="40P01")) is T
+        assert classify_error(_with(Exception("x"), sqlstate="57014")) is TO
+        assert classify_error(_with(Exception("x"), pgcode="28P01")) is P
+
+    def test_unknown_code_falls_through(self) -> None:
+        """An unrecognised code leaves the decision to later levels."""
+        exc = _with(Exception("deadlock detected"), pgcode="XX999")
+        assert classify_error(exc) is T
+
+
+class TestStatusRules:
+    """Level 2: HTTP status attributes."""
+
+    @pytest.mark.parametrize(
+        ("status", "expected"),
+        [(408, TO), (429, T), (500, T), (502, T), (503, T), (504, T), (401, P), (403, P),
+         (404, P), (400, V), (422, V)],
+    )
+    def test_status_table(self, status: int, expected: ErrorType) -> None:
+        """Each status in the issue maps as specified."""
+        assert classify_error(_with(Exception("request failed"), status_code=status)) is expected
+
+    def test_response_status_code(self) -> None:
+        """requests/httpx put the status on exc.response.status_code."""
+
+        class Response:
+            status_code = 429
+
+        assert classify_error(_with(Exception("HTTP error"), response=Response())) is T
+
+    def test_implausible_status_is_ignored(self) -> None:
+        """A bool, a float or a number outside 100..599 is not an HTTP status."""
+        assert classify_error(_with(Exception("x"), code=True)) is U
+        assert classify_error(_with(Exception("x"), code=1)) is U
+
+    def test_raising_property_is_survived(self) -> None:
+        """A status property that raises does not break classification."""
+
+        class Weird(Exception):
+            @property
+            def status_code(self) -> int:
+                raise RuntimeError("boom")
+
+        assert classify_error(Weird("Connection reset by peer")) is T
+
+
+class TestPatternRules:
+    """Level 3: message patterns in table order."""
+
+    @pytest.mark.parametrize(
+        "rule", PATTERN_RULES, ids=[f"{i}-{r.error_type}" for i, r in enumerate(PATTERN_RULES)]
+    )
+    def test_every_example_is_decided_by_its_own_type(self, rule: object) -> None:
+        """Each rule's documented examples classify as the rule says."""
+        for example in getattr(rule, "examples", ()):
+            found = match_patterns(example.lower())
+            assert found is not None, example
+            assert found.error_type is getattr(rule, "error_type", None), example
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("Rate limit exceeded, slow down", T),
+            ("Please try again later", T),
+            ("Unauthorized", P),
+            ("Invalid API key provided", P),
+            ("Table not found", P),
+            ("Validation error: field x", V),
+            ("invalid input: expected a date", V),
+            ("missing required field 'id'", V),
+            ("deadlock detected", T),
+            ("request timeout", TO),
+            ("HTTP 503", T),
+            ("Error 403", P),
+        ],
+    )
+    def test_seed_patterns_still_hold(self, text: str, expected: ErrorType) -> None:
+        """Every pattern family the seed lists still classifies the same way."""
+        assert classify_error(None, text) is expected
+
+    def test_earliest_rule_wins_regardless_of_position(self) -> None:
+        """A dependency failure mentioned after a network error still wins (it is earlier)."""
+        text = "connection refused while loading; upstream task failed"
+        assert classify_error(None, text) is D
+
+    def test_status_number_guards(self) -> None:
+        """Line numbers, ports and decimals are not statuses."""
+        for text in ('File "x.py", line 403, in run', "port 503", "took 4.503 s", "v1.401"):
+            assert classify_error(None, text) is U, text
+
+    def test_unmatched_is_unknown_and_not_retryable(self) -> None:
+        """Nothing matched: UNKNOWN, which is not retried."""
+        assert classify_error(None, "the frobnicator is sad") is U
+        assert not is_retryable(U)
+
+
+class TestChain:
+    """Level 4: causes, contexts and exception groups."""
+
+    def test_cause_decides_when_outer_says_nothing(self) -> None:
+        """A RuntimeError raised from a ConnectionError is transient."""
+        try:
+            try:
+                raise ConnectionResetError("reset")
+            except ConnectionResetError as inner:
+                raise RuntimeError("step failed") from inner
+        except RuntimeError as outer:
+            assert classify_error(outer) is T
+
+    def test_context_is_followed(self) -> None:
+        """An exception raised while handling a timeout inherits TIMEOUT."""
+        try:
+            try:
+                raise TimeoutError
+            except TimeoutError:
+                raise RuntimeError("cleanup failed") from None
+        except RuntimeError as outer:
+            outer.__suppress_context__ = False
+            assert classify_error(outer) is TO
+
+    def test_outer_message_beats_cause(self) -> None:
+        """The outer exception decides when it says something useful."""
+        outer = RuntimeError("permission denied")
+        outer.__cause__ = ConnectionError("reset")
+        assert classify_error(outer) is P
+
+    def test_exception_group_non_retryable_member_wins(self) -> None:
+        """A group with a permanent and a transient member is not retried."""
+        group = ExceptionGroup("2 errors", [ConnectionError("reset"), PermissionError("no")])
+        assert classify_error(group) is P
+
+    def test_exception_group_all_transient(self) -> None:
+        """A group of only retryable members is retryable."""
+        group = ExceptionGroup("x", [ConnectionError("a"), TimeoutError("b")])
+        assert classify_error(group) is T
+
+    def test_cycles_terminate(self) -> None:
+        """A cause cycle is followed once and ends UNKNOWN."""
+        a, b = RuntimeError("a"), RuntimeError("b")
+        a.__cause__, b.__cause__ = b, a
+        assert classify_error(a) is U
+
+    def test_sqlalchemy_orig_is_followed(self) -> None:
+        """SQLAlchemy's .orig wrapper is inspected like a cause."""
+        wrapper = _with(RuntimeError("(Background on this error)"),
+                        orig=stand_in_class("psycopg2.errors.DeadlockDetected")("x"))
+        assert classify_error(wrapper) is T
+
+
+class TestRobustness:
+    """classify_error never raises."""
+
+    def test_none_and_odd_messages(self) -> None:
+        """None, numbers, bytes and huge strings all classify."""
+        assert classify_error() is U
+        assert classify_error(None, 12345) is U
+        assert classify_error(None, b"\xff\xfeConnection refused") is T
+        assert classify_error(None, "x" * 10_000_000 + " timeout") is U  # beyond the scan bound
+        assert classify_error(None, "timeout " + "x" * 10_000_000) is TO
+
+    def test_raising_str(self) -> None:
+        """An exception whose __str__ raises is classified from its type."""
+
+        class Hostile(TimeoutError):
+            def __str__(self) -> str:
+                raise RuntimeError("no")
+
+        assert classify_error(Hostile()) is TO
+
+
+class TestTable:
+    """The rule table itself is well-formed."""
+
+    def test_type_names_are_unique(self) -> None:
+        """No qualified name appears in two type rules."""
+        names = [name for rule in TYPE_RULES for name in rule.names]
+        assert len(names) == len(set(names))
+
+    def test_codes_are_unambiguous(self) -> None:
+        """A code spelled by two services (InternalError, internalError) maps to one type."""
+        seen: dict[str, ErrorType] = {}
+        for rule in CODE_RULES:
+            for code in rule.folded:
+                assert seen.setdefault(code, rule.error_type) is rule.error_type, code
+
+    def test_statuses_are_unique(self) -> None:
+        """No status appears in two status rules."""
+        statuses = [s for rule in STATUS_RULES for s in rule.statuses]
+        assert len(statuses) == len(set(statuses))
+
+    def test_every_rule_has_a_reason(self) -> None:
+        """Every rule documents why."""
+        for rule in (*CODE_RULES, *TYPE_RULES, *STATUS_RULES, *PATTERN_RULES):
+            assert rule.reason.strip()
+
+    def test_upper_case_pattern_is_rejected(self) -> None:
+        """A pattern with an upper-case letter can never match lower-cased text."""
+        from classifier._rulekinds import PatternRule
+
+        with pytest.raises(ValueError, match="lower case"):
+            PatternRule("Timeout", TO, "bad")
+
+    def test_explain_names_the_deciding_rule(self) -> None:
+        """explain() returns the rule behind a decision."""
+        rule = explain(None, "deadlock detected")
+        assert rule is not None
+        assert rule.error_type is T
