@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    # Run as a script: import from the repo root, not from benchmarks/ (whose module names,
+    # e.g. transitions.py, would shadow installed packages).
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from persistence.outbox import OutboxStore
 from persistence.stores.base import STATE_TRANSITIONS, WriteResult
@@ -108,13 +110,22 @@ async def _through_logger(store: Any, n: int) -> float:
 def bench_logger(workdir: Path, n: int) -> dict[str, float]:
     """Return us/row for logger -> no-op store and logger -> outbox -> no-op remote."""
     baseline = asyncio.run(_through_logger(NoopRemote(), n))
-    outbox = OutboxStore(NoopRemote(), workdir / "logger.db", upload_interval_seconds=0.05)
-    with_outbox = asyncio.run(_through_logger(outbox, n))
-    outbox.close(timeout=30.0)
+    # emit -> outbox only: the uploader stays idle until close.
+    idle = OutboxStore(
+        NoopRemote(), workdir / "idle.db", batch_size=10**9, upload_interval_seconds=3600.0
+    )
+    to_outbox = asyncio.run(_through_logger(idle, n))
+    idle.close(timeout=60.0)
+    # emit -> outbox -> remote: the uploader ships concurrently (competes for the GIL and file).
+    shipping = OutboxStore(NoopRemote(), workdir / "shipping.db", upload_interval_seconds=0.05)
+    with_shipping = asyncio.run(_through_logger(shipping, n))
+    shipping.close(timeout=60.0)
     return {
         "logger_noop_us_per_row": baseline,
-        "logger_outbox_us_per_row": with_outbox,
-        "logger_outbox_overhead_us_per_row": with_outbox - baseline,
+        "logger_outbox_us_per_row": to_outbox,
+        "emit_to_outbox_overhead_us_per_row": to_outbox - baseline,
+        "logger_outbox_shipping_us_per_row": with_shipping,
+        "emit_to_outbox_shipping_overhead_us_per_row": with_shipping - baseline,
     }
 
 
@@ -136,8 +147,8 @@ def run(quick: bool) -> dict[str, float]:
         )
         results.update(bench_logger(workdir, total))
     results["target_us_per_row"] = TARGET_US_PER_ROW
-    results["full_b100_vs_target_ratio"] = (
-        results["write_batch_full_b100_us_per_row"] / TARGET_US_PER_ROW
+    results["emit_to_outbox_vs_target_ratio"] = (
+        results["emit_to_outbox_overhead_us_per_row"] / TARGET_US_PER_ROW
     )
     return results
 

@@ -74,7 +74,7 @@ def demo_peak_rss_mb() -> dict[str, float]:
                 "-m",
                 "executor.cli",
                 "run",
-                "demo/success/pipeline",
+                "test/success/test_success",
                 "--org",
                 "bench",
                 "--store",

@@ -10,8 +10,9 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from classifier import ErrorType, RetryPolicy, classify_error, get_retry_delay, is_retryable
-from classifier.errors import DependencyFailure, PipestateError
+from classifier.errors import DependencyFailure
 from executor.dag import Dag
+from executor.errors import PipelineCancelled, PipelineTimeout, StepTimeout
 from executor.processors import ProcessorContext, ProcessorSpec, get_processor
 
 if TYPE_CHECKING:
@@ -21,18 +22,6 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 # How long an aborted run waits for cancelled processors to unwind before moving on.
 CANCEL_GRACE_SECONDS = 5.0
-
-
-class StepTimeout(TimeoutError):
-    """A step's processor ran past the step's timeout_minutes."""
-
-
-class PipelineTimeout(TimeoutError):
-    """The pipeline ran past its timeout_minutes."""
-
-
-class PipelineCancelled(PipestateError):
-    """The run was cancelled from outside (task cancellation, Ctrl-C)."""
 
 
 def _minutes(value: float) -> str:

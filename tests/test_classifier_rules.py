@@ -24,25 +24,46 @@ def _with(exc: BaseException, **attributes: object) -> BaseException:
     return exc
 
 
+def _raise_with_cause() -> None:
+    """Raise a bare RuntimeError explicitly chained to a connection reset."""
+    try:
+        raise ConnectionResetError("reset")
+    except ConnectionResetError as inner:
+        raise RuntimeError("step failed") from inner
+
+
+def _raise_with_context() -> None:
+    """Raise a bare RuntimeError while handling a timeout (implicit __context__)."""
+    try:
+        raise TimeoutError
+    except TimeoutError:
+        raise RuntimeError("cleanup failed")  # noqa: B904 - the implicit context is the point
+
+
 class TestTraps:
     """The traps the issue names explicitly."""
 
     def test_bigquery_403_rate_limit_is_transient(self) -> None:
         """A 403 whose message says rateLimitExceeded is a rate limit, not a permission error."""
         forbidden = stand_in_class("google.api_core.exceptions.Forbidden")
-        exc = _with(forbidden("403 Exceeded rate limits: too many table update operations"), code=403)
+        text = "403 Exceeded rate limits: too many table update operations"
+        exc = _with(forbidden(text), code=403)
         assert classify_error(exc) is T
 
     def test_bigquery_403_rate_limit_reason_attribute_is_transient(self) -> None:
         """The errors[].reason attribute decides even when the message is terse."""
-        exc = _with(Exception("403 POST https://bigquery.googleapis.com"), code=403,
-                    errors=[{"reason": "rateLimitExceeded"}])
+        exc = _with(
+            Exception("403 POST https://bigquery.googleapis.com"),
+            code=403,
+            errors=[{"reason": "rateLimitExceeded"}],
+        )
         assert classify_error(exc) is T
 
     def test_bigquery_403_access_denied_is_permanent(self) -> None:
         """A 403 accessDenied stays PERMANENT."""
-        exc = _with(Exception("403 Access Denied: Table p:d.t: User does not have permission"),
-                    code=403)
+        exc = _with(
+            Exception("403 Access Denied: Table p:d.t: User does not have permission"), code=403
+        )
         assert classify_error(exc) is P
 
     def test_504_deadline_exceeded_is_timeout(self) -> None:
@@ -71,8 +92,11 @@ class TestTraps:
 
     def test_upstream_failed_messages_are_dependency_failures(self) -> None:
         """'upstream task failed' style messages are DEPENDENCY_FAILURE."""
-        for text in ("Upstream task failed", "upstream_failed", "Dependencies for step load "
-                     "failed: ['extract']. Not executing."):
+        for text in (
+            "Upstream task failed",
+            "upstream_failed",
+            "Dependencies for step load failed: ['extract']. Not executing.",
+        ):
             assert classify_error(None, text) is D, text
 
 
@@ -83,7 +107,7 @@ class TestTypeRules:
         ("exc", "expected"),
         [
             (TimeoutError(), TO),
-            (asyncio.TimeoutError(), TO),
+            (asyncio.TimeoutError(), TO),  # noqa: UP041 - the seed's spelling must keep working
             (ConnectionRefusedError(111, "Connection refused"), T),
             (BrokenPipeError(), T),
             (socket.gaierror(-2, "Name or service not known"), T),
@@ -157,10 +181,12 @@ class TestCodeRules:
     def test_botocore_code_from_response(self) -> None:
         """botocore's response['Error']['Code'] decides a ClientError."""
         client_error = stand_in_class("botocore.exceptions.ClientError")
-        throttled = _with(client_error("An error occurred"),
-                          response={"Error": {"Code": "ThrottlingException"}})
-        denied = _with(client_error("An error occurred"),
-                       response={"Error": {"Code": "AccessDenied"}})
+        throttled = _with(
+            client_error("An error occurred"), response={"Error": {"Code": "ThrottlingException"}}
+        )
+        denied = _with(
+            client_error("An error occurred"), response={"Error": {"Code": "AccessDenied"}}
+        )
         assert classify_error(throttled) is T
         assert classify_error(denied) is P
 
@@ -186,8 +212,19 @@ class TestStatusRules:
 
     @pytest.mark.parametrize(
         ("status", "expected"),
-        [(408, TO), (429, T), (500, T), (502, T), (503, T), (504, T), (401, P), (403, P),
-         (404, P), (400, V), (422, V)],
+        [
+            (408, TO),
+            (429, T),
+            (500, T),
+            (502, T),
+            (503, T),
+            (504, T),
+            (401, P),
+            (403, P),
+            (404, P),
+            (400, V),
+            (422, V),
+        ],
     )
     def test_status_table(self, status: int, expected: ErrorType) -> None:
         """Each status in the issue maps as specified."""
@@ -272,24 +309,15 @@ class TestChain:
 
     def test_cause_decides_when_outer_says_nothing(self) -> None:
         """A RuntimeError raised from a ConnectionError is transient."""
-        try:
-            try:
-                raise ConnectionResetError("reset")
-            except ConnectionResetError as inner:
-                raise RuntimeError("step failed") from inner
-        except RuntimeError as outer:
-            assert classify_error(outer) is T
+        with pytest.raises(RuntimeError) as info:
+            _raise_with_cause()
+        assert classify_error(info.value) is T
 
     def test_context_is_followed(self) -> None:
         """An exception raised while handling a timeout inherits TIMEOUT."""
-        try:
-            try:
-                raise TimeoutError
-            except TimeoutError:
-                raise RuntimeError("cleanup failed") from None
-        except RuntimeError as outer:
-            outer.__suppress_context__ = False
-            assert classify_error(outer) is TO
+        with pytest.raises(RuntimeError) as info:
+            _raise_with_context()
+        assert classify_error(info.value) is TO
 
     def test_outer_message_beats_cause(self) -> None:
         """The outer exception decides when it says something useful."""
@@ -315,8 +343,10 @@ class TestChain:
 
     def test_sqlalchemy_orig_is_followed(self) -> None:
         """SQLAlchemy's .orig wrapper is inspected like a cause."""
-        wrapper = _with(RuntimeError("(Background on this error)"),
-                        orig=stand_in_class("psycopg2.errors.DeadlockDetected")("x"))
+        wrapper = _with(
+            RuntimeError("(Background on this error)"),
+            orig=stand_in_class("psycopg2.errors.DeadlockDetected")("x"),
+        )
         assert classify_error(wrapper) is T
 
 

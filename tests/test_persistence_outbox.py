@@ -287,7 +287,7 @@ class TestOutboxStore:
         [("batch_size", 0), ("upload_interval_seconds", 0.0), ("max_attempts", 0)],
     )
     def test_bad_options_are_rejected(
-        self, remote: GatedRemote, outbox_path: Path, option: str, value: object
+        self, remote: GatedRemote, outbox_path: Path, option: str, value: Any
     ) -> None:
         """Invalid settings fail at construction, naming the option."""
         with pytest.raises(ValueError, match=option):
@@ -403,6 +403,35 @@ class TestUnwritableOutbox:
         # Once space is free again, writes succeed.
         assert store.write_batch(STATE_TRANSITIONS, rows(1, prefix="again")).written == 1
         store.close()
+
+    def test_unwritable_outbox_keeps_the_pipeline_running(
+        self, remote: GatedRemote, tmp_path: Path
+    ) -> None:
+        """With an unwritable outbox, a pipeline still completes and the logger counts the loss."""
+        blocker = tmp_path / "file"
+        blocker.write_text("x")
+        store = make(remote, blocker / "outbox.db")
+
+        async def pipeline() -> tuple[str, dict[str, Any]]:
+            async with MetadataLogger(store, LoggerSettings(max_flush_retries=0)) as logger:
+                run = PipelineRun.create("unwritable", org_slug="acme", sink=logger)
+                run.start()
+                for i in range(5):
+                    step = StepRun.create(f"step_{i}", pipeline=run)
+                    step.start()
+                    step.complete()
+                run.complete()
+                await logger.flush()
+                return run.state, logger.get_queue_depths()["state_transition"]
+
+        state, depths = asyncio.run(pipeline())
+        assert state == "COMPLETED"
+        assert depths["rows_written"] == 0
+        assert depths["rows_dropped"] == 12
+        assert "not writable" in depths["last_flush_error"]
+        assert store.status()["enqueue_errors"] >= 1
+        assert remote.received == []
+        store.close(timeout=0)
 
 
 # -- BigQuery emulator: crash and outage ------------------------------------------------------

@@ -1,0 +1,107 @@
+"""Table specs come from the schema files and bootstrap.yml; the SQLite DDL is derived from them."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from persistence.schema import (
+    FieldSpec,
+    TableSpec,
+    dataset_name,
+    load_table_specs,
+    sqlite_create_table,
+    sqlite_indexes,
+    table_spec,
+)
+from persistence.stores.base import ID_COLUMNS, TABLES
+
+SCHEMAS = Path(__file__).resolve().parent.parent / "persistence" / "schemas"
+
+
+class TestTableSpecs:
+    """load_table_specs reads every table of bootstrap.yml with its schema file."""
+
+    def test_every_table_is_loaded_in_order(self) -> None:
+        """The three audit tables are loaded, named as base.TABLES spells them."""
+        assert tuple(s.name for s in load_table_specs()) == TABLES
+
+    def test_fields_match_the_json_schema_files(self) -> None:
+        """Each spec's fields are exactly the schema file's entries (name, type, mode)."""
+        for spec in load_table_specs():
+            raw = json.loads((SCHEMAS / f"{spec.name}.json").read_text())
+            assert [(f.name, f.type, f.mode) for f in spec.fields] == [
+                (r["name"], r["type"], r["mode"]) for r in raw
+            ]
+
+    def test_ids_partitioning_and_clustering_come_from_bootstrap(self) -> None:
+        """The id column, DAY partition field and clustering come from bootstrap.yml."""
+        specs = {s.name: s for s in load_table_specs()}
+        assert {n: s.id_column for n, s in specs.items()} == ID_COLUMNS
+        assert specs["org_meta_state_transitions"].partition_field == "transition_date"
+        assert specs["org_meta_pipeline_runs"].partition_field == "run_date"
+        assert all(s.clustering == ("org_slug", "pipeline_logging_id") for s in specs.values())
+        assert all(s.partition_type == "DAY" and s.description for s in specs.values())
+        assert dataset_name() == "organizations"
+
+    def test_expiration_defaults_to_90_days_and_can_be_overridden(self) -> None:
+        """Partition expiration is 90 days unless the caller passes another value."""
+        assert {s.expiration_days for s in load_table_specs()} == {90}
+        assert {s.expiration_days for s in load_table_specs(30)} == {30}
+
+    def test_non_positive_expiration_is_rejected(self) -> None:
+        """An expiration of 0 days or less is an error naming the setting."""
+        with pytest.raises(ValueError, match="partition_expiration_days"):
+            load_table_specs(0)
+
+    def test_spec_naming_a_missing_column_is_rejected(self) -> None:
+        """A bootstrap entry whose id column is not in the schema fails at construction."""
+        with pytest.raises(ValueError, match="'nope'"):
+            TableSpec(
+                name="t", fields=(FieldSpec("a", "STRING"),), id_column="nope", partition_field="a"
+            )
+
+    def test_unknown_table_lookup_names_the_known_ones(self) -> None:
+        """table_spec of an unknown name raises KeyError listing the known tables."""
+        with pytest.raises(KeyError, match="org_meta_step_logs"):
+            table_spec("nope")
+
+
+class TestSqliteDDL:
+    """The SQLite CREATE TABLE is derived from the spec, never written by hand."""
+
+    @pytest.mark.parametrize("name", TABLES)
+    def test_columns_types_and_constraints_follow_the_spec(self, name: str) -> None:
+        """Each column maps its type, REQUIRED becomes NOT NULL and the id is the primary key."""
+        spec = table_spec(name)
+        conn = sqlite3.connect(":memory:")
+        conn.execute(sqlite_create_table(spec))
+        info = {row[1]: row for row in conn.execute(f'PRAGMA table_info("{name}")')}
+        assert list(info) == list(spec.column_names)
+        expected_type = {
+            "STRING": "TEXT",
+            "TIMESTAMP": "TEXT",
+            "DATE": "TEXT",
+            "JSON": "TEXT",
+            "INTEGER": "INTEGER",
+        }
+        for field in spec.fields:
+            _, _, sql_type, notnull, _, pk = info[field.name]
+            assert sql_type == expected_type[field.type]
+            assert bool(notnull) == (field.required or field.name == spec.id_column)
+            assert bool(pk) == (field.name == spec.id_column)
+
+    @pytest.mark.parametrize("name", TABLES)
+    def test_indexes_are_created_and_idempotent(self, name: str) -> None:
+        """Every derived index can be created twice (IF NOT EXISTS) on the derived table."""
+        spec = table_spec(name)
+        conn = sqlite3.connect(":memory:")
+        for _ in range(2):
+            conn.execute(sqlite_create_table(spec))
+            for _, statement in sqlite_indexes(spec):
+                conn.execute(statement)
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert {n for n, _ in sqlite_indexes(spec)} <= names
