@@ -37,9 +37,7 @@ _SECRET_PARAM = re.compile(
     r"private_?key|credentials?)['\"]?\s*(?:=|:)\s*['\"]?)([^\s'\",;&}]+)"
 )
 # Short names are only secrets in key=value form ("Unexpected token: }" is not a secret).
-_SHORT_PARAM = re.compile(
-    r"(?i)([?&;\s,(]|^)((?:token|key|sig|signature|auth)=)([^\s&;,'\")]+)"
-)
+_SHORT_PARAM = re.compile(r"(?i)([?&;\s,(]|^)((?:token|key|sig|signature|auth)=)([^\s&;,'\")]+)")
 _URL_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^:/@\s'\"]*:)([^@\s/'\"]+)(@)")
 _AWS_ACCESS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b")
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")

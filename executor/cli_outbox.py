@@ -10,8 +10,8 @@ from typing import Any
 
 import click
 
-from persistence.outbox import DEFAULT_PATH
-
+# Same default as persistence.outbox.DEFAULT_PATH; not imported so `pipestate --help` stays fast.
+DEFAULT_PATH = "pipestate-outbox.db"
 OUTBOX_ENV = "PIPESTATE_OUTBOX"
 STORE_ENV = "PIPESTATE_STORE"
 
@@ -129,4 +129,4 @@ def flush_command(
     if left:
         if status["last_error"]:
             click.echo(f"last error: {status['last_error']}", err=True)
-        raise SystemExit(1)
+        click.get_current_context().exit(1)

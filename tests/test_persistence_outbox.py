@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import os
 import signal
@@ -25,33 +24,10 @@ from persistence.stores.base import STATE_TRANSITIONS, STEP_LOGS, Store, StoreEr
 from statemachine import PipelineRun, StepRun, TransitionRecord, TransitionSink
 from tests.bq_emulator import PROJECT as BQ_PROJECT
 from tests.bq_emulator import BQEmulator, _stop, _wait_ready, emulator_venv, free_port
-from tests.outbox_remote import GatedRemote
+from tests.outbox_support import GatedRemote, rows, transition_row
 
 # Zero backoff: unit tests drain synchronously and must not wait between attempts.
 NO_WAIT = RetryPolicy(base_delay_seconds=0.0, max_delay_seconds=0.0)
-T0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-
-
-def transition_row(i: int, prefix: str = "t") -> dict[str, Any]:
-    """Return a valid org_meta_state_transitions row whose id is f'{prefix}{i:05d}'."""
-    return TransitionRecord(
-        transition_id=f"{prefix}{i:05d}",
-        org_slug="acme",
-        pipeline_logging_id="p-1",
-        step_logging_id=f"s-{i}",
-        entity_type="STEP",
-        entity_name=f"step_{i}",
-        from_state="PENDING",
-        to_state="RUNNING",
-        transition_time=T0,
-        transition_date=T0.date(),
-        metadata={"i": i},
-    ).to_row()
-
-
-def rows(n: int, prefix: str = "t", start: int = 0) -> list[dict[str, Any]]:
-    """Return n transition rows with consecutive ids."""
-    return [transition_row(i, prefix) for i in range(start, start + n)]
 
 
 def ids(found: list[dict[str, Any]]) -> list[str]:
@@ -324,7 +300,6 @@ class TestOutboxWithSQLiteRemote:
         assert len(remote.received) == 25 + 20  # two batches of 10 were sent twice
         assert remote_ids(tmp_path / "remote.db") == ids(rows(25))
         inner.close()
-
 
     def test_row_without_id_is_dead_lettered_not_lost(self, tmp_path: Path) -> None:
         """A row the remote rejects for lacking its id is kept as a dead letter, not deleted."""

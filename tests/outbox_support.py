@@ -1,12 +1,38 @@
-"""A test remote for the outbox: wraps a real store, records every call, can fail on demand."""
+"""Test support for the outbox: a remote that fails on demand, and row factories."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from persistence.stores.base import ID_COLUMNS, RowError, Store, StoreError, WriteResult
+from statemachine.records import TransitionRecord
+
+T0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+
+
+def transition_row(i: int, prefix: str = "t") -> dict[str, Any]:
+    """Return a valid org_meta_state_transitions row whose id is f'{prefix}{i:05d}'."""
+    return TransitionRecord(
+        transition_id=f"{prefix}{i:05d}",
+        org_slug="acme",
+        pipeline_logging_id="p-1",
+        step_logging_id=f"s-{i}",
+        entity_type="STEP",
+        entity_name=f"step_{i}",
+        from_state="PENDING",
+        to_state="RUNNING",
+        transition_time=T0,
+        transition_date=T0.date(),
+        metadata={"i": i},
+    ).to_row()
+
+
+def rows(n: int, prefix: str = "t", start: int = 0) -> list[dict[str, Any]]:
+    """Return n transition rows with consecutive ids."""
+    return [transition_row(i, prefix) for i in range(start, start + n)]
 
 
 class GatedRemote:
