@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -44,8 +44,10 @@ def write_items(store: Store, table: str, items: Sequence[Item]) -> WriteResult:
                 rows.append(item.to_row())
             except Exception as exc:  # a record that cannot serialise rejects itself only
                 bad.append(RowError(item.transition_id, f"cannot serialise: {exc!r}"))
-        else:
+        elif isinstance(item, Mapping):
             rows.append(item)
+        else:
+            bad.append(RowError(f"<{type(item).__name__}>", "not a TransitionRecord or row"))
     result = store.write_batch(table, rows) if rows else WriteResult(written=0)
     if bad:
         return WriteResult(written=result.written, rejected=(*result.rejected, *bad))
