@@ -7,6 +7,7 @@ import itertools
 import re
 from collections.abc import Iterator
 
+from classifier._prescreen import PreScreen
 from classifier._rulekinds import PatternRule, Rule, TypeRule, first_refinement
 from classifier.rules import CODE_RULES, PATTERN_RULES, STATUS_RULES, TYPE_RULES
 from classifier.types import RETRYABLE, ErrorType
@@ -20,11 +21,8 @@ _STATUS_INDEX = {status: rule for rule in STATUS_RULES for status in rule.status
 
 _CODE_IN_TEXT = re.compile(r"an error occurred \((\w{1,64})\)|\bsqlstate[ :=]*([0-9a-z]{5})\b")
 
-# One scan finds, at every word boundary, the first rule (in table order) matching there;
-# the lowest rule index over all positions is exactly "the earliest rule that matches".
-_SCANNER = re.compile(
-    r"\b(?=\w)(?=" + "|".join(f"{r.bounded}(?P<r{i}>)" for i, r in enumerate(PATTERN_RULES)) + ")"
-)
+# The pattern rules behind a literal pre-screen: only rules whose anchors occur are tried.
+_PATTERNS = PreScreen(PATTERN_RULES)
 
 
 def classify_error(
@@ -76,16 +74,7 @@ def _decide(exception: BaseException | None, text: str) -> Rule | None:
 
 def match_patterns(lowered: str) -> PatternRule | None:
     """The earliest pattern rule matching already lower-cased text, or None."""
-    best = len(PATTERN_RULES)
-    for match in _SCANNER.finditer(lowered):
-        name = match.lastgroup
-        if name is not None:
-            index = int(name[1:])
-            if index < best:
-                best = index
-                if best == 0:
-                    break
-    return PATTERN_RULES[best] if best < len(PATTERN_RULES) else None
+    return _PATTERNS.first(lowered) if lowered else None
 
 
 _TYPE_CACHE: dict[type, TypeRule | None] = {}

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 _log = structlog.get_logger("persistence.outbox")
 
 DEFAULT_PATH = "pipestate-outbox.db"
+OUTBOX_ENV = "PIPESTATE_OUTBOX"
 # Short first retry (a blip), capped so a recovered remote is noticed within 15 s.
 DEFAULT_RETRY_POLICY = RetryPolicy(
     max_retries=1_000_000, base_delay_seconds=0.5, multiplier=2.0, max_delay_seconds=15.0
@@ -360,9 +361,14 @@ def open_remote(url: str, **options: Any) -> Store:
 
 
 def with_outbox(
-    remote: Store, path: str | os.PathLike[str] = DEFAULT_PATH, **options: Any
+    remote: Store, path: str | os.PathLike[str] | None = None, **options: Any
 ) -> OutboxStore:
-    """Wrap a remote store in an OutboxStore and start its uploader (ships leftovers first)."""
+    """Wrap a remote store in an OutboxStore and start its uploader (ships leftovers first).
+
+    The path defaults to $PIPESTATE_OUTBOX, else pipestate-outbox.db in the working directory.
+    """
+    if path is None:
+        path = os.environ.get(OUTBOX_ENV) or DEFAULT_PATH
     store = OutboxStore(remote, path, **options)
     with contextlib.suppress(StoreError):
         # An unwritable path is reported by every write_batch; opening must not crash callers.

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from statemachine._scrub import scrub_metadata, scrub_optional
+from statemachine.records import STACK_TRACE_LIMIT
+
 if TYPE_CHECKING:
     from classifier import ErrorType, RetryPolicy
 
 REASON_MESSAGE_LIMIT = 200
+# classifier.create_error_context already cuts error_message to 8192 characters; this bound
+# holds whatever it returns.
+ERROR_MESSAGE_LIMIT = 8192
 
 
 def coerce_error_type(value: object) -> ErrorType:
@@ -54,12 +60,20 @@ def error_fields(
         cause = f"{error_class}: {(message or '')[:REASON_MESSAGE_LIMIT]}"
     else:
         cause = kind
-    if reason is None:
-        reason = template.format(cause=cause, retry_count=retry_count)
-    merged: dict[str, Any] = dict(metadata) if metadata else {}
+    # Failure text is where secrets turn up (a DSN in a connection error, a token echoed by
+    # an API): every string that reaches the record is scrubbed, whoever wrote it.
+    reason = (
+        scrub_optional(
+            template.format(cause=cause, retry_count=retry_count) if reason is None else reason
+        )
+        or ""
+    )
+    merged: dict[str, Any] = scrub_metadata(dict(metadata)) if metadata else {}
     # Computed facts win over caller keys of the same name: queries group on them.
     merged["error_class"] = error_class
     merged["is_retryable"] = ctx.get("is_retryable")
     merged["next_retry_delay_seconds"] = ctx.get("next_retry_delay_seconds")
     stack = ctx.get("stack_trace_truncated") if error is not None else None
-    return reason, kind, message if message is not None else reason, stack or None, merged
+    message = scrub_optional(message, ERROR_MESSAGE_LIMIT)
+    stack = scrub_optional(stack or None, STACK_TRACE_LIMIT)
+    return reason, kind, message if message is not None else reason, stack, merged

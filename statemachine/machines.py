@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from transitions.core import EventData, Machine, MachineError
 
 from statemachine._failure import error_fields
+from statemachine._scrub import scrub_metadata, scrub_optional
 from statemachine._table import Edge, MachineTable
 from statemachine._validate import validate_table
 from statemachine.errors import IllegalTransition
@@ -165,9 +166,12 @@ class TransitionEngine:
                 )
             else:
                 err_type = err_msg = stack = None
-                meta = {} if metadata is None else dict(metadata)
+                # Caller-given text is scrubbed (secrets, size, surrogates); the defaults are ours.
+                meta = scrub_metadata(dict(metadata)) if metadata else {}
                 if reason is None:
                     reason = edge.static_reason or edge.reason.format(retry_count=retry_count)
+                else:
+                    reason = scrub_optional(reason)
             record = trusted_record(
                 model.id_source(),
                 model.org_slug,

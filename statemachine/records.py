@@ -4,39 +4,56 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from typing import Any
 
 import attrs
+
+from statemachine._scrub import METADATA_STRING_LIMIT, encodable, scrub_text
 
 STACK_TRACE_LIMIT = 2000
 ENTITY_TYPES = ("PIPELINE", "STEP")
 
 
 def _json_default(value: object) -> str:
-    """Render a value JSON cannot encode as a readable string, never raising."""
+    """Render a value JSON cannot encode as a readable, redacted string, never raising."""
+    # Only values JSON cannot encode get here (off the hot path): the string may hold anything.
+    return scrub_text(_render(value), METADATA_STRING_LIMIT)
+
+
+def _render(value: object) -> str:
     if isinstance(value, (dt.datetime, dt.date)):
         return value.isoformat()
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).decode("utf-8", errors="replace")
     if isinstance(value, (set, frozenset)):
         try:
-            return json.dumps(sorted(value, key=repr), default=_json_default)
-        except (TypeError, ValueError, RecursionError):
-            return repr(value)
+            return json.dumps(sorted(value, key=repr), default=_json_default, ensure_ascii=False)
+        except Exception:  # unsortable, unprintable or cyclic members
+            return _safe_text(value, repr)
+    return _safe_text(value, str)
+
+
+def _safe_text(value: object, render: Callable[[object], str]) -> str:
     try:
-        return str(value)
-    except Exception:  # a hostile __str__ must not break a flush
+        text = render(value)
+    except Exception:  # a hostile __str__ / __repr__ must not break a flush
         return f"<unprintable {type(value).__qualname__}>"
+    return text if isinstance(text, str) else f"<unprintable {type(value).__qualname__}>"
 
 
 def dumps_metadata(metadata: dict[str, Any] | None) -> str:
-    """Serialise metadata to compact JSON; non-JSON values become readable strings."""
+    """Serialise metadata to compact JSON; non-JSON values become readable strings; never raises."""
     try:
-        return json.dumps(metadata or {}, default=_json_default, sort_keys=True, ensure_ascii=False)
-    except (ValueError, RecursionError, TypeError):
-        # Cycles or unsortable keys: fall back to a flat, string-valued copy.
-        safe = {str(k): _json_default(v) for k, v in (metadata or {}).items()}
-        return json.dumps(safe, sort_keys=True, ensure_ascii=False)
+        text = json.dumps(metadata or {}, default=_json_default, sort_keys=True, ensure_ascii=False)
+    except Exception:
+        # Cycles, unsortable keys or a raising __str__: fall back to a flat, string-valued copy.
+        items = metadata.items() if isinstance(metadata, dict) else [("value", metadata)]
+        safe = {
+            _json_default(k) if not isinstance(k, str) else k: _json_default(v) for k, v in items
+        }
+        text = json.dumps(safe, sort_keys=True, ensure_ascii=False)
+    return encodable(text)
 
 
 def _utc_datetime(instance: Any, attribute: attrs.Attribute[Any], value: dt.datetime) -> None:

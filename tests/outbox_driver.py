@@ -38,12 +38,12 @@ class CountingSink:
 
 
 def _outbox(args: argparse.Namespace) -> OutboxStore:
-    """Open the remote through the outbox, with a short interval so uploads overlap the run."""
+    """Open the remote through the outbox; the short interval makes uploads overlap the run."""
     return OutboxStore(
         open_remote(args.store),
         args.outbox,
         batch_size=args.batch_size,
-        upload_interval_seconds=0.05,
+        upload_interval_seconds=args.interval,
     )
 
 
@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outbox", required=True)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--pace", type=float, default=0.002)
-    parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--interval", type=float, default=0.2)
     parser.add_argument("--timeout", type=float, default=120.0)
     args = parser.parse_args(argv)
     if args.mode == "run":

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from persistence.stores.base import ID_COLUMNS, RowError, Store, StoreError, WriteResult
@@ -33,6 +35,23 @@ def transition_row(i: int, prefix: str = "t") -> dict[str, Any]:
 def rows(n: int, prefix: str = "t", start: int = 0) -> list[dict[str, Any]]:
     """Return n transition rows with consecutive ids."""
     return [transition_row(i, prefix) for i in range(start, start + n)]
+
+
+def outbox_ids(path: Path) -> list[str]:
+    """Read the row ids waiting in an outbox file with a plain SQLite connection."""
+    with sqlite3.connect(path) as conn:
+        return [r[0] for r in conn.execute("SELECT row_id FROM outbox ORDER BY seq")]
+
+
+def outbox_pending(path: Path) -> int:
+    """Count rows waiting in an outbox file another process is writing (0 if not there yet)."""
+    if not path.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+    except sqlite3.OperationalError:  # the child has not created the table yet
+        return 0
 
 
 class GatedRemote:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from classifier import ErrorType, classify_error, is_retryable
+from classifier._prescreen import anchors, trie_regex
+from classifier._rulekinds import PatternRule
 from classifier.engine import explain, match_patterns
 from classifier.errors import DependencyFailure, ValidationError
 from classifier.rules import CODE_RULES, PATTERN_RULES, STATUS_RULES, TYPE_RULES
-from tests.strategies.errors import stand_in_class
+from tests.strategies.errors import load_corpus, rule_texts, stand_in_class
 
 T, P, TO = ErrorType.TRANSIENT, ErrorType.PERMANENT, ErrorType.TIMEOUT
 V, D, U = ErrorType.VALIDATION_ERROR, ErrorType.DEPENDENCY_FAILURE, ErrorType.UNKNOWN
@@ -252,6 +257,59 @@ class TestStatusRules:
                 raise RuntimeError("boom")
 
         assert classify_error(Weird("Connection reset by peer")) is T
+
+
+def _plain_scan(lowered: str) -> PatternRule | None:
+    """The reference semantics: search every pattern rule in table order; the first match wins."""
+    return next((rule for rule in PATTERN_RULES if rule.regex.search(lowered)), None)
+
+
+class TestPreScreen:
+    """The anchor pre-screen is an optimisation only: it decides exactly as the plain scan."""
+
+    def test_every_rule_has_anchors(self) -> None:
+        """Each pattern rule yields literal anchors, so none falls back to a full search."""
+        for rule in PATTERN_RULES:
+            found = anchors(rule.bounded)
+            assert found, rule.pattern
+            assert all(a[0].isalnum() for a in found), rule.pattern
+
+    def test_anchors_prefix_every_match(self) -> None:
+        """Wherever a rule matches an example, the match starts with one of its anchors."""
+        for rule in PATTERN_RULES:
+            found = anchors(rule.bounded) or frozenset()
+            for example in rule.examples:
+                match = rule.regex.search(example.lower())
+                if match is not None:
+                    text = example.lower()[match.start() :]
+                    assert any(text.startswith(a) for a in found), (rule.pattern, example)
+
+    def test_corpus_and_examples_agree_with_plain_scan(self) -> None:
+        """On every corpus message and rule example the pre-screen picks the plain scan's rule."""
+        texts = [e["message"].lower() for e in load_corpus()]
+        texts += [x.lower() for rule in PATTERN_RULES for x in rule.examples]
+        for text in texts:
+            assert match_patterns(text) is _plain_scan(text), text
+
+    @given(rule_texts())
+    def test_stitched_text_agrees_with_plain_scan(self, text: str) -> None:
+        """Invariant: for any text built from rule fragments, pre-screen == plain ordered scan."""
+        assert match_patterns(text) is _plain_scan(text)
+
+    @given(st.text(max_size=300))
+    def test_arbitrary_text_agrees_with_plain_scan(self, raw: str) -> None:
+        """Invariant: for arbitrary text, pre-screen == plain ordered scan."""
+        text = raw.lower()
+        assert match_patterns(text) is _plain_scan(text)
+
+    def test_trie_regex_matches_exactly_its_words(self) -> None:
+        """The factored trie regex accepts each word in full and nothing else."""
+        words = ["time", "timeout", "timed", "401", "40", "a b", "a.c"]
+        regex = re.compile(trie_regex(words))
+        for word in words:
+            assert regex.fullmatch(word), word
+        for other in ["tim", "timeouts", "4", "a", "abc", "a-c"]:
+            assert not regex.fullmatch(other), other
 
 
 class TestPatternRules:

@@ -30,7 +30,8 @@ class TestBootstrap:
         store = SQLiteStore(path)
         report = bootstrap(store, dry_run=True)
         store.close()
-        assert report.dry_run and report.changed
+        assert report.dry_run
+        assert report.changed
         assert report.created == TABLES
         assert report.existing == ()
         assert "Would run" in report.render()
@@ -43,7 +44,8 @@ class TestBootstrap:
         first = bootstrap(store)
         second = bootstrap(store)
         store.close()
-        assert first.created == TABLES and first.changed
+        assert first.created == TABLES
+        assert first.changed
         assert set(TABLES) <= _tables(path)
         assert second == BootstrapReport(created=(), existing=TABLES, dry_run=False, actions=())
         assert second.render() == "Nothing to do: all 3 tables already exist."

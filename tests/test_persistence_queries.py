@@ -33,7 +33,9 @@ def load(store: SQLiteStore, records: list[TransitionRecord]) -> None:
     assert result.rejected == ()
 
 
-def failed(name: str, error_type: str | None, days_ago: int = 0, **fields: object) -> TransitionRecord:
+def failed(
+    name: str, error_type: str | None, days_ago: int = 0, **fields: object
+) -> TransitionRecord:
     """A RUNNING -> FAILED transition of a step, days_ago days before AS_OF."""
     fields.setdefault("entity_type", "STEP")
     fields.setdefault("step_logging_id", f"s-{name}")
@@ -64,13 +66,11 @@ class TestCatalog:
         assert defaults["failures"]["days"] == 7
         assert (defaults["steps"]["days"], defaults["steps"]["limit"]) == (7, 20)
         assert (defaults["retries"]["days"], defaults["retries"]["limit"]) == (7, 50)
-        assert [p.name for p in CATALOG["timeline"].params if p.required] == [
-            "pipeline_logging_id"
-        ]
+        assert [p.name for p in CATALOG["timeline"].params if p.required] == ["pipeline_logging_id"]
 
     def test_unknown_query_names_the_known_ones(self, store: SQLiteStore) -> None:
         """An unknown query name is a QueryError listing the catalog."""
-        with pytest.raises(QueryError, match="'nope'.*failures"):
+        with pytest.raises(QueryError, match=r"'nope'.*failures"):
             run_query(store, "nope")
 
     @pytest.mark.parametrize(
@@ -222,7 +222,7 @@ class TestFailures:
     """failures: transitions into FAILED by error_type over the window."""
 
     def test_counts_pipelines_and_average_durations(self, store: SQLiteStore) -> None:
-        """Counts, distinct pipelines and mean seconds per error_type; old and future rows excluded."""
+        """Counts, distinct pipelines, mean seconds per error_type; old and future rows excluded."""
         load(
             store,
             [
@@ -262,7 +262,9 @@ class TestFailures:
         """A failure 8 days ago counts with days=8 and not with the default 7."""
         load(store, [failed("old", "PERMANENT", days_ago=8)])
         assert run_query(store, "failures", as_of=AS_OF) == []
-        assert [r["failure_count"] for r in run_query(store, "failures", as_of=AS_OF, days=8)] == [1]
+        assert [r["failure_count"] for r in run_query(store, "failures", as_of=AS_OF, days=8)] == [
+            1
+        ]
 
 
 class TestSteps:

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,10 +41,10 @@ def db(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db: Path) -> SQLiteStore:
+def store(db: Path) -> Iterator[SQLiteStore]:
     """A SQLiteStore on a fresh file, closed after the test."""
     s = SQLiteStore(db)
-    yield s  # type: ignore[misc]
+    yield s
     s.close()
 
 
@@ -79,7 +80,9 @@ class TestWriteBatch:
             s.write_batch(STATE_TRANSITIONS, [row])
         s.close()
         stored = _rows(path)
-        assert sorted(r["transition_id"] for r in stored) == sorted(r.transition_id for r in records)
+        assert sorted(str(r["transition_id"]) for r in stored) == sorted(
+            r.transition_id for r in records
+        )
         by_id = {r["transition_id"]: r for r in stored}
         for rec in records:
             got = by_id[rec.transition_id]
@@ -88,7 +91,9 @@ class TestWriteBatch:
             parsed = dt.datetime.fromisoformat(str(got["transition_time"]))
             assert parsed == rec.transition_time
 
-    def test_bad_row_is_rejected_by_id_and_the_rest_land(self, store: SQLiteStore, db: Path) -> None:
+    def test_bad_row_is_rejected_by_id_and_the_rest_land(
+        self, store: SQLiteStore, db: Path
+    ) -> None:
         """A row missing a REQUIRED column is reported with its id; the other rows are written."""
         good = [record(transition_id=f"ok-{i}").to_row() for i in range(3)]
         bad = dict(record(transition_id="bad-1").to_row(), org_slug=None)
@@ -96,7 +101,7 @@ class TestWriteBatch:
         assert result.written == 3
         assert [e.row_id for e in result.rejected] == ["bad-1"]
         assert "org_slug" in result.rejected[0].message
-        assert sorted(r["transition_id"] for r in _rows(db)) == ["ok-0", "ok-1", "ok-2"]
+        assert sorted(str(r["transition_id"]) for r in _rows(db)) == ["ok-0", "ok-1", "ok-2"]
 
     def test_malformed_timestamp_and_unknown_column_are_rejected(self, store: SQLiteStore) -> None:
         """Rows with an unparsable timestamp or an unknown column are rejected by id."""
@@ -132,7 +137,7 @@ class TestWriteBatch:
         assert stored["run_date"] == "2025-12-21"
 
     def test_locked_file_is_a_retryable_store_error(self, db: Path) -> None:
-        """When another connection holds the write lock past busy_timeout, the error is retryable."""
+        """When another connection holds the write lock past busy_timeout, it is retryable."""
         s = SQLiteStore(db, busy_timeout_seconds=0.05)
         s.write_batch(STATE_TRANSITIONS, [record().to_row()])
         other = sqlite3.connect(db, isolation_level=None)
@@ -172,7 +177,7 @@ class TestConcurrency:
             t.start()
         for t in threads:
             t.join()
-        assert sorted(r["transition_id"] for r in _rows(db)) == sorted(
+        assert sorted(str(r["transition_id"]) for r in _rows(db)) == sorted(
             r.transition_id for r in records
         )
 
@@ -216,7 +221,7 @@ class TestRetentionAndBootstrap:
         store.write_batch(STATE_TRANSITIONS, rows)
         deleted = store.purge_older_than(90, as_of=as_of)
         assert deleted[STATE_TRANSITIONS] == 2
-        assert sorted(r["transition_id"] for r in _rows(db)) == ["d0", "d1", "d2"]
+        assert sorted(str(r["transition_id"]) for r in _rows(db)) == ["d0", "d1", "d2"]
 
     def test_purge_rejects_negative_days(self, store: SQLiteStore) -> None:
         """A negative retention is a ValueError naming the argument."""
@@ -252,7 +257,7 @@ class TestOpenStore:
     @pytest.mark.parametrize("url", ["pipestate.db", "mysql:x", "bigquery:"])
     def test_bad_urls_are_rejected_with_the_url(self, url: str) -> None:
         """A URL without a known scheme (or a bigquery URL without project) is a ValueError."""
-        with pytest.raises(ValueError, match="store URL|scheme|project"):
+        with pytest.raises(ValueError, match=r"store URL|scheme|project"):
             open_store(url)
 
 

@@ -38,9 +38,15 @@ EXIT_STEPS = 100
 WARMUP = "warmup"
 
 
-def repeats(quick: bool) -> int:
-    """How many times each workload runs (the median is reported)."""
-    return 1 if quick else 5
+def repeats(quick: bool, *, cheap: bool = False) -> int:
+    """How many times each workload runs (the median is reported).
+
+    A tool whose runs take milliseconds gets more repeats: on a shared machine a few samples of a
+    millisecond-long run are easily all hit by someone else's load.
+    """
+    if quick:
+        return 1
+    return 21 if cheap else 5
 
 
 def expected_runs(n_repeats: int) -> dict[str, dict[str, int]]:

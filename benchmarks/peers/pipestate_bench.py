@@ -121,7 +121,7 @@ def run(quick: bool) -> dict[str, Any]:
     from statemachine import NullSink
 
     configs = workload_configs()
-    n = c.repeats(quick)
+    n = c.repeats(quick, cheap=True)
     result = c.base_result("pipestate", version("pipestate"), n)
     result["variants"] = {}
     path = db_path()

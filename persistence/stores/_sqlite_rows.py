@@ -29,6 +29,8 @@ def canonical_timestamp(value: object) -> str:
 
 def canonical_date(value: object) -> str:
     """ISO date text."""
+    if isinstance(value, str) and len(value) == 10 and value[4] == "-" and value[7] == "-":
+        return value  # already YYYY-MM-DD (the common case); SQLite compares it as text
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.UTC).date().isoformat()
     if isinstance(value, dt.date):
@@ -67,8 +69,10 @@ class RowPreparer:
     def __init__(self, spec: TableSpec) -> None:
         self.spec = spec
         self.columns = spec.column_names
-        self.required = frozenset(f.name for f in spec.fields if f.required)
-        self.converters = tuple(_CONVERTERS.get(f.type) for f in spec.fields)
+        self.required_indexes = tuple(i for i, f in enumerate(spec.fields) if f.required)
+        self.converter_items = tuple(
+            (i, _CONVERTERS[f.type]) for i, f in enumerate(spec.fields) if f.type in _CONVERTERS
+        )
         self.column_set = frozenset(self.columns)
         self.id_index = self.columns.index(spec.id_column)
         names = ", ".join(f'"{c}"' for c in self.columns)
@@ -82,28 +86,26 @@ class RowPreparer:
 
     def prepare(
         self, rows: Sequence[Mapping[str, Any]]
-    ) -> tuple[list[tuple[str, tuple[Any, ...]]], list[RowError]]:
-        """Return (row id, values) for good rows and a RowError for each bad one."""
-        good: list[tuple[str, tuple[Any, ...]]] = []
+    ) -> tuple[list[list[Any]], list[RowError]]:
+        """Return value lists (column order) for good rows and a RowError for each bad one."""
+        good: list[list[Any]] = []
         bad: list[RowError] = []
-        columns, converters, required = self.columns, self.converters, self.required
-        column_set, id_index = self.column_set, self.id_index
+        columns, column_set = self.columns, self.column_set
+        required, converters = self.required_indexes, self.converter_items
         for index, row in enumerate(rows):
             try:
-                values = []
-                for column, convert in zip(columns, converters, strict=True):
-                    value = row.get(column)
-                    if value is None:
-                        if column in required:
-                            raise ValueError(f"required column {column!r} is missing or null")
-                    elif convert is not None:
-                        value = convert(value)
-                    values.append(value)
-                unknown = row.keys() - column_set
-                if unknown:
-                    raise ValueError(f"unknown column(s) {sorted(unknown)}")
+                if not row.keys() <= column_set:
+                    raise ValueError(f"unknown column(s) {sorted(row.keys() - column_set)}")
+                values = [row.get(column) for column in columns]
+                for i in required:
+                    if values[i] is None:
+                        raise ValueError(f"required column {columns[i]!r} is missing or null")
+                for i, convert in converters:
+                    value = values[i]
+                    if value is not None:
+                        values[i] = convert(value)
             except Exception as exc:  # any malformed value rejects this row only
                 bad.append(RowError(self.row_id(row, index), f"{self.spec.name}: {exc}"))
                 continue
-            good.append((str(values[id_index]), tuple(values)))
+            good.append(values)
         return good, bad

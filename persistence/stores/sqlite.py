@@ -123,7 +123,7 @@ class SQLiteStore:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    conn.executemany(preparer.insert_sql, [values for _, values in good])
+                    conn.executemany(preparer.insert_sql, good)
                 except sqlite3.IntegrityError:
                     # A constraint the pre-checks missed: redo row by row to name the culprit.
                     conn.execute("ROLLBACK")
@@ -140,18 +140,19 @@ class SQLiteStore:
     def _insert_one_by_one(
         conn: sqlite3.Connection,
         preparer: RowPreparer,
-        good: list[tuple[str, tuple[Any, ...]]],
+        good: list[list[Any]],
         rejected: list[RowError],
-    ) -> list[tuple[str, tuple[Any, ...]]]:
+    ) -> list[list[Any]]:
         """Insert each row alone, moving constraint violations to `rejected`."""
         landed = []
-        for row_id, values in good:
+        for values in good:
             try:
                 conn.execute(preparer.insert_sql, values)
             except sqlite3.IntegrityError as exc:
+                row_id = str(values[preparer.id_index])
                 rejected.append(RowError(row_id, f"{preparer.spec.name}: {exc}"))
             else:
-                landed.append((row_id, values))
+                landed.append(values)
         return landed
 
     def query(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -132,3 +132,29 @@ def exceptions(draw: st.DrawFn) -> BaseException:
         for name, value in attrs.items():
             setattr(exc, name, value)
     return exc
+
+
+def _fragments() -> list[str]:
+    """Words and phrases from the rule examples and the corpus, to hit many anchors at once."""
+    from classifier.rules import PATTERN_RULES
+
+    phrases = [example for rule in PATTERN_RULES for example in rule.examples]
+    phrases += [entry["message"][:120] for entry in load_corpus()]
+    words = {word for phrase in phrases for word in phrase.split()}
+    return sorted(words) + phrases
+
+
+_SEPARATORS = st.sampled_from([" ", "", "_", "-", ".", ": ", "\n", "(", "'", "x", "1"])
+
+
+@st.composite
+def rule_texts(draw: st.DrawFn) -> str:
+    """Lower-cased text stitched from rule and corpus fragments with odd separators and noise."""
+    pieces = draw(st.lists(st.sampled_from(_fragments()), min_size=1, max_size=8))
+    out: list[str] = []
+    for piece in pieces:
+        out.append(draw(_SEPARATORS))
+        out.append(piece)
+        if draw(st.booleans()):
+            out.append(draw(st.text(max_size=6)))
+    return "".join(out).lower()

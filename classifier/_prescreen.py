@@ -1,0 +1,175 @@
+"""Pre-screen for the pattern scan: literal anchors per rule, found by one trie regex.
+
+Every match of a pattern rule starts with one of a few literal strings (its *anchors*), derived
+here from the parsed regex. One scan of the text with a trie of all anchors (factored, so each
+position costs a handful of steps) yields the rules that could match and the positions where
+they could start; only those rules are tried, in table order, and only at those positions.
+A rule whose anchors cannot be derived is always tried with a full search. The result is the
+same as searching every rule in order (a property test checks that against the plain scan).
+"""
+
+from __future__ import annotations
+
+import re
+import re._parser as sre  # the stdlib's own regex parser: anchors come from the real syntax tree
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from classifier._rulekinds import PatternRule
+
+MAX_ANCHOR_CHARS = 8  # longer anchors hardly filter better and multiply the alternatives
+MAX_ANCHORS_PER_RULE = 96
+_SMALL_CLASS = 12  # a character class with at most this many members is expanded
+
+Items = list[Any]  # sre's parsed items: (opcode, argument) pairs
+
+
+def _class_chars(av: Sequence[tuple[Any, Any]]) -> list[str] | None:
+    """The members of a small, non-negated character class, or None."""
+    chars: list[str] = []
+    for op, arg in av:
+        if op is sre.LITERAL:
+            chars.append(chr(arg))
+        elif op is sre.RANGE and arg[1] - arg[0] < _SMALL_CLASS:
+            chars.extend(chr(c) for c in range(arg[0], arg[1] + 1))
+        elif op is sre.CATEGORY and arg is sre.CATEGORY_DIGIT:
+            chars.extend("0123456789")
+        else:  # NEGATE, word/space categories, wide ranges: too many to enumerate
+            return None
+    return chars if len(chars) <= _SMALL_CLASS else None
+
+
+def _done(acc: str) -> set[str] | None:
+    """The anchor collected so far; an empty one constrains nothing."""
+    return {acc} if acc else None
+
+
+def _union(options: Iterable[tuple[Items, str]]) -> set[str] | None:
+    """Anchors of several alternatives; None as soon as one is unconstrained."""
+    out: set[str] = set()
+    for items, acc in options:
+        found = _heads(items, acc)
+        if found is None:
+            return None
+        out |= found
+    return out
+
+
+def _heads(items: Items, acc: str) -> set[str] | None:
+    """Literal strings, one of which starts every match of items (after the prefix acc)."""
+    for i, (op, av) in enumerate(items):
+        if len(acc) >= MAX_ANCHOR_CHARS:
+            return {acc}
+        rest = items[i + 1 :]
+        if op is sre.LITERAL:
+            acc += chr(av)
+        elif op in (sre.AT, sre.ASSERT, sre.ASSERT_NOT):
+            continue  # zero width: the anchor is still a prefix of the match
+        elif op is sre.SUBPATTERN:
+            return _heads(list(av[-1]) + rest, acc)
+        elif op is sre.BRANCH:
+            return _union((list(branch) + rest, acc) for branch in av[1])
+        elif op is sre.IN:
+            chars = _class_chars(av)
+            if chars is None:
+                return _done(acc)
+            return _union((rest, acc + c) for c in chars)
+        elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT):
+            low, high, sub = av
+            if low == 0 and high == 1:  # optional: with it or without it
+                return _union(((list(sub) + rest, acc), (rest, acc)))
+            if low == 0:
+                return _union(((list(sub), acc), (rest, acc)))
+            return _heads(list(sub), acc)  # one repetition is certain; more may follow
+        else:  # ANY, wide classes, back-references: nothing literal can be promised
+            return _done(acc)
+    return _done(acc)
+
+
+def anchors(pattern: str) -> frozenset[str] | None:
+    """Literal prefixes one of which every match of pattern starts with; None if unknown."""
+    try:
+        found = _heads(list(sre.parse(pattern)), "")
+    except Exception:  # an unexpected parse shape: fall back to a full search, never guess
+        return None
+    if found is None or "" in found:
+        return None
+    while len(found) > MAX_ANCHORS_PER_RULE:  # shorten until few enough; still sound
+        width = max(len(a) for a in found) - 1
+        if width <= 0:
+            return None
+        found = {a[:width] for a in found}
+    return frozenset(found)
+
+
+def trie_regex(words: Iterable[str]) -> str:
+    """A regex matching exactly the given words, factored by common prefixes, longest first."""
+    trie: dict[str, Any] = {}
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+    return _node_regex(trie)
+
+
+def _node_regex(node: dict[str, Any]) -> str:
+    """Regex for one trie node; an optional tail when a word may also end here."""
+    ends = "" in node
+    branches = [re.escape(c) + _node_regex(child) for c, child in sorted(node.items()) if c]
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 and len(branches[0]) == 1 else None
+    body = body or "(?:" + "|".join(branches) + ")"
+    return body + "?" if ends else body
+
+
+class PreScreen:
+    """The pattern rules, screened by their anchors; first(lowered) equals a plain ordered scan."""
+
+    def __init__(self, rules: Sequence[PatternRule]) -> None:
+        """Derive anchors and build the single trie scanner."""
+        self.rules = tuple(rules)
+        by_anchor: dict[str, set[int]] = {}
+        always: list[int] = []
+        for index, rule in enumerate(self.rules):
+            found = anchors(rule.bounded)
+            if found is None:
+                always.append(index)
+                continue
+            for anchor in found:
+                by_anchor.setdefault(anchor, set()).add(index)
+        self.always = tuple(always)
+        # The trie reports the longest anchor at a position; the shorter ones there are its prefixes.
+        self.rules_at: dict[str, tuple[int, ...]] = {
+            word: tuple(
+                sorted({i for a, idx in by_anchor.items() if word.startswith(a) for i in idx})
+            )
+            for word in by_anchor
+        }
+        # Rule regexes begin with \b, so an anchor can only start where \b holds.
+        self.scanner = re.compile(r"\b(?=(" + trie_regex(by_anchor) + "))") if by_anchor else None
+
+    def first(self, lowered: str) -> PatternRule | None:
+        """The earliest rule (in table order) that matches already lower-cased text, or None."""
+        starts: dict[int, list[int]] = {}
+        if self.scanner is not None:
+            rules_at = self.rules_at
+            for match in self.scanner.finditer(lowered):
+                position = match.start()
+                for index in rules_at[match.group(1)]:
+                    starts.setdefault(index, []).append(position)
+        if not starts and not self.always:
+            return None
+        for index in sorted((*starts, *self.always)):
+            rule = self.rules[index]
+            positions = starts.get(index)
+            if positions is None:
+                if rule.regex.search(lowered) is not None:
+                    return rule
+                continue
+            matcher = rule.regex.match
+            for position in positions:
+                if matcher(lowered, position) is not None:
+                    return rule
+        return None
