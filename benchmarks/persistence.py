@@ -26,12 +26,12 @@ from typing import Any
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from persistence import LoggerSettings, MetadataLogger, SQLiteStore  # noqa: E402
-from persistence.queries import run_query  # noqa: E402
-from persistence.schema import load_table_specs, sqlite_create_table, table_spec  # noqa: E402
-from persistence.stores._sqlite_rows import RowPreparer  # noqa: E402
-from persistence.stores.base import STATE_TRANSITIONS  # noqa: E402
-from statemachine.records import TransitionRecord  # noqa: E402
+from persistence import LoggerSettings, MetadataLogger, SQLiteStore
+from persistence.queries import run_query
+from persistence.schema import load_table_specs, sqlite_create_table, table_spec
+from persistence.stores._sqlite_rows import RowPreparer
+from persistence.stores.base import STATE_TRANSITIONS
+from statemachine.records import TransitionRecord
 
 END = dt.datetime(2025, 12, 21, 12, 0, tzinfo=dt.UTC)
 STEPS = ("extract", "transform", "load", "publish")

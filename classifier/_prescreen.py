@@ -11,7 +11,7 @@ same as searching every rule in order (a property test checks that against the p
 from __future__ import annotations
 
 import re
-import re._parser as sre  # the stdlib's own regex parser: anchors come from the real syntax tree
+import re._parser as sre  # type: ignore[import-not-found]  # stdlib parser; typeshed lacks it
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -140,7 +140,7 @@ class PreScreen:
             for anchor in found:
                 by_anchor.setdefault(anchor, set()).add(index)
         self.always = tuple(always)
-        # The trie reports the longest anchor at a position; the shorter ones there are its prefixes.
+        # The trie reports the longest anchor at a position; shorter ones there are its prefixes.
         self.rules_at: dict[str, tuple[int, ...]] = {
             word: tuple(
                 sorted({i for a, idx in by_anchor.items() if word.startswith(a) for i in idx})

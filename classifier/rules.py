@@ -37,6 +37,13 @@ TIMEOUT_REASON = PatternRule(
     ("504 Deadline Exceeded",),
 )
 
+BAD_KEY_REASON = PatternRule(
+    r"api[ _]key not (?:valid|found)|api_key_invalid|invalid api[ _-]?key",
+    P,
+    "Google answers a bad API key with 400 INVALID_ARGUMENT; no retry will make the key valid",
+    ("400 API key not valid. Please pass a valid API key.",),
+)
+
 SSL_EOF_REASON = PatternRule(
     r"eof occurred in violation of protocol|unexpected_eof_while_reading|"
     r"connection reset by peer|ssl: unexpected eof",
@@ -271,12 +278,17 @@ TYPE_RULES: tuple[TypeRule, ...] = (
         "a missing resource, credential or permission, or a bug: a retry repeats it",
     ),
     TypeRule(
+        _names("google.api_core.exceptions: BadRequest InvalidArgument OutOfRange"),
+        V,
+        "a malformed request, unless the 400 says the API key itself is bad",
+        refine=(BAD_KEY_REASON,),
+    ),
+    TypeRule(
         _names(
             """
             builtins: KeyError ValueError UnicodeError UnicodeDecodeError UnicodeEncodeError
             json.decoder: JSONDecodeError
             sqlalchemy.exc: ArgumentError
-            google.api_core.exceptions: BadRequest InvalidArgument OutOfRange
             requests.exceptions: MissingSchema InvalidSchema InvalidURL InvalidHeader URLRequired
             urllib3.exceptions: LocationParseError
             httpx httpx._exceptions: InvalidURL UnsupportedProtocol DecodingError
@@ -316,7 +328,12 @@ STATUS_RULES: tuple[StatusRule, ...] = (
         refine=(RATE_LIMIT_REASON, ACCESS_DENIED_REASON),
     ),
     StatusRule((401, 404, 405, 410, 501), P, "HTTP 401/404/405/410/501: retrying changes nothing"),
-    StatusRule((400, 413, 422), V, "HTTP 400/413/422: the request itself is malformed"),
+    StatusRule(
+        (400, 413, 422),
+        V,
+        "HTTP 400/413/422: the request itself is malformed, unless it names a bad API key",
+        refine=(BAD_KEY_REASON,),
+    ),
 )
 
 PATTERN_RULES = _patterns.PATTERN_RULES

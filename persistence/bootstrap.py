@@ -5,12 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import attrs
-import structlog
 
 from persistence.schema import TableSpec, load_table_specs
 from persistence.stores.base import Bootstrappable, Store
-
-_log = structlog.get_logger("persistence.bootstrap")
 
 
 @attrs.frozen
@@ -64,12 +61,4 @@ def bootstrap(
     actions = tuple(store.ensure_tables(table_specs, dry_run=dry_run))
     created = tuple(s.name for s in table_specs if any(_creates(a, s.name) for a in actions))
     existing = tuple(s.name for s in table_specs if s.name not in created)
-    report = BootstrapReport(created=created, existing=existing, dry_run=dry_run, actions=actions)
-    _log.info(
-        "bootstrap_done",
-        dry_run=dry_run,
-        created=list(created),
-        existing=list(existing),
-        actions=len(actions),
-    )
-    return report
+    return BootstrapReport(created=created, existing=existing, dry_run=dry_run, actions=actions)

@@ -142,12 +142,13 @@ class MetadataLogger(SeedLoggingAPI):
         self._stopped = True
         if self._atexit_hook is not None:
             atexit.unregister(self._atexit_hook)
-        _log.info(
-            "metadata_logger_stopped",
-            drained=drained,
-            discarded=leftover,
-            written={c.short: c.rows_written for c in self.channels.values()},
-        )
+        if not drained:  # a normal stop is silent: CLIs print JSON on stdout
+            _log.warning(
+                "metadata_logger_stop_incomplete",
+                timeout=timeout,
+                discarded=leftover,
+                dropped={c.short: dict(c.drops) for c in self.channels.values()},
+            )
         return drained
 
     async def __aenter__(self) -> MetadataLogger:

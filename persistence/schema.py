@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
@@ -25,19 +25,41 @@ SQLITE_TYPES = {
     "INTEGER": "INTEGER",
 }
 
-# Secondary indexes that serve the catalog's queries (persistence/queries), per table.
-SQLITE_INDEXES: Mapping[str, tuple[tuple[str, ...], ...]] = {
+
+@attrs.frozen
+class SqliteIndex:
+    """A secondary SQLite index: its columns and, for a partial index, the rows it covers."""
+
+    name: str
+    columns: tuple[str, ...]
+    where: str = ""  # a constant predicate on the table's own columns, never user input
+
+
+# Indexes that serve the catalog's queries (persistence/queries/sqlite.py). Every index costs
+# insert speed, so the selective ones are partial: they index only the rows their query reads.
+SQLITE_INDEXES: Mapping[str, tuple[SqliteIndex, ...]] = {
     "org_meta_state_transitions": (
-        # stuck (long RUNNING): entity_type = ? AND from_state = ? ORDER BY duration DESC
-        ("entity_type", "from_state", "duration_in_state_ms"),
-        # stuck (hung) candidates; failures / steps / retries date windows
-        ("to_state", "transition_date"),
-        # stuck (hung) "no later transition" probe; timeline. Each index costs insert speed,
-        # so there are only these three (measured in benchmarks/persistence.py).
-        ("pipeline_logging_id", "transition_time"),
+        # stuck, long_running: entity_type = 'PIPELINE' AND from_state = 'RUNNING' AND duration > ?
+        SqliteIndex(
+            "long_running",
+            ("duration_in_state_ms",),
+            "entity_type = 'PIPELINE' AND from_state = 'RUNNING'",
+        ),
+        # stuck, hung: candidates that entered RUNNING within the window
+        SqliteIndex("entered_running", ("transition_date",), "to_state = 'RUNNING'"),
+        # failures / steps / retries: FAILED rows within the window
+        SqliteIndex("failed", ("transition_date",), "to_state = 'FAILED'"),
+        # timeline, and the hung query's "no later transition" probe
+        SqliteIndex("run_time", ("pipeline_logging_id", "transition_time")),
     ),
-    "org_meta_pipeline_runs": (("pipeline_logging_id",), ("run_date",)),
-    "org_meta_step_logs": (("pipeline_logging_id",), ("run_date",)),
+    "org_meta_pipeline_runs": (
+        SqliteIndex("run", ("pipeline_logging_id",)),
+        SqliteIndex("run_date", ("run_date",)),
+    ),
+    "org_meta_step_logs": (
+        SqliteIndex("run", ("pipeline_logging_id",)),
+        SqliteIndex("run_date", ("run_date",)),
+    ),
 }
 
 
@@ -172,16 +194,12 @@ def sqlite_create_table(spec: TableSpec) -> str:
     return f'CREATE TABLE IF NOT EXISTS "{spec.name}" (\n    {body}\n)'
 
 
-def sqlite_index_name(table: str, columns: Sequence[str]) -> str:
-    """A stable index name derived from the table and its columns."""
-    return f"ix_{table}__{'_'.join(columns)}"
-
-
 def sqlite_indexes(spec: TableSpec) -> tuple[tuple[str, str], ...]:
     """(index name, CREATE INDEX statement) for each index serving the queries on this table."""
     out = []
-    for columns in SQLITE_INDEXES.get(spec.name, ()):
-        name = sqlite_index_name(spec.name, columns)
-        cols = ", ".join(f'"{c}"' for c in columns)
-        out.append((name, f'CREATE INDEX IF NOT EXISTS "{name}" ON "{spec.name}" ({cols})'))
+    for index in SQLITE_INDEXES.get(spec.name, ()):
+        name = f"ix_{spec.name}__{index.name}"
+        cols = ", ".join(f'"{c}"' for c in index.columns)
+        where = f" WHERE {index.where}" if index.where else ""
+        out.append((name, f'CREATE INDEX IF NOT EXISTS "{name}" ON "{spec.name}" ({cols}){where}'))
     return tuple(out)

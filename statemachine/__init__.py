@@ -1,5 +1,6 @@
 """Pipelines and steps as explicit, provably legal state machines with one audit row per move."""
 
+from statemachine._scrub import scrub_metadata, scrub_text
 from statemachine.clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
 from statemachine.entities import PipelineRun, StepRun
 from statemachine.errors import IllegalTransition, InvalidDefinition
@@ -24,6 +25,8 @@ __all__ = [
     "SystemClock",
     "TransitionRecord",
     "TransitionSink",
+    "scrub_metadata",
+    "scrub_text",
     "sink_failure_count",
     "uuid4_str",
 ]

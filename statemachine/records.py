@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -42,10 +43,26 @@ def _safe_text(value: object, render: Callable[[object], str]) -> str:
     return text if isinstance(text, str) else f"<unprintable {type(value).__qualname__}>"
 
 
+def _finite(value: Any) -> Any:
+    """A copy of value with non-finite floats as strings ("nan", "inf", "-inf")."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def dumps_metadata(metadata: dict[str, Any] | None) -> str:
     """Serialise metadata to compact JSON; non-JSON values become readable strings; never raises."""
     try:
         text = json.dumps(metadata or {}, default=_json_default, sort_keys=True, ensure_ascii=False)
+        if "NaN" in text or "Infinity" in text:
+            # Bare NaN / Infinity are not JSON: SQLite's json_extract and BigQuery refuse them.
+            text = json.dumps(
+                _finite(metadata), default=_json_default, sort_keys=True, ensure_ascii=False
+            )
     except Exception:
         # Cycles, unsortable keys or a raising __str__: fall back to a flat, string-valued copy.
         items = metadata.items() if isinstance(metadata, dict) else [("value", metadata)]

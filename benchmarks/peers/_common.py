@@ -127,29 +127,33 @@ def per_step_ms(workload: str, wall_s: float) -> float:
 
 
 def measure(
-    run_once: Callable[[str], None], n_repeats: int, log: Callable[[str], None]
-) -> dict[str, Any]:
-    """Run each workload n_repeats times via run_once(workload) and summarise the wall times.
+    runners: dict[str, Callable[[str], None]], n_repeats: int, log: Callable[[str], None]
+) -> dict[str, dict[str, Any]]:
+    """Time each workload n_repeats times per variant; return variant -> workload -> figures.
 
-    run_once(WARMUP) runs first, untimed: one no-op step, so first-call costs are left out.
+    Variants alternate run by run, so load from elsewhere on a shared machine falls on all of
+    them alike. Each variant first runs WARMUP, untimed: first-call costs are not overhead.
     """
-    run_once(WARMUP)
-    out: dict[str, Any] = {}
+    for run_once in runners.values():
+        run_once(WARMUP)
+    out: dict[str, dict[str, Any]] = {variant: {} for variant in runners}
     for workload, steps in WORKLOADS.items():
-        walls = []
+        walls: dict[str, list[float]] = {variant: [] for variant in runners}
         for i in range(n_repeats):
-            with stopwatch() as box:
-                run_once(workload)
-            walls.append(box[0])
-            log(f"{workload} #{i + 1}: {box[0]:.3f} s")
-        wall = statistics.median(walls)
-        out[workload] = {
-            "steps": steps,
-            "wall_s": wall,
-            "wall_s_min": min(walls),
-            "wall_s_max": max(walls),
-            "per_step_ms": per_step_ms(workload, wall),
-        }
+            for variant, run_once in runners.items():
+                with stopwatch() as box:
+                    run_once(workload)
+                walls[variant].append(box[0])
+                log(f"{variant} {workload} #{i + 1}: {box[0]:.4f} s")
+        for variant, samples in walls.items():
+            wall = statistics.median(samples)
+            out[variant][workload] = {
+                "steps": steps,
+                "wall_s": wall,
+                "wall_s_min": min(samples),
+                "wall_s_max": max(samples),
+                "per_step_ms": per_step_ms(workload, wall),
+            }
     return out
 
 

@@ -84,28 +84,17 @@ def run(quick: bool) -> dict[str, Any]:
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     n = c.repeats(quick)
     result = c.base_result("dagster", dagster.__version__, n)
-    result["variants"] = {}
     started = time.perf_counter()
-    with DagsterInstance.ephemeral() as memory:
-        result["variants"]["memory"] = c.measure(
-            lambda w: jobs[w].execute_in_process(
-                run_config=quiet, instance=memory, raise_on_error=False
-            ),
-            n,
-            lambda m: c.log(f"memory {m}"),
-        )
-    with DagsterInstance.get() as sqlite:
-        result["variants"]["sqlite"] = c.measure(
-            lambda w: jobs[w].execute_in_process(
-                run_config=quiet, instance=sqlite, raise_on_error=False
-            ),
-            n,
-            lambda m: c.log(f"sqlite {m}"),
-        )
+    with DagsterInstance.ephemeral() as memory, DagsterInstance.get() as sqlite:
+
+        def on(instance: DagsterInstance) -> Any:
+            return lambda w: jobs[w].execute_in_process(
+                run_config=quiet, instance=instance, raise_on_error=False
+            )
+
+        result["variants"] = c.measure({"memory": on(memory), "sqlite": on(sqlite)}, n, c.log)
         # Last: the exit workload, after which the process ends with no grace period.
-        jobs[c.EXIT_WORKLOAD].execute_in_process(
-            run_config=quiet, instance=sqlite, raise_on_error=False
-        )
+        on(sqlite)(c.EXIT_WORKLOAD)
     result["total_s"] = time.perf_counter() - started
     result["notes"] = (
         "execute_in_process (in-process executor: ops run one at a time, so concurrent100 is "

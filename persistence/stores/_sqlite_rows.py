@@ -84,9 +84,7 @@ class RowPreparer:
         value = row.get(self.spec.id_column)
         return str(value) if value is not None else f"<row {index} without {self.spec.id_column}>"
 
-    def prepare(
-        self, rows: Sequence[Mapping[str, Any]]
-    ) -> tuple[list[list[Any]], list[RowError]]:
+    def prepare(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list[list[Any]], list[RowError]]:
         """Return value lists (column order) for good rows and a RowError for each bad one."""
         good: list[list[Any]] = []
         bad: list[RowError] = []

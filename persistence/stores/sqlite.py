@@ -9,8 +9,6 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import structlog
-
 from persistence.queries.sqlite import SQLITE_SQL
 from persistence.schema import (
     SQLITE_TYPES,
@@ -23,7 +21,6 @@ from persistence.stores._sqlite_rows import RowPreparer, canonical_param
 from persistence.stores.base import RowError, StoreError, WriteResult
 
 DEFAULT_PATH = "pipestate.db"
-_log = structlog.get_logger("persistence.sqlite")
 
 
 def _store_error(action: str, exc: sqlite3.Error) -> StoreError:
@@ -205,7 +202,6 @@ class SQLiteStore:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise _store_error("purge", exc) from exc
-        _log.info("sqlite_purged", path=self.path, cutoff=cutoff, deleted=deleted)
         return deleted
 
     def ensure_tables(self, specs: Sequence[TableSpec], *, dry_run: bool) -> list[str]:

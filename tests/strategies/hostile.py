@@ -302,7 +302,7 @@ def hostile_identifiers() -> st.SearchStrategy[str]:
     return st.one_of(
         st.sampled_from(HOSTILE_IDENTIFIERS),
         st.text(
-            st.characters(blacklist_categories=("Cs",)),  # SQLite stores UTF-8 only
+            st.characters(exclude_categories=["Cs"]),  # SQLite stores UTF-8 only
             min_size=1,
             max_size=60,
         ),
