@@ -42,6 +42,16 @@ PAIRS = (
     (("dagster", "memory"), ("pipestate", "sqlite")),
     (("dagster", "memory"), ("pipestate", "null")),
 )
+READING = (
+    "- Dagster (in memory) persists nothing, so its like-for-like pipestate column is the null "
+    "sink; the gap between the two pipestate columns is the cost of the logging path "
+    "(two transitions per step queued by the MetadataLogger, written to SQLite by a background "
+    "thread that shares the GIL and the 2 cores with the executor).",
+    "- A Prefect flow run took about 1 s or more here whatever its size, which dominates its "
+    "chain10, retry and timeout figures; its per-task cost shows in chain100 and concurrent100.",
+    "- Absolute times move with the load others put on the shared machine (see the min-max "
+    "ranges); ratios within one run carry the claims.",
+)
 REFERENCE = (
     "Reference figures from the issue (measured earlier on this kind of machine): Prefect 3.9 "
     "about 7 ms per task and 9.8 s wall for 100 tasks (mostly starting its server), persisting "
@@ -235,7 +245,7 @@ def render(out: dict[str, Any]) -> str:
             f"- {t}: {p['step_runs_persisted_pct']:.1f}% of step runs persisted ({verdict})."
         )
     notes = [f"- {t}: {d['run']['notes']}" for t, d in tools.items() if d["run"].get("notes")]
-    lines += ["", "Notes:", "", f"- {ENVIRONMENT}", *notes, "", REFERENCE, ""]
+    lines += ["", "Notes:", "", f"- {ENVIRONMENT}", *notes, *READING, "", REFERENCE, ""]
     return "\n".join(lines)
 
 
