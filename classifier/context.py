@@ -13,6 +13,8 @@ from classifier.types import ErrorType, coerce_error_type, is_retryable
 
 STACK_TRACE_LIMIT = 2000  # the seed's stack_trace_truncated length
 MAX_MESSAGE_CHARS = 8192  # error_message is a short field; the full text is in stack_trace
+# Secrets straddling a cut are redacted whole: redact this much more, then cut.
+_REDACT_SLACK = 1024
 
 
 def qualified_name(exception: BaseException | None) -> str | None:
@@ -37,7 +39,7 @@ def format_stack_trace(exception: BaseException | None) -> str | None:
         text = "".join(traceback.format_exception(exception))
     except Exception:
         text = f"{qualified_name(exception)}: {safe_str(exception)}"
-    return redact(text[:MAX_SCAN_CHARS])
+    return redact(text[: MAX_SCAN_CHARS + _REDACT_SLACK])[:MAX_SCAN_CHARS]
 
 
 def create_error_context(
@@ -56,7 +58,12 @@ def create_error_context(
     decided = coerce_error_type(error_type) if error_type is not None else classify_error(exception)
     count = retry_count if isinstance(retry_count, int) and retry_count >= 0 else 0
     stack_trace = format_stack_trace(exception)
-    message = redact(safe_str(exception)[:MAX_MESSAGE_CHARS]) if exception is not None else None
+    # Redact before the final cut, with slack, so a secret straddling the bound is not half kept.
+    message = (
+        redact(safe_str(exception)[: MAX_MESSAGE_CHARS + _REDACT_SLACK])[:MAX_MESSAGE_CHARS]
+        if exception is not None
+        else None
+    )
     return {
         "error_type": decided.value,
         "error_class": qualified_name(exception),

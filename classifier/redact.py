@@ -32,7 +32,7 @@ _KEY_HEADER = re.compile(
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[a-z0-9\-._~+/]+=*")
 # key=value / "key": "value" pairs whose name marks a secret.
 _SECRET_PARAM = re.compile(
-    r"(?i)(\b[\w.-]*?(?:password|passwd|pwd|passphrase|secret|api_?key|apikey|"
+    r"(?i)(\b[\w.-]*?(?:password|passwd|pwd|passphrase|secret_?access_?key|secret|api_?key|apikey|"
     r"access_?token|refresh_?token|id_?token|auth_?token|session_?token|client_?secret|"
     r"private_?key|credentials?)['\"]?\s*(?:=|:)\s*['\"]?)([^\s'\",;&}]+)"
 )

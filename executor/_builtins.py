@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import importlib
 import math
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -67,10 +67,13 @@ def resolve_exception(name: str) -> type[Exception]:
         found = getattr(builtins, name, None)
     else:
         module_name, _, attr = name.rpartition(".")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            raise ConfigProblem("exception", f"cannot import module {module_name!r}") from None
+        # Validating a config must never run import-time code a config names: only modules
+        # that are already loaded are looked at.
+        module = sys.modules.get(module_name)
+        if module is None:
+            raise ConfigProblem(
+                "exception", f"module {module_name!r} is not loaded; import it before the run"
+            )
         found = getattr(module, attr, None)
     if not (isinstance(found, type) and issubclass(found, Exception)):
         raise ConfigProblem(

@@ -9,7 +9,15 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from classifier import ErrorType, RetryPolicy, classify_error, get_retry_delay, is_retryable
+from classifier import (
+    ErrorType,
+    RetryPolicy,
+    classify_error,
+    get_retry_delay,
+    is_retryable,
+    redact,
+)
+from classifier.engine import safe_str
 from classifier.errors import DependencyFailure
 from executor.dag import Dag
 from executor.errors import PipelineCancelled, PipelineTimeout, StepTimeout
@@ -324,7 +332,7 @@ class Execution:
         self.run.fail(
             error,
             error_type=error_type,
-            reason=f"Step {sid} failed with {error_type}: {str(error)[:160]}",
+            reason=f"Step {sid} failed with {error_type}: {redact(safe_str(error))[:160]}",
             metadata=self._summary(failed_step=sid),
         )
 

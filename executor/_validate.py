@@ -174,6 +174,8 @@ def _load_yaml(data: bytes, source: str) -> object:
         raise ValidationError(f"{source}: invalid YAML{where}: {exc.problem}") from None
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
         raise ValidationError(f"{source}: invalid YAML: {type(exc).__name__}") from None
+    except ValueError as exc:  # e.g. an integer longer than Python's int-to-str digit limit
+        raise ValidationError(f"{source}: invalid YAML value: {str(exc)[:200]}") from None
 
 
 def parse_config_bytes(data: bytes, *, source: str) -> PipelineConfig:

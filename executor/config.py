@@ -15,8 +15,10 @@ CONFIG_DIR_ENV = "PIPESTATE_CONFIG_DIR"
 DEFAULT_CONFIG_DIR = "configs"
 MAX_CONFIG_BYTES = 1024 * 1024
 # Identifiers end up in file names, SQL parameters and terminal output: keep them boring.
-IDENTIFIER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}){2}$")
+IDENTIFIER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
+_NAME_RE = re.compile(
+    r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}){2}\Z"
+)
 
 
 @attrs.frozen(kw_only=True)
