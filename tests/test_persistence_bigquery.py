@@ -108,7 +108,7 @@ class TestIdentifiers:
         ["org`s", "a;DROP TABLE x", "x'y", 'x"y', "a.b", "a b", "", "1abc", "a-b"],
     )
     def test_bad_dataset_rejected(self, dataset: str) -> None:
-        """A dataset with quotes, backticks, semicolons, dots or spaces is a ValueError naming it."""
+        """A dataset with quotes, backticks, semicolons, dots or spaces is refused, by name."""
         with pytest.raises(ValueError, match="BigQuery dataset") as info:
             BigQueryStore("test", dataset, api_endpoint="http://127.0.0.1:9")
         assert repr(dataset) in str(info.value)
@@ -129,7 +129,7 @@ class TestIdentifiers:
 
     def test_endpoint_needs_scheme(self) -> None:
         """An api_endpoint without http:// or https:// is refused with the value shown."""
-        with pytest.raises(ValueError, match="127.0.0.1:9050"):
+        with pytest.raises(ValueError, match=r"127\.0\.0\.1:9050"):
             BigQueryStore("test", api_endpoint="127.0.0.1:9050")
 
     def test_unknown_table_is_permanent(self) -> None:
@@ -404,5 +404,6 @@ class TestOutage:
             store.write_batch(STATE_TRANSITIONS, [transition(1)])
         with pytest.raises(StoreError) as query_error:
             store.query("timeline", {"pipeline_logging_id": "pl-1"})
-        assert write_error.value.retryable and query_error.value.retryable
+        assert write_error.value.retryable
+        assert query_error.value.retryable
         store.close()

@@ -67,6 +67,8 @@ class TestRetries:
                 async with MetadataLogger(store, settings) as logger:
                     for r in records:
                         logger.emit(r)
+            depths = logger.get_queue_depths()["state_transition"]
+            assert (depths["rows_written"], depths["rows_dropped"]) == (300, 0)
 
         asyncio.run(body())
         stored = ids(tmp_path / "d.db")

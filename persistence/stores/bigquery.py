@@ -103,9 +103,6 @@ class BigQueryStore:
         self._owns_client = client is None
         self._client: Any = client or self._make_client(credentials)
         self._retry = self._deadline_retry(self._timeout)
-        # The job retry re-runs a query after a connection error too: keep it as short, or a
-        # dead endpoint holds a query for the whole query timeout.
-        self._job_retry = self._deadline_retry(self._timeout, job=True)
         self._closed = False
 
     def __repr__(self) -> str:
@@ -143,12 +140,11 @@ class BigQueryStore:
         )
 
     @staticmethod
-    def _deadline_retry(seconds: float, *, job: bool = False) -> Any:
-        """google's default (API or job) retry policy, bounded by our deadline, not 10 minutes."""
-        from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY, DEFAULT_RETRY
+    def _deadline_retry(seconds: float) -> Any:
+        """google's default retry policy, bounded by our deadline instead of 10 minutes."""
+        from google.cloud.bigquery.retry import DEFAULT_RETRY
 
-        policy = DEFAULT_JOB_RETRY if job else DEFAULT_RETRY
-        with_timeout = getattr(policy, "with_timeout", None) or policy.with_deadline
+        with_timeout = getattr(DEFAULT_RETRY, "with_timeout", None) or DEFAULT_RETRY.with_deadline
         return with_timeout(seconds)
 
     def _check_open(self) -> None:
@@ -262,11 +258,12 @@ class BigQueryStore:
                 job_config=config,
                 retry=self._retry,
                 timeout=self._timeout,
-                job_retry=self._job_retry,
+                # No job retry: with one, the client wraps jobs.insert in its own fixed
+                # multi-minute retry and a dead endpoint holds the query that long. API calls
+                # still retry within our deadline; a failed job is the caller's to re-run.
+                job_retry=None,
             )
-            result = job.result(
-                retry=self._retry, job_retry=self._job_retry, timeout=self._query_timeout
-            )
+            result = job.result(retry=self._retry, job_retry=None, timeout=self._query_timeout)
             return [dict(row.items()) for row in result]
         except (gexc.GoogleAPIError, OSError, TimeoutError) as exc:
             raise _failure(f"query {name!r}", exc) from exc
