@@ -256,6 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     _STATE["debug"] = debug
+    # Before anything can log: structlog's default prints to stdout and would corrupt --json.
+    configure_logging(debug=debug)
     try:
         rv = cli.main(args=args, prog_name="pipestate", standalone_mode=False)
     except click.UsageError as exc:

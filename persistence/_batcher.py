@@ -35,7 +35,15 @@ def error_type_of(error: BaseException) -> ErrorType:
 
 
 def write_items(store: Store, table: str, items: Sequence[Item]) -> WriteResult:
-    """Convert items to rows and write them (runs in a worker thread, off the event loop)."""
+    """Convert items to rows and write them (runs in a worker thread, off the event loop).
+
+    A store with write_records(table, items) (SQLiteStore) takes the records as they are and
+    builds its parameters without a dict per record; any other store gets to_row() dicts.
+    """
+    write_records = getattr(store, "write_records", None)
+    if write_records is not None:
+        result: WriteResult = write_records(table, items)
+        return result
     rows: list[Any] = []
     bad: list[RowError] = []
     for item in items:
@@ -75,6 +83,9 @@ class Batcher:
         self.stop_deadline = stop_deadline
         self.policy = retry_policy(settings)
         self.tasks: set[asyncio.Task[None]] = set()
+        # A store that writes a big batch as cheaply as a small one (SQLite: one transaction)
+        # says how many rows it takes at most; a backlog then goes out in fewer, larger writes.
+        self.max_rows = max(settings.batch_size, int(getattr(store, "max_batch_rows", 0) or 0))
 
     async def run(self) -> None:
         """Collect batches forever; each goes to a flush task once a worker slot is free."""
@@ -83,6 +94,8 @@ class Batcher:
             try:
                 await self.collect(batch)
                 await self.slots.acquire()
+                if len(batch) < self.max_rows:  # rows that queued up while every slot was busy
+                    self.channel.take_ready(batch, self.max_rows)
             except asyncio.CancelledError:
                 if batch:  # rows taken off the queue but never handed to a flush
                     self.channel.settle(len(batch), drops={"shutdown": len(batch)})
@@ -95,7 +108,8 @@ class Batcher:
     async def collect(self, batch: list[Item]) -> None:
         """Wait for a first row, then gather until the batch is full or the interval has passed.
 
-        A pending flush() or stop() (the urgent event) sends a partial batch at once.
+        A pending flush() or stop() (the urgent event, which also wakes the channel) sends a
+        partial batch at once.
         """
         channel, size = self.channel, self.settings.batch_size
         channel.take_ready(batch, size)
@@ -108,25 +122,8 @@ class Batcher:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
-            item = await self._next_row(remaining)
-            if item is None:
-                break
-            batch.append(item)
+            await channel.wait_for_rows(size - len(batch), remaining)
             channel.take_ready(batch, size)
-
-    async def _next_row(self, timeout: float) -> Item | None:  # noqa: ASYNC109 - a wait bound
-        """The next queued row, or None when the timeout passes or a flush becomes urgent."""
-        getter = asyncio.ensure_future(self.channel.queue.get())
-        urgent = asyncio.ensure_future(self.urgent.wait())
-        try:
-            await asyncio.wait({getter, urgent}, timeout=timeout, return_when="FIRST_COMPLETED")
-        finally:
-            urgent.cancel()
-            if not getter.done():
-                getter.cancel()  # a cancelled get never removes a row from the queue
-        if getter.done() and not getter.cancelled():
-            return getter.result()
-        return None
 
     async def _flush_and_release(self, batch: list[Item]) -> None:
         """Flush one batch, then free its worker slot."""

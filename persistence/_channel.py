@@ -48,6 +48,9 @@ class Channel:
         self.last_flush_error: str | None = None
         self._last_warning: dict[str, float] = {}
         self.on_progress: Callable[[], None] = lambda: None
+        # The batcher waiting for a fuller batch, and how many ready rows wake it.
+        self._waiter: asyncio.Future[None] | None = None
+        self._wake_at = 0
 
     # -- counting -----------------------------------------------------------------------------
 
@@ -97,6 +100,43 @@ class Channel:
         with self._lock:
             self.flush_failures += 1
             self.last_flush_error = f"{type(error).__name__}: {error}"[:1000]
+
+    # -- waking the batcher (loop thread only) -------------------------------------------------
+
+    def ready_count(self) -> int:
+        """Rows waiting to be batched: queued plus parked."""
+        return self.queue.qsize() + len(self.overflow)
+
+    def notify(self) -> None:
+        """A row was queued or parked: wake the batcher once its batch can be filled."""
+        if self._waiter is not None and self.ready_count() >= self._wake_at:
+            self.wake()
+
+    def wake(self) -> None:
+        """Wake the waiting batcher now (a flush is urgent, or its interval is over)."""
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait_for_rows(self, count: int, timeout: float) -> None:  # noqa: ASYNC109
+        """Return once `count` rows are ready (or the queue is full), on wake(), or on timeout.
+
+        One future and one timer per wait, not per row: rows that trickle in one by one cost
+        the producer a comparison each, never a task switch.
+        """
+        wake_at = min(count, self.capacity)
+        if self.ready_count() >= wake_at:
+            return
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiter, self._wake_at = waiter, wake_at
+        timer = loop.call_later(timeout, self.wake)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            if self._waiter is waiter:
+                self._waiter = None
 
     # -- overflow -----------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import datetime as dt
 import decimal
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -15,6 +16,8 @@ from typing import Any
 import attrs
 
 from persistence.stores.base import ID_COLUMNS, StoreError
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 ERROR_LIMIT = 2000
@@ -74,19 +77,31 @@ def _json_default(value: object) -> str:
         return f"<unprintable {type(value).__qualname__}>"
 
 
+def _encodable(text: str) -> str:
+    """Replace lone surrogates (SQLite cannot store them as UTF-8) with U+FFFD."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
 def encode_row(row: Mapping[str, Any]) -> str:
     """Serialise one row to compact JSON, never raising on odd values."""
     try:
-        return json.dumps(row, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+        text = json.dumps(row, default=_json_default, ensure_ascii=False, separators=(",", ":"))
     except (ValueError, RecursionError, TypeError):
         safe = {str(k): _json_default(v) for k, v in row.items()}
-        return json.dumps(safe, ensure_ascii=False, separators=(",", ":"))
+        text = json.dumps(safe, ensure_ascii=False, separators=(",", ":"))
+    return _encodable(text)
 
 
 def row_id_of(table: str, row: Mapping[str, Any]) -> str | None:
     """Return the insert key of a row, or None when the table has no known id column."""
     value = row.get(ID_COLUMNS.get(table, ""))
-    return None if value is None or value == "" else str(value)
+    return None if value is None or value == "" else _encodable(str(value))
 
 
 def _unwritable(path: str, exc: BaseException) -> StoreError:

@@ -19,6 +19,7 @@ from persistence._batcher import Batcher
 from persistence._channel import Channel, Item
 from persistence.settings import LoggerSettings
 from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS, Store
+from statemachine import scrub_metadata, scrub_text
 from statemachine.records import TransitionRecord
 
 _log = structlog.get_logger("persistence.logger")
@@ -89,13 +90,15 @@ class MetadataLogger(SeedLoggingAPI):
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._urgent = asyncio.Event()
+        # SQLite serialises writers: more concurrent flushes than it can use only contend.
+        writers = max(1, min(self.settings.workers, int(getattr(self.store, "max_concurrent_writes", 0) or self.settings.workers)))
         for channel in self.channels.values():
             batcher = Batcher(
                 channel,
                 self.store,
                 self.settings,
                 urgent=self._urgent,
-                slots=asyncio.Semaphore(self.settings.workers),
+                slots=asyncio.Semaphore(writers),
                 stop_deadline=lambda: self._stop_deadline,
             )
             self._batchers.append(batcher)
@@ -112,6 +115,8 @@ class MetadataLogger(SeedLoggingAPI):
         targets = {c: c.submitted for c in self.channels.values()}
         self._flushers += 1
         self._urgent.set()
+        for channel in self.channels.values():
+            channel.wake()
         try:
             async with asyncio.timeout(timeout):
                 await self._wait_processed(targets)
@@ -220,8 +225,10 @@ class MetadataLogger(SeedLoggingAPI):
             return
         if not channel.overflow and not channel.queue.full():
             channel.queue.put_nowait(item)
+            channel.notify()
         elif channel.put_timeout > 0 and self._loop is not None:
             channel.add_overflow(self._loop, item)
+            channel.notify()
         else:
             channel.settle(1, drops={"queue_full": 1})
 
@@ -236,6 +243,7 @@ class MetadataLogger(SeedLoggingAPI):
         channel.submit()
         if not channel.queue.full():
             channel.queue.put_nowait(item)
+            channel.notify()
             return
         if channel.put_timeout <= 0:
             channel.settle(1, drops={"queue_full": 1})
@@ -244,6 +252,8 @@ class MetadataLogger(SeedLoggingAPI):
             await asyncio.wait_for(channel.queue.put(item), channel.put_timeout)
         except TimeoutError:
             channel.settle(1, drops={"queue_full": 1})
+        else:
+            channel.notify()
 
     async def _log_row(self, table: str, build: Callable[..., Any], **fields: Any) -> None:
         """Build a row and queue it; a bad call is logged and counted, never raised."""
@@ -258,6 +268,11 @@ class MetadataLogger(SeedLoggingAPI):
             for key in ("error_message", "stack_trace"):
                 if fields.get(key) is not None:
                     fields[key] = _redacted(fields[key])
+            if fields.get("reason") is not None:
+                fields["reason"] = scrub_text(str(fields["reason"]))
+            for key in ("metadata", "error_context"):
+                if isinstance(fields.get(key), dict):
+                    fields[key] = scrub_metadata(fields[key])
             item = build(**fields)
         except Exception as error:
             _log.warning("metadata_log_invalid", table=table, error=repr(error))

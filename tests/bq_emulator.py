@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -35,6 +35,29 @@ class BQEmulator(NamedTuple):
 
     endpoint: str
     project: str
+
+
+def emulator_client(emulator: BQEmulator) -> Any:
+    """A plain google BigQuery client on the emulator, to inspect what a store did."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    return bigquery.Client(
+        project=emulator.project,
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": emulator.endpoint},
+    )
+
+
+def drop_dataset(emulator: BQEmulator, dataset: str) -> None:
+    """Delete a dataset and its tables: the emulator's queries slow down as tables pile up."""
+    client = emulator_client(emulator)
+    try:
+        client.delete_dataset(
+            f"{emulator.project}.{dataset}", delete_contents=True, not_found_ok=True
+        )
+    finally:
+        client.close()
 
 
 def emulator_venv() -> Path:
@@ -128,6 +151,17 @@ def run_emulator(workdir: Path, venv: Path | None = None) -> Iterator[BQEmulator
     finally:
         _stop(proc)
         atexit.unregister(stopper)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """One line in pytest's header saying whether the BigQuery tests can run here."""
+    venv = emulator_venv()
+    if (venv / "bin" / "local-bigquery").exists():
+        return f"bigquery emulator: local-bigquery in {venv}"
+    outcome = "fail (CI=true)" if os.environ.get("CI") == "true" else "skip"
+    return (
+        f"bigquery emulator: not set up ({venv} missing; run `make bq-emulator`): tests {outcome}"
+    )
 
 
 @pytest.fixture(scope="session")

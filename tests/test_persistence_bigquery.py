@@ -25,7 +25,13 @@ from persistence.stores.base import (
 )
 from persistence.stores.bigquery import BigQueryStore, is_retryable_error
 from statemachine.records import TransitionRecord
-from tests.bq_emulator import BQEmulator, free_port, run_emulator
+from tests.bq_emulator import (
+    BQEmulator,
+    drop_dataset,
+    emulator_client,
+    free_port,
+    run_emulator,
+)
 
 NOW = dt.datetime(2026, 3, 2, 12, 0, 0, tzinfo=dt.UTC)
 
@@ -48,21 +54,9 @@ def transition(index: int, **changes: Any) -> dict[str, Any]:
     return {**record.to_row(), **changes}
 
 
-def raw_client(emulator: BQEmulator) -> Any:
-    """An independent google client, to check what the store did without using the store."""
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import bigquery
-
-    return bigquery.Client(
-        project=emulator.project,
-        credentials=AnonymousCredentials(),
-        client_options={"api_endpoint": emulator.endpoint},
-    )
-
-
 def count_rows(emulator: BQEmulator, store: BigQueryStore, table: str) -> dict[str, int]:
     """Rows per insert key in a table, read with a separate client."""
-    client = raw_client(emulator)
+    client = emulator_client(emulator)
     try:
         spec = next(s for s in load_table_specs() if s.name == table)
         sql = (
@@ -91,6 +85,7 @@ def empty_store(bq_emulator: BQEmulator) -> Iterator[BigQueryStore]:
     store = new_store(bq_emulator)
     yield store
     store.close()
+    drop_dataset(bq_emulator, store.dataset)
 
 
 @pytest.fixture
@@ -202,7 +197,7 @@ class TestBootstrap:
         report = bootstrap(empty_store, partition_expiration_days=30)
         assert set(report.created) == set(TABLES)
         assert report.actions[0].startswith("create dataset ")
-        client = raw_client(bq_emulator)
+        client = emulator_client(bq_emulator)
         try:
             for spec in load_table_specs():
                 table = client.get_table(empty_store.table_ref(spec.name))
@@ -234,7 +229,7 @@ class TestBootstrap:
         report = bootstrap(empty_store, dry_run=True)
         assert report.dry_run
         assert len(report.actions) == 4
-        client = raw_client(bq_emulator)
+        client = emulator_client(bq_emulator)
         try:
             with pytest.raises(NotFound):
                 client.get_dataset(f"{empty_store.project}.{empty_store.dataset}")

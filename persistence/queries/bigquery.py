@@ -48,6 +48,7 @@ FROM (
            t.reason, t.transition_id
     FROM `{TABLE_TOKEN}` AS t
     WHERE t.to_state = 'RUNNING'
+      AND t.transition_date >= @since
       AND t.transition_time <= @running_since
       AND NOT EXISTS (
           SELECT 1 FROM `{TABLE_TOKEN}` AS later

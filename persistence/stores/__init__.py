@@ -14,6 +14,7 @@ from persistence.stores.base import (
 )
 
 DEFAULT_URL = "sqlite:pipestate.db"
+_OUTBOX_RETRY_TIMEOUT_SECONDS = 10.0
 
 __all__ = [
     "DEFAULT_URL",
@@ -26,12 +27,19 @@ __all__ = [
 ]
 
 
-def open_store(url: str = DEFAULT_URL, **options: Any) -> Store:
+def open_store(
+    url: str = DEFAULT_URL,
+    *,
+    outbox: bool | str | os.PathLike[str] = True,
+    **options: Any,
+) -> Store:
     """Open a store from a URL: "sqlite:PATH" or "bigquery:PROJECT[.DATASET]".
 
     BigQuery options (api_endpoint, location, credentials, ...) come from keyword arguments,
     else from PIPESTATE_BQ_ENDPOINT / PIPESTATE_BQ_LOCATION; google-cloud-bigquery is imported
-    only here, only for a bigquery: URL.
+    only here, only for a bigquery: URL. A BigQuery store sits behind a durable local outbox
+    unless outbox=False: True uses $PIPESTATE_OUTBOX or ./pipestate-outbox.db, a path names
+    the outbox file. `outbox` is ignored for SQLite, which is durable itself.
     """
     scheme, sep, rest = url.partition(":")
     if not sep:
@@ -55,8 +63,16 @@ def open_store(url: str = DEFAULT_URL, **options: Any) -> Store:
         for option, variable in env.items():
             if option not in options and os.environ.get(variable):
                 options[option] = os.environ[variable]
+        if outbox:
+            # The uploader retries on its own schedule: a short client deadline keeps one
+            # failing request from holding the uploader (and stop()) for the default 30 s.
+            options.setdefault("retry_timeout_seconds", _OUTBOX_RETRY_TIMEOUT_SECONDS)
         store: Store = BigQueryStore(project, dataset or dataset_name(), **options)
-        return store
+        if not outbox:
+            return store
+        from persistence.outbox import with_outbox
+
+        return with_outbox(store, None if outbox is True else outbox)
     raise ValueError(
         f"unknown store scheme {scheme!r} in {url!r}; expected 'sqlite' or 'bigquery'."
     )

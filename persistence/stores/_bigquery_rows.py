@@ -71,9 +71,10 @@ def _json_value(field_type: str | None, column: str, value: Any) -> Any:
 
 
 def prepare_row(spec: TableSpec, row: Mapping[str, Any]) -> dict[str, Any]:
-    """A JSON-ready copy of a row; raises ValueError naming the column for a value BigQuery
-    would reject that the client cannot even send. Unknown columns pass through for BigQuery to
-    reject by row."""
+    """A JSON-ready copy of a row; ValueError (naming the column) for JSON text that is not JSON.
+
+    Unknown columns and missing required ones pass through: BigQuery rejects those by row.
+    """
     types = {f.name: f.type for f in spec.fields}
     return {k: _json_value(types.get(k), k, v) for k, v in row.items()}
 

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import operator
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from persistence.schema import TableSpec
 from persistence.stores.base import RowError
+from statemachine.records import RECORD_FIELDS, TransitionRecord, dumps_metadata
 
 CANONICAL_TIMESTAMP = "%Y-%m-%dT%H:%M:%S.%f+00:00"
 _CANONICAL_LENGTH = 32
+_UTC = dt.UTC
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Compact-enough, sorted JSON like dumps_metadata, but built once: json.dumps() with keyword
+# arguments constructs a new encoder on every call. No `default`: a non-JSON value raises and
+# takes the dumps_metadata path, so the text is always what dumps_metadata would produce.
+_METADATA_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
 
 
 def canonical_timestamp(value: object) -> str:
@@ -40,6 +49,50 @@ def canonical_date(value: object) -> str:
     raise ValueError(f"expected a date (got {value!r} that is a {type(value).__name__})")
 
 
+def record_timestamp(value: dt.datetime) -> str:
+    """canonical_timestamp for a record's UTC datetime; isoformat() already is, with a fraction."""
+    if value.microsecond and value.tzinfo is _UTC:
+        return value.isoformat()
+    return canonical_timestamp(value)
+
+
+def record_date(value: dt.date) -> str:
+    """canonical_date for a record's date."""
+    return value.isoformat() if type(value) is dt.date else canonical_date(value)
+
+
+def metadata_json(value: Any) -> str:
+    """dumps_metadata(value), with fast paths for the common cases (empty, plain JSON)."""
+    if type(value) is not dict:
+        return dumps_metadata(value)
+    if not value:
+        return "{}"
+    try:
+        text = _METADATA_ENCODER.encode(value)
+    except Exception:  # non-JSON values, cycles: dumps_metadata renders them as strings
+        return dumps_metadata(value)
+    if "NaN" in text or "Infinity" in text:
+        return dumps_metadata(value)
+    # A lone surrogate stays here; the store repairs it as dumps_metadata would (U+FFFD).
+    return text
+
+
+def encodable_values(values: Sequence[Any]) -> list[Any]:
+    """A copy of a value list whose strings hold no lone surrogate (replaced by U+FFFD).
+
+    SQLite stores text as UTF-8, which cannot hold a lone surrogate: sqlite3 raises
+    UnicodeEncodeError for the whole executemany, so the store repairs only then.
+    """
+    out = list(values)
+    for i, value in enumerate(out):
+        if isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                out[i] = _SURROGATE.sub("\ufffd", value)
+    return out
+
+
 def json_text(value: object) -> str:
     """JSON columns hold text; dicts and lists are serialised, strings must already be JSON."""
     if isinstance(value, str):
@@ -61,6 +114,12 @@ _CONVERTERS: dict[str, Callable[[object], object]] = {
     "DATE": canonical_date,
     "JSON": json_text,
 }
+# The same conversions for a TransitionRecord's attribute values (known types: cheaper).
+_RECORD_CONVERTERS: dict[str, Callable[[Any], object]] = {
+    "TIMESTAMP": record_timestamp,
+    "DATE": record_date,
+    "JSON": metadata_json,
+}
 
 
 class RowPreparer:
@@ -78,6 +137,16 @@ class RowPreparer:
         names = ", ".join(f'"{c}"' for c in self.columns)
         marks = ", ".join("?" for _ in self.columns)
         self.insert_sql = f'INSERT OR IGNORE INTO "{spec.name}" ({names}) VALUES ({marks})'
+        # A table whose columns are all TransitionRecord fields reads records without a dict:
+        # one attrgetter call returns the values in column order.
+        self.record_getter: Callable[[TransitionRecord], tuple[Any, ...]] | None = None
+        if set(self.columns) <= set(RECORD_FIELDS):
+            self.record_getter = operator.attrgetter(*self.columns)
+        self.record_converters = tuple(
+            (i, _RECORD_CONVERTERS[f.type])
+            for i, f in enumerate(spec.fields)
+            if f.type in _RECORD_CONVERTERS
+        )
 
     def row_id(self, row: Mapping[str, Any], index: int) -> str:
         """The row's insert key, or a positional label when it has none."""
@@ -107,3 +176,43 @@ class RowPreparer:
                 continue
             good.append(values)
         return good, bad
+
+    def prepare_items(
+        self, items: Sequence[TransitionRecord | Mapping[str, Any]]
+    ) -> tuple[list[list[Any]], list[RowError]]:
+        """prepare() for records and rows alike; records skip the dict of to_row().
+
+        NOT NULL is left to the table's constraints for records (their fields are typed);
+        the store names a violating row by redoing the batch row by row.
+        """
+        good: list[list[Any]] = []
+        bad: list[RowError] = []
+        getter, converters = self.record_getter, self.record_converters
+        for index, item in enumerate(items):
+            try:
+                if not isinstance(item, TransitionRecord):
+                    rows, errors = self.prepare([item])
+                    good.extend(rows)
+                    bad.extend(errors)
+                    continue
+                if getter is None:  # not a transitions table: take the mapping route
+                    rows, errors = self.prepare([item.to_row()])
+                    good.extend(rows)
+                    bad.extend(errors)
+                    continue
+                values = list(getter(item))
+                for i, convert in converters:
+                    value = values[i]
+                    if value is not None:
+                        values[i] = convert(value)
+            except Exception as exc:  # a malformed value rejects this record only
+                bad.append(RowError(self._record_id(item, index), f"{self.spec.name}: {exc}"))
+                continue
+            good.append(values)
+        return good, bad
+
+    def _record_id(self, item: object, index: int) -> str:
+        """An item's insert key, or a positional label."""
+        column = self.spec.id_column
+        value = item.get(column) if isinstance(item, Mapping) else getattr(item, column, None)
+        return str(value) if value is not None else f"<row {index} without {column}>"

@@ -17,10 +17,20 @@ from persistence.schema import (
     sqlite_create_table,
     sqlite_indexes,
 )
-from persistence.stores._sqlite_rows import RowPreparer, canonical_param
+from persistence.stores._sqlite_rows import RowPreparer, canonical_param, encodable_values
 from persistence.stores.base import RowError, StoreError, WriteResult
+from statemachine.records import TransitionRecord
 
 DEFAULT_PATH = "pipestate.db"
+# Errors that one row's values can cause (constraint, unbindable type or text, huge int);
+# anything else (disk, lock, corruption) fails the batch as a whole.
+_ROW_ERRORS = (
+    sqlite3.IntegrityError,
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+    UnicodeEncodeError,
+    OverflowError,
+)
 
 
 def _store_error(action: str, exc: sqlite3.Error) -> StoreError:
@@ -28,6 +38,12 @@ def _store_error(action: str, exc: sqlite3.Error) -> StoreError:
     message = f"SQLite {action} failed: {type(exc).__name__}: {exc}"
     retryable = isinstance(exc, sqlite3.OperationalError)
     return StoreError(message, retryable=retryable)
+
+
+def _literal_path(path: str) -> str:
+    """The path as a plain file name: SQLite built with SQLITE_USE_URI reads "file:..." as a URI
+    (file:x?mode=memory would be an in-memory audit log), even with sqlite3's uri=False."""
+    return "./" + path if path.startswith("file:") else path
 
 
 class SQLiteStore:
@@ -39,6 +55,8 @@ class SQLiteStore:
     """
 
     dialect = "sqlite"
+    max_batch_rows = int(os.environ.get("XX_MAXROWS", "5000"))
+    max_concurrent_writes = int(os.environ.get("XX_WRITERS", "2"))
 
     def __init__(
         self,
@@ -52,6 +70,10 @@ class SQLiteStore:
                 f"synchronous must be OFF, NORMAL, FULL or EXTRA (got {synchronous!r})."
             )
         self.path = os.fspath(path)
+        if not isinstance(self.path, str) or "\x00" in self.path:
+            raise ValueError(
+                f"SQLite path must be a str path without NUL bytes (got {self.path!r})."
+            )
         self._busy_timeout_ms = int(busy_timeout_seconds * 1000)
         self._synchronous = synchronous
         self._lock = threading.RLock()
@@ -73,7 +95,7 @@ class SQLiteStore:
         if self._conn is None:
             try:
                 conn = sqlite3.connect(
-                    self.path,
+                    _literal_path(self.path),
                     timeout=self._busy_timeout_ms / 1000,
                     isolation_level=None,  # explicit BEGIN/COMMIT: one transaction per batch
                     check_same_thread=False,  # guarded by self._lock
@@ -84,7 +106,7 @@ class SQLiteStore:
                 conn.execute("PRAGMA temp_store = MEMORY")
                 conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: the 1M-row queries fit
                 # Fewer, larger checkpoints: each one fsyncs, and batches arrive in bursts.
-                conn.execute("PRAGMA wal_autocheckpoint = 4000")
+                conn.execute(f"PRAGMA wal_autocheckpoint = {int(os.environ.get('XX_CKPT', 16000))}")
             except sqlite3.Error as exc:
                 raise _store_error(f"opening {self.path!r}", exc) from exc
             self._conn = conn
@@ -112,6 +134,24 @@ class SQLiteStore:
         """Insert rows in one transaction; bad rows are rejected by id while the rest land."""
         preparer = self._preparers[self._spec(table).name]
         good, rejected = preparer.prepare(rows)
+        return self._insert(preparer, good, rejected)
+
+    def write_records(
+        self, table: str, items: Sequence[TransitionRecord | Mapping[str, Any]]
+    ) -> WriteResult:
+        """write_batch for TransitionRecords (and rows) without building a dict per record.
+
+        The logger's fast path: the same rows, checks and guarantees as write_batch(table,
+        [record.to_row() ...]).
+        """
+        preparer = self._preparers[self._spec(table).name]
+        good, rejected = preparer.prepare_items(items)
+        return self._insert(preparer, good, rejected)
+
+    def _insert(
+        self, preparer: RowPreparer, good: list[list[Any]], rejected: list[RowError]
+    ) -> WriteResult:
+        """Insert prepared values in one transaction; a row SQLite refuses rejects itself only."""
         if not good:
             return WriteResult(written=0, rejected=tuple(rejected))
         with self._lock:
@@ -121,8 +161,9 @@ class SQLiteStore:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     conn.executemany(preparer.insert_sql, good)
-                except sqlite3.IntegrityError:
-                    # A constraint the pre-checks missed: redo row by row to name the culprit.
+                except _ROW_ERRORS:
+                    # A value or constraint the pre-checks missed (a lone surrogate, a NULL in a
+                    # NOT NULL column, an unbindable type): redo row by row to name the culprit.
                     conn.execute("ROLLBACK")
                     conn.execute("BEGIN IMMEDIATE")
                     good = self._insert_one_by_one(conn, preparer, good, rejected)
@@ -130,7 +171,8 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                raise _store_error(f"writing {len(rows)} rows to {table}", exc) from exc
+                rows = len(good) + len(rejected)
+                raise _store_error(f"writing {rows} rows to {preparer.spec.name}", exc) from exc
         return WriteResult(written=len(good), rejected=tuple(rejected))
 
     @staticmethod
@@ -140,12 +182,16 @@ class SQLiteStore:
         good: list[list[Any]],
         rejected: list[RowError],
     ) -> list[list[Any]]:
-        """Insert each row alone, moving constraint violations to `rejected`."""
+        """Insert each row alone (lone surrogates repaired), moving refused rows to `rejected`."""
         landed = []
         for values in good:
             try:
-                conn.execute(preparer.insert_sql, values)
-            except sqlite3.IntegrityError as exc:
+                try:
+                    conn.execute(preparer.insert_sql, values)
+                except UnicodeEncodeError:
+                    values = encodable_values(values)
+                    conn.execute(preparer.insert_sql, values)
+            except _ROW_ERRORS as exc:
                 row_id = str(values[preparer.id_index])
                 rejected.append(RowError(row_id, f"{preparer.spec.name}: {exc}"))
             else:
