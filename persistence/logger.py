@@ -90,8 +90,12 @@ class MetadataLogger(SeedLoggingAPI):
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._urgent = asyncio.Event()
-        # SQLite serialises writers: more concurrent flushes than it can use only contend.
-        writers = max(1, min(self.settings.workers, int(getattr(self.store, "max_concurrent_writes", 0) or self.settings.workers)))
+        # SQLite serialises writers: more concurrent flushes than a store can use only contend
+        # for its lock (and the GIL); a store says how many it takes (max_concurrent_writes).
+        writers = min(
+            self.settings.workers,
+            int(getattr(self.store, "max_concurrent_writes", 0) or self.settings.workers),
+        )
         for channel in self.channels.values():
             batcher = Batcher(
                 channel,

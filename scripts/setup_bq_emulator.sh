@@ -16,8 +16,9 @@ DUCKDB_HOME="$VENV/duckdb_home"
 EXT_DIR="$DUCKDB_HOME/.duckdb/extensions"
 DUCKDB_VERSION="1.5.5"
 LOCAL_BIGQUERY_VERSION="0.3.2"
-# Bump this when the pins below change, so an old venv is refreshed.
-STAMP_KEY="local-bigquery==$LOCAL_BIGQUERY_VERSION duckdb==$DUCKDB_VERSION ext=icu,ducklake,spatial v2"
+CONSTRAINTS="$ROOT/scripts/bq_emulator_constraints.txt"
+# The stamp records the pins and the constraints' hash: a change to either refreshes the venv.
+STAMP_KEY="local-bigquery==$LOCAL_BIGQUERY_VERSION duckdb==$DUCKDB_VERSION ext=icu,ducklake,spatial v2 $(cksum <"$CONSTRAINTS")"
 STAMP="$VENV/.pipestate-bq-stamp"
 
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$STAMP_KEY" && -x "$VENV/bin/local-bigquery" ]]; then
@@ -76,7 +77,7 @@ fi
 
 PIP_LOG="$VENV/pip-install.log"
 # pip's output goes to a log (the machine's pip config is chatty); shown only on failure.
-if ! "$VENV/bin/python" -m pip install --disable-pip-version-check \
+if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -c "$CONSTRAINTS" \
     "local-bigquery==$LOCAL_BIGQUERY_VERSION" \
     "duckdb==$DUCKDB_VERSION" \
     "duckdb-extension-icu==$DUCKDB_VERSION" \

@@ -14,6 +14,7 @@ import pytest
 from persistence.bootstrap import bootstrap
 from persistence.queries import run_query
 from persistence.schema import load_table_specs
+from persistence.stores import open_store
 from persistence.stores.base import (
     PIPELINE_RUNS,
     STATE_TRANSITIONS,
@@ -159,6 +160,18 @@ class TestFromEnv:
         store = BigQueryStore.from_env(project="kw-proj", api_endpoint="http://127.0.0.1:9")
         assert (store.project, store.dataset) == ("kw-proj", "organizations")
 
+    def test_open_store_url(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """open_store('bigquery:PROJECT.DATASET') builds a BigQueryStore with the env endpoint."""
+        monkeypatch.setenv("PIPESTATE_BQ_ENDPOINT", "http://127.0.0.1:9")
+        store = open_store("bigquery:my-proj.audit", outbox=False)
+        assert isinstance(store, BigQueryStore)
+        assert (store.project, store.dataset, store.api_endpoint) == (
+            "my-proj",
+            "audit",
+            "http://127.0.0.1:9",
+        )
+        store.close()
+
     def test_missing_project_names_variable(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Without a project the error names PIPESTATE_BQ_PROJECT."""
         monkeypatch.delenv("PIPESTATE_BQ_PROJECT", raising=False)
@@ -284,6 +297,14 @@ class TestWriteBatch:
         assert set(messages) == {"tr-000000", "tr-000001"}
         assert "surprise" in messages["tr-000000"]
         assert "metadata" in messages["tr-000001"]
+
+    def test_unsendable_value_rejected_by_id(self, bq_store: BigQueryStore) -> None:
+        """A value JSON cannot carry (a set) rejects its row, by id, not the whole batch."""
+        rows = [transition(0, reason={"a"}), transition(1)]
+        result = bq_store.write_batch(STATE_TRANSITIONS, rows)
+        assert result.written == 1
+        assert [e.row_id for e in result.rejected] == ["tr-000000"]
+        assert "reason" in result.rejected[0].message
 
     def test_row_without_id_is_rejected_by_position(self, bq_store: BigQueryStore) -> None:
         """A row with no insert key cannot be de-duplicated, so it is rejected, never sent."""

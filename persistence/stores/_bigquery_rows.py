@@ -67,6 +67,9 @@ def _json_value(field_type: str | None, column: str, value: Any) -> Any:
         return value.astimezone(dt.UTC).isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
+    if not isinstance(value, str | int | float):
+        # The client would fail the whole request on json.dumps; refuse just this row.
+        raise ValueError(f"{column}: cannot send a {type(value).__name__} value ({value!r:.80})")
     return value
 
 

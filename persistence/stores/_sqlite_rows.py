@@ -122,6 +122,13 @@ _RECORD_CONVERTERS: dict[str, Callable[[Any], object]] = {
 }
 
 
+def _tuple_getter(indexes: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """itemgetter that always returns a tuple (itemgetter(i) alone returns the bare item)."""
+    if len(indexes) > 1:
+        return operator.itemgetter(*indexes)
+    return lambda values: tuple(values[i] for i in indexes)
+
+
 class RowPreparer:
     """Turns mapping rows into value tuples in column order, rejecting bad rows by id."""
 
@@ -142,6 +149,8 @@ class RowPreparer:
         self.record_getter: Callable[[TransitionRecord], tuple[Any, ...]] | None = None
         if set(self.columns) <= set(RECORD_FIELDS):
             self.record_getter = operator.attrgetter(*self.columns)
+        # INSERT OR IGNORE skips a NOT NULL violation silently: required columns are checked here.
+        self.required_getter = _tuple_getter(self.required_indexes)
         self.record_converters = tuple(
             (i, _RECORD_CONVERTERS[f.type])
             for i, f in enumerate(spec.fields)
@@ -182,12 +191,12 @@ class RowPreparer:
     ) -> tuple[list[list[Any]], list[RowError]]:
         """prepare() for records and rows alike; records skip the dict of to_row().
 
-        NOT NULL is left to the table's constraints for records (their fields are typed);
-        the store names a violating row by redoing the batch row by row.
+        Lone surrogates are left in place: the store repairs them only when SQLite refuses.
         """
         good: list[list[Any]] = []
         bad: list[RowError] = []
         getter, converters = self.record_getter, self.record_converters
+        required = self.required_getter
         for index, item in enumerate(items):
             try:
                 if not isinstance(item, TransitionRecord):
@@ -205,11 +214,17 @@ class RowPreparer:
                     value = values[i]
                     if value is not None:
                         values[i] = convert(value)
+                if None in required(values):
+                    raise ValueError(f"required column(s) {self._nulls(values)} are null")
             except Exception as exc:  # a malformed value rejects this record only
                 bad.append(RowError(self._record_id(item, index), f"{self.spec.name}: {exc}"))
                 continue
             good.append(values)
         return good, bad
+
+    def _nulls(self, values: Sequence[Any]) -> list[str]:
+        """Names of the required columns that are None in `values`."""
+        return [self.columns[i] for i in self.required_indexes if values[i] is None]
 
     def _record_id(self, item: object, index: int) -> str:
         """An item's insert key, or a positional label."""
