@@ -47,9 +47,13 @@ def svg(table: MachineTable, *, dot_binary: str | None = None) -> str:
         raise RuntimeError(
             "SVG output needs Graphviz's 'dot' on PATH (not found); use fmt='mermaid' or 'dot'."
         )
-    done = subprocess.run(
-        [binary, "-Tsvg"], input=dot(table), capture_output=True, text=True, check=False
-    )
+    try:
+        done = subprocess.run(
+            [binary, "-Tsvg"], input=dot(table), capture_output=True, text=True, check=False
+        )
+    except OSError as exc:
+        message = f"SVG output needs Graphviz's 'dot'; running {binary!r} failed: {exc}"
+        raise RuntimeError(message) from exc
     if done.returncode != 0:
         raise RuntimeError(f"'dot -Tsvg' failed with exit code {done.returncode}: {done.stderr}")
     return done.stdout
