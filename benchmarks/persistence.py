@@ -2,6 +2,12 @@
 
     .venv/bin/python benchmarks/persistence.py            # 200k transitions, 1M rows for queries
     .venv/bin/python benchmarks/persistence.py --quick    # 20k transitions, 100k rows
+    .venv/bin/python benchmarks/persistence.py --write-only   # skip the 1M-row query part
+
+Write figures, measured in the same run on the same records: bare SQLite executemany of
+prepared values (same schema, indexes and pragmas, 1,000-row transactions: the upper bound of
+what any Python on top can reach), the store alone (dict rows and records), and end to end
+(emit() to committed in the WAL, stop() drained) at default and tuned logger settings.
 
 Targets (issue 4): >= 50,000 transitions/s from one process; each seed query <= 1 s on 1M rows.
 """
@@ -28,9 +34,10 @@ if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().p
 
 from persistence import LoggerSettings, MetadataLogger, SQLiteStore
 from persistence.queries import run_query
-from persistence.schema import load_table_specs, sqlite_create_table, table_spec
+from persistence.schema import load_table_specs, sqlite_create_table, sqlite_indexes, table_spec
 from persistence.stores._sqlite_rows import RowPreparer
 from persistence.stores.base import STATE_TRANSITIONS
+from persistence.stores.sqlite import WAL_AUTOCHECKPOINT_PAGES
 from statemachine.records import TransitionRecord
 
 END = dt.datetime(2025, 12, 21, 12, 0, tzinfo=dt.UTC)
@@ -144,17 +151,52 @@ async def _e2e(path: Path, records: list[TransitionRecord], settings: LoggerSett
     return elapsed
 
 
-def bench_write(tmp: Path, count: int) -> dict[str, float]:
-    """Transitions/s: the store alone, the logger at default settings and tuned."""
-    records = make_records(count, seed=7)
-    rows = [r.to_row() for r in records]
-    store = SQLiteStore(tmp / "raw.db")
-    store.ensure_tables(load_table_specs(), dry_run=False)
+def _raw_executemany(path: Path, values: list[list[Any]], batch: int) -> float:
+    """Seconds for bare executemany of prepared values (same schema, indexes and pragmas as
+    SQLiteStore, one transaction per `batch` rows): what SQLite itself costs, an upper bound."""
+    spec = table_spec(STATE_TRANSITIONS)
+    conn = sqlite3.connect(path, isolation_level=None)
+    pragmas = ("journal_mode = WAL", "synchronous = NORMAL", "cache_size = -65536")
+    for pragma in (*pragmas, "temp_store = MEMORY"):
+        conn.execute(f"PRAGMA {pragma}")
+    conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+    conn.execute(sqlite_create_table(spec))
+    for _, statement in sqlite_indexes(spec):
+        conn.execute(statement)
+    sql = RowPreparer(spec).insert_sql
     begin = time.perf_counter()
-    for i in range(0, len(rows), 1000):
-        store.write_batch(STATE_TRANSITIONS, rows[i : i + 1000])
-    raw = time.perf_counter() - begin
-    store.close()
+    for i in range(0, len(values), batch):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(sql, values[i : i + batch])
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - begin
+    conn.close()
+    return elapsed
+
+
+def bench_write(tmp: Path, count: int) -> dict[str, float]:
+    """Transitions/s: bare SQLite, the store alone, the logger at default settings and tuned."""
+    records = make_records(count, seed=7)
+    preparer = RowPreparer(table_spec(STATE_TRANSITIONS))
+    begin = time.perf_counter()
+    rows = [r.to_row() for r in records]
+    preparer.prepare(rows)
+    dict_prep = time.perf_counter() - begin
+    begin = time.perf_counter()
+    values, _ = preparer.prepare_items(records)
+    record_prep = time.perf_counter() - begin
+    raw = _raw_executemany(tmp / "bare.db", values, 1000)
+    timings: dict[str, float] = {}
+    for label, write in (("rows", "write_batch"), ("records", "write_records")):
+        store = SQLiteStore(tmp / f"store-{label}.db")
+        store.ensure_tables(load_table_specs(), dry_run=False)
+        items: list[Any] = rows if label == "rows" else records
+        method = getattr(store, write)
+        begin = time.perf_counter()
+        for i in range(0, len(items), 1000):
+            method(STATE_TRANSITIONS, items[i : i + 1000])
+        timings[label] = time.perf_counter() - begin
+        store.close()
     default = asyncio.run(_e2e(tmp / "default.db", records, LoggerSettings(put_timeout=600)))
     tuned_settings = LoggerSettings(
         batch_size=1000, queue_size=20_000, workers=2, put_timeout=600, flush_interval_seconds=1
@@ -162,7 +204,11 @@ def bench_write(tmp: Path, count: int) -> dict[str, float]:
     tuned = asyncio.run(_e2e(tmp / "tuned.db", records, tuned_settings))
     return {
         "transitions": float(count),
-        "store_write_rows_per_s": count / raw,
+        "to_row_and_prepare_us_per_row": 1e6 * dict_prep / count,
+        "prepare_records_us_per_row": 1e6 * record_prep / count,
+        "bare_sqlite_executemany_rows_per_s": count / raw,
+        "store_write_batch_rows_per_s": count / timings["rows"],
+        "store_write_records_rows_per_s": count / timings["records"],
         "e2e_default_rows_per_s": count / default,
         "e2e_tuned_rows_per_s": count / tuned,
     }
@@ -224,11 +270,12 @@ def bench_queries(tmp: Path, count: int) -> dict[str, float]:
     return figures
 
 
-def run(quick: bool) -> dict[str, float]:
-    """Run both parts; figures by name."""
+def run(quick: bool, *, queries: bool = True) -> dict[str, float]:
+    """Run both parts (queries=False: the write part only); figures by name."""
     with tempfile.TemporaryDirectory(prefix="pipestate-bench-") as tmp:
         figures = bench_write(Path(tmp), 20_000 if quick else 200_000)
-        figures.update(bench_queries(Path(tmp), 100_000 if quick else 1_000_000))
+        if queries:
+            figures.update(bench_queries(Path(tmp), 100_000 if quick else 1_000_000))
     figures["cpu_count"] = float(os.cpu_count() or 0)
     return figures
 
@@ -237,8 +284,9 @@ def main(argv: list[str] | None = None) -> None:
     """Print a small table of the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a few seconds")
+    parser.add_argument("--write-only", action="store_true", help="skip the query latencies")
     args = parser.parse_args(argv)
-    figures = run(args.quick)
+    figures = run(args.quick, queries=not args.write_only)
     width = max(len(k) for k in figures)
     for key, value in figures.items():
         target = ""

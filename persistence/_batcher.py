@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -15,6 +17,28 @@ from persistence.stores.base import RowError, Store, StoreError, WriteResult
 from statemachine.records import TransitionRecord
 
 _log = structlog.get_logger("persistence.logger")
+
+
+_POOL: list[concurrent.futures.ThreadPoolExecutor] = []
+_POOL_LOCK = threading.Lock()
+_POOL_THREADS = 32
+
+
+def _writer_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """The process-wide threads that run store writes, kept across event loops and loggers.
+
+    asyncio.to_thread would use each loop's default executor: a new loop (asyncio.run per
+    pipeline) starts new threads, and a new thread's first writes run on cold memory.
+    """
+    if not _POOL:
+        with _POOL_LOCK:
+            if not _POOL:
+                _POOL.append(
+                    concurrent.futures.ThreadPoolExecutor(
+                        max_workers=_POOL_THREADS, thread_name_prefix="pipestate-writer"
+                    )
+                )
+    return _POOL[0]
 
 
 def retry_policy(settings: LoggerSettings) -> RetryPolicy:
@@ -140,7 +164,9 @@ class Batcher:
         try:
             while True:
                 try:
-                    result = await asyncio.to_thread(write_items, self.store, channel.table, batch)
+                    result = await asyncio.get_running_loop().run_in_executor(
+                        _writer_pool(), write_items, self.store, channel.table, batch
+                    )
                     break
                 except Exception as error:
                     channel.note_failure(error)

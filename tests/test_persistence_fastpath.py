@@ -293,3 +293,24 @@ class TestStoreUrls:
         bare = open_store("bigquery:proj.ds", client=object(), outbox=False)
         assert isinstance(bare, BigQueryStore)
         assert bare._timeout == 30.0
+
+
+class TestOutboxEncoding:
+    """The outbox stores any row: lone surrogates never make its SQLite insert fail."""
+
+    def test_lone_surrogates_become_replacement_characters(self, tmp_path: Path) -> None:
+        """A row whose id and text hold lone surrogates is enqueued, with U+FFFD in their place."""
+        from persistence._outbox_db import OutboxDB, encode_row, row_id_of
+
+        row = {"transition_id": "id-\udc80", "reason": "a \ud800 b", "n": 1}
+        text = encode_row(row)
+        text.encode("utf-8")
+        assert "a \ufffd b" in text
+        assert row_id_of(STATE_TRANSITIONS, row) == "id-\ufffd"
+        db = OutboxDB(tmp_path / "o.db")
+        try:
+            db.enqueue(STATE_TRANSITIONS, [row])
+            (stored,) = db.oldest(10)
+        finally:
+            db.close()
+        assert stored.row()["reason"] == "a \ufffd b"

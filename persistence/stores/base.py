@@ -54,7 +54,16 @@ class StoreError(Exception):
 
 @runtime_checkable
 class Store(Protocol):
-    """A destination for audit rows. Methods are synchronous; the logger calls them in a thread."""
+    """A destination for audit rows. Methods are synchronous; the logger calls them in a thread.
+
+    Optional extras the logger uses when present (SQLiteStore has all three):
+    - write_records(table, items) -> WriteResult: like write_batch, but items may be
+      TransitionRecords as well as row mappings (the store skips building dicts);
+    - max_batch_rows: int: a backlog is written up to this many rows per call (default: the
+      logger's batch size);
+    - max_concurrent_writes: int: at most this many writes per table in flight (default: the
+      logger's worker count).
+    """
 
     def write_batch(self, table: str, rows: Sequence[Mapping[str, Any]]) -> WriteResult:
         """Insert rows idempotently (keyed by each table's id column); StoreError on outage."""

@@ -41,6 +41,12 @@ def _store_error(action: str, exc: sqlite3.Error) -> StoreError:
     return StoreError(message, retryable=retryable)
 
 
+def _execute(conn: sqlite3.Connection, preparer: RowPreparer, rows: list[list[Any]]) -> None:
+    """Insert rows with multi-row statements (see RowPreparer.rows_per_statement)."""
+    for sql, params in preparer.statements(rows):
+        conn.execute(sql, params)
+
+
 def _literal_path(path: str) -> str:
     """The path as a plain file name: SQLite built with SQLITE_USE_URI reads "file:..." as a URI
     (file:x?mode=memory would be an in-memory audit log), even with sqlite3's uri=False."""
@@ -165,14 +171,7 @@ class SQLiteStore:
             self._ensure_schema()
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                try:
-                    conn.executemany(preparer.insert_sql, good)
-                except _ROW_ERRORS:
-                    # A value or constraint the pre-checks missed (a lone surrogate, a NULL in a
-                    # NOT NULL column, an unbindable type): redo row by row to name the culprit.
-                    conn.execute("ROLLBACK")
-                    conn.execute("BEGIN IMMEDIATE")
-                    good = self._insert_one_by_one(conn, preparer, good, rejected)
+                good = self._insert_all(conn, preparer, good, rejected)
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 if conn.in_transaction:
@@ -180,6 +179,38 @@ class SQLiteStore:
                 rows = len(good) + len(rejected)
                 raise _store_error(f"writing {rows} rows to {preparer.spec.name}", exc) from exc
         return WriteResult(written=len(good), rejected=tuple(rejected))
+
+    @classmethod
+    def _insert_all(
+        cls,
+        conn: sqlite3.Connection,
+        preparer: RowPreparer,
+        good: list[list[Any]],
+        rejected: list[RowError],
+    ) -> list[list[Any]]:
+        """executemany inside the open transaction; on a row-level error, start it over.
+
+        A lone surrogate (SQLite text is UTF-8) gets every row repaired and one more
+        executemany; any other value or constraint the pre-checks missed (an unbindable type,
+        a huge int) redoes the batch row by row to reject only the culprit. Returns the rows
+        that landed.
+        """
+        try:
+            _execute(conn, preparer, good)
+            return good
+        except _ROW_ERRORS as exc:
+            conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            if not isinstance(exc, UnicodeEncodeError):
+                return cls._insert_one_by_one(conn, preparer, good, rejected)
+        good = [encodable_values(values) for values in good]
+        try:
+            _execute(conn, preparer, good)
+            return good
+        except _ROW_ERRORS:
+            conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            return cls._insert_one_by_one(conn, preparer, good, rejected)
 
     @staticmethod
     def _insert_one_by_one(
