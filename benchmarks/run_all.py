@@ -157,6 +157,10 @@ def render_markdown(out: dict[str, Any]) -> str:
             lines.append(
                 f"| {suite} | {key} | {s['median']:.4g} | {s['min']:.4g} | {s['max']:.4g} |"
             )
+    peers = HERE / "peers" / "results.md"
+    if peers.exists():
+        # `make bench-peers` is optional and slow; its last committed results are shown as is.
+        lines += ["", *peers.read_text().splitlines()]
     return "\n".join(lines) + "\n"
 
 
