@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -19,7 +20,7 @@ from statemachine.records import TransitionRecord
 _log = structlog.get_logger("persistence.logger")
 
 
-_POOL: list[concurrent.futures.ThreadPoolExecutor] = []
+_POOLS: dict[int, concurrent.futures.ThreadPoolExecutor] = {}  # by process id: fork-safe
 _POOL_LOCK = threading.Lock()
 _POOL_THREADS = 32
 
@@ -28,17 +29,21 @@ def _writer_pool() -> concurrent.futures.ThreadPoolExecutor:
     """The process-wide threads that run store writes, kept across event loops and loggers.
 
     asyncio.to_thread would use each loop's default executor: a new loop (asyncio.run per
-    pipeline) starts new threads, and a new thread's first writes run on cold memory.
+    pipeline) starts new threads, and a new thread's first writes run on cold memory. A forked
+    child gets a pool of its own (the parent's threads do not exist there).
     """
-    if not _POOL:
+    pid = os.getpid()
+    pool = _POOLS.get(pid)
+    if pool is None:
         with _POOL_LOCK:
-            if not _POOL:
-                _POOL.append(
-                    concurrent.futures.ThreadPoolExecutor(
-                        max_workers=_POOL_THREADS, thread_name_prefix="pipestate-writer"
-                    )
+            pool = _POOLS.get(pid)
+            if pool is None:
+                pool = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=_POOL_THREADS, thread_name_prefix="pipestate-writer"
                 )
-    return _POOL[0]
+                _POOLS.clear()
+                _POOLS[pid] = pool
+    return pool
 
 
 def retry_policy(settings: LoggerSettings) -> RetryPolicy:

@@ -64,6 +64,28 @@ class TestWriteRecords:
             assert ra == rb == WriteResult(written=len(records))
             assert _table(via_records) == _table(via_rows)
 
+    @pytest.mark.parametrize("count", [1, 52, 53, 130])
+    def test_batches_spanning_several_statements_land_whole(
+        self, tmp_path: Path, count: int
+    ) -> None:
+        """Batches cut into several multi-row INSERTs (52 rows each) store every row once,
+        the same as write_batch; a bad row in a later statement rejects itself only."""
+        records = many_records(count, prefix=f"span{count}")
+        rows_db, records_db = tmp_path / "rows.db", tmp_path / "records.db"
+        a, b = SQLiteStore(rows_db), SQLiteStore(records_db)
+        try:
+            a.write_batch(STATE_TRANSITIONS, [r.to_row() for r in records])
+            assert b.write_records(STATE_TRANSITIONS, records) == WriteResult(written=count)
+            assert b.write_records(STATE_TRANSITIONS, records) == WriteResult(written=count)
+            bad = _tampered(record(transition_id="zz-bad"), reason=object())
+            result = b.write_records(STATE_TRANSITIONS, [*records, bad])
+        finally:
+            a.close()
+            b.close()
+        assert [e.row_id for e in result.rejected] == ["zz-bad"]
+        assert result.written == count
+        assert _table(records_db) == _table(rows_db)
+
     def test_odd_metadata_is_stored_as_dumps_metadata_renders_it(self, tmp_path: Path) -> None:
         """Non-JSON values, NaN and nesting in metadata are stored as dumps_metadata's text."""
         metadata = {
