@@ -48,12 +48,16 @@ def _json_option(fn: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")(fn)
 
 
-def open_store_or_fail(url: str) -> Any:
-    """Open the store named by `url`, turning a bad URL into a usage error."""
+def open_store_or_fail(url: str, *, outbox: bool = True) -> Any:
+    """Open the store named by `url`, turning a bad URL into a usage error.
+
+    Commands that only read or create tables pass outbox=False: an outbox exists to make
+    writes durable and would only add a file and an upload thread.
+    """
     from persistence.stores import open_store
 
     try:
-        return open_store(url)
+        return open_store(url, outbox=outbox)
     except (ValueError, ImportError) as exc:
         raise ConfigError(f"--store {url!r}: {exc}") from None
 
@@ -99,7 +103,8 @@ def configure_logging(*, debug: bool) -> None:
         stream=sys.stderr, level=level, format="%(levelname)s %(name)s: %(message)s"
     )
     structlog.configure(
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        # Resolve sys.stderr per call: in-process callers (tests, click's runner) swap it.
+        logger_factory=lambda *args: structlog.PrintLogger(sys.stderr),
         wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=False,
     )
@@ -169,7 +174,7 @@ def bootstrap_command(
 
     from persistence.bootstrap import bootstrap
 
-    backend = open_store_or_fail(store)
+    backend = open_store_or_fail(store, outbox=False)
     try:
         report = bootstrap(
             backend, dry_run=dry_run, partition_expiration_days=partition_expiration_days
@@ -209,7 +214,7 @@ def query_command(name: str, store: str, params: Sequence[str], as_json: bool, d
         if not sep or not key:
             raise click.UsageError(f"--param expects KEY=VALUE (got {item!r}).")
         values[key.strip()] = value
-    backend = open_store_or_fail(store)
+    backend = open_store_or_fail(store, outbox=False)
     try:
         rows = run_query(backend, name, **values)
     except QueryError as exc:
