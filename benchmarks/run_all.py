@@ -12,7 +12,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,12 +36,12 @@ def _load(path: Path) -> Callable[[bool], dict[str, float]]:
     return run
 
 
-def import_time_seconds() -> dict[str, float]:
-    """Wall time of `import executor.cli` in a fresh interpreter (python -X importtime total)."""
+def _import_seconds(statement: str) -> float:
+    """Median total of top-level imports for `statement` in fresh interpreters (-X importtime)."""
     samples = []
     for _ in range(5):
         proc = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", "import executor.cli"],
+            [sys.executable, "-X", "importtime", "-c", statement],
             capture_output=True,
             text=True,
             check=True,
@@ -51,43 +50,63 @@ def import_time_seconds() -> dict[str, float]:
         total_us = 0
         for line in proc.stderr.splitlines():
             parts = line.split("|")
-            # Top-level imports have no leading spaces in the package column.
+            # Top-level imports have exactly one space before the package name.
             if len(parts) == 3 and parts[2].startswith(" ") and not parts[2].startswith("  "):
                 try:
                     total_us += int(parts[1].strip())
                 except ValueError:
                     continue
         samples.append(total_us / 1e6)
-    return {"import_time_s": statistics.median(samples)}
+    return statistics.median(samples)
+
+
+def import_time_seconds() -> dict[str, float]:
+    """Import time of the CLI entry point and of everything `pipestate run` loads."""
+    return {
+        "import_time_cli_s": _import_seconds("import executor.cli"),
+        "import_time_run_path_s": _import_seconds(
+            "import executor.cli, executor.runner, persistence.logger, persistence.stores.sqlite"
+        ),
+    }
+
+
+# A fresh intermediate process whose only child is the CLI, so RUSAGE_CHILDREN is that child's.
+_RSS_PROBE = """
+import resource, subprocess, sys, time
+started = time.perf_counter()
+subprocess.run(sys.argv[1:], capture_output=True, check=False)
+wall = time.perf_counter() - started
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, wall)
+"""
 
 
 def demo_peak_rss_mb() -> dict[str, float]:
-    """Peak RSS of `pipestate run` on the success demo pipeline, from the child's rusage."""
-    import resource
-
+    """Peak RSS and wall time of `pipestate run` on the success demo pipeline."""
     with tempfile.TemporaryDirectory() as tmp:
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        started = time.perf_counter()
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "executor.cli",
-                "run",
-                "test/success/test_success",
-                "--org",
-                "bench",
-                "--store",
-                f"sqlite:{tmp}/bench.db",
-                "--json",
-            ],
+        command = [
+            sys.executable,
+            "-m",
+            "executor.cli",
+            "run",
+            "test/success/test_success",
+            "--org",
+            "bench",
+            "--store",
+            f"sqlite:{tmp}/bench.db",
+            "--json",
+        ]
+        probe = subprocess.run(
+            [sys.executable, "-c", _RSS_PROBE, *command],
             cwd=ROOT,
             capture_output=True,
-            check=False,
+            text=True,
+            check=True,
         )
-        wall = time.perf_counter() - started
-        after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"pipestate_run_peak_rss_mb": max(before, after) / 1024, "pipestate_run_wall_s": wall}
+    max_rss_kb, wall = probe.stdout.split()
+    return {
+        "pipestate_run_peak_rss_mb": int(max_rss_kb) / 1024,
+        "pipestate_run_wall_s": float(wall),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,6 +155,102 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+# Why a missed target is missed; kept next to the table so the page says it every time.
+MISSED_NOTES = (
+    "Where a target is missed, what limits it: the logging overhead over a null sink is measured",
+    "on no-op steps (~46 us each), and each step writes 2 rows that cost ~20 us each to commit in",
+    "SQLite at 100-row batches, mostly index pages written to the WAL for the random uuid4",
+    "transition_id primary key (time-ordered ids would halve it, but the audit contract asks for",
+    "uuid4). On steps that do real work the overhead is the same ~40 us per step in absolute",
+    "terms. Both per-step figures sit at the 0.1 ms edge and move by about 30 % between runs on",
+    "this shared 2-core machine.",
+)
+
+
+# (claim, suite, figure, "<=" or ">=", target) — the targets the issues set, checked per run.
+TARGETS: tuple[tuple[str, str, str, str, float], ...] = (
+    (
+        "classify_error, us per call (exception)",
+        "classifier",
+        "classify_error_us_per_call",
+        "<=",
+        10,
+    ),
+    (
+        "classify_error, us per call (message only)",
+        "classifier",
+        "classify_error_message_only_us_per_call",
+        "<=",
+        10,
+    ),
+    ("full transition / bare transitions trigger", "transitions", "full_over_bare", "<=", 1.6),
+    ("bytes per live StepRun", "transitions", "bytes_per_steprun", "<=", 2048),
+    (
+        "emit -> SQLite, transitions/s (defaults)",
+        "persistence",
+        "e2e_default_rows_per_s",
+        ">=",
+        5e4,
+    ),
+    ("seed query 'stuck' on 1M rows, s", "persistence", "query_stuck_s", "<=", 1),
+    ("seed query 'failures' on 1M rows, s", "persistence", "query_failures_s", "<=", 1),
+    ("seed query 'steps' on 1M rows, s", "persistence", "query_steps_s", "<=", 1),
+    ("seed query 'retries' on 1M rows, s", "persistence", "query_retries_s", "<=", 1),
+    ("seed query 'timeline' on 1M rows, s", "persistence", "query_timeline_s", "<=", 1),
+    (
+        "emit -> outbox overhead, us per row",
+        "outbox",
+        "emit_to_outbox_overhead_us_per_row",
+        "<=",
+        25,
+    ),
+    ("100-step chain, ms per step (SQLite)", "executor", "chain_ms_per_step_sqlite", "<=", 0.1),
+    (
+        "1,000 x 10-step pipelines, ms per step (SQLite)",
+        "executor",
+        "concurrent_ms_per_step_sqlite",
+        "<=",
+        0.1,
+    ),
+    (
+        "logging overhead vs null sink, % (chain)",
+        "executor",
+        "chain_logging_overhead_pct",
+        "<=",
+        10,
+    ),
+    (
+        "logging overhead vs null sink, % (concurrent)",
+        "executor",
+        "concurrent_logging_overhead_pct",
+        "<=",
+        10,
+    ),
+    ("rows dropped at default settings", "executor", "concurrent_rows_dropped", "<=", 0),
+    (
+        "import time, everything `pipestate run` loads, s",
+        "import",
+        "import_time_run_path_s",
+        "<=",
+        0.3,
+    ),
+)
+
+
+def render_targets(results: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """The targets table: each claim, its median, the target and whether it was met."""
+    lines = ["| claim | median | target | met |", "|---|---:|---:|---|"]
+    for claim, suite, key, op, target in TARGETS:
+        figure = results.get(suite, {}).get(key)
+        if figure is None:
+            lines.append(f"| {claim} | not measured | {op} {target:g} | ? |")
+            continue
+        value = figure["median"]
+        met = value <= target if op == "<=" else value >= target
+        lines.append(f"| {claim} | {value:.4g} | {op} {target:g} | {'yes' if met else '**no**'} |")
+    return lines
+
+
 def render_markdown(out: dict[str, Any]) -> str:
     """Render the results as the markdown table of docs/performance.md."""
     m = out["machine"]
@@ -148,6 +263,14 @@ def render_markdown(out: dict[str, Any]) -> str:
         f"{m['date']}; {m['repeats']} repeat(s) per figure.",
         "",
         "Ratios measured in the same run carry the claims; absolute times are context.",
+        "",
+        "## Targets",
+        "",
+        *render_targets(out["results"]),
+        "",
+        *MISSED_NOTES,
+        "",
+        "## Every figure",
         "",
         "| suite | figure | median | min | max |",
         "|---|---|---:|---:|---:|",
