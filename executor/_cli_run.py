@@ -36,7 +36,8 @@ async def _run(opts: RunOptions, store: Any, settings: Any, live: bool) -> Pipel
     from executor.runner import run_pipeline
     from persistence.logger import MetadataLogger
 
-    async with MetadataLogger(store, settings) as logger:
+    # The CLI fills org_meta_pipeline_runs / org_meta_step_logs too (derived from transitions).
+    async with MetadataLogger(store, settings, derive_run_rows=True) as logger:
         sink = ProgressSink(logger)
         display = _live(sink) if live else contextlib.nullcontext()
         with display:

@@ -83,7 +83,7 @@ async def run_demo(db: Path, config_dir: Path = CONFIG_DIR) -> list[str]:
     states = []
     started = time.monotonic()
     try:
-        async with MetadataLogger(store) as logger:
+        async with MetadataLogger(store, derive_run_rows=True) as logger:
             for scenario in SCENARIOS:
                 console.print(Rule(scenario.title, align="left"))
                 console.print(f"[dim]pipestate run {scenario.ref} --org {ORG}[/]")

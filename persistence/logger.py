@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from classifier import redact
+from persistence import _derive
 from persistence._api import SeedLoggingAPI
 from persistence._batcher import Batcher
 from persistence._channel import Channel, Item
@@ -54,8 +55,12 @@ class MetadataLogger(SeedLoggingAPI):
         settings: LoggerSettings | None = None,
         *,
         org_slug: str | None = None,
+        derive_run_rows: bool = False,
     ) -> None:
         self.store = store
+        # emit() also writes the pipeline-run / step-log rows each record implies (_derive).
+        self.derive_run_rows = derive_run_rows
+        self.derive_failures = 0
         self.settings = settings if settings is not None else LoggerSettings.from_env()
         self.org_slug = org_slug
         self.channels = {
@@ -205,6 +210,21 @@ class MetadataLogger(SeedLoggingAPI):
             self._submit(self.channels[STATE_TRANSITIONS], record)
         except Exception:  # logging must never break a transition
             _log.exception("metadata_emit_failed")
+        if self.derive_run_rows:
+            self._emit_derived(record)
+
+    def _emit_derived(self, record: TransitionRecord) -> None:
+        """Queue the run/step rows a record implies; a failure is counted and logged only."""
+        try:
+            for table, row in _derive.derive_run_rows(record):
+                self._submit(self.channels[table], row)
+        except Exception as error:
+            self.derive_failures += 1
+            _log.warning(
+                "metadata_derive_failed",
+                transition_id=getattr(record, "transition_id", None),
+                error=repr(error),
+            )
 
     def _submit(self, channel: Channel, item: Item) -> None:
         """Hand an item to its channel from any thread, without waiting."""
