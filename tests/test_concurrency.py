@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import random
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from statemachine import (
     TransitionRecord,
 )
 from statemachine.spec import PIPELINE, STEP
+from tests.race import race
 from tests.strategies.hostile import transition_rows, with_logger
 
 THREADS = 8
@@ -53,37 +53,6 @@ class TeeSink:
         self.memory.emit(record)
         if self.target is not None:
             self.target.emit(record)
-
-
-def _race(calls: list[Callable[[], TransitionRecord]]) -> tuple[list[TransitionRecord], int]:
-    """Start every call at once on its own thread; return (records won, refusals)."""
-    barrier = threading.Barrier(len(calls))
-    wins: list[TransitionRecord] = []
-    refusals: list[IllegalTransition] = []
-    others: list[BaseException] = []
-    lock = threading.Lock()
-
-    def worker(call: Callable[[], TransitionRecord]) -> None:
-        barrier.wait()
-        try:
-            record = call()
-        except IllegalTransition as exc:
-            with lock:
-                refusals.append(exc)
-        except BaseException as exc:
-            with lock:
-                others.append(exc)
-        else:
-            with lock:
-                wins.append(record)
-
-    threads = [threading.Thread(target=worker, args=(c,)) for c in calls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert others == []
-    return wins, len(refusals)
 
 
 def check_chain(records: list[TransitionRecord]) -> None:
@@ -125,9 +94,9 @@ class TestThreads:
         step = StepRun.create("s", pipeline=PipelineRun.create("p", org_slug="o", sink=sink))
         for event in _retry_cycle_events(retries):
             calls = [getattr(step, event) for _ in range(THREADS)]
-            wins, refused = _race(calls)
+            wins, refusals = race(calls)
             assert len(wins) == 1
-            assert refused == THREADS - 1
+            assert len(refusals) == THREADS - 1
         assert step.state == "COMPLETED"
         assert step.retry_count == retries
         check_chain(_own(sink.memory.records, step))
@@ -145,9 +114,9 @@ class TestThreads:
             step.complete,
             lambda: step.fail(RuntimeError("boom")),
         ]
-        wins, refused = _race([rng.choice(choices) for _ in range(THREADS)])
+        wins, refusals = race([rng.choice(choices) for _ in range(THREADS)])
         assert len(wins) == 1
-        assert refused == THREADS - 1
+        assert len(refusals) == THREADS - 1
         assert step.state == wins[0].to_state
         check_chain(_own(sink.memory.records, step))
 
@@ -166,8 +135,8 @@ class TestThreads:
             lambda: step.retry(ConnectionError("reset")),
         ]
         for _ in range(5):
-            wins, refused = _race([rng.choice(choices) for _ in range(THREADS)])
-            assert len(wins) + refused == THREADS
+            wins, refusals = race([rng.choice(choices) for _ in range(THREADS)])
+            assert len(wins) + len(refusals) == THREADS
         own = _own(sink.memory.records, step)
         check_chain(own)
         assert own[-1].to_state == step.state
@@ -176,16 +145,16 @@ class TestThreads:
         """Threads racing start, then complete vs fail vs time_out on one PipelineRun."""
         sink = TeeSink()
         run = PipelineRun.create("p", org_slug="o", sink=sink)
-        wins, _ = _race([run.start for _ in range(THREADS)])
+        wins, _ = race([run.start for _ in range(THREADS)])
         assert len(wins) == 1
         enders: list[Callable[[], TransitionRecord]] = [
             run.complete,
             lambda: run.fail(RuntimeError("x")),
             lambda: run.time_out(TimeoutError("late")),
         ]
-        wins, refused = _race([enders[i % 3] for i in range(THREADS)])
+        wins, refusals = race([enders[i % 3] for i in range(THREADS)])
         assert len(wins) == 1
-        assert refused == THREADS - 1
+        assert len(refusals) == THREADS - 1
         assert run.is_terminal
         check_chain(_own(sink.memory.records, run))
 

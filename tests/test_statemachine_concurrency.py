@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
-from statemachine import IllegalTransition, InMemorySink, PipelineRun, StepRun, TransitionRecord
+from statemachine import InMemorySink, PipelineRun, StepRun
+from tests.race import race
 
 THREADS = 8
 ROUNDS = 40
@@ -24,37 +23,6 @@ def _switch_often() -> Iterator[None]:
     sys.setswitchinterval(old)
 
 
-def _race(calls: list[Callable[[], TransitionRecord]]) -> tuple[list[Any], list[Any]]:
-    """Run every call at the same moment; return (records, IllegalTransitions)."""
-    barrier = threading.Barrier(len(calls))
-    wins: list[Any] = []
-    losses: list[Any] = []
-    others: list[BaseException] = []
-    lock = threading.Lock()
-
-    def worker(call: Callable[[], TransitionRecord]) -> None:
-        barrier.wait()
-        try:
-            result = call()
-        except IllegalTransition as exc:
-            with lock:
-                losses.append(exc)
-        except BaseException as exc:  # surfaced below so the test fails loudly
-            with lock:
-                others.append(exc)
-        else:
-            with lock:
-                wins.append(result)
-
-    threads = [threading.Thread(target=worker, args=(c,)) for c in calls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert others == []
-    return wins, losses
-
-
 class TestConcurrentTriggers:
     """Per-entity locking makes each legality check and state change one step."""
 
@@ -67,7 +35,7 @@ class TestConcurrentTriggers:
             step = StepRun.create("s", pipeline=pipeline)
             step.start()
             before = len(sink.records)
-            wins, losses = _race([getattr(step, event)] * THREADS)
+            wins, losses = race([getattr(step, event)] * THREADS)
             assert len(wins) == 1
             assert len(losses) == THREADS - 1
             assert sink.records[before:] == wins
@@ -79,7 +47,7 @@ class TestConcurrentTriggers:
         for _ in range(ROUNDS):
             step = StepRun.create("s", pipeline=pipeline)
             step.start()
-            wins, losses = _race([step.complete, step.fail] * (THREADS // 2))
+            wins, losses = race([step.complete, step.fail] * (THREADS // 2))
             assert len(wins) == 1
             assert step.state == wins[0].to_state
             assert len(losses) == THREADS - 1
@@ -92,7 +60,7 @@ class TestConcurrentTriggers:
             step = StepRun.create("s", pipeline=pipeline)
             step.start()
             before = len(sink.records)
-            _race([step.retry, step.fail] * (THREADS // 2))
+            race([step.retry, step.fail] * (THREADS // 2))
             moves = [(r.from_state, r.to_state) for r in sink.records[before:]]
             assert moves in (
                 [("RUNNING", "FAILED")],
@@ -104,7 +72,7 @@ class TestConcurrentTriggers:
         for _ in range(ROUNDS):
             sink = InMemorySink()
             run = PipelineRun.create("p", org_slug="acme", sink=sink)
-            wins, _ = _race([run.start] * THREADS)
+            wins, _ = race([run.start] * THREADS)
             assert len(wins) == 1
             assert [(r.from_state, r.to_state) for r in sink.records] == [("PENDING", "RUNNING")]
 
@@ -113,5 +81,5 @@ class TestConcurrentTriggers:
         sink = InMemorySink()
         pipeline = PipelineRun.create("p", org_slug="acme", sink=sink)
         steps = [StepRun.create(f"s{i}", pipeline=pipeline) for i in range(THREADS)]
-        wins, losses = _race([s.start for s in steps])
+        wins, losses = race([s.start for s in steps])
         assert (len(wins), len(losses)) == (THREADS, 0)
