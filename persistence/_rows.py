@@ -50,6 +50,23 @@ def _duration_ms(start: dt.datetime, end: dt.datetime | None, given: int | None)
     return max(0, int((end - start).total_seconds() * 1000))
 
 
+def _timing_fields(
+    phase: str,
+    start_time: dt.datetime | None,
+    end_time: dt.datetime | None,
+    duration_ms: int | None,
+) -> dict[str, Any]:
+    """start_time, end_time (set on an end row), run_date and duration_ms of a run or step row."""
+    start = utc(start_time)
+    end = utc(end_time) if (end_time is not None or phase == "end") else None
+    return {
+        "start_time": start.isoformat(),
+        "end_time": None if end is None else end.isoformat(),
+        "run_date": start.date().isoformat(),
+        "duration_ms": _duration_ms(start, end, duration_ms),
+    }
+
+
 def pipeline_run_row(
     *,
     phase: str,
@@ -67,18 +84,13 @@ def pipeline_run_row(
     user_id: str | None = None,
 ) -> dict[str, Any]:
     """One org_meta_pipeline_runs row; phase is "start" or "end"."""
-    start = utc(start_time)
-    end = utc(end_time) if (end_time is not None or phase == "end") else None
     return {
         "run_log_id": run_log_id(pipeline_logging_id, phase),
         "pipeline_logging_id": pipeline_logging_id,
         "org_slug": org_slug,
         "pipeline_id": pipeline_id,
         "status": status,
-        "start_time": start.isoformat(),
-        "end_time": None if end is None else end.isoformat(),
-        "run_date": start.date().isoformat(),
-        "duration_ms": _duration_ms(start, end, duration_ms),
+        **_timing_fields(phase, start_time, end_time, duration_ms),
         "error_message": error_message,
         "metadata": merged_metadata(metadata, error_context),
         "trigger_type": trigger_type,
@@ -107,8 +119,6 @@ def step_log_row(
     user_id: str | None = None,
 ) -> dict[str, Any]:
     """One org_meta_step_logs row; phase is "start" or "end"."""
-    start = utc(start_time)
-    end = utc(end_time) if (end_time is not None or phase == "end") else None
     return {
         "step_log_id": step_log_id(step_logging_id, attempt, phase),
         "step_logging_id": step_logging_id,
@@ -119,10 +129,7 @@ def step_log_row(
         "step_index": step_index,
         "attempt": attempt,
         "status": status,
-        "start_time": start.isoformat(),
-        "end_time": None if end is None else end.isoformat(),
-        "run_date": start.date().isoformat(),
-        "duration_ms": _duration_ms(start, end, duration_ms),
+        **_timing_fields(phase, start_time, end_time, duration_ms),
         "error_message": error_message,
         "metadata": merged_metadata(metadata, error_context),
         "trigger_type": trigger_type,
