@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-PACKAGES := classifier statemachine persistence executor
+PACKAGES := classifier statemachine persistence executor pipestate
 
 .PHONY: demo test lint typecheck pytest bq-emulator bench bench-peers docs clean
 
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m executor.demo
+	$(BIN)/python -m pipestate.demo
 
 test: $(STAMP) bq-emulator lint typecheck pytest
 

@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer pipelines and repeats")
     args = parser.parse_args(argv)
-    from executor.cli import configure_logging
+    from pipestate.cli import configure_logging
 
     configure_logging(debug=False)
     figures = run(args.quick)

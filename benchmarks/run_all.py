@@ -63,9 +63,9 @@ def _import_seconds(statement: str) -> float:
 def import_time_seconds() -> dict[str, float]:
     """Import time of the CLI entry point and of everything `pipestate run` loads."""
     return {
-        "import_time_cli_s": _import_seconds("import executor.cli"),
+        "import_time_cli_s": _import_seconds("import pipestate.cli"),
         "import_time_run_path_s": _import_seconds(
-            "import executor.cli, executor.runner, persistence.logger, persistence.stores.sqlite"
+            "import pipestate.cli, executor.runner, persistence.logger, persistence.stores.sqlite"
         ),
     }
 
@@ -86,7 +86,7 @@ def demo_peak_rss_mb() -> dict[str, float]:
         command = [
             sys.executable,
             "-m",
-            "executor.cli",
+            "pipestate.cli",
             "run",
             "test/success/test_success",
             "--org",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from executor.cli import main
+from pipestate.cli import main
 
 CONFIGS = str(Path(__file__).resolve().parent.parent / "configs")
 

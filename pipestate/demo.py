@@ -1,4 +1,4 @@
-"""`python -m executor.demo` (make demo): the seed's scenarios on a fresh embedded SQLite store."""
+"""`python -m pipestate.demo` (make demo): the seed's scenarios on a fresh embedded SQLite store."""
 
 from __future__ import annotations
 
@@ -71,11 +71,11 @@ async def run_demo(db: Path, config_dir: Path = CONFIG_DIR) -> list[str]:
     """Run every scenario on a fresh store at `db`, printing timelines; return final states."""
     from rich.rule import Rule
 
-    from executor._cli_output import console_for_output, print_rows, print_timeline
     from executor.runner import run_pipeline
     from persistence.logger import MetadataLogger
     from persistence.queries import run_query
     from persistence.stores.sqlite import SQLiteStore
+    from pipestate._cli_output import console_for_output, print_rows, print_timeline
 
     console = console_for_output()
     _fresh(db)
@@ -121,10 +121,10 @@ async def run_demo(db: Path, config_dir: Path = CONFIG_DIR) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; exit 0 when every scenario ended as the seed expects."""
-    parser = argparse.ArgumentParser(prog="python -m executor.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m pipestate.demo", description=__doc__)
     parser.add_argument("--db", default=os.environ.get("PIPESTATE_DEMO_DB", DEFAULT_DB))
     args = parser.parse_args(argv)
-    from executor.cli import configure_logging
+    from pipestate.cli import configure_logging
 
     configure_logging(debug=False)
     states = asyncio.run(run_demo(Path(args.db)))

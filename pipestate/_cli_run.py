@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import click
 
-from executor._cli_output import ProgressSink, print_timeline, to_json
-from executor.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConfigError, open_store_or_fail
+from pipestate._cli_output import ProgressSink, print_timeline, to_json
+from pipestate.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConfigError, open_store_or_fail
 
 if TYPE_CHECKING:
     from executor.runner import PipelineResult

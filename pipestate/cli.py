@@ -65,7 +65,7 @@ def open_store_or_fail(url: str, *, outbox: bool = True) -> Any:
 class _LazyGroup(click.Group):
     """A group whose optional commands are imported only when used (keeps --help fast)."""
 
-    lazy: dict[str, str] = {"outbox": "executor.cli_outbox:outbox"}  # noqa: RUF012
+    lazy: dict[str, str] = {"outbox": "pipestate.cli_outbox:outbox"}  # noqa: RUF012
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         """Return eager and lazy command names."""
@@ -142,7 +142,7 @@ def run_command(
     debug: bool,
 ) -> int:
     """Run PIPELINE (provider/domain/pipeline or a path to a .yml file)."""
-    from executor._cli_run import RunOptions, run_and_report
+    from pipestate._cli_run import RunOptions, run_and_report
 
     if not org:
         raise click.UsageError("--org is required (or set $PIPESTATE_ORG).")
@@ -205,8 +205,8 @@ def bootstrap_command(
 @_debug_option
 def query_command(name: str, store: str, params: Sequence[str], as_json: bool, debug: bool) -> int:
     """Run a named analysis query: stuck, failures, steps, retries or timeline."""
-    from executor._cli_output import print_rows, to_json
     from persistence.queries import QueryError, run_query
+    from pipestate._cli_output import print_rows, to_json
 
     values: dict[str, str] = {}
     for item in params:

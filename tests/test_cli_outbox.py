@@ -1,4 +1,4 @@
-"""Tests for executor.cli_outbox: `pipestate outbox status` and `pipestate outbox flush`."""
+"""Tests for pipestate.cli_outbox: `pipestate outbox status` and `pipestate outbox flush`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from executor.cli_outbox import outbox
 from persistence.outbox import OutboxStore
 from persistence.stores.base import STATE_TRANSITIONS
+from pipestate.cli_outbox import outbox
 from tests.outbox_support import GatedRemote, rows
 
 
@@ -95,7 +95,7 @@ class TestOutboxCli:
         assert "2 pending" in result.output
 
     def test_registered_in_the_pipestate_cli(self, tmp_path: Path) -> None:
-        """`pipestate outbox status` runs through executor.cli.main."""
-        from executor.cli import main
+        """`pipestate outbox status` runs through pipestate.cli.main."""
+        from pipestate.cli import main
 
         assert main(["outbox", "status", "--outbox", str(tmp_path / "none.db")]) == 0
