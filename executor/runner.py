@@ -88,8 +88,10 @@ async def run_pipeline(
         return _invalid(new_run(requested[:200] or "<unnamed>"), exc)
 
     from executor._execution import Execution
+    from executor.lease import open_lease
 
     run = new_run(config.pipeline_id)
+    lease = open_lease(store, run)  # wraps run.sink, so before the steps copy it
     execution = Execution(
         config,
         run,
@@ -97,7 +99,7 @@ async def run_pipeline(
         fail_fast=config.fail_fast if fail_fast is None else fail_fast,
         store=store,
     )
-    await execution.execute()
+    await (execution.execute() if lease is None else lease.run(execution.execute()))
     failed = execution.failures[0] if execution.failures and run.state != "COMPLETED" else None
     error_type, error_message = _pipeline_error(run.state, execution, failed)
     return PipelineResult(

@@ -134,6 +134,17 @@ class OutboxStore:
                 self.drain(self.query_drain_timeout)
         return self.remote.query(name, params)
 
+    def run_sql(self, template: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Run an engine-owned statement on the remote, after shipping what is pending."""
+        if self.query_drain_timeout > 0:
+            with contextlib.suppress(StoreError):
+                self.drain(self.query_drain_timeout)
+        run_sql: Any = getattr(self.remote, "run_sql", None)
+        if run_sql is None:
+            raise StoreError(f"{self.remote!r} cannot run engine SQL", retryable=False)
+        rows: list[dict[str, Any]] = run_sql(template, params)
+        return rows
+
     def close(self, timeout: float | None = None) -> None:
         """Stop the uploader, ship what fits in `timeout`, keep the rest on disk; idempotent."""
         if self._closed:

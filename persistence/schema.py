@@ -60,6 +60,9 @@ SQLITE_INDEXES: Mapping[str, tuple[SqliteIndex, ...]] = {
         SqliteIndex("run", ("pipeline_logging_id",)),
         SqliteIndex("run_date", ("run_date",)),
     ),
+    # Watchdog (persistence/watch/_sql.py): leases by run, alert incidents by time.
+    "org_meta_run_leases": (SqliteIndex("run", ("pipeline_logging_id", "lease_date")),),
+    "org_meta_alerts": (SqliteIndex("time", ("alert_date",)),),
 }
 
 

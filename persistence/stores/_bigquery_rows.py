@@ -147,3 +147,22 @@ def split_insert_errors(
             continue
         rejected.append(RowError(name, f"{table}: {describe_insert_errors(row_errors)}"))
     return rejected, stopped
+
+
+def scalar_type(value: Any) -> str:
+    """The BigQuery scalar type of a query parameter's Python value."""
+    if isinstance(value, bool):
+        return "BOOL"
+    if isinstance(value, int):
+        return "INT64"
+    if isinstance(value, float):
+        return "FLOAT64"
+    if isinstance(value, dt.datetime):
+        return "TIMESTAMP"
+    if isinstance(value, dt.date):
+        return "DATE"
+    if isinstance(value, str):
+        return "STRING"
+    raise ValueError(
+        f"query parameter must be bool, int, float, str, date or datetime (got {value!r})."
+    )

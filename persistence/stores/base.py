@@ -14,13 +14,17 @@ if TYPE_CHECKING:
 STATE_TRANSITIONS = "org_meta_state_transitions"
 PIPELINE_RUNS = "org_meta_pipeline_runs"
 STEP_LOGS = "org_meta_step_logs"
-TABLES = (STATE_TRANSITIONS, PIPELINE_RUNS, STEP_LOGS)
+RUN_LEASES = "org_meta_run_leases"  # watchdog: persistence/watch
+ALERTS = "org_meta_alerts"  # watchdog: persistence/watch
+TABLES = (STATE_TRANSITIONS, PIPELINE_RUNS, STEP_LOGS, RUN_LEASES, ALERTS)
 
 # The insert key of each table (bootstrap.yml's id_column); every store de-duplicates on it.
 ID_COLUMNS = {
     STATE_TRANSITIONS: "transition_id",
     PIPELINE_RUNS: "run_log_id",
     STEP_LOGS: "step_log_id",
+    RUN_LEASES: "lease_row_id",
+    ALERTS: "alert_id",
 }
 
 

@@ -268,6 +268,32 @@ class BigQueryStore:
         except (gexc.GoogleAPIError, OSError, TimeoutError) as exc:
             raise _failure(f"query {name!r}", exc) from exc
 
+    def run_sql(self, template: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Run one engine-owned SQL statement (tables as {table_name}) with query parameters.
+
+        For engine modules that keep their own SQL (persistence/watch); never for caller text.
+        Parameter types follow the Python values (int, float, bool, str, date, datetime).
+        """
+        self._check_open()
+        from google.api_core import exceptions as gexc
+        from google.cloud import bigquery
+
+        sql = template.format_map({name: f"`{self.table_ref(name)}`" for name in self._specs})
+        parameters = [
+            bigquery.ScalarQueryParameter(name, rows_.scalar_type(value), value)
+            for name, value in params.items()
+            if f"@{name}" in sql
+        ]
+        config = bigquery.QueryJobConfig(query_parameters=parameters)
+        try:
+            job = self._client.query(
+                sql, job_config=config, retry=self._retry, timeout=self._timeout, job_retry=None
+            )
+            result = job.result(retry=self._retry, job_retry=None, timeout=self._query_timeout)
+            return [dict(row.items()) for row in result]
+        except (gexc.GoogleAPIError, OSError, TimeoutError) as exc:
+            raise _failure("engine query", exc) from exc
+
     def close(self) -> None:
         """Close the HTTP session of a client this store created; safe to call twice."""
         if not self._closed:

@@ -254,6 +254,23 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 raise _store_error(f"query {name!r}", exc) from exc
 
+    def run_sql(self, template: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Run one engine-owned SQL statement (tables as {table_name}) with bound parameters.
+
+        For engine modules that keep their own SQL (persistence/watch); never for caller text.
+        """
+        sql = template.format_map({name: f'"{name}"' for name in self._specs})
+        bound = {key: canonical_param(value) for key, value in params.items()}
+        with self._lock:
+            conn = self._connection()
+            self._ensure_schema()
+            try:
+                cursor = conn.execute(sql, bound)
+                columns = [d[0] for d in cursor.description or ()]
+                return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+            except sqlite3.Error as exc:
+                raise _store_error("engine query", exc) from exc
+
     def close(self) -> None:
         """Close the connection; safe to call twice."""
         with self._lock:
