@@ -92,9 +92,7 @@ class LeaseSettings:
                 try:
                     values[field] = parse(raw)
                 except ValueError:
-                    raise ValueError(
-                        f"{name} must be a {parse.__name__} (got {raw!r})."
-                    ) from None
+                    raise ValueError(f"{name} must be a {parse.__name__} (got {raw!r}).") from None
         values.update(overrides)
         return cls(**values)
 
@@ -122,7 +120,9 @@ def lease_row(
     row_id: str | None = None,
 ) -> dict[str, Any]:
     """One org_meta_run_leases row (deterministic id from run, owner and sequence number)."""
-    key = row_id or str(uuid.uuid5(LEASE_NAMESPACE, f"{pipeline_logging_id}:{owner.owner_id}:{seq}"))
+    key = row_id or str(
+        uuid.uuid5(LEASE_NAMESPACE, f"{pipeline_logging_id}:{owner.owner_id}:{seq}")
+    )
     return {
         "lease_row_id": key,
         "pipeline_logging_id": pipeline_logging_id,

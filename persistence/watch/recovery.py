@@ -210,7 +210,9 @@ def sweep(
         try:
             outcomes.append(recover_run(store, orphan, recovered_by=recovered_by, clock=clock))
         except Exception as exc:  # a store error on one run: report it, try the next
-            _log.error("recovery_failed", pipeline_logging_id=orphan.pipeline_logging_id, error=str(exc))
+            _log.error(
+                "recovery_failed", pipeline_logging_id=orphan.pipeline_logging_id, error=str(exc)
+            )
             outcomes.append(
                 RecoveryOutcome(
                     pipeline_logging_id=orphan.pipeline_logging_id,
