@@ -66,6 +66,7 @@ class _LazyGroup(click.Group):
     """A group whose optional commands are imported only when used (keeps --help fast)."""
 
     lazy: dict[str, str] = {"outbox": "pipestate.cli_outbox:outbox"}  # noqa: RUF012
+    lazy |= {c: f"pipestate.cli_watch:{c}" for c in ("watch", "recover", "alerts")}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         """Return eager and lazy command names."""
