@@ -177,6 +177,7 @@ class LeaseKeeper:
         self._thread: threading.Thread | None = None
         self._last_success: float | None = None  # monotonic start of the last landed write
         self.lost = threading.Event()
+        self._fence_timer: threading.Timer | None = None
         self._lose_lock = threading.Lock()
         self.counts = {"written": 0, "failed": 0}
 
@@ -193,6 +194,8 @@ class LeaseKeeper:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(self.settings.heartbeat_seconds + 5.0)
+        if self._fence_timer is not None:
+            self._fence_timer.cancel()
         if release and not self.lost.is_set():
             self._write(RELEASED)
 
@@ -259,7 +262,19 @@ class LeaseKeeper:
                 raise ValueError(f"row rejected: {result.rejected[0].message}")
         except Exception as exc:  # a store outage must not kill the run: count and go on
             self.counts["failed"] += 1
-            _log.warning("lease_write_failed", event=event, error=str(exc)[:300])
+            _log.warning("lease_write_failed", lease_event=event, error=str(exc)[:300])
             return
         self.counts["written"] += 1
         self._last_success = started
+        self._arm_fence(started)
+
+    def _arm_fence(self, started: float) -> None:
+        """Check the lease again when it would need fencing, even if the thread is stuck."""
+        delay = max(0.0, started + self._fence_after - time.monotonic())
+        timer = threading.Timer(delay + 0.001, self.valid)
+        timer.daemon = True
+        previous, self._fence_timer = self._fence_timer, timer
+        if previous is not None:
+            previous.cancel()
+        if not self._stop.is_set():
+            timer.start()
