@@ -67,7 +67,8 @@ class TestSettings:
         """15 s heartbeats, 4 missed make a 60 s lease."""
         settings = LeaseSettings.from_env({})
         assert (settings.heartbeat_seconds, settings.missed_heartbeats) == (15.0, 4)
-        assert settings.lease_seconds == 60.0 and settings.enabled
+        assert settings.lease_seconds == 60.0
+        assert settings.enabled
 
     def test_env(self) -> None:
         """PIPESTATE_HEARTBEAT_SECONDS and PIPESTATE_LEASE_MISSED_HEARTBEATS are read."""
@@ -106,8 +107,10 @@ class TestKeeper:
         assert store.reached.wait(10)
         keeper.stop()
         events = _events(store.inner)
-        assert events[0] == "ACQUIRED" and events[-1] == "RELEASED"
-        assert set(events[1:-1]) == {"HEARTBEAT"} and len(events) >= 4
+        assert events[0] == "ACQUIRED"
+        assert events[-1] == "RELEASED"
+        assert set(events[1:-1]) == {"HEARTBEAT"}
+        assert len(events) >= 4
         assert keeper.valid()
 
     def test_hung_store_fences_the_owner(self, tmp_path: Path) -> None:
@@ -119,7 +122,8 @@ class TestKeeper:
         keeper.start()
         store.gate.clear()  # the next heartbeat write hangs
         assert called.wait(10)
-        assert not keeper.valid() and keeper.lost.is_set()
+        assert not keeper.valid()
+        assert keeper.lost.is_set()
         store.gate.set()
         keeper.stop()
         assert lost_calls == [1]
@@ -143,5 +147,6 @@ class TestKeeper:
         keeper.start()
         assert keeper.valid()
         keeper.stop()
-        assert keeper.counts["written"] == 0 and keeper.counts["failed"] >= 2
+        assert keeper.counts["written"] == 0
+        assert keeper.counts["failed"] >= 2
         assert not keeper.lost.is_set()

@@ -52,7 +52,8 @@ class TestRebuild:
         record = rebuilt.pipeline.fail(error_type="TRANSIENT", reason="Cancelled by test")
         assert record.transition_id == deterministic_id("r1", "recovered")
         assert record.duration_in_state_ms == 10 * 60_000
-        assert record.from_state == "RUNNING" and record.to_state == "FAILED"
+        assert record.from_state == "RUNNING"
+        assert record.to_state == "FAILED"
         assert sink.records == [record]
 
     def test_rebuilt_objects_obey_the_table(self) -> None:
