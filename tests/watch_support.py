@@ -22,8 +22,9 @@ LIVE_OWNER = LeaseOwner(host="worker-8", pid=4343, owner_id="owner-live")
 class Runs:
     """Builds transition records of runs as the state machines would emit them."""
 
-    def __init__(self) -> None:
+    def __init__(self, id_prefix: str = "") -> None:
         self.records: list[TransitionRecord] = []
+        self.id_prefix = id_prefix
 
     def add(
         self,
@@ -43,7 +44,7 @@ class Runs:
         """Append one record."""
         self.records.append(
             TransitionRecord(
-                transition_id=f"{run}-{len(self.records):04d}",
+                transition_id=f"{self.id_prefix}{run}-{len(self.records):04d}",
                 org_slug=org,
                 pipeline_logging_id=run,
                 step_logging_id=step,
