@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -45,27 +46,47 @@ def url_secrets(url: str) -> set[str]:
     parts.update(v for _, v in parse_qsl(split.query) if len(v) >= 4)
     if split.netloc:
         parts.add(split.netloc)
+    # Schemes put tokens anywhere (slack://A/B/C/#channel?key=...): any long piece counts too.
+    rest = url.split("://", 1)[-1]
+    parts.update(piece for piece in re.split(r"[/?&=#:@]", rest) if len(piece) >= 6)
     return parts
 
 
-class _MaskSecrets(logging.Filter):
-    """On Apprise's logger: keep warnings and errors only, with every URL secret masked."""
+_SECRETS: set[str] = set()
 
-    def __init__(self) -> None:
+
+class _MaskSecrets(logging.Filter):
+    """Masks every known URL secret in a record; drops records below `min_level`."""
+
+    def __init__(self, min_level: int) -> None:
         super().__init__()
-        self.secrets: set[str] = set()
+        self.min_level = min_level
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
+        if record.levelno < self.min_level:
             return False
         text = record.getMessage()
-        for secret in sorted(self.secrets, key=len, reverse=True):
+        for secret in sorted(_SECRETS, key=len, reverse=True):
             text = text.replace(secret, "***")
         record.msg, record.args = text, ()
         return True
 
 
-_MASK = _MaskSecrets()
+# Apprise's debug output is dropped; urllib3 (which Apprise's requests calls go through) logs
+# each request's path at DEBUG, and webhook paths hold tokens: masked, not dropped, since
+# other clients (BigQuery) share that logger.
+_MASKS = {
+    "apprise": _MaskSecrets(logging.WARNING),
+    "urllib3.connectionpool": _MaskSecrets(logging.NOTSET),
+}
+
+
+def _guard_logs(url: str) -> None:
+    _SECRETS.update(url_secrets(url))
+    for name, mask in _MASKS.items():
+        target = logging.getLogger(name)
+        if mask not in target.filters:
+            target.addFilter(mask)
 
 
 class Notifier:
@@ -97,10 +118,7 @@ class Notifier:
             return label, None
         import apprise
 
-        apprise_logger = logging.getLogger("apprise")
-        if _MASK not in apprise_logger.filters:
-            apprise_logger.addFilter(_MASK)
-        _MASK.secrets |= url_secrets(url)
+        _guard_logs(url)
         app = apprise.Apprise()
         if not app.add(url):
             raise ValueError(f"channel {label}: not a valid Apprise URL (see apprise's URL list).")
