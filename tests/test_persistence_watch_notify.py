@@ -1,4 +1,4 @@
-"""Notifications: Apprise's JSON webhook to a real receiver, secrets never logged, failures counted."""
+"""Notifications: Apprise JSON webhooks to a real receiver, no secret in logs, failures counted."""
 
 from __future__ import annotations
 
