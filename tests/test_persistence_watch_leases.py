@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from persistence.bootstrap import bootstrap
 from persistence.stores.base import RUN_LEASES, StoreError, WriteResult
 from persistence.stores.sqlite import SQLiteStore
 from persistence.watch.leases import LeaseKeeper, LeaseSettings
@@ -18,6 +19,8 @@ class CountingStore:
     """Delegates to SQLite; signals after `target` lease writes; can hang or fail lease writes."""
 
     def __init__(self, inner: SQLiteStore, target: int = 0) -> None:
+        # Tables first: creating them inside the first lease write would eat the fencing window.
+        bootstrap(inner)
         self.inner = inner
         self.target = target
         self.lease_writes = 0

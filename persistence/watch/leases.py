@@ -193,7 +193,9 @@ class LeaseKeeper:
         """Stop heartbeating; write RELEASED unless the lease was lost (then write nothing)."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(self.settings.heartbeat_seconds + 5.0)
+            # A lost lease's thread may be stuck in a hung store call: do not wait for it.
+            wait = 0.1 if self.lost.is_set() else self.settings.heartbeat_seconds + 5.0
+            self._thread.join(wait)
         if self._fence_timer is not None:
             self._fence_timer.cancel()
         if release and not self.lost.is_set():
