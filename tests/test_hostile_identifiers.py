@@ -18,6 +18,7 @@ from persistence import MetadataLogger, SQLiteStore, open_store
 from persistence.queries import run_query
 from persistence.queries._run import QueryError
 from persistence.queries.bigquery import render
+from persistence.schema import load_table_specs
 from persistence.stores._bigquery_rows import validate_name, validate_project
 from persistence.stores.base import STATE_TRANSITIONS, StoreError
 from statemachine import InMemorySink, PipelineRun, StepRun
@@ -29,7 +30,8 @@ from tests.strategies.hostile import (
     with_logger,
 )
 
-TABLES = ["org_meta_pipeline_runs", "org_meta_state_transitions", "org_meta_step_logs"]
+# Every table bootstrap.yml declares (no extra table made from a hostile identifier).
+TABLES = sorted(spec.name for spec in load_table_specs())
 # Identifiers the executor must refuse: anything beyond letters, digits, '_', '-', '.'.
 REFUSED = [*HOSTILE_IDENTIFIERS, "ok\n", "ok\r\n", "-x", ".x", ""]
 # BigQuery accepts long names (up to 1024 characters); everything else here is refused.
