@@ -227,6 +227,7 @@ TARGETS: tuple[tuple[str, str, str, str, float], ...] = (
         10,
     ),
     ("rows dropped at default settings", "executor", "concurrent_rows_dropped", "<=", 0),
+    ("watchdog cycle (sweep + all alert rules) on 1M rows, s", "watchdog", "cycle_s", "<=", 1),
     (
         "import time, everything `pipestate run` loads, s",
         "import",
