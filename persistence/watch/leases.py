@@ -25,7 +25,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
-import structlog
 
 from persistence.stores.base import RUN_LEASES, Store
 
@@ -39,7 +38,12 @@ LEASE_NAMESPACE = uuid.UUID("0c1b8f2e-3d4a-5b6c-8d7e-9f0a1b2c3d4e")
 # One id per process: pid alone is reused after restarts and in containers.
 OWNER_ID = str(uuid.uuid4())
 
-_log = structlog.get_logger("pipestate.lease")
+
+def _log() -> Any:
+    """structlog costs ~150 ms to import: load it only when there is something to say."""
+    import structlog
+
+    return structlog.get_logger("pipestate.lease")
 
 
 def _positive_seconds(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -232,7 +236,7 @@ class LeaseKeeper:
             if self.lost.is_set():
                 return
             self.lost.set()
-        _log.error(
+        _log().error(
             "lease_lost",
             pipeline_logging_id=self.pipeline_logging_id,
             owner_id=self.owner.owner_id,
@@ -242,7 +246,7 @@ class LeaseKeeper:
             try:
                 self._on_lost()
             except Exception as exc:  # the keeper thread must not die on a callback bug
-                _log.error("lease_on_lost_failed", error=repr(exc))
+                _log().error("lease_on_lost_failed", error=repr(exc))
 
     def _write(self, event: str) -> None:
         started = time.monotonic()
@@ -264,7 +268,7 @@ class LeaseKeeper:
                 raise ValueError(f"row rejected: {result.rejected[0].message}")
         except Exception as exc:  # a store outage must not kill the run: count and go on
             self.counts["failed"] += 1
-            _log.warning("lease_write_failed", lease_event=event, error=str(exc)[:300])
+            _log().warning("lease_write_failed", lease_event=event, error=str(exc)[:300])
             return
         self.counts["written"] += 1
         self._last_success = started
