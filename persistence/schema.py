@@ -51,6 +51,24 @@ SQLITE_INDEXES: Mapping[str, tuple[SqliteIndex, ...]] = {
         SqliteIndex("failed", ("transition_date",), "to_state = 'FAILED'"),
         # timeline, and the hung query's "no later transition" probe
         SqliteIndex("run_time", ("pipeline_logging_id", "transition_time")),
+        # watchdog (persistence/watch/_sql.py): runs started in the window (stuck rule) and
+        # pipeline outcomes in the window (failure_rate); pipeline rows only, so they stay small.
+        SqliteIndex(
+            "pipeline_started",
+            ("transition_date", "pipeline_logging_id"),
+            "entity_type = 'PIPELINE' AND to_state = 'RUNNING'",
+        ),
+        SqliteIndex(
+            "pipeline_ended",
+            ("transition_time",),
+            "entity_type = 'PIPELINE' AND to_state IN ('COMPLETED', 'FAILED', 'TIMEOUT')",
+        ),
+        # "has this run ended?" as one covering lookup (stuck and orphan sweeps ask it per run)
+        SqliteIndex(
+            "pipeline_ended_run",
+            ("pipeline_logging_id",),
+            "entity_type = 'PIPELINE' AND to_state IN ('COMPLETED', 'FAILED', 'TIMEOUT')",
+        ),
     ),
     "org_meta_pipeline_runs": (
         SqliteIndex("run", ("pipeline_logging_id",)),
@@ -61,7 +79,11 @@ SQLITE_INDEXES: Mapping[str, tuple[SqliteIndex, ...]] = {
         SqliteIndex("run_date", ("run_date",)),
     ),
     # Watchdog (persistence/watch/_sql.py): leases by run, alert incidents by time.
-    "org_meta_run_leases": (SqliteIndex("run", ("pipeline_logging_id", "lease_date")),),
+    # covering for the orphan sweep's per-run aggregate (no table reads for the 1000s of
+    # released leases; owner columns are read only for the dead ones)
+    "org_meta_run_leases": (
+        SqliteIndex("run", ("pipeline_logging_id", "lease_date", "event", "expires_at")),
+    ),
     "org_meta_alerts": (SqliteIndex("time", ("alert_date",)),),
 }
 

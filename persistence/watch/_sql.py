@@ -34,6 +34,14 @@ def _sql(template: str, dialect: str) -> str:
 # Runs whose newest lease row expired, that no RELEASED/RECOVERED row ended and whose pipeline
 # has no terminal row. Owner fields are constant per lease (one owner per run).
 ORPHANS = f"""
+WITH dead AS (
+    SELECT pipeline_logging_id
+    FROM {_L}
+    WHERE lease_date >= ?since
+    GROUP BY pipeline_logging_id
+    HAVING MAX(CASE WHEN event IN {_ENDED} THEN 1 ELSE 0 END) = 0
+       AND MAX(expires_at) < ?now
+)
 SELECT l.pipeline_logging_id AS pipeline_logging_id,
        MAX(l.org_slug) AS org_slug,
        MAX(l.pipeline_id) AS pipeline_id,
@@ -44,16 +52,15 @@ SELECT l.pipeline_logging_id AS pipeline_logging_id,
        MAX(l.expires_at) AS expires_at,
        MAX(l.lease_ms) AS lease_ms
 FROM {_L} AS l
-WHERE l.lease_date >= ?since
+WHERE l.pipeline_logging_id IN (SELECT pipeline_logging_id FROM dead)
+  AND l.lease_date >= ?since
+  AND NOT EXISTS (
+      SELECT 1 FROM {_T} AS t
+      WHERE t.pipeline_logging_id = l.pipeline_logging_id
+        AND t.entity_type = 'PIPELINE'
+        AND t.to_state IN {_TERMINAL}
+  )
 GROUP BY l.pipeline_logging_id
-HAVING MAX(CASE WHEN l.event IN {_ENDED} THEN 1 ELSE 0 END) = 0
-   AND MAX(l.expires_at) < ?now
-   AND NOT EXISTS (
-       SELECT 1 FROM {_T} AS t
-       WHERE t.pipeline_logging_id = l.pipeline_logging_id
-         AND t.entity_type = 'PIPELINE'
-         AND t.to_state IN {_TERMINAL}
-   )
 ORDER BY expires_at, pipeline_logging_id
 LIMIT ?limit
 """
@@ -66,15 +73,30 @@ WHERE pipeline_logging_id = ?pipeline_logging_id
 ORDER BY transition_time, transition_id
 """
 
-# Entities whose newest transition entered RUNNING before ?running_since, with their run's
-# lease facts (NULL when the run never held one).
+# Entities whose newest transition entered RUNNING before ?running_since, in runs whose pipeline
+# entered RUNNING within the lookback and has no terminal row, with their run's lease facts (NULL
+# when the run never held one). Open runs first: a handful, found through a partial index, so
+# the "no later transition" probe runs per entity of those runs only.
 STUCK = f"""
-WITH running AS (
+WITH open_runs AS (
+    SELECT p.pipeline_logging_id
+    FROM {_T} AS p
+    WHERE p.entity_type = 'PIPELINE'
+      AND p.to_state = 'RUNNING'
+      AND p.transition_date >= ?since
+      AND NOT EXISTS (
+          SELECT 1 FROM {_T} AS e
+          WHERE e.pipeline_logging_id = p.pipeline_logging_id
+            AND e.entity_type = 'PIPELINE'
+            AND e.to_state IN {_TERMINAL}
+      )
+),
+running AS (
     SELECT t.org_slug, t.pipeline_logging_id, t.step_logging_id, t.entity_type,
            t.entity_name, t.transition_time, t.transition_id
     FROM {_T} AS t
-    WHERE t.to_state = 'RUNNING'
-      AND t.transition_date >= ?since
+    WHERE t.pipeline_logging_id IN (SELECT pipeline_logging_id FROM open_runs)
+      AND t.to_state = 'RUNNING'
       AND t.transition_time <= ?running_since
       AND NOT EXISTS (
           SELECT 1 FROM {_T} AS later
