@@ -110,7 +110,9 @@ class _Builder:
             return self.scalars[cache_key]
         except KeyError:
             pass
-        tag = _RESOLVER.resolve(yaml.ScalarNode, event.value, (plain, False)) if plain else _STR_TAG
+        tag = _STR_TAG
+        if plain:
+            tag = _RESOLVER.resolve(yaml.ScalarNode, event.value, (True, False))  # type: ignore[no-untyped-call]
         construct = _CONSTRUCTOR.yaml_constructors.get(tag)
         if construct is None:  # e.g. the merge key `<<` or `=`: PyYAML decides what they mean
             raise _NeedsFullLoader

@@ -86,6 +86,7 @@ class _LazyGroup(click.Group):
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="pipestate", prog_name="pipestate", message="%(prog)s %(version)s")
 @_debug_option
 def cli(debug: bool) -> None:
     """pipestate: run data pipelines as state machines with a queryable audit trail."""
