@@ -19,8 +19,8 @@ demo: $(STAMP)
 test: $(STAMP) bq-emulator lint typecheck pytest docs-check wheel-check
 
 lint: $(STAMP)
-	$(BIN)/ruff check $(PACKAGES) tests benchmarks
-	$(BIN)/ruff format --check $(PACKAGES) tests benchmarks
+	$(BIN)/ruff check $(PACKAGES) tests benchmarks scripts
+	$(BIN)/ruff format --check $(PACKAGES) tests benchmarks scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -16,9 +16,7 @@ def main() -> int:
     """Aggregate statements and branches by top-level package and print one line each."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "coverage.json"
-        subprocess.run(
-            [sys.executable, "-m", "coverage", "json", "-q", "-o", str(out)], check=True
-        )
+        subprocess.run([sys.executable, "-m", "coverage", "json", "-q", "-o", str(out)], check=True)
         files = json.loads(out.read_text())["files"]
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for path, data in files.items():

@@ -1,4 +1,4 @@
-"""Check what the built wheel and sdist contain: package data present, no tests, benchmarks or venvs."""
+"""Check the built wheel and sdist: package data present; no tests, benchmarks or venvs."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +17,7 @@ PARAM_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _PLACEHOLDER_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _STRING_RE = re.compile(r"'(?:[^']|'')*'")
 WRITE_MODES = ("create", "replace", "append")
+DATA_DIR_ENV = "PIPESTATE_DATA_DIR"
 
 
 def allowed_keys(config: Mapping[str, Any], *keys: str) -> None:
@@ -88,9 +90,22 @@ def pipeline_dir(context: ProcessorContext) -> Path:
 
 
 def resolve_path(context: ProcessorContext, value: str) -> Path:
-    """A config path: absolute as given, relative to the pipeline file's directory otherwise."""
+    """An input path: absolute as given, relative to the pipeline file's directory otherwise."""
     path = Path(value).expanduser()
     return path if path.is_absolute() else pipeline_dir(context) / path
+
+
+def resolve_output(context: ProcessorContext, value: str) -> Path:
+    """An output path (database, download): relative ones go under $PIPESTATE_DATA_DIR if set.
+
+    Without it they sit next to the pipeline file, like inputs; setting it keeps a checkout of
+    pipeline configs free of data files.
+    """
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return path
+    data_dir = os.environ.get(DATA_DIR_ENV)
+    return (Path(data_dir) if data_dir else pipeline_dir(context)) / path
 
 
 def placeholders(sql: str) -> set[str]:

@@ -4,7 +4,7 @@ A step's config::
 
     processor: duckdb.sql
     config:
-      database: warehouse.duckdb          # relative to the pipeline file; default: in memory
+      database: warehouse.duckdb          # under $PIPESTATE_DATA_DIR or next to the pipeline
       files: {billing: data/billing.csv}  # paths bound as $billing (resolved like database)
       sql: |                              # or a list of statements, or sql_file: daily.sql
         SELECT service, SUM(cost) AS cost FROM read_csv_auto($billing)
@@ -28,6 +28,7 @@ from typing import Any
 from executor.etl._common import (
     allowed_keys,
     bind,
+    resolve_output,
     resolve_path,
     run_params,
     static_params,
@@ -133,7 +134,7 @@ async def duckdb_sql(context: ProcessorContext, config: Mapping[str, Any]) -> di
     )
     database = str(config.get("database") or MEMORY)
     if database != MEMORY:
-        path = resolve_path(context, database)
+        path = resolve_output(context, database)
         path.parent.mkdir(parents=True, exist_ok=True)
         database = str(path)
     files = {k: str(resolve_path(context, str(v))) for k, v in (config.get("files") or {}).items()}

@@ -7,7 +7,7 @@ A step's config::
       url: https://api.example.com/v1/costs
       query: {date: $date, page_size: 500}   # a value "$name" is the run parameter `name`
       format: json                           # json | csv (default: from the Content-Type)
-      output: data/costs.json                # relative to the pipeline file
+      output: data/costs.json                # under $PIPESTATE_DATA_DIR or next to the pipeline
       duckdb: {database: wh.duckdb, table: raw_costs, mode: replace}   # optional load
       timeout_seconds: 30
       max_bytes: 104857600
@@ -30,7 +30,7 @@ from typing import Any
 from executor.etl._common import (
     WRITE_MODES,
     allowed_keys,
-    resolve_path,
+    resolve_output,
     run_params,
     table_name,
     text,
@@ -141,7 +141,7 @@ def _load(path: Path, fmt: str, database: Path, table: str, mode: str) -> int:
 async def http_extract(context: ProcessorContext, config: Mapping[str, Any]) -> dict[str, Any]:
     """Download the URL to the output file (and optionally load it into DuckDB)."""
     started = time.perf_counter()
-    dest = resolve_path(context, str(config["output"]))
+    dest = resolve_output(context, str(config["output"]))
     dest.parent.mkdir(parents=True, exist_ok=True)
     size, content_type, status = await _download(
         str(config["url"]),
@@ -159,7 +159,7 @@ async def http_extract(context: ProcessorContext, config: Mapping[str, Any]) -> 
     }
     load = config.get("duckdb")
     if load:
-        database = resolve_path(context, str(load["database"]))
+        database = resolve_output(context, str(load["database"]))
         rows = await asyncio.to_thread(
             _load, dest, fmt, database, str(load["table"]), str(load.get("mode", "replace"))
         )
