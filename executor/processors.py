@@ -27,6 +27,8 @@ class ProcessorContext:
     # directory) and the time the step may run, if bounded (processors pass it to remote jobs).
     config_source: str | None = None
     timeout_seconds: float | None = None
+    # The run's parameters (the seed's {"date": "2025-12-01"}, `--param date=...`).
+    params: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 class ConfigProblem(ValueError):

@@ -77,8 +77,7 @@ def static_params(config: Mapping[str, Any], key: str = "params") -> dict[str, A
 
 def run_params(context: ProcessorContext) -> dict[str, Any]:
     """The run's parameters (e.g. the seed's {"date": ...}), empty when the run has none."""
-    params = getattr(context, "params", None)
-    return dict(params) if isinstance(params, Mapping) else {}
+    return dict(context.params)
 
 
 def pipeline_dir(context: ProcessorContext) -> Path:
