@@ -8,7 +8,8 @@ A step's config::
       query: |                              # or query_file: daily_cost.sql
         SELECT service, SUM(cost) AS cost FROM `billing.export`
         WHERE usage_date = @date GROUP BY service
-      destination: my-project.cost.daily_cost
+      default_dataset: my-project.cost      # unqualified tables in the query and destination
+      destination: daily_cost               # or project.dataset.table
       write_disposition: WRITE_TRUNCATE     # WRITE_APPEND | WRITE_EMPTY
       params: {threshold: 2.5}              # static; run parameters (--param date=...) win
       location: US
@@ -48,6 +49,7 @@ KEYS = (
     "query",
     "query_file",
     "destination",
+    "default_dataset",
     "write_disposition",
     "params",
     "location",
@@ -69,6 +71,8 @@ def check_config(config: Mapping[str, Any]) -> None:
     text(config, "query_file")
     if "destination" in config:
         table_name(config["destination"], "destination")
+    if "default_dataset" in config:
+        table_name(config["default_dataset"], "default_dataset")
     disposition = config.get("write_disposition", "WRITE_TRUNCATE")
     if disposition not in DISPOSITIONS:
         raise ConfigProblem(
@@ -114,6 +118,28 @@ def query_parameters(sql: str, values: Mapping[str, Any]) -> list[Any]:
             kind, value = "STRING", str(value)
         out.append(bigquery.ScalarQueryParameter(name, kind, value))
     return out
+
+
+def _qualify(config: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(project.dataset, project.dataset.table): bare names take the config's or env's project."""
+    dataset = config.get("default_dataset")
+    destination = config.get("destination")
+    if dataset and "." not in dataset:
+        project = config.get("project") or os.environ.get("GOOGLE_CLOUD_PROJECT")
+        if not project:
+            from classifier.errors import ValidationError
+
+            raise ValidationError(
+                "default_dataset: give project.dataset, or set project: (or GOOGLE_CLOUD_PROJECT)"
+            )
+        dataset = f"{project}.{dataset}"
+    if destination and "." not in destination:
+        if not dataset:
+            from classifier.errors import ValidationError
+
+            raise ValidationError("destination: a bare table name needs default_dataset")
+        destination = f"{dataset}.{destination}"
+    return dataset, destination
 
 
 def _client(config: Mapping[str, Any]) -> Any:
@@ -202,7 +228,9 @@ async def bq_etl(context: ProcessorContext, config: Mapping[str, Any]) -> dict[s
     )
     if timeout is not None:
         job_config.job_timeout_ms = int(timeout * 1000)
-    destination = config.get("destination")
+    dataset, destination = _qualify(config)
+    if dataset:
+        job_config.default_dataset = dataset
     if destination:
         job_config.destination = str(destination)
         job_config.write_disposition = config.get("write_disposition", "WRITE_TRUNCATE")
