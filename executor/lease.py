@@ -67,7 +67,7 @@ class RunLease:
         """Await `work` while holding the lease; a lost lease ends it quietly (no more rows)."""
         self._task = asyncio.current_task()
         self._loop = asyncio.get_running_loop()
-        self.keeper._on_lost = self._on_lost
+        self.keeper.on_lost = self._on_lost
         await asyncio.to_thread(self.keeper.start)
         try:
             await work

@@ -175,7 +175,7 @@ class LeaseKeeper:
         self.pipeline_id = pipeline_id
         self.settings = settings
         self.owner = owner or LeaseOwner()
-        self._on_lost = on_lost
+        self.on_lost = on_lost
         self._seq = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -242,9 +242,9 @@ class LeaseKeeper:
             owner_id=self.owner.owner_id,
             reason="no heartbeat landed within the fencing window; the run stops writing",
         )
-        if self._on_lost is not None:
+        if self.on_lost is not None:
             try:
-                self._on_lost()
+                self.on_lost()
             except Exception as exc:  # the keeper thread must not die on a callback bug
                 _log().error("lease_on_lost_failed", error=repr(exc))
 
