@@ -276,7 +276,7 @@ def query_command(
     name: str, store: str, params: Sequence[str], wide: bool, as_json: bool, debug: bool
 ) -> int:
     """Run a named analysis query: stuck, failures, steps, retries, timeline or runs."""
-    from persistence.queries import QueryError, run_query
+    from persistence.queries import QueryError, get_query, run_query
     from pipestate._cli_output import print_rows, row_count, to_json
     from pipestate._store_check import require_existing
 
@@ -286,6 +286,10 @@ def query_command(
         if not sep or not key:
             raise click.UsageError(f"--param expects KEY=VALUE (got {item!r}).")
         values[key.strip()] = value
+    try:
+        get_query(name)  # an unknown name is a usage error, whatever the store
+    except QueryError as exc:
+        raise ConfigError(str(exc)) from None
     backend = open_store_or_fail(store, outbox=False)
     try:
         require_existing(backend, store)
