@@ -39,14 +39,11 @@ def require_existing(store: Any, url: str) -> None:
         )
 
 
-def prepare_store(store: Any, url: str) -> None:
-    """Create a SQLite file's directory and tables now, or raise StoreProblem saying why."""
-    from persistence.schema import load_table_specs
-    from persistence.stores.base import StoreError
-
+def ensure_parent(store: Any, url: str) -> Path | None:
+    """Create the directory of a SQLite store's file (StoreProblem if impossible); its path."""
     path = sqlite_path(store)
     if path is None:
-        return
+        return None
     parent = path.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -55,6 +52,16 @@ def prepare_store(store: Any, url: str) -> None:
             f"--store {url}: cannot create the directory {str(parent)!r} "
             f"({exc.strerror or exc}); nothing was run."
         ) from None
+    return path
+
+
+def prepare_store(store: Any, url: str) -> None:
+    """Create a SQLite file's directory and tables now, or raise StoreProblem saying why."""
+    from persistence.schema import load_table_specs
+    from persistence.stores.base import StoreError
+
+    if ensure_parent(store, url) is None:
+        return
     try:
         store.ensure_tables(load_table_specs(), dry_run=False)
     except StoreError as exc:

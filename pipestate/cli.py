@@ -222,7 +222,18 @@ def bootstrap_command(
         from pipestate._cli_ddl import print_bigquery_ddl
 
         return print_bigquery_ddl(store, partition_expiration_days, as_json=as_json)
+    from pipestate._store_check import ensure_parent, sqlite_path
+
     backend = open_store_or_fail(store, outbox=False)
+    path = sqlite_path(backend)
+    if dry_run and path is not None and not path.exists():
+        # A dry run creates nothing: plan against an empty in-memory database instead.
+        from persistence.stores.sqlite import SQLiteStore
+
+        backend.close()
+        backend = SQLiteStore(":memory:")
+    elif not dry_run:
+        ensure_parent(backend, store)
     try:
         report = bootstrap(
             backend, dry_run=dry_run, partition_expiration_days=partition_expiration_days

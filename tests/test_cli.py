@@ -127,10 +127,21 @@ class TestOtherCommands:
         """An unknown command is a usage error."""
         assert main(["frobnicate"]) == 2
 
-    def test_bootstrap_dry_run(self, store: str, capsys: pytest.CaptureFixture[str]) -> None:
-        """bootstrap --dry-run reports and exits 0."""
+    def test_bootstrap_dry_run(
+        self, store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """bootstrap --dry-run reports the three tables and creates no file."""
         assert main(["bootstrap", "--store", store, "--dry-run"]) == 0
-        assert capsys.readouterr().out.strip()
+        assert capsys.readouterr().out.count("create table") == 3
+        assert list(tmp_path.iterdir()) == []
+
+    def test_bootstrap_creates_the_directory(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """bootstrap of a SQLite file in a new directory creates both."""
+        db = tmp_path / "a" / "b.db"
+        assert main(["bootstrap", "--store", f"sqlite:{db}"]) == 0
+        assert db.exists()
 
     def test_query_after_run(self, store: str, capsys: pytest.CaptureFixture[str]) -> None:
         """query failures --json returns the failure counts of earlier runs."""
