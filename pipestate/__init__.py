@@ -40,17 +40,7 @@ if TYPE_CHECKING:
     )
 
 
-def _installed_version() -> str:
-    """The version pip installed (pyproject.toml is the one source)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("pipestate")
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        return "0+unknown"
-
-
-__version__ = _installed_version()
+__version__ = "0.1.0"
 
 # public name -> module that defines it (imported lazily by __getattr__)
 _WHERE: dict[str, str] = {

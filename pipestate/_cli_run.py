@@ -31,6 +31,7 @@ class RunOptions:
     concurrency: int | None = None
     fail_fast: bool | None = None
     as_json: bool = False
+    show_all: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -186,7 +187,7 @@ def _report(
     name = result.pipeline_id if result is not None else opts.pipeline
     title = f"timeline of {name} ({outcome.pipeline_logging_id})"
     if rows:
-        print_timeline(rows, title=title)
+        print_timeline(rows, title=title, show_all=opts.show_all)
     if result is None:
         click.echo(f"pipeline {name}: FAILED (cancelled by {outcome.signal.upper()})")  # type: ignore[union-attr]
     else:

@@ -90,12 +90,6 @@ class _LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
-def _version() -> str:
-    from pipestate import __version__
-
-    return __version__
-
-
 def import_modules(names: Sequence[str]) -> None:
     """Import each --import MODULE (processor plug-ins, exception classes) or fail naming it."""
     import importlib
@@ -118,7 +112,9 @@ def _import_option(fn: F) -> F:
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(_version(), "--version", "-V", prog_name="pipestate")
+@click.version_option(
+    package_name="pipestate", prog_name="pipestate", message="%(prog)s %(version)s"
+)
 @_debug_option
 def cli(debug: bool) -> None:
     """pipestate: run data pipelines as state machines with a queryable audit trail."""
@@ -160,6 +156,12 @@ def configure_logging(*, debug: bool) -> None:
 @click.option("--trigger-type", default="cli", show_default=True, help="Recorded trigger type.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Max parallel steps.")
 @click.option("--fail-fast/--no-fail-fast", default=None, help="Cancel the rest on a failure.")
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="Print every transition (large runs otherwise show a summary).",
+)
 @_import_option
 @_json_option
 @_debug_option
@@ -172,6 +174,7 @@ def run_command(
     trigger_type: str,
     concurrency: int | None,
     fail_fast: bool | None,
+    show_all: bool,
     imports: Sequence[str],
     as_json: bool,
     debug: bool,
@@ -196,6 +199,7 @@ def run_command(
         concurrency=concurrency,
         fail_fast=fail_fast,
         as_json=as_json,
+        show_all=show_all,
     )
     return run_and_report(options)
 
