@@ -39,7 +39,6 @@ if TYPE_CHECKING:
         TransitionRecord,
     )
 
-
 __version__ = "0.1.0"
 
 # public name -> module that defines it (imported lazily by __getattr__)

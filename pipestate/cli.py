@@ -273,7 +273,20 @@ def _query_help() -> str:
     return "\n".join(lines)
 
 
-@cli.command("query", help=_query_help())
+class _QueryCommand(click.Command):
+    """The query command; its help (built from the catalog) is made only when asked for."""
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Write the help text, listing every query's parameters (imports the catalog)."""
+        self.help = _query_help()
+        super().format_help_text(ctx, formatter)
+
+
+@cli.command(
+    "query",
+    cls=_QueryCommand,
+    short_help="Run a named analysis query (stuck, failures, steps, retries, timeline, runs).",
+)
 @click.argument("name")
 @_store_option
 @click.option(

@@ -294,3 +294,19 @@ class TestCliDetails:
         err = capsys.readouterr().err
         assert "--format mermaid" in err
         assert "fmt=" not in err
+
+
+def test_help_imports_no_engine_package() -> None:
+    """Loading the CLI (as `pipestate --help` does) imports no engine package or the catalog."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pipestate.cli; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('persistence', 'statemachine', 'executor', 'classifier')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
