@@ -148,10 +148,9 @@ def run_and_report(opts: RunOptions) -> int:
     finally:
         store.close()
     result = outcome.result
-    if outcome.signal is not None:
-        code = EXIT_CODES[outcome.signal]
-    else:
-        assert result is not None  # only a signal ends the run without a result
+    if result is None:  # only a signal ends the run without a result
+        code = EXIT_CODES[outcome.signal or "sigint"]
+    else:  # a signal that came after the run had ended changes nothing
         code = _exit_code(result)
     store_error = outcome.store_error or read_error
     if code == EXIT_OK and (outcome.rows_lost or read_error):
@@ -189,7 +188,7 @@ def _report(
     if rows:
         print_timeline(rows, title=title, show_all=opts.show_all)
     if result is None:
-        click.echo(f"pipeline {name}: FAILED (cancelled by {outcome.signal.upper()})")  # type: ignore[union-attr]
+        click.echo(f"pipeline {name}: FAILED (cancelled by {str(outcome.signal).upper()})")
     else:
         summary = f"pipeline {result.pipeline_id}: {result.state}"
         if result.error_type:
