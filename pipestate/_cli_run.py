@@ -148,10 +148,8 @@ def run_and_report(opts: RunOptions) -> int:
     finally:
         store.close()
     result = outcome.result
-    if result is None:  # only a signal ends the run without a result
-        code = EXIT_CODES[outcome.signal or "sigint"]
-    else:  # a signal that came after the run had ended changes nothing
-        code = _exit_code(result)
+    # Only a signal ends the run without a result; one that came after the end changes nothing.
+    code = EXIT_CODES[outcome.signal or "sigint"] if result is None else _exit_code(result)
     store_error = outcome.store_error or read_error
     if code == EXIT_OK and (outcome.rows_lost or read_error):
         code = EXIT_STORE  # the run succeeded but its audit trail is incomplete
