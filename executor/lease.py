@@ -80,13 +80,8 @@ class RunLease:
 
 
 def _cancel(task: asyncio.Task[Any]) -> None:
-    try:
-        from executor.cancellation import (  # type: ignore[import-not-found,unused-ignore]
-            request_cancel,
-        )
-    except ImportError:  # before the cancellation module lands: a plain, labelled cancel
-        task.cancel(f"pipestate cancel: source={CANCEL_SOURCE}")
-        return
+    from executor.cancellation import request_cancel
+
     request_cancel(task, source=CANCEL_SOURCE)
 
 
