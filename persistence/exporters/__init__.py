@@ -1,0 +1,90 @@
+"""Exporters that feed open standards from the transition stream (OpenLineage, OpenTelemetry).
+
+Nothing here imports openlineage or opentelemetry until an exporter is asked for: both are
+optional extras (`pipestate[lineage]`, `pipestate[otel]`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from persistence._export_worker import ExportWorker
+    from persistence.fanout import ExportSettings
+
+# Environment switches (the CLI flags --lineage / --otel read the same variables).
+LINEAGE_ENV = "PIPESTATE_LINEAGE"
+OTEL_ENV = "PIPESTATE_OTEL"
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+# Extra -> (module it needs, install hint).
+EXTRAS: Mapping[str, tuple[str, str]] = {
+    "lineage": ("openlineage.client", "pip install 'pipestate[lineage]'"),
+    "otel": ("opentelemetry.sdk.trace", "pip install 'pipestate[otel]'"),
+}
+
+
+def env_flag(name: str, environ: Mapping[str, str] | None = None) -> bool:
+    """A boolean environment switch; anything but a yes/no word is an error naming it."""
+    raw = (os.environ if environ is None else environ).get(name, "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ValueError(f"{name} must be one of 1/0, true/false, yes/no, on/off (got {raw!r}).")
+
+
+def enabled_from_env(environ: Mapping[str, str] | None = None) -> tuple[bool, bool]:
+    """(lineage, otel) as PIPESTATE_LINEAGE and PIPESTATE_OTEL say."""
+    return env_flag(LINEAGE_ENV, environ), env_flag(OTEL_ENV, environ)
+
+
+def _require(extra: str) -> None:
+    import importlib.util
+
+    module, hint = EXTRAS[extra]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        found = False
+    if not found:
+        raise ImportError(f"--{extra} needs the '{extra}' extra ({hint}).")
+
+
+def build_exporters(
+    lineage: bool,
+    otel: bool,
+    *,
+    settings: ExportSettings | None = None,
+    openlineage_client: Any = None,
+    span_exporter: Any = None,
+    service_name: str | None = None,
+) -> list[ExportWorker]:
+    """One unstarted ExportWorker per exporter asked for; feed them with FanoutSink.
+
+    The OpenLineage client reads its own configuration unless `openlineage_client` is given;
+    the span exporter follows the OTEL_* variables unless `span_exporter` is given. A missing
+    extra raises ImportError naming the package to install.
+    """
+    from persistence._export_worker import ExportWorker
+    from persistence.fanout import ExportSettings
+
+    chosen = settings if settings is not None else ExportSettings.from_env()
+    workers: list[ExportWorker] = []
+    if lineage:
+        _require("lineage")
+        from persistence.exporters.openlineage import OpenLineageExporter
+
+        workers.append(ExportWorker(OpenLineageExporter(openlineage_client), chosen))
+    if otel:
+        _require("otel")
+        from persistence.exporters.otel import OTelExporter
+
+        exporter = OTelExporter(span_exporter, service_name=service_name)
+        workers.append(ExportWorker(exporter, chosen))
+    return workers
+
+
+__all__ = ["LINEAGE_ENV", "OTEL_ENV", "build_exporters", "enabled_from_env", "env_flag"]
