@@ -30,15 +30,21 @@ class RunOptions:
     concurrency: int | None = None
     fail_fast: bool | None = None
     as_json: bool = False
+    lineage: bool = False
+    otel: bool = False
 
 
-async def _run(opts: RunOptions, store: Any, settings: Any, live: bool) -> PipelineResult:
+async def _run(
+    opts: RunOptions, store: Any, settings: Any, live: bool, exporters: list[Any]
+) -> PipelineResult:
     from executor.runner import run_pipeline
     from persistence.logger import MetadataLogger
+    from pipestate._cli_export import start_fanout, stop_fanout
 
     # The CLI fills org_meta_pipeline_runs / org_meta_step_logs too (derived from transitions).
     async with MetadataLogger(store, settings, derive_run_rows=True) as logger:
-        sink = ProgressSink(logger)
+        fanout = start_fanout(logger, exporters)  # --lineage / --otel: the logger plus exporters
+        sink = ProgressSink(fanout or logger)
         display = _live(sink) if live else contextlib.nullcontext()
         with display:
             result = await run_pipeline(
@@ -53,6 +59,7 @@ async def _run(opts: RunOptions, store: Any, settings: Any, live: bool) -> Pipel
                 store=store,
             )
         await logger.flush()
+        await stop_fanout(fanout)
     return result
 
 
@@ -76,16 +83,18 @@ def run_and_report(opts: RunOptions) -> int:
     from classifier.errors import ValidationError
     from persistence.queries import run_query
     from persistence.settings import LoggerSettings
+    from pipestate._cli_export import build_cli_exporters
 
     try:
         settings = LoggerSettings.from_env()
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    exporters = build_cli_exporters(opts.lineage, opts.otel)
     store = open_store_or_fail(opts.store_url)
     live = not opts.as_json and sys.stdout.isatty()
     try:
         try:
-            result = asyncio.run(_run(opts, store, settings, live))
+            result = asyncio.run(_run(opts, store, settings, live, exporters))
         except ValidationError as exc:  # bad org slug or concurrency: nothing was logged
             raise ConfigError(str(exc)) from None
         rows = run_query(store, "timeline", pipeline_logging_id=result.pipeline_logging_id)

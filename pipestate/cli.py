@@ -127,6 +127,20 @@ def configure_logging(*, debug: bool) -> None:
 @click.option("--trigger-type", default="cli", show_default=True, help="Recorded trigger type.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Max parallel steps.")
 @click.option("--fail-fast/--no-fail-fast", default=None, help="Cancel the rest on a failure.")
+@click.option(
+    "--lineage/--no-lineage",
+    envvar="PIPESTATE_LINEAGE",
+    default=False,
+    show_envvar=True,
+    help="Send OpenLineage run events (client configured by openlineage.yml / OPENLINEAGE_URL).",
+)
+@click.option(
+    "--otel/--no-otel",
+    envvar="PIPESTATE_OTEL",
+    default=False,
+    show_envvar=True,
+    help="Send OpenTelemetry traces (configured by the OTEL_* variables).",
+)
 @_json_option
 @_debug_option
 def run_command(
@@ -138,6 +152,8 @@ def run_command(
     trigger_type: str,
     concurrency: int | None,
     fail_fast: bool | None,
+    lineage: bool,
+    otel: bool,
     as_json: bool,
     debug: bool,
 ) -> int:
@@ -156,6 +172,8 @@ def run_command(
         concurrency=concurrency,
         fail_fast=fail_fast,
         as_json=as_json,
+        lineage=lineage,
+        otel=otel,
     )
     return run_and_report(options)
 
