@@ -1,4 +1,4 @@
-"""Shared pieces of the exporter tests: shipped pipelines, a logged run with exporters, the schema."""
+"""Shared pieces of the exporter tests: shipped pipelines, a run with exporters, the schema."""
 
 from __future__ import annotations
 
