@@ -134,6 +134,13 @@ class ExportWorker:
             )
         return drained and not alive
 
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the worker thread to end (after stop()); True once it has."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return thread is None or not thread.is_alive()
+
     # -- the worker thread --------------------------------------------------------------------
 
     def _run(self) -> None:
