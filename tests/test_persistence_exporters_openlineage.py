@@ -87,7 +87,9 @@ class TestShippedPipelines:
         """Event sequence per job, run ids = logging ids, parent links, error facets, schema."""
         pipeline = shipped_pipelines(tmp_path)[name]
         db = tmp_path / "ol.db"
-        result, stats = run_logged(pipeline, db, build_exporters(True, False, settings=FAST))
+        result, stats = run_logged(
+            pipeline, db, build_exporters(True, False, settings=FAST, isolate=False)
+        )
         events = _events(receiver)
         assert stats["openlineage"]["dropped_total"] == 0
         assert _by_job(events) == EXPECTED[name]
@@ -131,7 +133,9 @@ class TestShippedPipelines:
         register_leaky()
         try:
             result, _ = run_logged(
-                leaky_config(), tmp_path / "leak.db", build_exporters(True, False, settings=FAST)
+                leaky_config(),
+                tmp_path / "leak.db",
+                build_exporters(True, False, settings=FAST, isolate=False),
             )
         finally:
             unregister(LEAKY_PROCESSOR)

@@ -177,7 +177,11 @@ class TestOtlpHttp:
             monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
             monkeypatch.setenv("OTEL_SERVICE_NAME", "pipestate-test")
             pipeline = shipped_pipelines(tmp_path)["success"]
-            run_logged(pipeline, tmp_path / "w.db", build_exporters(False, True, settings=FAST))
+            run_logged(
+                pipeline,
+                tmp_path / "w.db",
+                build_exporters(False, True, settings=FAST, isolate=False),
+            )
             bodies = receiver.bodies("/v1/traces")
             types = {r.content_type for r in receiver.requests}
         assert types == {"application/x-protobuf"}

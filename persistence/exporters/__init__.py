@@ -61,12 +61,16 @@ def build_exporters(
     openlineage_client: Any = None,
     span_exporter: Any = None,
     service_name: str | None = None,
+    isolate: bool | None = None,
 ) -> list[ExportWorker]:
     """One unstarted ExportWorker per exporter asked for; feed them with FanoutSink.
 
-    The OpenLineage client reads its own configuration unless `openlineage_client` is given;
-    the span exporter follows the OTEL_* variables unless `span_exporter` is given. A missing
-    extra raises ImportError naming the package to install.
+    By default each exporter runs in a child process (isolate=True): the libraries' CPU cost
+    then never slows the pipeline's process, which does not even import them. Passing an
+    `openlineage_client` or `span_exporter` object (tests: an in-memory exporter) runs that
+    exporter in the worker thread instead. The OpenLineage client reads its own configuration;
+    the span exporter follows the OTEL_* variables. A missing extra raises ImportError naming
+    the package to install; a bad OTEL_* value raises ValueError naming the variable.
     """
     from persistence._export_worker import ExportWorker
     from persistence.fanout import ExportSettings
@@ -75,15 +79,28 @@ def build_exporters(
     workers: list[ExportWorker] = []
     if lineage:
         _require("lineage")
-        from persistence.exporters.openlineage import OpenLineageExporter
+        if isolate is not False and openlineage_client is None:
+            from persistence._export_process import IsolatedExporter
 
-        workers.append(ExportWorker(OpenLineageExporter(openlineage_client), chosen))
+            workers.append(ExportWorker(IsolatedExporter("openlineage"), chosen))
+        else:
+            from persistence.exporters.openlineage import OpenLineageExporter
+
+            workers.append(ExportWorker(OpenLineageExporter(openlineage_client), chosen))
     if otel:
         _require("otel")
-        from persistence.exporters.otel import OTelExporter
+        if isolate is not False and span_exporter is None:
+            from persistence._export_process import IsolatedExporter
+            from persistence.exporters._otel_env import otel_exporter_choice
 
-        exporter = OTelExporter(span_exporter, service_name=service_name)
-        workers.append(ExportWorker(exporter, chosen))
+            otel_exporter_choice()  # a bad OTEL_* value is refused here, not in the child
+            isolated = IsolatedExporter("otel", service_name=service_name)
+            workers.append(ExportWorker(isolated, chosen))
+        else:
+            from persistence.exporters.otel import OTelExporter
+
+            exporter = OTelExporter(span_exporter, service_name=service_name)
+            workers.append(ExportWorker(exporter, chosen))
     return workers
 
 

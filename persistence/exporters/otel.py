@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-import os
 import sys
 import uuid
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from typing import Any
 import attrs
 
 from classifier import redact
+from persistence.exporters._otel_env import otel_exporter_choice
 from persistence.exporters._otel_sdk import Collector, ReservedIds, new_provider
 from persistence.exporters._runs import MAX_OPEN_RUNS, PIPELINE_ENDS, params_of
 from persistence.fanout import ExportFailed
@@ -243,35 +243,24 @@ class SpanBuilder:
 
 def span_exporter_from_env() -> Any:
     """The SpanExporter OTEL_TRACES_EXPORTER and OTEL_EXPORTER_OTLP_*PROTOCOL ask for."""
-    kind = os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() or "otlp"
+    kind, protocol = otel_exporter_choice()
     if kind == "console":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
         return ConsoleSpanExporter(out=sys.stderr)  # stdout is the CLI's (--json)
-    if kind != "otlp":
-        raise ValueError(f"OTEL_TRACES_EXPORTER must be 'otlp' or 'console' (got {kind!r}).")
-    protocol = (
-        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-        or "http/protobuf"
-    ).strip()
     if protocol == "http/protobuf":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         return OTLPSpanExporter()
-    if protocol == "grpc":
-        try:
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # type: ignore[import-not-found,unused-ignore]
-                OTLPSpanExporter as GrpcSpanExporter,
-            )
-        except ImportError:
-            raise ValueError(
-                "OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs opentelemetry-exporter-otlp-proto-grpc"
-            ) from None
-        return GrpcSpanExporter()
-    raise ValueError(
-        f"OTEL_EXPORTER_OTLP_PROTOCOL must be 'http/protobuf' or 'grpc' (got {protocol!r})."
-    )
+    try:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # type: ignore[import-not-found,unused-ignore]
+            OTLPSpanExporter as GrpcSpanExporter,
+        )
+    except ImportError:
+        raise ValueError(
+            "OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs opentelemetry-exporter-otlp-proto-grpc"
+        ) from None
+    return GrpcSpanExporter()
 
 
 class OTelExporter:
