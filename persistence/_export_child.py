@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Any
+from typing import IO, Any
 
 CHILD_NICENESS = 10
 
@@ -27,9 +27,29 @@ def build(kind: str, service_name: str | None) -> Any:
     raise ValueError(f"exporter kind must be 'openlineage' or 'otel' (got {kind!r})")
 
 
-def main(argv: list[str]) -> int:
-    """Serve batches until stdin closes."""
+def serve(exporter: Any, source: IO[bytes], sink: IO[bytes]) -> None:
+    """Answer batches until the parent closes our stdin."""
     from persistence._export_process import read_frame, unpack, write_frame
+
+    while True:
+        try:
+            rows = read_frame(source)
+        except EOFError:
+            return
+        records = [unpack(row) for row in rows]
+        try:
+            exporter.export(records)
+        except Exception as error:
+            failed = getattr(error, "failed", len(records))
+            detail = f"{type(error).__name__}: {error}"
+            write_frame(sink, (len(records) - failed, failed, detail))
+        else:
+            write_frame(sink, (len(records), 0, ""))
+
+
+def main(argv: list[str]) -> int:
+    """Build the exporter, say ready, serve batches until stdin closes."""
+    from persistence._export_process import write_frame
 
     with contextlib.suppress(OSError):
         os.nice(CHILD_NICENESS)  # best-effort telemetry: the pipeline gets the CPU first
@@ -43,20 +63,9 @@ def main(argv: list[str]) -> int:
         return 1
     write_frame(sink, ("ready", ""))
     try:
-        while True:
-            try:
-                rows = read_frame(source)
-            except EOFError:
-                break
-            records = [unpack(row) for row in rows]
-            try:
-                exporter.export(records)
-                write_frame(sink, (len(records), 0, ""))
-            except Exception as error:
-                failed = getattr(error, "failed", len(records))
-                write_frame(
-                    sink, (len(records) - failed, failed, f"{type(error).__name__}: {error}")
-                )
+        serve(exporter, source, sink)
+    except (BrokenPipeError, ConnectionError):
+        pass  # the parent went away without waiting for our answer
     finally:
         exporter.shutdown(5.0)
     return 0

@@ -86,6 +86,11 @@ class IsolatedExporter:
             raise ExportFailed(f"{self.kind} exporter could not start: {detail}", failed=0)
         return process
 
+    def prepare(self) -> None:
+        """Start the child now (from the worker thread), not at the first batch."""
+        if self._process is None or self._process.poll() is not None:
+            self._process = self._start()
+
     def export(self, records: Sequence[TransitionRecord]) -> None:
         """Send the batch to the child and wait for its account of it."""
         process = self._process

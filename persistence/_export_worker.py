@@ -52,6 +52,7 @@ class ExportWorker:
         self._stopping = False
         self._stopped = False
         self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
 
     # -- producer side (any thread, never blocks for long) ---------------------------------
 
@@ -143,8 +144,24 @@ class ExportWorker:
 
     # -- the worker thread --------------------------------------------------------------------
 
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait until the exporter's optional prepare() (e.g. starting its process) has run."""
+        return self._ready.wait(timeout)
+
+    def _prepare(self) -> None:
+        """Let the exporter get ready (connect, start its process) before the first batch."""
+        prepare = getattr(self.exporter, "prepare", None)
+        try:
+            if prepare is not None:
+                prepare()
+        except Exception as error:  # export() will try again and count what it loses
+            _log.warning("export_prepare_failed", exporter=self.name, error=repr(error)[:300])
+        finally:
+            self._ready.set()
+
     def _run(self) -> None:
         """Collect a batch (full, urgent or interval passed), export it; repeat until stopped."""
+        self._prepare()
         while True:
             with self._lock:
                 queue = self._queue
