@@ -227,6 +227,7 @@ TARGETS: tuple[tuple[str, str, str, str, float], ...] = (
         10,
     ),
     ("rows dropped at default settings", "executor", "concurrent_rows_dropped", "<=", 0),
+    ("both exporters / logger alone, per transition", "exporters", "both_over_logger", "<=", 1.3),
     (
         "import time, everything `pipestate run` loads, s",
         "import",
