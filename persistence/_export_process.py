@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import operator
+import os
 import pickle
 import struct
 import subprocess
@@ -73,8 +74,15 @@ class IsolatedExporter:
         command.append(self.service_name or "")
         # Own session: a Ctrl-C meant for the pipeline does not kill the exporter mid-drain;
         # it still ends with us, as its stdin closes.
+        env = dict(os.environ)
+        # The child imports what we import, from where we import it (a source checkout too).
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
         )
         assert process.stdout is not None
         try:

@@ -225,3 +225,29 @@ class TestSlowReceiver:
             dropped = stats[name]["dropped"]
             assert dropped.get("queue_full", 0) + dropped.get("shutdown", 0) > 0, stats
         assert stopped
+
+
+class TestIsolatedExporter:
+    """The child-process exporter: records survive the pipe, a bad child is counted."""
+
+    def test_records_survive_packing(self) -> None:
+        """unpack(pack(record)) equals the record for every field, over a pickle round trip."""
+        import pickle
+
+        from persistence._export_process import _pack_fields, unpack
+
+        records = _records(5)
+        rows = pickle.loads(pickle.dumps([_pack_fields(r) for r in records]))
+        assert [unpack(row) for row in rows] == records
+
+    def test_child_that_cannot_start_loses_batches(self) -> None:
+        """An unknown exporter kind: the child says why, every record is export_failed."""
+        from persistence._export_process import IsolatedExporter
+
+        worker = ExportWorker(IsolatedExporter("nonsense"), SMALL)
+        worker.start()
+        for record in _records(2):
+            worker.offer(record)
+        assert worker.flush(60)
+        worker.stop(5)
+        assert worker.stats()["dropped"] == {"export_failed": 2}
