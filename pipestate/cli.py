@@ -86,6 +86,9 @@ class _LazyGroup(click.Group):
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(
+    package_name="pipestate", prog_name="pipestate", message="%(prog)s %(version)s"
+)
 @_debug_option
 def cli(debug: bool) -> None:
     """pipestate: run data pipelines as state machines with a queryable audit trail."""
@@ -128,6 +131,12 @@ def configure_logging(*, debug: bool) -> None:
 @click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Max parallel steps.")
 @click.option("--fail-fast/--no-fail-fast", default=None, help="Cancel the rest on a failure.")
 @click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="Print every transition (large runs otherwise show a summary).",
+)
+@click.option(
     "--lineage/--no-lineage",
     envvar="PIPESTATE_LINEAGE",
     default=False,
@@ -152,6 +161,7 @@ def run_command(
     trigger_type: str,
     concurrency: int | None,
     fail_fast: bool | None,
+    show_all: bool,
     lineage: bool,
     otel: bool,
     as_json: bool,
@@ -172,6 +182,7 @@ def run_command(
         concurrency=concurrency,
         fail_fast=fail_fast,
         as_json=as_json,
+        show_all=show_all,
         lineage=lineage,
         otel=otel,
     )

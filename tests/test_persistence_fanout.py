@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -251,3 +252,22 @@ class TestIsolatedExporter:
         assert worker.flush(60)
         worker.stop(5)
         assert worker.stats()["dropped"] == {"export_failed": 2}
+
+    @pytest.mark.parametrize(("fail", "answer"), [(None, (2, 0, "")), (1, (1, 1, "partly lost"))])
+    def test_child_loop_answers_each_batch(self, fail: int | None, answer: tuple[Any, ...]) -> None:
+        """The child's loop exports each framed batch and answers (delivered, failed, error)."""
+        import io
+
+        from persistence._export_child import serve
+        from persistence._export_process import _pack_fields, read_frame, write_frame
+
+        records = _records(2)
+        source, sink = io.BytesIO(), io.BytesIO()
+        write_frame(source, [_pack_fields(r) for r in records])
+        source.seek(0)
+        exporter = Recording(fail=fail)
+        serve(exporter, source, sink)
+        sink.seek(0)
+        delivered, failed, error = read_frame(sink)
+        assert (delivered, failed, answer[2] in error) == (answer[0], answer[1], True)
+        assert exporter.batches == [[r.transition_id for r in records]]
