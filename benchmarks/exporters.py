@@ -42,8 +42,9 @@ TARGET_RATIO = 1.3
 
 # The receiver runs in its own process, as a real one would: its CPU is not the pipeline's.
 _RECEIVER = """
-import sys, threading
+import os, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+os.nice(19)  # it stands in for a receiver on another machine: it must not take our CPU
 delay = float(sys.argv[1])
 release = threading.Event()
 
