@@ -70,7 +70,9 @@ class IsolatedExporter:
         self._process: subprocess.Popen[bytes] | None = None
 
     def _start(self) -> subprocess.Popen[bytes]:
-        command = [sys.executable, "-m", "persistence._export_child", self.kind]
+        # -P: the working directory is not put first on sys.path (a user's own "persistence"
+        # folder there must not shadow ours).
+        command = [sys.executable, "-P", "-m", "persistence._export_child", self.kind]
         command.append(self.service_name or "")
         # Own session: a Ctrl-C meant for the pipeline does not kill the exporter mid-drain;
         # it still ends with us, as its stdin closes.
