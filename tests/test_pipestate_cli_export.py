@@ -77,7 +77,7 @@ class TestFlags:
         """Without the library installed: exit 2 and a message naming the extra to install."""
         import persistence.exporters as exporters
 
-        missing = {**exporters.EXTRAS, "otel": ("no_such_module.sdk", "pip install 'x'")}
+        missing = {**exporters.EXTRAS, "otel": ("no-such-distribution", "pip install 'x'")}
         monkeypatch.setattr(exporters, "EXTRAS", missing)
         assert _run(tmp_path, "--otel") == 2
         assert "--otel needs the 'otel' extra" in capsys.readouterr().err
@@ -99,3 +99,25 @@ class TestLazyImports:
         )
         report = json.loads(proc.stdout.strip().splitlines()[-1])
         assert report == {"code": 0, "loaded": []}
+
+    def test_flagged_run_keeps_libraries_in_children(self, tmp_path: Path) -> None:
+        """With --lineage --otel the events arrive, yet the CLI's own process imports neither."""
+        import os
+
+        argv = ["run", "test/success/test_success", "--org", "acme", "--json", "--lineage"]
+        argv += ["--otel", "--store", f"sqlite:{tmp_path / 'iso.db'}", "--config-dir", CONFIGS]
+        with receiving() as receiver:
+            env = {**os.environ, "OPENLINEAGE_URL": receiver.url}
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.url
+            proc = subprocess.run(
+                [sys.executable, "-c", _PROBE, *argv],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            lineage = receiver.bodies("/api/v1/lineage")
+        report = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert report == {"code": 0, "loaded": []}
+        assert len(lineage) == 8

@@ -19,10 +19,11 @@ LINEAGE_ENV = "PIPESTATE_LINEAGE"
 OTEL_ENV = "PIPESTATE_OTEL"
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
-# Extra -> (module it needs, install hint).
+# Extra -> (distribution it needs, install hint). Checked by metadata: importing (even
+# find_spec of a submodule) would load the library into a process that never uses it.
 EXTRAS: Mapping[str, tuple[str, str]] = {
-    "lineage": ("openlineage.client", "pip install 'pipestate[lineage]'"),
-    "otel": ("opentelemetry.sdk.trace", "pip install 'pipestate[otel]'"),
+    "lineage": ("openlineage-python", "pip install 'pipestate[lineage]'"),
+    "otel": ("opentelemetry-sdk", "pip install 'pipestate[otel]'"),
 }
 
 
@@ -42,15 +43,13 @@ def enabled_from_env(environ: Mapping[str, str] | None = None) -> tuple[bool, bo
 
 
 def _require(extra: str) -> None:
-    import importlib.util
+    from importlib.metadata import PackageNotFoundError, version
 
-    module, hint = EXTRAS[extra]
+    distribution, hint = EXTRAS[extra]
     try:
-        found = importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        found = False
-    if not found:
-        raise ImportError(f"--{extra} needs the '{extra}' extra ({hint}).")
+        version(distribution)
+    except PackageNotFoundError:
+        raise ImportError(f"--{extra} needs the '{extra}' extra ({hint}).") from None
 
 
 def build_exporters(
