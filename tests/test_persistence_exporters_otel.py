@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -88,12 +89,12 @@ class TestSpanTree:
         )
         assert run_span.end_time - run_span.start_time == run_row["duration_ms"] * 1_000_000
 
-        ended = {
-            (r["step_logging_id"], r["attempt"]): r
-            for r in rows(db, "org_meta_step_logs", result.pipeline_logging_id)
-            if r["end_time"]
-        }
+        step_rows = rows(db, "org_meta_step_logs", result.pipeline_logging_id)
+        never_ran = [r for r in step_rows if json.loads(r["metadata"]).get("never_started")]
+        ended = {(r["step_logging_id"], r["attempt"]): r for r in step_rows if r not in never_ran}
         assert len(attempts) == len(ended)
+        not_run_events = [e for e in run_span.events if e.name.startswith("pipestate.step_")]
+        assert len(not_run_events) == len(never_ran)
         for span in attempts:
             assert span.parent is not None
             assert (span.parent.trace_id, span.parent.span_id) == (
@@ -101,7 +102,7 @@ class TestSpanTree:
                 run_span.context.span_id,
             )
             attrs = span.attributes or {}
-            row = ended[(attrs["pipestate.step_logging_id"], attrs["pipestate.attempt"] - 1)]
+            row = ended[(attrs["pipestate.step_logging_id"], attrs["pipestate.attempt"])]
             assert span.name == row["step_name"]
             assert (span.start_time, span.end_time) == (
                 _ns(row["start_time"]),
