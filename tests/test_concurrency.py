@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import sys
 from collections.abc import Callable, Iterator
@@ -253,3 +254,74 @@ class TestThroughMetadataLogger:
         assert {r.entity_name for r in emitted if r.entity_name.startswith("shared")} == {
             f"shared{i}" for i in range(4)
         }
+
+
+def _after_pipeline_end(records: list[TransitionRecord]) -> list[TransitionRecord]:
+    """Step records emitted after the pipeline's terminal record (joint rule 4 wants none)."""
+    ends = [
+        i for i, r in enumerate(records) if r.entity_type == "PIPELINE" and r.to_state in TERMINAL
+    ]
+    return [r for r in records[ends[0] :] if r.entity_type == "STEP"] if ends else []
+
+
+TERMINAL = PIPELINE.terminal
+
+
+class TestJointRules:
+    """Pipeline and step events racing on threads: joint rules hold, the locks never deadlock."""
+
+    @pytest.mark.parametrize("seed", range(4))
+    def test_pipeline_end_races_step_ends(self, seed: int) -> None:
+        """Steps ending on some threads while others end the pipeline: every step event wins,
+        the pipeline ends only after all of them (COMPLETED only over COMPLETED steps), and no
+        step row follows the pipeline's last row."""
+        rng = random.Random(seed)
+        for _ in range(10):
+            sink = TeeSink()
+            run = PipelineRun.create("p", org_slug="o", sink=sink)
+            run.start()
+            steps = [StepRun.create(f"s{i}", pipeline=run) for i in range(THREADS)]
+            for step in steps:
+                step.start()
+            calls: list[Callable[[], TransitionRecord]] = [
+                rng.choice([step.complete, functools.partial(step.fail, RuntimeError("x"))])
+                for step in steps
+            ]
+            calls += [run.complete, functools.partial(run.fail, RuntimeError("p")), run.time_out]
+            wins, _ = race(calls)
+            assert sum(r.entity_type == "STEP" for r in wins) == THREADS
+            records = sink.memory.records
+            assert _after_pipeline_end(records) == []
+            if run.state == "COMPLETED":
+                assert all(step.state == "COMPLETED" for step in steps)
+            assert all(step.is_terminal for step in steps) or not run.is_terminal
+            check_chain(_own(records, run))
+
+    def test_creation_races_pipeline_completion(self) -> None:
+        """Threads creating and finishing steps race a thread completing the pipeline: each
+        step is either refused at creation or completed before the pipeline completes."""
+        for _ in range(10):
+            self._creation_round()
+
+    @staticmethod
+    def _creation_round() -> None:
+        sink = TeeSink()
+        run = PipelineRun.create("p", org_slug="o", sink=sink)
+        run.start()
+        created: list[StepRun] = []
+
+        def add_step(index: int) -> TransitionRecord:
+            step = StepRun.create(f"late{index}", pipeline=run)  # may be refused: rule 4
+            created.append(step)
+            step.start()
+            return step.complete()
+
+        def finish() -> TransitionRecord:
+            while True:
+                with contextlib.suppress(IllegalTransition):
+                    return run.complete()
+
+        race([functools.partial(add_step, i) for i in range(THREADS)] + [finish])
+        assert run.state == "COMPLETED"
+        assert all(step.state == "COMPLETED" for step in created)
+        assert _after_pipeline_end(sink.memory.records) == []
