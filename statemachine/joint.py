@@ -147,7 +147,9 @@ def validate_rules(rules: tuple[JointRule, ...]) -> None:
             raise InvalidDefinition(f"{where}: moving must be PIPELINE or STEP ({rule.moving!r})")
         unknown = (rule.sources | rule.dests) - own | (needs - other)
         if unknown:
-            raise InvalidDefinition(f"{where}: unknown states: {', '.join(sorted(unknown))}", unknown)
+            raise InvalidDefinition(
+                f"{where}: unknown states: {', '.join(sorted(unknown))}", unknown
+            )
         if not needs:
             raise InvalidDefinition(f"{where}: allows no state of the other machine")
 

@@ -110,8 +110,7 @@ class TransitionEngine:
         self._legal = {state: table.legal_events(state) for state in table.states}
         # (source, event) -> the joint rules guarding that edge; most edges have one or none.
         self._guards = {
-            (e.source, e.event): rules_for(table.kind, e.source, e.dest, rules)
-            for e in table.edges
+            (e.source, e.event): rules_for(table.kind, e.source, e.dest, rules) for e in table.edges
         }
         self._create_guards = rules_for(table.kind, ABSENT, PENDING, rules)
         self._is_step = table.kind == "STEP"
