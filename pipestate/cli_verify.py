@@ -53,7 +53,7 @@ def verify_command(
     tolerance_ms: int,
     max_per_kind: int,
     as_json: bool,
-) -> None:
+) -> int:
     """Check every stored chain: legal edges, continuity, durations, joint rules."""
     from persistence.stores.base import StoreError
     from persistence.verify import verify
@@ -76,4 +76,4 @@ def verify_command(
     finally:
         opened.close()
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.render())
-    raise SystemExit(EXIT_OK if report.clean else EXIT_FAILED)
+    return EXIT_OK if report.clean else EXIT_FAILED
