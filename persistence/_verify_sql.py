@@ -33,23 +33,19 @@ _PIPELINE_END = _quoted(PIPELINE.terminal)
 _STEP_END = _quoted(STEP.terminal)
 
 
-def _ms_between(dialect: str, later: str, earlier: str) -> str:
-    """Whole milliseconds from `earlier` to `later` (both timestamp columns)."""
+def _epoch_us(dialect: str) -> str:
+    """Microseconds since the epoch of transition_time (an integer, cheap to subtract)."""
     if dialect == "bigquery":
-        return f"TIMESTAMP_DIFF({later}, {earlier}, MILLISECOND)"
-
-    def epoch_us(column: str) -> str:
-        # SQLite keeps canonical fixed-width UTC text (see persistence.queries.sqlite).
-        return (
-            f"(CAST(strftime('%s', substr({column}, 1, 19)) AS INTEGER) * 1000000"
-            f" + CAST(substr({column}, 21, 6) AS INTEGER))"
-        )
-
-    return f"(({epoch_us(later)} - {epoch_us(earlier)}) / 1000)"
+        return "UNIX_MICROS(transition_time)"
+    # SQLite keeps canonical fixed-width UTC text (see persistence.queries.sqlite).
+    return (
+        "(CAST(strftime('%s', substr(transition_time, 1, 19)) AS INTEGER) * 1000000"
+        " + CAST(substr(transition_time, 21, 6) AS INTEGER))"
+    )
 
 
-def _scope(org: bool, run: bool, dates: bool) -> str:
-    """The WHERE clause picking the rows (of whole runs) to check."""
+def _scope(org: bool, run: bool, dates: bool) -> list[str]:
+    """The conditions picking the rows (of whole runs) to check."""
     own = []
     if org:
         own.append("org_slug = @org")
@@ -61,152 +57,182 @@ def _scope(org: bool, run: bool, dates: bool) -> str:
             "pipeline_logging_id IN (SELECT pipeline_logging_id FROM {table} "
             "WHERE transition_date >= @since AND transition_date <= @until)"
         )
-    return ("WHERE " + " AND ".join(own)) if own else ""
+    return own
 
 
-def _base(dialect: str, table: str, org: bool, run: bool, dates: bool) -> str:
-    """CTEs v (the rows in scope) and w (each row with its entity's previous row)."""
-    where = _scope(org, run, dates).replace("{table}", table)
-    return f"""
-v AS (
-    SELECT transition_id, org_slug, pipeline_logging_id, step_logging_id, entity_type,
-           entity_name, from_state, to_state, transition_time, retry_count,
-           duration_in_state_ms,
-           CASE WHEN entity_type = 'STEP' THEN COALESCE(step_logging_id, '') ELSE '' END
-               AS entity_key,
-           CASE from_state WHEN 'PENDING' THEN 0 WHEN 'RUNNING' THEN 1
-                           WHEN 'RETRYING' THEN 2 ELSE 3 END AS tie
-    FROM {table}
-    {where}
-),
-w AS (
-    SELECT v.*,
-           ROW_NUMBER() OVER e AS seq,
-           LAG(from_state) OVER e AS prev_from,
-           LAG(to_state) OVER e AS prev_to,
-           LAG(transition_time) OVER e AS prev_time,
-           LEAD(transition_id) OVER e AS next_id,
-           SUM(CASE WHEN from_state = 'RETRYING' AND to_state = 'RUNNING' THEN 1 ELSE 0 END)
-               OVER (e ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS retries
-    FROM v
-    WINDOW e AS (PARTITION BY pipeline_logging_id, entity_type, entity_key
-                 ORDER BY transition_time, tie, transition_id)
-)"""
+def _where(table: str, conditions: list[str]) -> str:
+    return ("WHERE " + " AND ".join(conditions)).replace("{table}", table) if conditions else ""
 
 
 def violations_sql(dialect: str, table: str, *, org: bool, run: bool, dates: bool) -> str:
-    """Every violation (at most @max_per_kind of each kind, with the kind's total)."""
-    gap = _ms_between(dialect, "transition_time", "prev_time")
-    cols = "pipeline_logging_id, step_logging_id, transition_id, entity_name, transition_time"
+    """Every violation (at most @max_per_kind of each kind, with the kind's total).
+
+    One sort of the rows in scope feeds every per-row check through one window; the run-level
+    checks join each step's first and last row to its run's start and end. SQLite's primary
+    key already refuses a second row with the same transition_id, so only BigQuery counts ids.
+    """
+    scope = _scope(org, run, dates)
+    text = "TEXT" if dialect == "sqlite" else "STRING"
+    dup_ids = ""
+    if dialect == "bigquery":
+        dup_ids = f"""
+    UNION ALL
+    SELECT 'duplicate', transition_id, MIN(pipeline_logging_id), MIN(step_logging_id),
+           MIN(transition_time),
+           'transition_id stored ' || CAST(COUNT(*) AS {text}) || ' times'
+    FROM {table}
+    {_where(table, scope)}
+    GROUP BY transition_id
+    HAVING COUNT(*) > 1"""
+    gap = "(t_us - prev_us) / 1000"
+    gap_w = "(w.t_us - w.prev_us) / 1000"
+    materialized = "MATERIALIZED " if dialect == "sqlite" else ""
     return f"""
-WITH {_base(dialect, table, org, run, dates)},
-runs AS (
+WITH runs AS {materialized}(
     SELECT pipeline_logging_id,
-           MIN(CASE WHEN entity_type = 'PIPELINE' AND to_state = 'RUNNING'
-                    THEN transition_time END) AS started,
-           MAX(CASE WHEN entity_type = 'PIPELINE' AND to_state IN ({_PIPELINE_END})
-                    THEN transition_time END) AS ended,
-           MAX(CASE WHEN entity_type = 'PIPELINE' AND to_state IN ({_PIPELINE_END})
-                    THEN to_state END) AS end_state
-    FROM w
+           MIN(CASE WHEN to_state = 'RUNNING' THEN {_epoch_us(dialect)} END) AS started,
+           MAX(CASE WHEN to_state IN ({_PIPELINE_END}) THEN {_epoch_us(dialect)} END) AS ended,
+           MAX(CASE WHEN to_state IN ({_PIPELINE_END}) THEN to_state END) AS end_state
+    FROM {table}
+    {_where(table, [*scope, "entity_type = 'PIPELINE'"])}
     GROUP BY pipeline_logging_id
 ),
-flagged AS (
-    SELECT w.*,
-           (seq > 1 AND from_state = prev_from AND to_state = prev_to
-            AND transition_time = prev_time) AS is_dup
-    FROM w
+bad AS {materialized}(
+    SELECT w.*, r.started, r.ended, r.end_state
+    FROM (
+        SELECT v.*,
+               ROW_NUMBER() OVER e AS seq,
+               LAG(from_state) OVER e AS prev_from,
+               LAG(to_state) OVER e AS prev_to,
+               LAG(t_us) OVER e AS prev_us,
+               LEAD(t_us) OVER e AS next_us,
+               SUM(restart) OVER e AS retries
+        FROM (
+            SELECT transition_id, pipeline_logging_id, step_logging_id, entity_type,
+                   from_state, to_state, transition_time, retry_count, duration_in_state_ms,
+                   {_epoch_us(dialect)} AS t_us,
+                   CASE WHEN entity_type = 'STEP' THEN COALESCE(step_logging_id, '') ELSE ''
+                   END AS entity_key,
+                   CASE from_state WHEN 'PENDING' THEN 0 WHEN 'RUNNING' THEN 1
+                                   WHEN 'RETRYING' THEN 2 ELSE 3 END AS tie,
+                   CASE WHEN from_state = 'RETRYING' AND to_state = 'RUNNING' THEN 1 ELSE 0
+                   END AS restart
+            FROM {table}
+            {_where(table, scope)}
+        ) AS v
+        WINDOW e AS (PARTITION BY pipeline_logging_id, entity_type, entity_key
+                     ORDER BY t_us, tie, transition_id)
+    ) AS w
+    LEFT JOIN runs AS r
+      ON r.pipeline_logging_id = w.pipeline_logging_id
+     AND w.entity_type = 'STEP' AND (w.seq = 1 OR w.next_us IS NULL)
+    WHERE w.entity_type || ':' || w.from_state || '>' || w.to_state NOT IN ({_LEGAL})
+       OR (w.seq = 1 AND w.from_state <> 'PENDING')
+       OR (w.seq > 1 AND w.from_state <> w.prev_to)
+       OR w.duration_in_state_ms < 0
+       OR (w.seq > 1 AND ABS(w.duration_in_state_ms - {gap_w}) > @tolerance_ms + {gap_w} / 100)
+       OR w.retry_count <> w.retries
+       OR (w.entity_type = 'STEP' AND w.step_logging_id IS NULL)
+       OR (w.entity_type = 'PIPELINE' AND w.step_logging_id IS NOT NULL)
+       OR (w.entity_type = 'STEP' AND (w.seq = 1 OR w.next_us IS NULL)
+           AND (r.started IS NULL OR w.t_us < r.started OR w.t_us > r.ended
+                OR (r.end_state IS NOT NULL AND w.next_us IS NULL
+                    AND (w.to_state NOT IN ({_STEP_END})
+                         OR (r.end_state = 'COMPLETED' AND w.to_state <> 'COMPLETED')))))
+),
+flags AS (
+    SELECT bad.*,
+           (seq > 1 AND from_state = prev_from AND to_state = prev_to AND t_us = prev_us)
+               AS is_dup,
+           (entity_type = 'STEP' AND (seq = 1 OR next_us IS NULL)
+            AND (started IS NULL OR t_us < started OR t_us > ended)) AS outside,
+           (entity_type = 'STEP' AND next_us IS NULL AND end_state IS NOT NULL
+            AND (to_state NOT IN ({_STEP_END})
+                 OR (end_state = 'COMPLETED' AND to_state <> 'COMPLETED'))) AS unfinished
+    FROM bad
 ),
 violations AS (
-    SELECT 'illegal-edge' AS kind, {cols},
+    SELECT 'illegal-edge' AS kind, transition_id, pipeline_logging_id, step_logging_id,
+           transition_time,
            entity_type || ' ' || from_state || ' -> ' || to_state || ' is not in the tables'
                AS detail
-    FROM flagged
+    FROM flags
     WHERE entity_type || ':' || from_state || '>' || to_state NOT IN ({_LEGAL})
     UNION ALL
-    SELECT 'broken-chain', {cols},
+    SELECT 'broken-chain', transition_id, pipeline_logging_id, step_logging_id,
+           transition_time,
            CASE WHEN seq = 1
                 THEN 'first row starts at ' || from_state || ', not PENDING'
                 ELSE 'starts at ' || from_state || ' but the previous row ended at ' || prev_to
            END
-    FROM flagged
+    FROM flags
     WHERE (seq = 1 AND from_state <> 'PENDING')
        OR (seq > 1 AND from_state <> prev_to AND NOT is_dup)
     UNION ALL
-    SELECT 'duplicate', {cols},
+    SELECT 'duplicate', transition_id, pipeline_logging_id, step_logging_id, transition_time,
            'same ' || from_state || ' -> ' || to_state || ' at the same time as the row before'
-    FROM flagged
-    WHERE is_dup
+    FROM flags
+    WHERE is_dup{dup_ids}
     UNION ALL
-    SELECT 'duplicate', MIN(pipeline_logging_id), MIN(step_logging_id), transition_id,
-           MIN(entity_name), MIN(transition_time),
-           'transition_id stored ' || CAST(COUNT(*) AS STRING_TYPE) || ' times'
-    FROM v
-    GROUP BY transition_id
-    HAVING COUNT(*) > 1
-    UNION ALL
-    SELECT 'duration', {cols},
-           'duration_in_state_ms ' || CAST(duration_in_state_ms AS STRING_TYPE)
+    SELECT 'duration', transition_id, pipeline_logging_id, step_logging_id, transition_time,
+           'duration_in_state_ms ' || CAST(duration_in_state_ms AS {text})
                || CASE WHEN seq > 1
-                       THEN ' but ' || CAST({gap} AS STRING_TYPE)
+                       THEN ' but ' || CAST({gap} AS {text})
                             || ' ms passed since the previous row'
                        ELSE ' is negative' END
-    FROM flagged
+    FROM flags
     WHERE duration_in_state_ms < 0
        OR (seq > 1 AND NOT is_dup
            AND ABS(duration_in_state_ms - {gap}) > @tolerance_ms + {gap} / 100)
     UNION ALL
-    SELECT 'retry-count', {cols},
-           'retry_count ' || CAST(retry_count AS STRING_TYPE) || ' after '
-               || CAST(retries AS STRING_TYPE) || ' retries'
-    FROM flagged
+    SELECT 'retry-count', transition_id, pipeline_logging_id, step_logging_id, transition_time,
+           'retry_count ' || CAST(retry_count AS {text}) || ' after '
+               || CAST(retries AS {text}) || ' retries'
+    FROM flags
     WHERE retry_count <> retries AND NOT is_dup
     UNION ALL
-    SELECT 'identity', {cols},
+    SELECT 'identity', transition_id, pipeline_logging_id, step_logging_id, transition_time,
            CASE WHEN entity_type = 'STEP' THEN 'STEP row without step_logging_id'
                 ELSE 'PIPELINE row with a step_logging_id' END
-    FROM flagged
+    FROM flags
     WHERE (entity_type = 'STEP' AND step_logging_id IS NULL)
        OR (entity_type = 'PIPELINE' AND step_logging_id IS NOT NULL)
     UNION ALL
-    SELECT 'outside-run', f.pipeline_logging_id, f.step_logging_id, f.transition_id,
-           f.entity_name, f.transition_time,
-           CASE WHEN r.started IS NULL THEN 'step row in a run that never started'
-                WHEN f.transition_time < r.started THEN 'step row before its pipeline started'
-                ELSE 'step row after its pipeline ended ' || r.end_state END
-    FROM flagged AS f
-    JOIN runs AS r ON r.pipeline_logging_id = f.pipeline_logging_id
-    WHERE f.entity_type = 'STEP'
-      AND (r.started IS NULL OR f.transition_time < r.started
-           OR (r.ended IS NOT NULL AND f.transition_time > r.ended))
+    SELECT 'outside-run', transition_id, pipeline_logging_id, step_logging_id, transition_time,
+           CASE WHEN started IS NULL THEN 'step row in a run that never started'
+                WHEN t_us < started THEN 'step row before its pipeline started'
+                ELSE 'step row after its pipeline ended ' || end_state END
+    FROM flags
+    WHERE outside
     UNION ALL
-    SELECT 'unfinished-step', f.pipeline_logging_id, f.step_logging_id, f.transition_id,
-           f.entity_name, f.transition_time,
-           'step ends ' || f.to_state || ' in a run that ended ' || r.end_state
-    FROM flagged AS f
-    JOIN runs AS r ON r.pipeline_logging_id = f.pipeline_logging_id
-    WHERE f.entity_type = 'STEP' AND f.next_id IS NULL AND r.end_state IS NOT NULL
-      AND (f.to_state NOT IN ({_STEP_END})
-           OR (r.end_state = 'COMPLETED' AND f.to_state <> 'COMPLETED'))
+    SELECT 'unfinished-step', transition_id, pipeline_logging_id, step_logging_id,
+           transition_time, 'step ends ' || to_state || ' in a run that ended ' || end_state
+    FROM flags
+    WHERE unfinished
+),
+listed AS (
+    SELECT *
+    FROM (
+        SELECT violations.*,
+               COUNT(*) OVER (PARTITION BY kind) AS kind_total,
+               ROW_NUMBER() OVER (PARTITION BY kind
+                                  ORDER BY pipeline_logging_id, transition_time, transition_id)
+                   AS rn
+        FROM violations
+    ) AS numbered
+    WHERE rn <= @max_per_kind
 )
-SELECT kind, pipeline_logging_id, step_logging_id, transition_id, entity_name,
-       transition_time, detail, kind_total
-FROM (
-    SELECT violations.*,
-           COUNT(*) OVER (PARTITION BY kind) AS kind_total,
-           ROW_NUMBER() OVER (PARTITION BY kind
-                              ORDER BY pipeline_logging_id, transition_time, transition_id)
-               AS rn
-    FROM violations
-) AS numbered
-WHERE rn <= @max_per_kind
-ORDER BY kind, rn
-""".replace("STRING_TYPE", "STRING" if dialect == "bigquery" else "TEXT")
+SELECT l.kind, l.pipeline_logging_id, l.step_logging_id, l.transition_id,
+       (SELECT MIN(t.entity_name) FROM {table} AS t WHERE t.transition_id = l.transition_id)
+           AS entity_name,
+       l.transition_time, l.detail, l.kind_total
+FROM listed AS l
+ORDER BY l.kind, l.rn
+"""
 
 
 def summary_sql(dialect: str, table: str, *, org: bool, run: bool, dates: bool) -> str:
     """Rows, runs, finished runs and step entities in scope."""
-    where = _scope(org, run, dates).replace("{table}", table)
     return f"""
 SELECT COUNT(*) AS row_count,
        COUNT(DISTINCT pipeline_logging_id) AS run_count,
@@ -214,5 +240,5 @@ SELECT COUNT(*) AS row_count,
                            THEN pipeline_logging_id END) AS finished_run_count,
        COUNT(DISTINCT CASE WHEN entity_type = 'STEP' THEN step_logging_id END) AS step_count
 FROM {table}
-{where}
+{_where(table, _scope(org, run, dates))}
 """
