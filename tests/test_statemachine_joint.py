@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
+import attrs
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from statemachine import IllegalTransition, InMemorySink, PipelineRun, StepRun, TransitionRecord
-from statemachine.errors import JointRuleViolation
+from statemachine.errors import InvalidDefinition, JointRuleViolation
+from statemachine.joint import STEP_NEEDS_RUNNING_PIPELINE, validate_rules
 from tests.strategies.events import EVENTS, EXPECTED, TERMINAL
 from tests.strategies.joint import SteppingClock
 
@@ -142,3 +146,79 @@ TestJointProperties.__doc__ = (
     "joint rules: refused events name the rule and change nothing, rows stay in the run's "
     "interval and no step row follows the pipeline's end."
 )
+
+
+class TestRefusals:
+    """What a refused event looks like to the caller."""
+
+    def test_late_step_from_the_issue(self) -> None:
+        """The issue's example: a step created on a COMPLETED pipeline is refused by rule 4,
+        and a step created earlier cannot start after the pipeline completed."""
+        sink = InMemorySink()
+        run = PipelineRun.create("p", org_slug="acme", sink=sink)
+        early = StepRun.create("early", pipeline=run)
+        run.start()
+        early.start()
+        early.complete()
+        run.complete()
+        with pytest.raises(JointRuleViolation, match=r"rule 4 \(no-step-activity") as info:
+            StepRun.create("late", pipeline=run)
+        assert (info.value.event, info.value.state, info.value.rule_number) == (
+            "create",
+            "ABSENT",
+            4,
+        )
+        assert "its pipeline is COMPLETED" in str(info.value)
+        assert run.steps == (early,)
+        assert len(sink.records) == 4
+
+    def test_pipeline_end_names_the_open_steps(self) -> None:
+        """complete and fail name the rule and list the steps standing in the way."""
+        run = PipelineRun.create("p", org_slug="acme", sink=InMemorySink())
+        run.start()
+        steps = [StepRun.create(f"s{i}", pipeline=run) for i in range(7)]
+        steps[0].start()
+        with pytest.raises(JointRuleViolation) as info:
+            run.fail(RuntimeError("x"))
+        assert info.value.rule == "pipeline-fails-only-when-every-step-terminal"
+        assert "s0=RUNNING, s1=PENDING" in info.value.blocking
+        assert info.value.blocking.endswith("and 2 more")
+        assert run.state == "RUNNING"
+
+    def test_round_trips_through_pickle(self) -> None:
+        """A JointRuleViolation pickles with its message and attributes (for process pools)."""
+        run = PipelineRun.create("p", org_slug="acme", sink=InMemorySink())
+        step = StepRun.create("s", pipeline=run)
+        with pytest.raises(JointRuleViolation) as info:
+            step.start()
+        copy = pickle.loads(pickle.dumps(info.value))
+        assert str(copy) == str(info.value)
+        assert (copy.rule, copy.rule_number, copy.blocking, copy.entity_id) == (
+            info.value.rule,
+            1,
+            "its pipeline is PENDING",
+            step.step_logging_id,
+        )
+        assert copy.args == (str(copy),)
+
+
+class TestRuleTable:
+    """The rule table is checked when it is built."""
+
+    def test_rules_name_only_known_states(self) -> None:
+        """A rule naming an unknown state fails validation, naming the state."""
+        broken = attrs.evolve(STEP_NEEDS_RUNNING_PIPELINE, pipeline_in=frozenset({"WAITING"}))
+        with pytest.raises(InvalidDefinition, match="WAITING") as info:
+            validate_rules((broken,))
+        assert info.value.states == ("WAITING",)
+
+    def test_rules_must_allow_something(self) -> None:
+        """A rule that no state of the other machine satisfies fails validation."""
+        broken = attrs.evolve(STEP_NEEDS_RUNNING_PIPELINE, pipeline_in=frozenset())
+        with pytest.raises(InvalidDefinition, match="allows no state"):
+            validate_rules((broken,))
+
+    def test_numbers_are_unique(self) -> None:
+        """Two rules with one number fail validation."""
+        with pytest.raises(InvalidDefinition, match="numbers declared twice"):
+            validate_rules((STEP_NEEDS_RUNNING_PIPELINE, STEP_NEEDS_RUNNING_PIPELINE))
