@@ -9,6 +9,8 @@ RETRYING, then the rest), then to transition_id.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from statemachine.spec import PIPELINE, STEP, TABLES
 
 VIOLATION_KINDS: dict[str, str] = {
@@ -24,8 +26,8 @@ VIOLATION_KINDS: dict[str, str] = {
 }
 
 
-def _quoted(values: object) -> str:
-    return ", ".join(f"'{v}'" for v in sorted(values))  # type: ignore[attr-defined]
+def _quoted(values: Iterable[str]) -> str:
+    return ", ".join(f"'{v}'" for v in sorted(values))
 
 
 _LEGAL = _quoted(f"{k}:{e.source}>{e.dest}" for k, t in TABLES.items() for e in t.edges)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from statemachine.explore import shipped_figures
+from statemachine.explore import explore, shipped_figures
 from statemachine.joint import JOINT_RULES, STAMP_RULES
 from statemachine.mutants import mutants
 
@@ -79,14 +79,12 @@ def render_joint() -> str:
         lines.append(f"| {stamp.number} | `{stamp.name}` | stamping | {stamp.text} |")
     lines.append(_EXPLORE.rstrip("\n"))
     for result in shipped_figures():
-        found = "none" if result.counterexample is None else result.counterexample.check
+        broken = "none" if result.counterexample is None else result.counterexample.check
         lines.append(
             f"| {result.n_steps} | {result.shapes} | {result.states:,} | {result.edges:,} "
-            f"| {found} |"
+            f"| {broken} |"
         )
     lines.append(_MUTANTS.rstrip("\n"))
-    from statemachine.explore import explore
-
     for mutant in mutants():
         found = explore(2, mutant.rules, mutant.stamped).counterexample
         events = "; ".join(found.events) if found else "NOT FOUND"
