@@ -66,15 +66,50 @@ def _where(table: str, conditions: list[str]) -> str:
     return ("WHERE " + " AND ".join(conditions)).replace("{table}", table) if conditions else ""
 
 
+def _last_step_rows(dialect: str, table: str, scope: list[str]) -> str:
+    """One row per step: its first and last time, and its last row's state, id and time."""
+    where = _where(table, [*scope, "entity_type = 'STEP'"])
+    epoch = _epoch_us(dialect)
+    if dialect == "bigquery":
+        return f"""
+    SELECT pipeline_logging_id, step_logging_id, first_us, last_us, last.s AS to_state,
+           last.i AS transition_id, last.t AS transition_time
+    FROM (
+        SELECT pipeline_logging_id, step_logging_id, MIN({epoch}) AS first_us,
+               MAX({epoch}) AS last_us,
+               ARRAY_AGG(STRUCT(to_state AS s, transition_id AS i, transition_time AS t)
+                         ORDER BY transition_time DESC, {_TIE} DESC, transition_id DESC
+                         LIMIT 1)[OFFSET(0)] AS last
+        FROM {table}
+        {where}
+        GROUP BY pipeline_logging_id, step_logging_id
+    )"""
+    # SQLite: with MAX(), the bare columns come from the row holding the maximum.
+    return f"""
+    SELECT pipeline_logging_id, step_logging_id, MIN({epoch}) AS first_us,
+           MAX({epoch} * 4 + {_TIE}) / 4 AS last_us, to_state, transition_id, transition_time
+    FROM {table}
+    {where}
+    GROUP BY pipeline_logging_id, step_logging_id"""
+
+
+_TIE = (
+    "CASE from_state WHEN 'PENDING' THEN 0 WHEN 'RUNNING' THEN 1 WHEN 'RETRYING' THEN 2 ELSE 3 END"
+)
+
+
 def violations_sql(dialect: str, table: str, *, org: bool, run: bool, dates: bool) -> str:
     """Every violation (at most @max_per_kind of each kind, with the kind's total).
 
-    One sort of the rows in scope feeds every per-row check through one window; the run-level
-    checks join each step's first and last row to its run's start and end. SQLite's primary
-    key already refuses a second row with the same transition_id, so only BigQuery counts ids.
+    One sort of the rows in scope feeds every per-row check through one window of LAGs (each
+    row against its entity's previous row); the run-level checks compare each step's first and
+    last rows with its run's start and end. SQLite's primary key already refuses a second row
+    with the same transition_id, so only BigQuery counts ids.
     """
     scope = _scope(org, run, dates)
     text = "TEXT" if dialect == "sqlite" else "STRING"
+    materialized = "MATERIALIZED " if dialect == "sqlite" else ""
+    epoch = _epoch_us(dialect)
     dup_ids = ""
     if dialect == "bigquery":
         dup_ids = f"""
@@ -87,36 +122,34 @@ def violations_sql(dialect: str, table: str, *, org: bool, run: bool, dates: boo
     GROUP BY transition_id
     HAVING COUNT(*) > 1"""
     gap = "(t_us - prev_us) / 1000"
-    gap_w = "(w.t_us - w.prev_us) / 1000"
-    materialized = "MATERIALIZED " if dialect == "sqlite" else ""
     return f"""
 WITH runs AS {materialized}(
     SELECT pipeline_logging_id,
-           MIN(CASE WHEN to_state = 'RUNNING' THEN {_epoch_us(dialect)} END) AS started,
-           MAX(CASE WHEN to_state IN ({_PIPELINE_END}) THEN {_epoch_us(dialect)} END) AS ended,
+           MIN(CASE WHEN to_state = 'RUNNING' THEN {epoch} END) AS started,
+           MAX(CASE WHEN to_state IN ({_PIPELINE_END}) THEN {epoch} END) AS ended,
            MAX(CASE WHEN to_state IN ({_PIPELINE_END}) THEN to_state END) AS end_state
     FROM {table}
     {_where(table, [*scope, "entity_type = 'PIPELINE'"])}
     GROUP BY pipeline_logging_id
 ),
 bad AS {materialized}(
-    SELECT w.*, r.started, r.ended, r.end_state
+    SELECT *,
+           (seq > 1 AND from_state = prev_from AND to_state = prev_to AND t_us = prev_us)
+               AS is_dup
     FROM (
         SELECT v.*,
                ROW_NUMBER() OVER e AS seq,
                LAG(from_state) OVER e AS prev_from,
                LAG(to_state) OVER e AS prev_to,
                LAG(t_us) OVER e AS prev_us,
-               LEAD(t_us) OVER e AS next_us,
-               SUM(restart) OVER e AS retries
+               LAG(retry_count) OVER e AS prev_retries
         FROM (
             SELECT transition_id, pipeline_logging_id, step_logging_id, entity_type,
                    from_state, to_state, transition_time, retry_count, duration_in_state_ms,
-                   {_epoch_us(dialect)} AS t_us,
+                   {epoch} AS t_us,
                    CASE WHEN entity_type = 'STEP' THEN COALESCE(step_logging_id, '') ELSE ''
                    END AS entity_key,
-                   CASE from_state WHEN 'PENDING' THEN 0 WHEN 'RUNNING' THEN 1
-                                   WHEN 'RETRYING' THEN 2 ELSE 3 END AS tie,
+                   {_TIE} AS tie,
                    CASE WHEN from_state = 'RETRYING' AND to_state = 'RUNNING' THEN 1 ELSE 0
                    END AS restart
             FROM {table}
@@ -125,40 +158,27 @@ bad AS {materialized}(
         WINDOW e AS (PARTITION BY pipeline_logging_id, entity_type, entity_key
                      ORDER BY t_us, tie, transition_id)
     ) AS w
-    LEFT JOIN runs AS r
-      ON r.pipeline_logging_id = w.pipeline_logging_id
-     AND w.entity_type = 'STEP' AND (w.seq = 1 OR w.next_us IS NULL)
-    WHERE w.entity_type || ':' || w.from_state || '>' || w.to_state NOT IN ({_LEGAL})
-       OR (w.seq = 1 AND w.from_state <> 'PENDING')
-       OR (w.seq > 1 AND w.from_state <> w.prev_to)
-       OR w.duration_in_state_ms < 0
-       OR (w.seq > 1 AND ABS(w.duration_in_state_ms - {gap_w}) > @tolerance_ms + {gap_w} / 100)
-       OR w.retry_count <> w.retries
-       OR (w.entity_type = 'STEP' AND w.step_logging_id IS NULL)
-       OR (w.entity_type = 'PIPELINE' AND w.step_logging_id IS NOT NULL)
-       OR (w.entity_type = 'STEP' AND (w.seq = 1 OR w.next_us IS NULL)
-           AND (r.started IS NULL OR w.t_us < r.started OR w.t_us > r.ended
-                OR (r.end_state IS NOT NULL AND w.next_us IS NULL
-                    AND (w.to_state NOT IN ({_STEP_END})
-                         OR (r.end_state = 'COMPLETED' AND w.to_state <> 'COMPLETED')))))
+    WHERE entity_type || ':' || from_state || '>' || to_state NOT IN ({_LEGAL})
+       OR (seq = 1 AND from_state <> 'PENDING')
+       OR (seq > 1 AND from_state <> prev_to)
+       OR duration_in_state_ms < 0
+       OR (seq > 1 AND ABS(duration_in_state_ms - {gap}) > @tolerance_ms + {gap} / 100)
+       OR retry_count <> COALESCE(prev_retries, 0) + restart
+       OR (entity_type = 'STEP' AND step_logging_id IS NULL)
+       OR (entity_type = 'PIPELINE' AND step_logging_id IS NOT NULL)
 ),
-flags AS (
-    SELECT bad.*,
-           (seq > 1 AND from_state = prev_from AND to_state = prev_to AND t_us = prev_us)
-               AS is_dup,
-           (entity_type = 'STEP' AND (seq = 1 OR next_us IS NULL)
-            AND (started IS NULL OR t_us < started OR t_us > ended)) AS outside,
-           (entity_type = 'STEP' AND next_us IS NULL AND end_state IS NOT NULL
-            AND (to_state NOT IN ({_STEP_END})
-                 OR (end_state = 'COMPLETED' AND to_state <> 'COMPLETED'))) AS unfinished
-    FROM bad
+steps AS (
+    SELECT s.*, r.started, r.ended, r.end_state
+    FROM ({_last_step_rows(dialect, table, scope)}
+    ) AS s
+    LEFT JOIN runs AS r ON r.pipeline_logging_id = s.pipeline_logging_id
 ),
 violations AS (
     SELECT 'illegal-edge' AS kind, transition_id, pipeline_logging_id, step_logging_id,
            transition_time,
            entity_type || ' ' || from_state || ' -> ' || to_state || ' is not in the tables'
                AS detail
-    FROM flags
+    FROM bad
     WHERE entity_type || ':' || from_state || '>' || to_state NOT IN ({_LEGAL})
     UNION ALL
     SELECT 'broken-chain', transition_id, pipeline_logging_id, step_logging_id,
@@ -167,13 +187,13 @@ violations AS (
                 THEN 'first row starts at ' || from_state || ', not PENDING'
                 ELSE 'starts at ' || from_state || ' but the previous row ended at ' || prev_to
            END
-    FROM flags
+    FROM bad
     WHERE (seq = 1 AND from_state <> 'PENDING')
        OR (seq > 1 AND from_state <> prev_to AND NOT is_dup)
     UNION ALL
     SELECT 'duplicate', transition_id, pipeline_logging_id, step_logging_id, transition_time,
            'same ' || from_state || ' -> ' || to_state || ' at the same time as the row before'
-    FROM flags
+    FROM bad
     WHERE is_dup{dup_ids}
     UNION ALL
     SELECT 'duration', transition_id, pipeline_logging_id, step_logging_id, transition_time,
@@ -182,35 +202,37 @@ violations AS (
                        THEN ' but ' || CAST({gap} AS {text})
                             || ' ms passed since the previous row'
                        ELSE ' is negative' END
-    FROM flags
+    FROM bad
     WHERE duration_in_state_ms < 0
        OR (seq > 1 AND NOT is_dup
            AND ABS(duration_in_state_ms - {gap}) > @tolerance_ms + {gap} / 100)
     UNION ALL
     SELECT 'retry-count', transition_id, pipeline_logging_id, step_logging_id, transition_time,
-           'retry_count ' || CAST(retry_count AS {text}) || ' after '
-               || CAST(retries AS {text}) || ' retries'
-    FROM flags
-    WHERE retry_count <> retries AND NOT is_dup
+           'retry_count ' || CAST(retry_count AS {text}) || ' where '
+               || CAST(COALESCE(prev_retries, 0) + restart AS {text}) || ' was due'
+    FROM bad
+    WHERE retry_count <> COALESCE(prev_retries, 0) + restart AND NOT is_dup
     UNION ALL
     SELECT 'identity', transition_id, pipeline_logging_id, step_logging_id, transition_time,
            CASE WHEN entity_type = 'STEP' THEN 'STEP row without step_logging_id'
                 ELSE 'PIPELINE row with a step_logging_id' END
-    FROM flags
+    FROM bad
     WHERE (entity_type = 'STEP' AND step_logging_id IS NULL)
        OR (entity_type = 'PIPELINE' AND step_logging_id IS NOT NULL)
     UNION ALL
     SELECT 'outside-run', transition_id, pipeline_logging_id, step_logging_id, transition_time,
-           CASE WHEN started IS NULL THEN 'step row in a run that never started'
-                WHEN t_us < started THEN 'step row before its pipeline started'
-                ELSE 'step row after its pipeline ended ' || end_state END
-    FROM flags
-    WHERE outside
+           CASE WHEN started IS NULL THEN 'step rows in a run that never started'
+                WHEN first_us < started THEN 'step rows before its pipeline started'
+                ELSE 'step rows after its pipeline ended ' || end_state END
+    FROM steps
+    WHERE started IS NULL OR first_us < started OR last_us > ended
     UNION ALL
     SELECT 'unfinished-step', transition_id, pipeline_logging_id, step_logging_id,
            transition_time, 'step ends ' || to_state || ' in a run that ended ' || end_state
-    FROM flags
-    WHERE unfinished
+    FROM steps
+    WHERE end_state IS NOT NULL
+      AND (to_state NOT IN ({_STEP_END})
+           OR (end_state = 'COMPLETED' AND to_state <> 'COMPLETED'))
 ),
 listed AS (
     SELECT *

@@ -219,13 +219,17 @@ class TestCorruptedTrails:
         assert others == [], "a corruption in one run must not flag another"
 
     def test_listing_is_capped_but_counts_are_not(self, clean_db: Path, tmp_path: Path) -> None:
-        """With max_per_kind=1, three broken rows of one kind are counted 3 and listed once."""
+        """With max_per_kind=1, five broken rows of one kind are counted 5 and listed once."""
         db = tmp_path / "many.db"
         shutil.copy(clean_db, db)
-        _sql(db, f"UPDATE {T} SET retry_count = 9 WHERE entity_name = 'fetch_api'")
+        _sql(
+            db,
+            f"UPDATE {T} SET duration_in_state_ms = 9999999 "
+            "WHERE entity_name = 'fetch_api' AND from_state <> 'PENDING'",
+        )
         report = _check(db, max_per_kind=1)
-        assert report.counts["retry-count"] == 6
-        assert [v.kind for v in report.violations].count("retry-count") == 1
+        assert report.counts["duration"] == 5
+        assert [v.kind for v in report.violations].count("duration") == 1
         assert "first 1 listed" in report.render()
 
     def test_hand_logged_rows_are_checked_for_continuity(self, tmp_path: Path) -> None:
