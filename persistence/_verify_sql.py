@@ -135,7 +135,9 @@ WITH runs AS {materialized}(
 bad AS {materialized}(
     SELECT *,
            (seq > 1 AND from_state = prev_from AND to_state = prev_to AND t_us = prev_us)
-               AS is_dup
+               AS is_dup,
+           CASE WHEN from_state = 'RETRYING' AND to_state = 'RUNNING' THEN 1 ELSE 0 END
+               AS restart
     FROM (
         SELECT v.*,
                ROW_NUMBER() OVER e AS seq,
@@ -146,16 +148,12 @@ bad AS {materialized}(
         FROM (
             SELECT transition_id, pipeline_logging_id, step_logging_id, entity_type,
                    from_state, to_state, transition_time, retry_count, duration_in_state_ms,
-                   {epoch} AS t_us,
-                   CASE WHEN entity_type = 'STEP' THEN COALESCE(step_logging_id, '') ELSE ''
-                   END AS entity_key,
-                   {_TIE} AS tie,
-                   CASE WHEN from_state = 'RETRYING' AND to_state = 'RUNNING' THEN 1 ELSE 0
-                   END AS restart
+                   {epoch} AS t_us, {_TIE} AS tie
             FROM {table}
             {_where(table, scope)}
         ) AS v
-        WINDOW e AS (PARTITION BY pipeline_logging_id, entity_type, entity_key
+        -- NULL step ids (pipeline rows) share one partition per run and entity type.
+        WINDOW e AS (PARTITION BY pipeline_logging_id, entity_type, step_logging_id
                      ORDER BY t_us, tie, transition_id)
     ) AS w
     WHERE entity_type || ':' || from_state || '>' || to_state NOT IN ({_LEGAL})
@@ -163,7 +161,9 @@ bad AS {materialized}(
        OR (seq > 1 AND from_state <> prev_to)
        OR duration_in_state_ms < 0
        OR (seq > 1 AND ABS(duration_in_state_ms - {gap}) > @tolerance_ms + {gap} / 100)
-       OR retry_count <> COALESCE(prev_retries, 0) + restart
+       OR retry_count <> COALESCE(prev_retries, 0)
+                         + CASE WHEN from_state = 'RETRYING' AND to_state = 'RUNNING'
+                                THEN 1 ELSE 0 END
        OR (entity_type = 'STEP' AND step_logging_id IS NULL)
        OR (entity_type = 'PIPELINE' AND step_logging_id IS NOT NULL)
 ),
