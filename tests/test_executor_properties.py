@@ -115,10 +115,10 @@ def _check_joint(rows: list[dict[str, Any]]) -> None:
         assert finals <= TERMINAL["STEP"]  # rule 3
 
 
-def _verify(db: Path) -> VerifyReport:
+def _verify(db: Path, *, in_sql: bool = False) -> VerifyReport:
     store = SQLiteStore(db)
     try:
-        return verify(store)
+        return verify(store, in_sql=in_sql)
     finally:
         store.close()
 
@@ -142,6 +142,7 @@ def test_random_pipelines_keep_every_invariant(scn: Scenario) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         result, rows, emitted = _execute(scn, Path(tmp) / "p.db")
         report = _verify(Path(tmp) / "p.db")
+        assert _verify(Path(tmp) / "p.db", in_sql=True) == report
     _check_rows(scn, rows, emitted)
     _check_joint(rows)
     assert report.clean, report.render()

@@ -172,6 +172,7 @@ class TestCleanTrails:
         """All shipped scenarios' rows verify clean, every run counted and finished."""
         report = _check(clean_db)
         assert report.clean, report.render()
+        assert _check(clean_db, in_sql=True) == report
         assert report.rows == _sql(clean_db, f"SELECT COUNT(*) FROM {T}")[0][0]
         assert report.runs == len(REFS) + 1
         assert report.finished_runs == report.runs
@@ -207,6 +208,8 @@ class TestCorruptedTrails:
         shutil.copy(clean_db, db)
         twins = set(corrupt(db).split("|"))
         report = _check(db)
+        # The streaming checks (SQLite's default) and the SQL statement (BigQuery's) agree.
+        assert _check(db, in_sql=True) == report
         assert not report.clean
         [damaged] = twins & {v.transition_id for v in report.violations if v.kind == kind}
         line = next(v for v in report.violations if v.transition_id == damaged).render()
@@ -228,6 +231,7 @@ class TestCorruptedTrails:
             "WHERE entity_name = 'fetch_api' AND from_state <> 'PENDING'",
         )
         report = _check(db, max_per_kind=1)
+        assert _check(db, max_per_kind=1, in_sql=True) == report
         assert report.counts["duration"] == 5
         assert [v.kind for v in report.violations].count("duration") == 1
         assert "first 1 listed" in report.render()
