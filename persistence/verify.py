@@ -1,8 +1,9 @@
 """`pipestate verify`: check every stored chain against the tables and the joint rules.
 
-The checks run as one SQL statement inside the store (SQLite or BigQuery): rows are never
-loaded into Python, only the violations found (at most `max_per_kind` of each kind) and the
-counts. What it proves: every stored row is a legal edge, each entity's stored rows chain from
+On BigQuery the checks run as one SQL statement inside the store; on SQLite the rows stream in
+run order (its index gives that order without a sort) through the same checks in Python, one
+run in memory at a time. Either way the table is never loaded: only the violations found (at
+most `max_per_kind` of each kind) and the counts come back. What it proves: every stored row is a legal edge, each entity's stored rows chain from
 PENDING without gaps or duplicates, durations agree with timestamps, retry counts agree with
 the retries, step rows lie within their pipeline's RUNNING interval and every step of a finished
 run ended as the joint rules demand. What it cannot prove: that a row was written at all (a lost

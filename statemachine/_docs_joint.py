@@ -59,7 +59,9 @@ written. One row cannot show whether it continues its entity's chain, nor the jo
 `pipestate verify` checks what is stored.
 
 `pipestate verify [--store URL] [--org ORG] [--run ID] [--since DATE] [--until DATE] [--json]`
-reads SQLite or BigQuery (only reads) and checks, inside the database, every stored chain: legal
+reads SQLite or BigQuery (only reads) and checks every stored chain, without loading the table
+into memory (BigQuery runs the checks as one SQL statement; SQLite streams the rows in run order
+through the same checks, one run in memory at a time): legal
 edges, chains continuous from PENDING, no duplicates, durations consistent with timestamps,
 retry counts consistent with the retries, step rows within their pipeline's RUNNING interval,
 and, for finished runs, every step ended terminal (COMPLETED under a COMPLETED run). It prints a
