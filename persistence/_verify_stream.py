@@ -114,9 +114,13 @@ def _run_checks(steps: dict[Any, _Entity], runs: dict[str, Any]) -> Iterator[tup
 
 
 def check_rows(
-    rows: Iterable[Row], *, tolerance_ms: int, max_per_kind: int
+    rows: Iterable[Row], *, tolerance_ms: int, max_per_kind: int, summary: dict[str, int]
 ) -> tuple[dict[str, int], list[Found]]:
-    """Counts per kind and the listed violations (first max_per_kind per kind, by run, time)."""
+    """Counts per kind and the listed violations (first max_per_kind per kind, by run, time).
+
+    `summary` is filled with row_count, run_count, finished_run_count and step_count.
+    """
+    summary.update(row_count=0, run_count=0, finished_run_count=0, step_count=0)
     counts: dict[str, int] = {}
     listed: list[Found] = []
     current: str | None = None
@@ -126,6 +130,9 @@ def check_rows(
 
     def close_run() -> None:
         steps = {k: e for k, e in entities.items() if k[0] == STEP.kind}
+        summary["run_count"] += 1
+        summary["finished_run_count"] += "end_state" in run
+        summary["step_count"] += sum(1 for k in steps if k[1] is not None)
         found.extend(_run_checks(steps, run))
         found.sort(key=lambda f: (f[1][5], f[1][9]))
         for kind, row, detail in found:
@@ -137,6 +144,7 @@ def check_rows(
         run.clear()
 
     for row in rows:
+        summary["row_count"] += 1
         if row[0] != current:
             if current is not None:
                 close_run()

@@ -3,7 +3,9 @@
 On BigQuery the checks run as one SQL statement inside the store; on SQLite the rows stream in
 run order (its index gives that order without a sort) through the same checks in Python, one
 run in memory at a time. Either way the table is never loaded: only the violations found (at
-most `max_per_kind` of each kind) and the counts come back. What it proves: every stored row is a legal edge, each entity's stored rows chain from
+most `max_per_kind` of each kind) and the counts come back.
+
+What it proves: every stored row is a legal edge, each entity's stored rows chain from
 PENDING without gaps or duplicates, durations agree with timestamps, retry counts agree with
 the retries, step rows lie within their pipeline's RUNNING interval and every step of a finished
 run ended as the joint rules demand. What it cannot prove: that a row was written at all (a lost
@@ -172,23 +174,25 @@ def _run_sqlite(
     try:
         conn.execute("PRAGMA temp_store = MEMORY")
         conn.execute("PRAGMA cache_size = -262144")  # 256 MiB for the window sort of 1M rows
-        out = []
-        statements = [summary_sql("sqlite", STATE_TRANSITIONS, **flags)]
-        if in_sql:
-            statements.append(violations_sql("sqlite", STATE_TRANSITIONS, **flags))
-        for sql in statements:
-            cursor = conn.execute(sql, {k: v for k, v in bound.items() if f"@{k}" in sql})
-            names = [d[0] for d in cursor.description]
-            out.append([dict(zip(names, row, strict=True)) for row in cursor])
         if not in_sql:
             sql = stream_sql(STATE_TRANSITIONS, **flags)
             cursor = conn.execute(sql, {k: v for k, v in bound.items() if f"@{k}" in sql})
+            summary: dict[str, int] = {}
             counts, listed = check_rows(
                 cursor,
                 tolerance_ms=params["tolerance_ms"],
                 max_per_kind=params["max_per_kind"],
+                summary=summary,
             )
-            out.append([_found_row(v, counts) for v in listed])
+            return summary, [_found_row(v, counts) for v in listed]
+        out = []
+        for sql in (
+            summary_sql("sqlite", STATE_TRANSITIONS, **flags),
+            violations_sql("sqlite", STATE_TRANSITIONS, **flags),
+        ):
+            cursor = conn.execute(sql, {k: v for k, v in bound.items() if f"@{k}" in sql})
+            names = [d[0] for d in cursor.description]
+            out.append([dict(zip(names, row, strict=True)) for row in cursor])
     except sqlite3.Error as exc:
         raise StoreError(f"verify on {path!r} failed: {exc}", retryable=False) from exc
     finally:
