@@ -23,6 +23,12 @@ class ProcessorContext:
     attempt: int
     org_slug: str
     store: Any = None
+    # The pipeline file the step came from (relative paths in step configs resolve against its
+    # directory) and the time the step may run, if bounded (processors pass it to remote jobs).
+    config_source: str | None = None
+    timeout_seconds: float | None = None
+    # The run's parameters (the seed's {"date": "2025-12-01"}, `--param date=...`).
+    params: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 class ConfigProblem(ValueError):
@@ -92,7 +98,8 @@ def _ensure_loaded() -> None:
         if _loaded:
             return
         _loaded = True
-    import executor._builtins  # noqa: F401 - registers the generic.* processors
+    import executor._builtins
+    import executor.etl  # noqa: F401 - registers duckdb.sql, http.extract, gcp.bq_etl (lazy deps)
 
     load_plugins()
 

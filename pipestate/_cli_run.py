@@ -30,6 +30,7 @@ class RunOptions:
     concurrency: int | None = None
     fail_fast: bool | None = None
     as_json: bool = False
+    show_all: bool = False
 
 
 async def _run(opts: RunOptions, store: Any, settings: Any, live: bool) -> PipelineResult:
@@ -96,7 +97,7 @@ def run_and_report(opts: RunOptions) -> int:
         click.echo(to_json({"result": result.to_dict(), "timeline": rows, "exit_code": code}))
         return code
     title = f"timeline of {result.pipeline_id} ({result.pipeline_logging_id})"
-    print_timeline(rows, title=title)
+    print_timeline(rows, title=title, show_all=opts.show_all)
     summary = f"pipeline {result.pipeline_id}: {result.state}"
     if result.error_type:
         summary += f" ({result.error_type})"

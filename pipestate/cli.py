@@ -89,6 +89,9 @@ class _LazyGroup(click.Group):
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(
+    package_name="pipestate", prog_name="pipestate", message="%(prog)s %(version)s"
+)
 @_debug_option
 def cli(debug: bool) -> None:
     """pipestate: run data pipelines as state machines with a queryable audit trail."""
@@ -130,6 +133,12 @@ def configure_logging(*, debug: bool) -> None:
 @click.option("--trigger-type", default="cli", show_default=True, help="Recorded trigger type.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Max parallel steps.")
 @click.option("--fail-fast/--no-fail-fast", default=None, help="Cancel the rest on a failure.")
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="Print every transition (large runs otherwise show a summary).",
+)
 @_json_option
 @_debug_option
 def run_command(
@@ -141,6 +150,7 @@ def run_command(
     trigger_type: str,
     concurrency: int | None,
     fail_fast: bool | None,
+    show_all: bool,
     as_json: bool,
     debug: bool,
 ) -> int:
@@ -159,6 +169,7 @@ def run_command(
         concurrency=concurrency,
         fail_fast=fail_fast,
         as_json=as_json,
+        show_all=show_all,
     )
     return run_and_report(options)
 
