@@ -68,29 +68,23 @@ def _where(table: str, conditions: list[str]) -> str:
 
 def _last_step_rows(dialect: str, table: str, scope: list[str]) -> str:
     """One row per step: its first and last time, and its last row's state, id and time."""
-    where = _where(table, [*scope, "entity_type = 'STEP'"])
-    epoch = _epoch_us(dialect)
-    if dialect == "bigquery":
-        return f"""
-    SELECT pipeline_logging_id, step_logging_id, first_us, last_us, last.s AS to_state,
-           last.i AS transition_id, last.t AS transition_time
-    FROM (
-        SELECT pipeline_logging_id, step_logging_id, MIN({epoch}) AS first_us,
-               MAX({epoch}) AS last_us,
-               ARRAY_AGG(STRUCT(to_state AS s, transition_id AS i, transition_time AS t)
-                         ORDER BY transition_time DESC, {_TIE} DESC, transition_id DESC
-                         LIMIT 1)[OFFSET(0)] AS last
-        FROM {table}
-        {where}
-        GROUP BY pipeline_logging_id, step_logging_id
-    )"""
-    # SQLite: with MAX(), the bare columns come from the row holding the maximum.
     return f"""
-    SELECT pipeline_logging_id, step_logging_id, MIN({epoch}) AS first_us,
-           MAX({epoch} * 4 + {_TIE}) / 4 AS last_us, to_state, transition_id, transition_time
-    FROM {table}
-    {where}
-    GROUP BY pipeline_logging_id, step_logging_id"""
+    SELECT pipeline_logging_id, step_logging_id, first_us, last_us, to_state, transition_id,
+           transition_time
+    FROM (
+        SELECT pipeline_logging_id, step_logging_id, to_state, transition_id, transition_time,
+               MIN(t_us) OVER p AS first_us,
+               MAX(t_us) OVER p AS last_us,
+               ROW_NUMBER() OVER (p ORDER BY t_us DESC, tie DESC, transition_id DESC) AS back
+        FROM (
+            SELECT pipeline_logging_id, step_logging_id, to_state, transition_id,
+                   transition_time, {_epoch_us(dialect)} AS t_us, {_TIE} AS tie
+            FROM {table}
+            {_where(table, [*scope, "entity_type = 'STEP'"])}
+        ) AS s
+        WINDOW p AS (PARTITION BY pipeline_logging_id, step_logging_id)
+    ) AS ranked
+    WHERE back = 1"""
 
 
 _TIE = (
