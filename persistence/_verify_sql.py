@@ -3,8 +3,8 @@
 One statement per dialect, assembled from fixed fragments (never from caller text): filters are
 bound parameters (`@name` works in SQLite and BigQuery alike), the legal edges come from the
 specification tables. Each entity's rows are ordered by time; rows stamped in the same
-microsecond fall back to the order of their from_state along the machine (PENDING, RUNNING,
-RETRYING, then the rest), then to transition_id.
+microsecond fall back to the engine's own order (retry_count, then the edge's place in an
+attempt, see _TIE), then to transition_id.
 """
 
 from __future__ import annotations
@@ -75,10 +75,12 @@ def _last_step_rows(dialect: str, table: str, scope: list[str]) -> str:
         SELECT pipeline_logging_id, step_logging_id, to_state, transition_id, transition_time,
                MIN(t_us) OVER p AS first_us,
                MAX(t_us) OVER p AS last_us,
-               ROW_NUMBER() OVER (p ORDER BY t_us DESC, tie DESC, transition_id DESC) AS back
+               ROW_NUMBER() OVER (
+                   p ORDER BY t_us DESC, retry_count DESC, tie DESC, transition_id DESC
+               ) AS back
         FROM (
             SELECT pipeline_logging_id, step_logging_id, to_state, transition_id,
-                   transition_time, {_epoch_us(dialect)} AS t_us, {_TIE} AS tie
+                   transition_time, retry_count, {_epoch_us(dialect)} AS t_us, {_TIE} AS tie
             FROM {table}
             {_where(table, [*scope, "entity_type = 'STEP'"])}
         ) AS s
@@ -87,8 +89,13 @@ def _last_step_rows(dialect: str, table: str, scope: list[str]) -> str:
     WHERE back = 1"""
 
 
+# Rows of one entity stamped in the same microsecond are ordered by attempt (retry_count), then
+# along an attempt: PENDING -> x opens the chain, RETRYING -> RUNNING opens an attempt,
+# RUNNING -> x ends it, RETRYING -> FAILED abandons the wait. That is the engine's own order.
 _TIE = (
-    "CASE from_state WHEN 'PENDING' THEN 0 WHEN 'RUNNING' THEN 1 WHEN 'RETRYING' THEN 2 ELSE 3 END"
+    "CASE WHEN from_state = 'PENDING' THEN 0 "
+    "WHEN from_state = 'RETRYING' AND to_state = 'RUNNING' THEN 1 "
+    "WHEN from_state = 'RUNNING' THEN 2 ELSE 3 END"
 )
 
 
@@ -148,7 +155,7 @@ bad AS {materialized}(
         ) AS v
         -- NULL step ids (pipeline rows) share one partition per run and entity type.
         WINDOW e AS (PARTITION BY pipeline_logging_id, entity_type, step_logging_id
-                     ORDER BY t_us, tie, transition_id)
+                     ORDER BY t_us, retry_count, tie, transition_id)
     ) AS w
     WHERE entity_type || ':' || from_state || '>' || to_state NOT IN ({_LEGAL})
        OR (seq = 1 AND from_state <> 'PENDING')

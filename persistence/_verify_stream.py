@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from persistence._verify_sql import _epoch_us, _scope, _where
+from persistence._verify_sql import _TIE, _epoch_us, _scope, _where
 from statemachine.spec import PIPELINE, STEP, TABLES
 
 LEGAL = frozenset(f"{k}:{e.source}>{e.dest}" for k, t in TABLES.items() for e in t.edges)
@@ -26,14 +26,13 @@ Found = tuple[str, str, "str | None", str, "str | None", str, str]
 
 def stream_sql(table: str, *, org: bool, run: bool, dates: bool) -> str:
     """The SELECT feeding check_rows: the rows in scope, by run, time and chain order."""
-    tie = "CASE from_state WHEN 'PENDING' THEN 0 WHEN 'RUNNING' THEN 1 WHEN 'RETRYING' THEN 2 "
     return f"""
 SELECT pipeline_logging_id, entity_type, step_logging_id, from_state, to_state,
        transition_time, {_epoch_us("sqlite")} AS t_us, retry_count, duration_in_state_ms,
        transition_id, entity_name
 FROM {table}
 {_where(table, _scope(org, run, dates))}
-ORDER BY pipeline_logging_id, transition_time, {tie}ELSE 3 END, transition_id
+ORDER BY pipeline_logging_id, transition_time, retry_count, {_TIE}, transition_id
 """
 
 
