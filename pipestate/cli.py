@@ -70,6 +70,7 @@ class _LazyGroup(click.Group):
         "runs": "pipestate.cli_runs:runs",
         "validate": "pipestate.cli_validate:validate",
         "purge": "pipestate.cli_purge:purge",
+        "verify": "pipestate.cli_verify:verify_command",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
