@@ -17,6 +17,7 @@ import attrs
 from statemachine._table import MachineTable
 from statemachine.clock import SYSTEM_CLOCK, Clock
 from statemachine.entities import PipelineRun, StepRun
+from statemachine.machines import STEP_ENGINE
 from statemachine.sink import TransitionSink
 from statemachine.spec import PIPELINE, STEP
 
@@ -122,18 +123,22 @@ def rebuild_run(
         id_source=_one_id(run_id, purpose),
         **_fields(last, clock, now),
     )
+    # Joint rule 5: nothing of this run may be stamped before its latest stored record.
+    pipeline._latest_at = max(_time(r["transition_time"]) for r in ordered)
     steps = []
     for step_id, step_rows in by_step.items():
         last_step = _walk(STEP, f"step {step_id}", step_rows)
-        steps.append(
-            StepRun(
-                entity_name=str(last_step["entity_name"]),
-                step_logging_id=step_id,
-                sink=sink,
-                id_source=_one_id(step_id, purpose),
-                **_fields(last_step, clock, now),
-            )
+        step = StepRun(
+            entity_name=str(last_step["entity_name"]),
+            step_logging_id=step_id,
+            sink=sink,
+            id_source=_one_id(step_id, purpose),
+            pipeline=pipeline,
+            **_fields(last_step, clock, now),
         )
+        if not pipeline.is_terminal:  # a terminal run takes no steps (joint rule 4)
+            STEP_ENGINE.register(step, pipeline)  # the joint rules see the run's steps
+        steps.append(step)
     steps.sort(key=lambda s: (s.entered_at, s.entity_name))
     return RebuiltRun(pipeline=pipeline, steps=tuple(steps))
 

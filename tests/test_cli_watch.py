@@ -15,6 +15,7 @@ import pytest
 
 from persistence.bootstrap import bootstrap
 from persistence.stores.sqlite import SQLiteStore
+from persistence.verify import verify
 from pipestate.cli import main
 from statemachine.spec import PIPELINE, STEP
 from tests.watch_support import Runs, write_lease
@@ -147,6 +148,12 @@ class TestKilledRunIsRecovered:
             final[row["step_logging_id"] or "pipeline"] = row["to_state"]
         assert sorted(final.values()) == ["COMPLETED", "FAILED", "FAILED"]  # first, long, pipeline
         assert sum('"cancel_source": "recovery"' in r["metadata"] for r in rows) == 2
+        store = SQLiteStore(db)
+        try:
+            report = verify(store)  # pipeline and step chains obey the joint rules too
+        finally:
+            store.close()
+        assert report.clean, report.violations
 
 
 def _store_with_permanent_failure(db: Path) -> None:

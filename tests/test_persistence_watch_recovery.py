@@ -16,6 +16,7 @@ from persistence.bootstrap import bootstrap
 from persistence.stores.base import Store
 from persistence.stores.bigquery import BigQueryStore
 from persistence.stores.sqlite import SQLiteStore
+from persistence.verify import verify
 from persistence.watch.leases import RELEASED
 from persistence.watch.recovery import RECOVERY_ERROR_TYPE, find_orphans, sweep
 from statemachine import ManualClock
@@ -105,6 +106,8 @@ class TestRecover:
             ("load", "RUNNING", "FAILED"),
         ]
         assert _terminal_rows(rows) == {"pipeline": 1, "dead-s1": 1, "dead-s2": 1, "dead-s3": 1}
+        report = verify(store, run="dead")  # the joint rules hold on the stored chain too
+        assert report.clean, report.violations
 
     def test_rows_follow_the_cancellation_contract(self, tmp_path: Path) -> None:
         """Reason names the lost executor; metadata says cancelled by recovery and by whom."""

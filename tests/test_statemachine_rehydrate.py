@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from statemachine import InMemorySink, ManualClock, PipelineRun, StepRun
-from statemachine.errors import IllegalTransition
+from statemachine.errors import IllegalTransition, JointRuleViolation
 from statemachine.rehydrate import BrokenChain, deterministic_id, rebuild_run
 from statemachine.spec import STEP
 from tests.watch_support import NOW, Runs
@@ -49,12 +49,33 @@ class TestRebuild:
         sink = InMemorySink()
         clock = ManualClock(start=NOW + dt.timedelta(minutes=10))
         rebuilt = rebuild_run(_rows(runs), sink=sink, purpose="recovered", clock=clock)
+        for step in rebuilt.steps:
+            if not step.is_terminal:
+                step.fail(error_type="TRANSIENT", reason="Cancelled by test")
         record = rebuilt.pipeline.fail(error_type="TRANSIENT", reason="Cancelled by test")
         assert record.transition_id == deterministic_id("r1", "recovered")
         assert record.duration_in_state_ms == 10 * 60_000
-        assert record.from_state == "RUNNING"
-        assert record.to_state == "FAILED"
-        assert sink.records == [record]
+        assert (record.from_state, record.to_state) == ("RUNNING", "FAILED")
+        assert len(sink.records) == 3
+        assert sink.records[-1] == record
+
+    def test_rebuilt_run_obeys_the_joint_rules(self) -> None:
+        """The rebuilt pipeline knows its steps: it cannot fail while one is still RUNNING."""
+        runs = Runs()
+        runs.crashed("r1", NOW)
+        rebuilt = rebuild_run(_rows(runs), sink=InMemorySink(), purpose="recovered")
+        with pytest.raises(JointRuleViolation, match="load=RUNNING"):
+            rebuilt.pipeline.fail(error_type="TRANSIENT")
+
+    def test_never_stamped_before_the_stored_rows(self) -> None:
+        """A clock behind the stored rows (another host) still stamps after the latest one."""
+        runs = Runs()
+        runs.crashed("r1", NOW)
+        clock = ManualClock(start=NOW - dt.timedelta(hours=1))
+        rebuilt = rebuild_run(_rows(runs), sink=InMemorySink(), purpose="p", clock=clock)
+        load = next(s for s in rebuilt.steps if s.entity_name == "load")
+        record = load.fail(error_type="TRANSIENT")
+        assert record.transition_time >= max(r.transition_time for r in runs.records)
 
     def test_rebuilt_objects_obey_the_table(self) -> None:
         """A rebuilt COMPLETED step refuses fail(): the machine is the same one."""
