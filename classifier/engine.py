@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import re
 from collections.abc import Iterator
 
+from classifier._lazyre import lazy
 from classifier._prescreen import PreScreen
 from classifier._rulekinds import PatternRule, Rule, TypeRule, first_refinement
 from classifier.rules import CODE_RULES, PATTERN_RULES, STATUS_RULES, TYPE_RULES
@@ -19,7 +19,7 @@ _TYPE_INDEX: dict[str, TypeRule] = {name: rule for rule in TYPE_RULES for name i
 _CODE_INDEX = {code: rule for rule in CODE_RULES for code in rule.folded}
 _STATUS_INDEX = {status: rule for rule in STATUS_RULES for status in rule.statuses}
 
-_CODE_IN_TEXT = re.compile(r"an error occurred \((\w{1,64})\)|\bsqlstate[ :=]*([0-9a-z]{5})\b")
+_CODE_IN_TEXT = lazy(r"an error occurred \((\w{1,64})\)|\bsqlstate[ :=]*([0-9a-z]{5})\b")
 
 # The pattern rules behind a literal pre-screen: only rules whose anchors occur are tried.
 _PATTERNS = PreScreen(PATTERN_RULES)
