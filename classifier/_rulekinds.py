@@ -76,6 +76,7 @@ class CodeRule:
     error_type: ErrorType
     reason: str
     source: str
+    kind: str = "service"  # the namespace: service, sqlstate, sqlstate-class, mysql, redis, ...
     folded: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
 
     @folded.default
@@ -94,7 +95,41 @@ class StatusRule:
     refine: tuple[PatternRule, ...] = ()
 
 
-Rule = PatternRule | TypeRule | CodeRule | StatusRule
+@attrs.frozen
+class FlagRule:
+    """A retryability flag the library sets itself (an attribute, or a method returning bool)."""
+
+    attributes: tuple[str, ...]
+    error_type: ErrorType
+    reason: str
+
+
+@attrs.frozen
+class HeaderRule:
+    """A response header (or attribute) by which a server says when to come back."""
+
+    headers: tuple[str, ...]
+    attributes: tuple[str, ...]
+    error_type: ErrorType
+    reason: str
+
+
+@attrs.frozen
+class NameRule:
+    """A word in an exception class's own name (any class in the MRO, any library)."""
+
+    pattern: str
+    error_type: ErrorType
+    reason: str
+    examples: tuple[str, ...] = ()
+
+    @functools.cached_property
+    def regex(self) -> re.Pattern[str]:
+        """Compiled on first use; class names are matched case-sensitively (CamelCase words)."""
+        return re.compile(self.pattern)
+
+
+Rule = PatternRule | TypeRule | CodeRule | StatusRule | FlagRule | HeaderRule | NameRule
 
 
 def first_refinement(refine: Iterable[PatternRule], lowered: str) -> PatternRule | None:

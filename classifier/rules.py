@@ -10,8 +10,18 @@ Anything unmatched is UNKNOWN, which is not retried.
 
 from __future__ import annotations
 
+from classifier import _codes as _codes_mod
+from classifier import _names as _names_mod
 from classifier import _patterns
-from classifier._rulekinds import CodeRule, PatternRule, Rule, StatusRule, TypeRule
+from classifier._rulekinds import (
+    CodeRule,
+    FlagRule,
+    HeaderRule,
+    PatternRule,
+    Rule,
+    StatusRule,
+    TypeRule,
+)
 from classifier.types import ErrorType
 
 T, P, TO = ErrorType.TRANSIENT, ErrorType.PERMANENT, ErrorType.TIMEOUT
@@ -67,30 +77,16 @@ def _codes(spec: str) -> tuple[str, ...]:
     return tuple(spec.split())
 
 
-_SQLSTATE = "SQLSTATE (psycopg pgcode / sqlstate)"
 _BOTOCORE = "botocore response['Error']['Code']"
 _GOOGLE = "Google errors[].reason / ErrorInfo reason"
 
 CODE_RULES: tuple[CodeRule, ...] = (
-    CodeRule(
-        _codes("40001 40P01 55P03 53300 57P01 57P03 08000 08001 08003 08004 08006"),
-        T,
-        "serialization failure, deadlock, lock not available, too many or lost connections",
-        _SQLSTATE,
-    ),
-    CodeRule(("57014",), TO, "query_canceled: the statement timeout fired", _SQLSTATE),
-    CodeRule(
-        _codes("28P01 28000 42501 42P01 3D000 3F000"),
-        P,
-        "bad password, no privilege, missing table, database or schema",
-        _SQLSTATE,
-    ),
-    CodeRule(
-        _codes("22001 22003 22007 22008 22012 22P02 23502 23503 23505 23514 42601 42703 42804"),
-        V,
-        "data exception, constraint violation or malformed statement",
-        _SQLSTATE,
-    ),
+    *_codes_mod.SNOWFLAKE_RULES,
+    *_codes_mod.MYSQL_RULES,
+    *_codes_mod.KAFKA_RULES,
+    *_codes_mod.REDIS_RULES,
+    *_codes_mod.SQLSTATE_RULES,
+    *_codes_mod.ERRNO_RULES,
     CodeRule(
         _codes(
             """Throttling ThrottlingException ThrottledException RequestThrottledException
@@ -337,11 +333,39 @@ STATUS_RULES: tuple[StatusRule, ...] = (
 )
 
 PATTERN_RULES = _patterns.PATTERN_RULES
+NAME_RULES = _names_mod.NAME_RULES
+WEAK_NAME_RULES = _names_mod.WEAK_NAME_RULES
+
+# The library's own retry decision. True overrides a non-retryable verdict (kafka-python's
+# UnknownTopicOrPartitionError is retriable although its text says "does not exist"); False is a
+# default in most libraries (kafka-python's base class, confluent-kafka's KafkaError), so it only
+# turns an otherwise UNKNOWN verdict into PERMANENT.
+RETRY_FLAG = FlagRule(
+    ("retriable", "retryable", "is_retryable", "is_retriable", "is_transient", "transient"),
+    T,
+    "the library marks the error retriable (kafka retriable, confluent retriable(), neo4j "
+    "is_retryable(), pymongo TransientTransactionError / RetryableWriteError labels)",
+)
+NOT_RETRYABLE_FLAG = FlagRule(
+    (*RETRY_FLAG.attributes, "fatal"),
+    P,
+    "the library marks the error not retriable (or fatal) and nothing else decided",
+)
+RETRY_AFTER = HeaderRule(
+    ("retry-after", "x-ms-retry-after-ms", "x-ratelimit-reset", "ratelimit-reset"),
+    ("retry_after", "retry_after_seconds"),
+    T,
+    "the server said when to come back (Retry-After), whatever the status",
+)
 
 # The whole ordered table, level by level, for the engine, the docs and the tests.
 RULES: tuple[tuple[str, tuple[Rule, ...]], ...] = (
-    ("1a. service error codes", CODE_RULES),
-    ("1b. exception type (MRO, qualified names)", TYPE_RULES),
+    ("1a. error codes (vendor, SQLSTATE, errno, service)", CODE_RULES),
+    ("1b. Retry-After", (RETRY_AFTER,)),
+    ("1c. exception type (MRO, qualified names)", TYPE_RULES),
+    ("1d. exception class names (any library)", NAME_RULES),
     ("2. HTTP status on the exception", STATUS_RULES),
     ("3. message patterns", PATTERN_RULES),
+    ("5. retry flag set by the library", (RETRY_FLAG, NOT_RETRYABLE_FLAG)),
+    ("6. DB-API base class names", WEAK_NAME_RULES),
 )

@@ -115,7 +115,8 @@ class TestTypeRules:
             (asyncio.TimeoutError(), TO),  # noqa: UP041 - the seed's spelling must keep working
             (ConnectionRefusedError(111, "Connection refused"), T),
             (BrokenPipeError(), T),
-            (socket.gaierror(-2, "Name or service not known"), T),
+            (socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"), T),
+            (socket.gaierror(socket.EAI_NONAME, "Name or service not known"), P),
             (ValidationError("bad config"), V),
             (DependencyFailure("extract failed"), D),
             (PermissionError("denied"), P),
@@ -438,11 +439,12 @@ class TestTable:
         assert len(names) == len(set(names))
 
     def test_codes_are_unambiguous(self) -> None:
-        """A code spelled by two services (InternalError, internalError) maps to one type."""
-        seen: dict[str, ErrorType] = {}
+        """Within one kind, a code spelled twice (InternalError, internalError) maps to one type."""
+        seen: dict[tuple[str, str], ErrorType] = {}
         for rule in CODE_RULES:
             for code in rule.folded:
-                assert seen.setdefault(code, rule.error_type) is rule.error_type, code
+                key = (rule.kind, code)
+                assert seen.setdefault(key, rule.error_type) is rule.error_type, key
 
     def test_statuses_are_unique(self) -> None:
         """No status appears in two status rules."""
