@@ -49,6 +49,18 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         "orchestrator (Airflow trigger rule / Prefect state) refuses to run after a failure",
         ("Upstream task run 'x' did not reach a 'COMPLETED' state.",),
     ),
+    PatternRule(
+        r"the external (?:dag|task_group|tasks?) .{0,160}?failed|dependency \S{1,80} raised|"
+        r"(?:some|one or more) (?:of the )?upstream tasks? (?:failed|did not succeed)|"
+        r"skipp(?:ed|ing) (?:step \S{1,80} )?(?:due to|because of) (?:skipped |failed )?"
+        r"(?:upstream|dependencies)",
+        D,
+        "Airflow external DAG/task, Celery chord dependency, Prefect/Dagster skipped upstream",
+        (
+            "The external DAG etl_daily failed.",
+            "Dependency 97de6f3f-ea67-4517-a21c-d867c61fcb47 raised ValueError('Something')",
+        ),
+    ),
     # -- unambiguous permanent causes that also mention connections or retries ---------------
     PatternRule(
         r"password authentication failed|authentication failed|invalid (?:username|user name)"

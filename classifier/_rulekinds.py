@@ -77,6 +77,7 @@ class CodeRule:
     reason: str
     source: str
     kind: str = "service"  # the namespace: service, sqlstate, sqlstate-class, mysql, redis, ...
+    refine: tuple[PatternRule, ...] = ()
     folded: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
 
     @folded.default

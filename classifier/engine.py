@@ -102,14 +102,14 @@ def _decide(exception: BaseException | None, text: str) -> Rule | None:
     return match_patterns(lowered)
 
 
-def _code_rule(exception: BaseException | None, lowered: str, text: str) -> CodeRule | None:
+def _code_rule(exception: BaseException | None, lowered: str, text: str) -> Rule | None:
     """Level 1a: the first code with a rule; then the class of any SQLSTATE seen."""
     found = exception_codes(exception) if isinstance(exception, BaseException) else iter(())
     classes: list[tuple[str, str]] = []
     for kind, code in itertools.chain(found, message_codes(lowered, text, exception)):
         rule = _CODE_INDEX.get((kind, code.casefold()))
         if rule is not None:
-            return rule
+            return first_refinement(rule.refine, lowered) or rule
         if kind == "sqlstate":
             classes.append(("sqlstate-class", code[:2].casefold()))
     for key in classes:

@@ -54,6 +54,21 @@ BAD_KEY_REASON = PatternRule(
     ("400 API key not valid. Please pass a valid API key.",),
 )
 
+CONCURRENT_UPDATE_REASON = PatternRule(
+    r"could not serialize access|due to concurrent update|transaction is aborted due to "
+    r"concurrent|concurrent update",
+    T,
+    "BigQuery reports a concurrent-update conflict as 400 invalidQuery; it succeeds when retried",
+    ("Could not serialize access to table p:d.t due to concurrent update",),
+)
+RESOURCES_REASON = PatternRule(
+    r"resources exceeded|resourcesexceeded|bytes ?billed|bytesbilledlimitexceeded|billing tier|"
+    r"billingtierlimitexceeded|quota ?exceeded",
+    P,
+    "a 400 that hits a resource, billing or quota limit: the same query hits it again",
+    ("Query exceeded limit for bytes billed: 1000000. 10485760 or higher required.",),
+)
+
 SSL_EOF_REASON = PatternRule(
     r"eof occurred in violation of protocol|unexpected_eof_while_reading|"
     r"connection reset by peer|ssl: unexpected eof",
@@ -137,6 +152,7 @@ CODE_RULES: tuple[CodeRule, ...] = (
         _codes(
             """accessDenied forbidden notFound quotaExceeded billingNotEnabled
             billingTierLimitExceeded blocked duplicate responseTooLarge resourcesExceeded
+            bytesBilledLimitExceeded
             notImplemented ACCESS_TOKEN_EXPIRED SERVICE_DISABLED API_KEY_INVALID"""
         ),
         P,
@@ -146,8 +162,9 @@ CODE_RULES: tuple[CodeRule, ...] = (
     CodeRule(
         ("invalid", "invalidQuery", "required", "invalidParameter"),
         V,
-        "a malformed request or query",
+        "a malformed request or query, unless the message says a concurrent update aborted it",
         _GOOGLE,
+        refine=(CONCURRENT_UPDATE_REASON,),
     ),
 )
 
@@ -158,6 +175,7 @@ TYPE_RULES: tuple[TypeRule, ...] = (
         _names(
             """
             prefect.exceptions: UpstreamTaskError
+            celery.exceptions: ChordError
             """
         ),
         D,
@@ -182,6 +200,8 @@ TYPE_RULES: tuple[TypeRule, ...] = (
             redis.exceptions: TimeoutError
             kafka.errors kafka.common: KafkaTimeoutError RequestTimedOutError
             airflow.exceptions: AirflowTaskTimeout AirflowSensorTimeout
+            billiard.exceptions celery.exceptions: TimeLimitExceeded SoftTimeLimitExceeded
+            celery.exceptions: TimeoutError
             snowflake.connector.errors: RequestTimeoutError
             """
         ),
@@ -219,6 +239,7 @@ TYPE_RULES: tuple[TypeRule, ...] = (
             snowflake.connector.errors: ServiceUnavailableError BadGatewayError
             snowflake.connector.errors: GatewayTimeoutError InternalServerError
             snowflake.connector.errors: OtherHTTPRetryableError
+            billiard.exceptions celery.exceptions: WorkerLostError
             """
         ),
         T,
@@ -268,6 +289,8 @@ TYPE_RULES: tuple[TypeRule, ...] = (
             redis.exceptions: AuthenticationWrongNumberOfArgsError
             airflow.exceptions: AirflowFailException
             snowflake.connector.errors: ForbiddenError
+            pyarrow.lib: ArrowNotImplementedError ArrowCapacityError ArrowMemoryError
+            celery.exceptions: MaxRetriesExceededError
             """
         ),
         P,
@@ -276,8 +299,8 @@ TYPE_RULES: tuple[TypeRule, ...] = (
     TypeRule(
         _names("google.api_core.exceptions: BadRequest InvalidArgument OutOfRange"),
         V,
-        "a malformed request, unless the 400 says the API key itself is bad",
-        refine=(BAD_KEY_REASON,),
+        "a malformed request, unless the 400 names a bad API key, a concurrent update or a limit",
+        refine=(BAD_KEY_REASON, CONCURRENT_UPDATE_REASON, RESOURCES_REASON, RATE_LIMIT_REASON),
     ),
     TypeRule(
         _names(
@@ -304,6 +327,10 @@ TYPE_RULES: tuple[TypeRule, ...] = (
             pydantic.error_wrappers pydantic.v1.error_wrappers: ValidationError
             jsonschema.exceptions marshmallow.exceptions: ValidationError
             pandera.errors: SchemaError SchemaErrors
+            pyarrow.lib: ArrowInvalid ArrowTypeError ArrowKeyError ArrowIndexError
+            pyspark.errors.exceptions.captured pyspark.sql.utils: AnalysisException
+            pyspark.errors.exceptions.captured pyspark.sql.utils: ParseException
+            pyspark.errors.exceptions.captured pyspark.sql.utils: IllegalArgumentException
             cattrs.errors: ClassValidationError
             yaml: YAMLError
             """
@@ -327,8 +354,9 @@ STATUS_RULES: tuple[StatusRule, ...] = (
     StatusRule(
         (400, 413, 422),
         V,
-        "HTTP 400/413/422: the request itself is malformed, unless it names a bad API key",
-        refine=(BAD_KEY_REASON,),
+        "HTTP 400/413/422: the request itself is malformed, unless it names a bad API key, a "
+        "concurrent update or a limit",
+        refine=(BAD_KEY_REASON, CONCURRENT_UPDATE_REASON, RESOURCES_REASON, RATE_LIMIT_REASON),
     ),
 )
 
