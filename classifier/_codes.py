@@ -7,7 +7,7 @@ code is read from an exception or its message.
 
 from __future__ import annotations
 
-from classifier._rulekinds import CodeRule
+from classifier._rulekinds import CodeRule, PatternRule
 from classifier.types import ErrorType
 
 T, P, TO = ErrorType.TRANSIENT, ErrorType.PERMANENT, ErrorType.TIMEOUT
@@ -20,6 +20,16 @@ _REDIS = "Redis error reply prefix (the first word of the reply)"
 _ERRNO = "errno of an OSError, or '[Errno N]' in the message"
 _GAI = "socket.gaierror errno (getaddrinfo EAI_* codes)"
 _KAFKA = "Kafka error name (kafka-python message, confluent-kafka KafkaError.name())"
+
+
+# Snowflake reuses SQLSTATE 57P03 ("cannot connect now") for a session without a warehouse,
+# which no retry fixes; its own error number (606) decides when present, this when not.
+NO_WAREHOUSE = PatternRule(
+    r"no active warehouse",
+    P,
+    "Snowflake: no active warehouse selected (a configuration or grant problem)",
+    ("SQLSTATE[57P03]: Cannot connect now: 606 No active warehouse selected",),
+)
 
 
 def _split(spec: str) -> tuple[str, ...]:
@@ -35,6 +45,7 @@ SQLSTATE_RULES: tuple[CodeRule, ...] = (
         "shutdown or failover in progress",
         _SQLSTATE,
         kind="sqlstate",
+        refine=(NO_WAREHOUSE,),
     ),
     CodeRule(
         _split("57014 25P03"),

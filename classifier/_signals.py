@@ -18,6 +18,7 @@ _MYSQL_MODULES: tuple[str, ...] = ("pymysql", "MySQLdb", "mysql.connector", "_my
 _MYSQL_MODULES += ("aiomysql", "asyncmy", "mariadb")
 _KAFKA_MODULES = ("kafka", "aiokafka", "confluent_kafka", "cimpl")
 _SNOWFLAKE_MODULES = ("snowflake",)
+_REDIS_MODULES = ("redis", "valkey", "coredis", "aioredis")
 _SQLSTATE_ATTRS = ("pgcode", "sqlstate", "sql_state", "sqlState")
 _SQLSTATE_METHODS = ("getSqlState",)  # pyspark's PySparkException
 
@@ -89,6 +90,10 @@ def exception_codes(exc: BaseException) -> Iterator[Code]:
             yield "snowflake", str(number)
     if module.startswith(_KAFKA_MODULES):
         yield from _kafka_codes(exc)
+    if module.startswith(_REDIS_MODULES):  # redis-py keeps the reply's prefix in status_code
+        prefix = _short_str(attr(exc, "status_code"))
+        if prefix is not None:
+            yield "redis", prefix
     yield from _sqlstates(exc)
     if isinstance(exc, OSError):
         yield from _errno_codes(exc)

@@ -69,6 +69,14 @@ RESOURCES_REASON = PatternRule(
     ("Query exceeded limit for bytes billed: 1000000. 10485760 or higher required.",),
 )
 
+MISSING_OBJECT_REASON = PatternRule(
+    r"(?:table|view|relation|schema|database|namespace)(?: or view)? (?:\S+ )?(?:not found|does "
+    r"not exist|cannot be found)|not found: |table_or_view_not_found",
+    P,
+    "the query names a table or view that does not exist",
+    ("Table or view not found: model_eval_features_list",),
+)
+
 SSL_EOF_REASON = PatternRule(
     r"eof occurred in violation of protocol|unexpected_eof_while_reading|"
     r"connection reset by peer|ssl: unexpected eof",
@@ -328,15 +336,28 @@ TYPE_RULES: tuple[TypeRule, ...] = (
             jsonschema.exceptions marshmallow.exceptions: ValidationError
             pandera.errors: SchemaError SchemaErrors
             pyarrow.lib: ArrowInvalid ArrowTypeError ArrowKeyError ArrowIndexError
-            pyspark.errors.exceptions.captured pyspark.sql.utils: AnalysisException
-            pyspark.errors.exceptions.captured pyspark.sql.utils: ParseException
-            pyspark.errors.exceptions.captured pyspark.sql.utils: IllegalArgumentException
             cattrs.errors: ClassValidationError
             yaml: YAMLError
             """
         ),
         V,
         "the input (data, request or query) is malformed; the same input fails again",
+    ),
+)
+
+TYPE_RULES = (
+    *TYPE_RULES,
+    TypeRule(
+        _names(
+            """
+            pyspark.errors.exceptions.captured pyspark.sql.utils: AnalysisException
+            pyspark.errors.exceptions.captured pyspark.sql.utils: ParseException
+            pyspark.errors.exceptions.captured pyspark.sql.utils: IllegalArgumentException
+            """
+        ),
+        V,
+        "Spark could not analyse the query, unless it names a table or view that does not exist",
+        refine=(MISSING_OBJECT_REASON,),
     ),
 )
 
