@@ -108,7 +108,7 @@ MYSQL_RULES: tuple[CodeRule, ...] = (
         _split("3024 1969 1317"), TO, "max_execution_time / statement timeout", _MYSQL, "mysql"
     ),
     CodeRule(
-        _split("1044 1045 1049 1051 1142 1143 1146 1227 1698 1820 1862 2059 1114 1021 3118"),
+        _split("1044 1045 1049 1050 1051 1142 1143 1146 1227 1698 1820 1862 2059 1114 1021 3118"),
         P,
         "access denied, unknown database or table, password expired, table full",
         _MYSQL,

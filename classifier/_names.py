@@ -24,7 +24,8 @@ NAME_RULES: tuple[NameRule, ...] = (
         ("ConnectionTimeout", "SoftTimeLimitExceeded", "DeadlineExceeded"),
     ),
     NameRule(
-        r"Throttl|RateLimit|TooManyRequests|Unavailable|Transient|Retr[yi]able|TryAgain|"
+        r"Throttl|RateLimit|TooManyRequests|Unavailable|Transient|Retr[yi]able|TryAgain|Temporar|"
+        r"error_temp|"
         r"Deadlock|SerializationFailure|Connection(?:Error|Refused|Reset|Aborted|Closed|Lost)|"
         r"ConnectError|Disconnect|NetworkError|ServerError|InternalServerError|BadGateway|"
         r"Overloaded|ServiceBusy|LockTimeout|LeaderNotAvailable|NotLeader|NoBrokers",
@@ -36,6 +37,7 @@ NAME_RULES: tuple[NameRule, ...] = (
         r"Authenticat|Unauthori[sz]ed|Unauthenticated|Forbidden|PermissionDenied|AccessDenied|"
         r"NotAuthori[sz]ed|AuthorizationFail|Credential|Password|NotFound|DoesNotExist|NoSuch|"
         r"AlreadyExists|NotImplemented|NotSupported|Unsupported|Certificate|InvalidToken|"
+        r"Permanent|error_perm|"
         r"ExpiredToken|TokenExpired",
         P,
         "the class says a credential, permission or resource is missing",
@@ -43,7 +45,7 @@ NAME_RULES: tuple[NameRule, ...] = (
     ),
     NameRule(
         r"Validation|Invalid|Schema|Integrity|DataError|Parse|Syntax|Decode|Malformed|Mismatch|"
-        r"Constraint|BadRequest|Unprocessable|TypeError|ValueError",
+        r"Constraint|BadRequest|Unprocessable|TypeError|ValueError|^Bad[A-Z]",
         V,
         "the class says the input is malformed",
         ("ValidationError", "InvalidArgument", "IntegrityError", "ParserError"),
@@ -52,13 +54,14 @@ NAME_RULES: tuple[NameRule, ...] = (
 
 # PEP 249 (DB-API 2.0) base classes: every driver has them, and each says something, but less
 # than the message; they decide only when the message, codes and chain said nothing.
+# OperationalError is deliberately absent: sqlite3 and duckdb raise it for statement errors
+# too ("no such function", "incomplete input"), so it says nothing about retrying.
 WEAK_NAME_RULES: tuple[NameRule, ...] = (
     NameRule(
-        r"^(?:Operational|Interface)Error$",
+        r"^InterfaceError$",
         T,
-        "DB-API OperationalError / InterfaceError: the database's operation (disconnects, "
-        "failovers), not the statement",
-        ("OperationalError", "InterfaceError"),
+        "DB-API InterfaceError: the connection to the database, not the statement",
+        ("InterfaceError",),
     ),
     NameRule(
         r"^ProgrammingError$",

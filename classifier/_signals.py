@@ -32,9 +32,10 @@ _GAI_NAMES = {
 
 _IN_TEXT = lazy(
     r"an error occurred \((\w{1,64})\)"  # botocore
-    r"|\bsqlstate[ :=\[]*([0-9a-z]{5})\b"  # PostgreSQL, Spark, Databricks, DB2, JDBC drivers
+    r"|\bsqlstate[ :=\[(]*([0-9a-z]{5})\b"  # PostgreSQL, Spark, Databricks, DB2, JDBC drivers
     r"|\[errno (-?\d{1,5})\]"  # OSError / gaierror text
     r"|\bcode=(_?[a-z][a-z_]{2,40}),val=-?\d"  # confluent-kafka KafkaError{code=...}
+    r"|\breason: ?([a-z][a-z]{5,40})\b"  # Google "reason: bytesBilledLimitExceeded"
 )
 _MYSQL_IN_TEXT = lazy(r"(?:^|\) )\((\d{4}), ['\"]|\berror (\d{4}) \([0-9a-z]{5}\)|^(\d{4}) \(")
 _SNOWFLAKE_IN_TEXT = lazy(r"^(\d{6}) \(([0-9a-z]{5})\):")
@@ -157,11 +158,11 @@ def _service_codes(exc: BaseException) -> Iterator[Code]:
 def message_codes(lowered: str, raw: str, exc: BaseException | None) -> Iterator[Code]:
     """Codes quoted in the text: botocore, SQLSTATE, [Errno N], KafkaError{code=..}, MySQL."""
     head = lowered[:4096]
-    if "(" in head or "sqlstate" in head or "[errno" in head:  # substring tests are cheap
+    if "(" in head or "sqlstate" in head or "[errno" in head or "reason:" in head:  # cheap tests
         for match in _IN_TEXT.finditer(head):
-            service, sqlstate, number, kafka = match.groups()
-            if service:
-                yield "service", service
+            service, sqlstate, number, kafka, reason = match.groups()
+            if service or reason:
+                yield "service", service or reason
             elif sqlstate:
                 yield "sqlstate", sqlstate
             elif kafka:

@@ -1,3 +1,4 @@
+
 """Cases for error_corpus_reproduce.py: the standard library and client libraries, offline.
 
 Labels are the right answer for a pipeline step (would a later attempt succeed?), by hand.
@@ -18,7 +19,7 @@ import tempfile
 import urllib.request
 import zipfile
 
-from error_corpus_reproduce import D, P, T, TO, V, case, http_server, refused_port, tcp_script
+from error_corpus_reproduce import TO, D, P, T, V, case, http_server, refused_port, tcp_script
 
 G = "generalisation"
 H = "holdout"
@@ -27,8 +28,10 @@ H = "holdout"
 # -- sqlite3 (standard library; no rule names it) -----------------------------------------------
 def _sqlite() -> sqlite3.Connection:
     db = sqlite3.connect(":memory:")
-    db.execute("create table t (id integer primary key, name text not null unique, "
-               "n integer check (n > 0), p integer references t(id))")
+    db.execute(
+        "create table t (id integer primary key, name text not null unique, "
+        "n integer check (n > 0), p integer references t(id))"
+    )
     db.execute("pragma foreign_keys = on")
     db.execute("insert into t values (1, 'a', 1, null)")
     return db
@@ -245,12 +248,12 @@ def subprocess_timeout() -> object:
 
 @case(P, "stdlib", "python", "open() of a missing input file", H)
 def missing_file() -> object:
-    return open("/nonexistent/input/orders.csv")  # noqa: SIM115
+    return open("/nonexistent/input/orders.csv")
 
 
 @case(P, "stdlib", "python", "open() of a directory", H)
 def open_dir() -> object:
-    return open("/tmp")  # noqa: SIM115
+    return open("/tmp")
 
 
 @case(T, "stdlib", "python", "socket.create_connection to a refused local port", H)
@@ -280,8 +283,10 @@ def smtp_421() -> object:
 def smtp_535() -> object:
     import smtplib
 
-    replies = [b"250-local\r\n250 AUTH PLAIN\r\n",
-               b"535 5.7.8 Username and Password not accepted.\r\n"] + [b"221 Bye\r\n"] * 3
+    replies = [
+        b"250-local\r\n250 AUTH PLAIN\r\n",
+        b"535 5.7.8 Username and Password not accepted.\r\n",
+    ] + [b"221 Bye\r\n"] * 3
     with tcp_script(b"220 local ESMTP\r\n", replies) as port:
         client = smtplib.SMTP("127.0.0.1", port, timeout=2)
         return client.login("etl", "wrong")
@@ -291,8 +296,13 @@ def smtp_535() -> object:
 def smtp_550() -> object:
     import smtplib
 
-    replies = [b"250 local\r\n", b"250 2.1.0 Ok\r\n", b"550 5.1.1 <x@example.com>: Recipient "
-               b"address rejected: User unknown in local recipient table\r\n", b"221 Bye\r\n"]
+    replies = [
+        b"250 local\r\n",
+        b"250 2.1.0 Ok\r\n",
+        b"550 5.1.1 <x@example.com>: Recipient "
+        b"address rejected: User unknown in local recipient table\r\n",
+        b"221 Bye\r\n",
+    ]
     with tcp_script(b"220 local ESMTP\r\n", replies) as port:
         client = smtplib.SMTP("127.0.0.1", port, timeout=2)
         return client.sendmail("etl@example.com", ["x@example.com"], "Subject: x\r\n\r\nx")
@@ -330,8 +340,11 @@ def ftp_421() -> object:
 def ftp_550() -> object:
     import ftplib
 
-    replies = [b"331 Please specify the password.\r\n", b"230 Login successful.\r\n",
-               b"550 Could not get file size.\r\n"]
+    replies = [
+        b"331 Please specify the password.\r\n",
+        b"230 Login successful.\r\n",
+        b"550 Could not get file size.\r\n",
+    ]
     with tcp_script(b"220 (vsFTPd 3.0.3)\r\n", replies) as port:
         client = ftplib.FTP()
         client.connect("127.0.0.1", port, timeout=2)

@@ -1,3 +1,4 @@
+
 """Cases for error_corpus_reproduce.py: client libraries, offline (127.0.0.1 only)."""
 
 from __future__ import annotations
@@ -5,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from error_corpus_reproduce import D, P, T, TO, V, case, http_server, refused_port, tcp_script
+from error_corpus_reproduce import TO, D, P, T, V, case, http_server, refused_port, tcp_script
 
 G = "generalisation"
 H = "holdout"
@@ -30,7 +31,9 @@ def requests_429() -> object:
     return _requests(429, {"Retry-After": "3"})
 
 
-@case(T, "http", "requests", "raise_for_status on a local 403 with Retry-After (secondary rate limit)")
+@case(
+    T, "http", "requests", "raise_for_status on a local 403 with Retry-After (secondary rate limit)"
+)
 def requests_403_retry_after() -> object:
     return _requests(403, {"Retry-After": "60"})
 
@@ -175,9 +178,10 @@ def _aiohttp(url: str, raise_for_status: bool = True, timeout: float = 2.0) -> o
 
     async def fetch() -> object:
         client_timeout = aiohttp.ClientTimeout(total=timeout)
-        async with aiohttp.ClientSession(raise_for_status=raise_for_status, timeout=client_timeout) as s:
-            async with s.get(url) as response:
-                return await response.read()
+        async with aiohttp.ClientSession(
+            raise_for_status=raise_for_status, timeout=client_timeout
+        ) as s, s.get(url) as response:
+            return await response.read()
 
     return asyncio.run(fetch())
 
@@ -216,18 +220,30 @@ def _s3(url: str | None = None) -> object:
     import boto3
     from botocore.config import Config
 
-    os.environ.update(AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE="/nonexistent",
-                      AWS_SHARED_CREDENTIALS_FILE="/nonexistent")
-    creds = {} if url is None else {"aws_access_key_id": "AKIDEXAMPLE", "aws_secret_access_key": "x"}
+    os.environ.update(
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE="/nonexistent",
+        AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
+    )
+    creds = (
+        {} if url is None else {"aws_access_key_id": "AKIDEXAMPLE", "aws_secret_access_key": "x"}
+    )
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
         os.environ.pop(key, None)
-    return boto3.client("s3", region_name="us-east-1", endpoint_url=url,
-                        config=Config(retries={"max_attempts": 1}), **creds)
+    return boto3.client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url=url,
+        config=Config(retries={"max_attempts": 1}),
+        **creds,
+    )
 
 
 def _s3_error(status: int, code: str, message: str) -> object:
-    body = (f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>{message}"
-            "</Message><RequestId>4442587FB7D0A2F9</RequestId></Error>").encode()
+    body = (
+        f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>{message}"
+        "</Message><RequestId>4442587FB7D0A2F9</RequestId></Error>"
+    ).encode()
     with http_server(status, body=body, content_type="application/xml") as url:
         return _s3(url).get_object(Bucket="etl-raw", Key="orders/2024-01-01.csv")
 
@@ -250,8 +266,11 @@ def s3_denied() -> object:
 
 @case(P, "botocore", "botocore", "get_object answered 403 InvalidAccessKeyId", H)
 def s3_bad_key() -> object:
-    return _s3_error(403, "InvalidAccessKeyId",
-                     "The AWS Access Key Id you provided does not exist in our records.")
+    return _s3_error(
+        403,
+        "InvalidAccessKeyId",
+        "The AWS Access Key Id you provided does not exist in our records.",
+    )
 
 
 @case(T, "botocore", "botocore", "get_object answered 500 InternalError", H)
@@ -261,8 +280,12 @@ def s3_internal() -> object:
 
 @case(TO, "botocore", "botocore", "get_object answered 400 RequestTimeout", H)
 def s3_request_timeout() -> object:
-    return _s3_error(400, "RequestTimeout", "Your socket connection to the server was not read "
-                     "from or written to within the timeout period. Idle connections will be closed.")
+    return _s3_error(
+        400,
+        "RequestTimeout",
+        "Your socket connection to the server was not read "
+        "from or written to within the timeout period. Idle connections will be closed.",
+    )
 
 
 @case(P, "botocore", "botocore", "get_object answered 400 ExpiredToken")
@@ -296,9 +319,14 @@ def s3_read_timeout() -> object:
     from botocore.config import Config
 
     with http_server(200, delay=1.0) as url:
-        client = boto3.client("s3", region_name="us-east-1", endpoint_url=url,
-                              aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="x",
-                              config=Config(read_timeout=0.2, retries={"max_attempts": 1}))
+        client = boto3.client(
+            "s3",
+            region_name="us-east-1",
+            endpoint_url=url,
+            aws_access_key_id="AKIDEXAMPLE",
+            aws_secret_access_key="x",
+            config=Config(read_timeout=0.2, retries={"max_attempts": 1}),
+        )
         return client.list_buckets()
 
 
@@ -335,13 +363,19 @@ def sa_mysql_refused() -> object:
     return sa.create_engine(f"mysql+pymysql://etl:pw@127.0.0.1:{refused_port()}/dw").connect()
 
 
-@case(TO, "sqlalchemy", "sqlalchemy", "QueuePool(size 1, overflow 0) checkout with 0.1 s timeout", H)
+@case(
+    TO, "sqlalchemy", "sqlalchemy", "QueuePool(size 1, overflow 0) checkout with 0.1 s timeout", H
+)
 def sa_pool_timeout() -> object:
     import sqlalchemy as sa
 
-    engine = sa.create_engine("sqlite:///" + os.path.join(__import__("tempfile").mkdtemp(), "x.db"),
-                              poolclass=sa.pool.QueuePool, pool_size=1, max_overflow=0,
-                              pool_timeout=0.1)
+    engine = sa.create_engine(
+        "sqlite:///" + os.path.join(__import__("tempfile").mkdtemp(), "x.db"),
+        poolclass=sa.pool.QueuePool,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=0.1,
+    )
     held = engine.connect()  # noqa: F841 - keeps the only connection checked out
     return engine.connect()
 
@@ -365,8 +399,9 @@ def sa_no_dialect() -> object:
 def pg_refused() -> object:
     import psycopg2
 
-    return psycopg2.connect(host="127.0.0.1", port=refused_port(), user="etl", dbname="dw",
-                            connect_timeout=2)
+    return psycopg2.connect(
+        host="127.0.0.1", port=refused_port(), user="etl", dbname="dw", connect_timeout=2
+    )
 
 
 @case(V, "postgres", "psycopg2-binary", "psycopg2.connect with an unknown DSN option", H)
@@ -413,11 +448,13 @@ def redis_loading() -> object:
 
 @case(P, "redis", "redis", "redis-py SET answered by a scripted -MISCONF reply (src/server.c)")
 def redis_misconf() -> object:
-    return _redis_reply(b"-MISCONF Redis is configured to save RDB snapshots, but it is currently "
-                        b"not able to persist on disk. Commands that may modify the data set are "
-                        b"disabled, because this instance is configured to report errors during "
-                        b"writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). "
-                        b"Please check the Redis logs for details about the RDB error.\r\n")
+    return _redis_reply(
+        b"-MISCONF Redis is configured to save RDB snapshots, but it is currently "
+        b"not able to persist on disk. Commands that may modify the data set are "
+        b"disabled, because this instance is configured to report errors during "
+        b"writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). "
+        b"Please check the Redis logs for details about the RDB error.\r\n"
+    )
 
 
 @case(TO, "kafka", "kafka-python", "KafkaConsumer with a refused local bootstrap server")
@@ -435,27 +472,41 @@ def _kafka(name: str, *args: object) -> object:
 
 # kafka-python's broker errors (dpkp/kafka-python: kafka/errors.py), raised as its client does.
 for _name, _label, _split in (
-    ("RequestTimedOutError", TO, "tune"), ("NotLeaderForPartitionError", T, "tune"),
-    ("LeaderNotAvailableError", T, H), ("UnknownTopicOrPartitionError", T, "tune"),
-    ("NotEnoughReplicasError", T, H), ("CoordinatorNotAvailableError", T, "tune"),
-    ("RebalanceInProgressError", T, H), ("TopicAuthorizationFailedError", P, "tune"),
-    ("GroupAuthorizationFailedError", P, H), ("MessageSizeTooLargeError", P, "tune"),
-    ("InvalidTopicError", V, H), ("RecordListTooLargeError", P, H),
-    ("TopicAlreadyExistsError", P, "tune"), ("CorruptRecordError", V, H),
-    ("OffsetOutOfRangeError", P, H), ("NotCoordinatorError", T, H),
-    ("NetworkExceptionError", T, "tune"), ("PolicyViolationError", V, H),
-    ("KafkaTimeoutError", TO, "tune"), ("NodeNotReadyError", T, H),
+    ("RequestTimedOutError", TO, "tune"),
+    ("NotLeaderForPartitionError", T, "tune"),
+    ("LeaderNotAvailableError", T, H),
+    ("UnknownTopicOrPartitionError", T, "tune"),
+    ("NotEnoughReplicasError", T, H),
+    ("CoordinatorNotAvailableError", T, "tune"),
+    ("RebalanceInProgressError", T, H),
+    ("TopicAuthorizationFailedError", P, "tune"),
+    ("GroupAuthorizationFailedError", P, H),
+    ("MessageSizeTooLargeError", P, "tune"),
+    ("InvalidTopicError", V, H),
+    ("RecordListTooLargeError", P, H),
+    ("TopicAlreadyExistsError", P, "tune"),
+    ("CorruptRecordError", V, H),
+    ("OffsetOutOfRangeError", P, H),
+    ("NotCoordinatorError", T, H),
+    ("NetworkExceptionError", T, "tune"),
+    ("PolicyViolationError", V, H),
+    ("KafkaTimeoutError", TO, "tune"),
+    ("NodeNotReadyError", T, H),
 ):
     case(_label, "kafka", "kafka-python", f"kafka.errors.{_name} as the client raises it", _split)(
         lambda _name=_name: _kafka(_name, "broker reply for the request")
     )
 
 
-@case(TO, "mongodb", "pymongo", "MongoClient ping of a refused port (serverSelectionTimeoutMS=300)", G)
+@case(
+    TO, "mongodb", "pymongo", "MongoClient ping of a refused port (serverSelectionTimeoutMS=300)", G
+)
 def mongo_selection() -> object:
     import pymongo
 
-    client = pymongo.MongoClient(f"mongodb://127.0.0.1:{refused_port()}", serverSelectionTimeoutMS=300)
+    client = pymongo.MongoClient(
+        f"mongodb://127.0.0.1:{refused_port()}", serverSelectionTimeoutMS=300
+    )
     return client.admin.command("ping")
 
 
@@ -615,7 +666,9 @@ def pydantic_model() -> object:
 def jsonschema_validate() -> object:
     import jsonschema
 
-    return jsonschema.validate({"id": "x"}, {"type": "object", "properties": {"id": {"type": "integer"}}})
+    return jsonschema.validate(
+        {"id": "x"}, {"type": "object", "properties": {"id": {"type": "integer"}}}
+    )
 
 
 @case(V, "validation", "marshmallow", "Schema.load of a record with a bad field", H)
@@ -633,10 +686,17 @@ def marshmallow_load() -> object:
 def celery_chord() -> object:
     from celery.exceptions import ChordError
 
-    raise ChordError(f"Dependency {'97de6f3f-ea67-4517-a21c-d867c61fcb47'} raised {ValueError('x')!r}")
+    raise ChordError(
+        f"Dependency {'97de6f3f-ea67-4517-a21c-d867c61fcb47'} raised {ValueError('x')!r}"
+    )
 
 
-@case(TO, "orchestrator", "celery", "billiard TimeLimitExceeded as the pool raises it (hard limit 60 s)")
+@case(
+    TO,
+    "orchestrator",
+    "celery",
+    "billiard TimeLimitExceeded as the pool raises it (hard limit 60 s)",
+)
 def celery_time_limit() -> object:
     from billiard.exceptions import TimeLimitExceeded
 

@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - case tables keep each SQL statement and description on one line
 """Cases for error_corpus_reproduce.py added after the rules were written: only reported.
 
 Every case here is held out ("holdout") or from a library no rule names ("generalisation").
@@ -6,11 +7,20 @@ Every case here is held out ("holdout") or from a library no rule names ("genera
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 
-from error_corpus_reproduce import P, T, TO, V, case, http_server, refused_port
-from error_corpus_servers import _MY, _PG, _have_redis, _my, _my_table, _pg, _pg_table, _redis, _redis_server
+from error_corpus_reproduce import TO, P, T, V, case, http_server, refused_port
+from error_corpus_servers import (
+    _MY,
+    _PG,
+    _have_redis,
+    _my,
+    _my_table,
+    _pg,
+    _pg_table,
+    _redis,
+    _redis_server,
+)
 
 G = "generalisation"
 H = "holdout"
@@ -43,7 +53,13 @@ def duck_csv() -> object:
     path = os.path.join(tempfile.mkdtemp(), "x.csv")
     with open(path, "w") as handle:
         handle.write("id,amount\n1,2\n3,4,5,6\n")
-    return duckdb.connect().execute(f"select * from read_csv('{path}', strict_mode=true, auto_detect=false, columns={{'id': 'INT', 'amount': 'INT'}})").fetchall()
+    return (
+        duckdb.connect()
+        .execute(
+            f"select * from read_csv('{path}', strict_mode=true, auto_detect=false, columns={{'id': 'INT', 'amount': 'INT'}})"
+        )
+        .fetchall()
+    )
 
 
 @case(V, "duckdb", "duckdb", "call of an unknown function", G)
@@ -169,7 +185,9 @@ def aiohttp_429() -> object:
 def urllib3_refused() -> object:
     import urllib3
 
-    return urllib3.PoolManager().request("GET", f"http://127.0.0.1:{refused_port()}/", retries=False)
+    return urllib3.PoolManager().request(
+        "GET", f"http://127.0.0.1:{refused_port()}/", retries=False
+    )
 
 
 @case(TO, "http", "urllib3", "PoolManager GET of a slow server with a 0.2 s read timeout", H)
@@ -177,7 +195,9 @@ def urllib3_timeout() -> object:
     import urllib3
 
     with http_server(200, delay=1.0) as url:
-        return urllib3.PoolManager().request("GET", url, retries=False, timeout=urllib3.Timeout(read=0.2))
+        return urllib3.PoolManager().request(
+            "GET", url, retries=False, timeout=urllib3.Timeout(read=0.2)
+        )
 
 
 # -- PostgreSQL / MariaDB / Redis, held out ----------------------------------------------------
@@ -201,12 +221,18 @@ if _PG:
     def pg_operator() -> object:
         return _pg_table().execute("select 1 from orders where id = 'a'::text")
 
-    @case(P, "postgres", "psycopg2-binary", "PostgreSQL 15: ALTER of a table owned by another role", H)
+    @case(
+        P, "postgres", "psycopg2-binary", "PostgreSQL 15: ALTER of a table owned by another role", H
+    )
     def pg_owner() -> object:
         _pg_table()
-        return _pg(user="reader", password="reader").cursor().execute("alter table orders add b int")
+        return (
+            _pg(user="reader", password="reader").cursor().execute("alter table orders add b int")
+        )
 
-    @case(TO, "postgres", "psycopg2-binary", "PostgreSQL 15: idle_in_transaction_session_timeout", H)
+    @case(
+        TO, "postgres", "psycopg2-binary", "PostgreSQL 15: idle_in_transaction_session_timeout", H
+    )
     def pg_idle() -> object:
         conn = _pg()
         conn.autocommit = False
@@ -226,8 +252,16 @@ if _PG:
 if _MY:
     for _label, _what, _sql in (
         (V, "column count does not match", "insert into orders values (2)"),
-        (V, "out of range value (strict mode)", "insert into orders values (3000000000, 'x', 1, 1)"),
-        (V, "incorrect date value", "select cast('2024-13-45' as date) + interval 1 day from dual where str_to_date('x', '%Y') is not null or 1=1; insert into orders (id, email, qty, customer) values (5, 'y', 1, '1x')"),
+        (
+            V,
+            "out of range value (strict mode)",
+            "insert into orders values (3000000000, 'x', 1, 1)",
+        ),
+        (
+            V,
+            "incorrect date value",
+            "select cast('2024-13-45' as date) + interval 1 day from dual where str_to_date('x', '%Y') is not null or 1=1; insert into orders (id, email, qty, customer) values (5, 'y', 1, '1x')",
+        ),
         (V, "parent row referenced by a foreign key", "delete from customers where id = 1"),
         (P, "create an existing table", "create table orders (a int)"),
         (P, "call of an unknown function", "select no_such_fn(1)"),
@@ -240,7 +274,6 @@ if _MY:
     def my_read_only() -> object:
         import pymysql
 
-        host, port = _MY[0], int(_MY[1])
         root = pymysql.connect(unix_socket="/tmp/mdb/my.sock", user="root")
         root.cursor().execute("set global read_only = 1")
         try:
@@ -269,7 +302,9 @@ if _have_redis():
     def rs_noperm() -> object:
         with _redis_server() as port:
             _redis(port).execute_command("ACL", "SETUSER", "reader", "on", ">pw", "~*", "+get")
-            return _redis(port, "pw").execute_command("AUTH", "reader", "pw") and __import__("redis").Redis(port=port, username="reader", password="pw").set("k", "v")
+            return _redis(port, "pw").execute_command("AUTH", "reader", "pw") and __import__(
+                "redis"
+            ).Redis(port=port, username="reader", password="pw").set("k", "v")
 
     @case(V, "redis", "redis", "Redis 7.0: EXEC after a queued command with a syntax error", H)
     def rs_execabort() -> object:

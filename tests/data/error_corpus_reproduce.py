@@ -1,3 +1,4 @@
+
 """Reproduce corpus entries by calling the real libraries (not run by the test suite).
 
 Usage: PYTHONPATH=<site with the libraries> python tests/data/error_corpus_reproduce.py OUT.jsonl
@@ -33,7 +34,9 @@ def case(label: str, family: str, dist: str, what: str, split: str = "tune") -> 
     """Register a function that raises the exception of one corpus entry."""
 
     def register(func: Callable[[], object]) -> Callable[[], object]:
-        CASES.append(({"label": label, "family": family, "dist": dist, "what": what, "split": split}, func))
+        CASES.append(
+            ({"label": label, "family": family, "dist": dist, "what": what, "split": split}, func)
+        )
         return func
 
     return register
@@ -83,7 +86,9 @@ def record(meta: dict[str, Any], exc: BaseException) -> dict[str, Any]:
         attributes["sqlstate"] = diag.sqlstate
     response = getattr(exc, "response", None)
     if isinstance(response, dict) and _jsonable(response):
-        attributes["response"] = {k: response[k] for k in ("Error", "ResponseMetadata") if k in response}
+        attributes["response"] = {
+            k: response[k] for k in ("Error", "ResponseMetadata") if k in response
+        }
     elif response is not None:
         fields = {}
         for name in ("status_code", "status"):
@@ -92,7 +97,9 @@ def record(meta: dict[str, Any], exc: BaseException) -> dict[str, Any]:
                 fields[name] = value
         headers = getattr(response, "headers", None)
         if headers is not None:
-            fields["headers"] = {k: v for k, v in dict(headers).items() if k.lower() == "retry-after"}
+            fields["headers"] = {
+                k: v for k, v in dict(headers).items() if k.lower() == "retry-after"
+            }
         if fields:
             entry["response"] = fields
     headers = getattr(exc, "headers", None)
@@ -122,8 +129,13 @@ def refused_port() -> int:
 
 
 @contextlib.contextmanager
-def http_server(status: int, headers: dict[str, str] | None = None, body: bytes = b"",
-                delay: float = 0.0, content_type: str = "text/plain") -> Iterator[str]:
+def http_server(
+    status: int,
+    headers: dict[str, str] | None = None,
+    body: bytes = b"",
+    delay: float = 0.0,
+    content_type: str = "text/plain",
+) -> Iterator[str]:
     """A one-answer HTTP server; yields its base URL."""
     import time
 
@@ -157,8 +169,9 @@ def http_server(status: int, headers: dict[str, str] | None = None, body: bytes 
 
 
 @contextlib.contextmanager
-def tcp_script(greeting: bytes = b"", replies: list[bytes] | None = None,
-               close_after: bool = False) -> Iterator[int]:
+def tcp_script(
+    greeting: bytes = b"", replies: list[bytes] | None = None, close_after: bool = False
+) -> Iterator[int]:
     """A TCP server that sends a greeting, then one scripted reply per line received."""
 
     class Handler(socketserver.BaseRequestHandler):
@@ -192,10 +205,10 @@ def tcp_script(greeting: bytes = b"", replies: list[bytes] | None = None,
 def main(out: str, only: str | None = None) -> None:
     """Run every case, write the entries (one JSON object per line)."""
     sys.modules.setdefault("error_corpus_reproduce", sys.modules[__name__])
-    import error_corpus_cases  # noqa: F401, PLC0415 - registers the cases
-    import error_corpus_libraries  # noqa: F401, PLC0415 - registers the library cases
-    import error_corpus_servers  # noqa: F401, PLC0415 - registers the server cases
-    import error_corpus_more  # noqa: F401, PLC0415 - registers the held-out cases
+    import error_corpus_cases  # noqa: F401 - registers the cases
+    import error_corpus_libraries  # noqa: F401 - registers the library cases
+    import error_corpus_more  # noqa: F401 - registers the held-out cases
+    import error_corpus_servers  # noqa: F401 - registers the server cases
 
     entries = []
     for meta, func in CASES:
@@ -203,7 +216,7 @@ def main(out: str, only: str | None = None) -> None:
             continue
         try:
             result = func()
-        except BaseException as exc:  # noqa: BLE001 - recording is the point
+        except BaseException as exc:
             entries.append(record(meta, exc))
             continue
         print(f"no exception: {meta['what']} -> {result!r}", file=sys.stderr)

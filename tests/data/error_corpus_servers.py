@@ -1,3 +1,4 @@
+
 """Cases for error_corpus_reproduce.py against real local servers (skipped when absent).
 
 PostgreSQL (PIPESTATE_CORPUS_PG="host port user password db"), MariaDB (PIPESTATE_CORPUS_MYSQL,
@@ -15,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from error_corpus_reproduce import P, T, TO, V, case, refused_port
+from error_corpus_reproduce import TO, P, T, V, case, refused_port
 
 H = "holdout"
 _PG = os.environ.get("PIPESTATE_CORPUS_PG", "").split()
@@ -27,9 +28,14 @@ def _pg(user: str | None = None, password: str | None = None, db: str | None = N
     import psycopg2
 
     host, port, default_user, default_password, default_db = _PG
-    conn = psycopg2.connect(host=host, port=int(port), user=user or default_user,
-                            password=password or default_password, dbname=db or default_db,
-                            connect_timeout=3)
+    conn = psycopg2.connect(
+        host=host,
+        port=int(port),
+        user=user or default_user,
+        password=password or default_password,
+        dbname=db or default_db,
+        connect_timeout=3,
+    )
     conn.autocommit = True
     return conn
 
@@ -39,8 +45,10 @@ def _pg_table() -> object:
     cur = conn.cursor()
     cur.execute("drop table if exists orders cascade; drop table if exists customers cascade")
     cur.execute("create table customers (id int primary key)")
-    cur.execute("create table orders (id int primary key, email varchar(10) not null unique, "
-                "qty int check (qty > 0), customer int references customers(id), placed date)")
+    cur.execute(
+        "create table orders (id int primary key, email varchar(10) not null unique, "
+        "qty int check (qty > 0), customer int references customers(id), placed date)"
+    )
     cur.execute("insert into customers values (1)")
     cur.execute("insert into orders values (1, 'a@b.c', 1, 1, '2024-01-01')")
     return cur
@@ -59,7 +67,12 @@ for _label, _what, _sql, _split in (
     (V, "foreign key violation", "insert into orders values (2, 'x', 1, 99, null)", H),
     (V, "invalid integer input", "select 'abc'::int", "tune"),
     (V, "division by zero", "select 1/0", H),
-    (V, "value too long for varchar(10)", "insert into orders values (2, 'abcdefghijkl', 1, 1, null)", H),
+    (
+        V,
+        "value too long for varchar(10)",
+        "insert into orders values (2, 'abcdefghijkl', 1, 1, null)",
+        H,
+    ),
     (V, "integer out of range", "select 2147483647::int + 1", "tune"),
     (V, "syntax error", "selec * from orders", H),
     (V, "undefined column", "select amount from orders", "tune"),
@@ -89,7 +102,9 @@ def pg_privilege() -> object:
     return _pg(user="reader", password="reader").cursor().execute("select * from orders")
 
 
-@case(T, "postgres", "psycopg2-binary", "PostgreSQL 15: second connection of a role limited to 1", H)
+@case(
+    T, "postgres", "psycopg2-binary", "PostgreSQL 15: second connection of a role limited to 1", H
+)
 def pg_too_many() -> object:
     first = _pg(user="reader", password="reader")  # noqa: F841 - holds the only slot
     return _pg(user="reader", password="reader")
@@ -132,7 +147,7 @@ def _pg_two(sql_a: tuple[str, str], sql_b: tuple[str, str], level: str) -> objec
         try:
             ca.execute(sql_a[1])
             a.commit()
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     thread = threading.Thread(target=second_a)
@@ -141,17 +156,24 @@ def _pg_two(sql_a: tuple[str, str], sql_b: tuple[str, str], level: str) -> objec
     try:
         cb.execute(sql_b[1])
         b.commit()
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         errors.append(exc)
     thread.join()
     raise errors[0]
 
 
-@case(T, "postgres", "psycopg2-binary", "PostgreSQL 15: two transactions locking rows in opposite order")
+@case(
+    T,
+    "postgres",
+    "psycopg2-binary",
+    "PostgreSQL 15: two transactions locking rows in opposite order",
+)
 def pg_deadlock() -> object:
-    return _pg_two(("update customers set id = id where id = 1", "update customers set id = id where id = 2"),
-                   ("update customers set id = id where id = 2", "update customers set id = id where id = 1"),
-                   "READ COMMITTED")
+    return _pg_two(
+        ("update customers set id = id where id = 1", "update customers set id = id where id = 2"),
+        ("update customers set id = id where id = 2", "update customers set id = id where id = 1"),
+        "READ COMMITTED",
+    )
 
 
 @case(T, "postgres", "psycopg2-binary", "PostgreSQL 15: concurrent update under REPEATABLE READ", H)
@@ -179,9 +201,15 @@ def _my(user: str | None = None, password: str | None = None, db: str | None = N
     import pymysql
 
     host, port, default_user, default_password, default_db = _MY
-    return pymysql.connect(host=host, port=int(port), user=user or default_user,
-                           password=password or default_password, database=db or default_db,
-                           connect_timeout=3, autocommit=True)
+    return pymysql.connect(
+        host=host,
+        port=int(port),
+        user=user or default_user,
+        password=password or default_password,
+        database=db or default_db,
+        connect_timeout=3,
+        autocommit=True,
+    )
 
 
 def _my_table() -> object:
@@ -190,8 +218,10 @@ def _my_table() -> object:
     cur.execute("drop table if exists orders")
     cur.execute("drop table if exists customers")
     cur.execute("create table customers (id int primary key) engine=innodb")
-    cur.execute("create table orders (id int primary key, email varchar(10) not null unique, "
-                "qty int, customer int, foreign key (customer) references customers(id)) engine=innodb")
+    cur.execute(
+        "create table orders (id int primary key, email varchar(10) not null unique, "
+        "qty int, customer int, foreign key (customer) references customers(id)) engine=innodb"
+    )
     cur.execute("insert into customers values (1)")
     cur.execute("insert into orders values (1, 'a@b.c', 1, 1)")
     return cur
@@ -200,7 +230,12 @@ def _my_table() -> object:
 for _label, _what, _sql, _split in (
     (V, "duplicate entry", "insert into orders values (2, 'a@b.c', 1, 1)", "tune"),
     (V, "NULL into NOT NULL", "insert into orders values (2, null, 1, 1)", H),
-    (V, "data too long (strict mode)", "insert into orders values (2, 'abcdefghijkl', 1, 1)", "tune"),
+    (
+        V,
+        "data too long (strict mode)",
+        "insert into orders values (2, 'abcdefghijkl', 1, 1)",
+        "tune",
+    ),
     (V, "incorrect integer value (strict mode)", "insert into orders values (2, 'x', 'abc', 1)", H),
     (V, "foreign key violation", "insert into orders values (2, 'x', 1, 99)", H),
     (V, "syntax error", "selec * from orders", "tune"),
@@ -225,7 +260,9 @@ def my_no_db() -> object:
 @case(P, "mysql", "pymysql", "MariaDB 10.11: INSERT without the privilege (user reader)", H)
 def my_denied() -> object:
     _my_table()
-    return _my(user="reader", password="reader").cursor().execute("insert into customers values (7)")
+    return (
+        _my(user="reader", password="reader").cursor().execute("insert into customers values (7)")
+    )
 
 
 @case(T, "mysql", "pymysql", "MariaDB 10.11: lock wait timeout (innodb_lock_wait_timeout=1)")
@@ -252,7 +289,7 @@ def my_deadlock() -> object:
     def second_a() -> None:
         try:
             ca.execute("update customers set id = id where id = 2")
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     thread = threading.Thread(target=second_a)
@@ -260,7 +297,7 @@ def my_deadlock() -> object:
     time.sleep(0.3)
     try:
         cb.execute("update customers set id = id where id = 1")
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         errors.append(exc)
     thread.join()
     raise errors[0]
@@ -281,9 +318,22 @@ def _redis_server(*args: str) -> Iterator[int]:
     """A redis-server on a free 127.0.0.1 port with extra arguments, stopped afterwards."""
     port = refused_port()
     workdir = tempfile.mkdtemp()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--dir", workdir, *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            workdir,
+            *args,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(100):
             with contextlib.suppress(OSError):
@@ -340,8 +390,9 @@ if _have_redis():
 
     @case(T, "redis", "redis", "Redis 7.0: read on a replica with replica-serve-stale-data no", H)
     def rs_masterdown() -> object:
-        with _redis_server("--replicaof", "127.0.0.1", str(refused_port()),
-                           "--replica-serve-stale-data", "no") as port:
+        with _redis_server(
+            "--replicaof", "127.0.0.1", str(refused_port()), "--replica-serve-stale-data", "no"
+        ) as port:
             return _redis(port).get("k")
 
     @case(P, "redis", "redis", "Redis 7.0: EVALSHA of an unknown script", H)
@@ -349,12 +400,16 @@ if _have_redis():
         with _redis_server() as port:
             return _redis(port).evalsha("a" * 40, 0)
 
-    @case(T, "redis", "redis", "Redis 7.0: command while a Lua script runs past busy-reply-threshold")
+    @case(
+        T, "redis", "redis", "Redis 7.0: command while a Lua script runs past busy-reply-threshold"
+    )
     def rs_busy() -> object:
         with _redis_server("--busy-reply-threshold", "100") as port:
             runner = threading.Thread(
-                target=lambda: contextlib.suppress(Exception).__enter__()
-                or _safe(lambda: _redis(port).eval("local i=0 while i < 3e8 do i=i+1 end", 0)),
+                target=lambda: (
+                    contextlib.suppress(Exception).__enter__()
+                    or _safe(lambda: _redis(port).eval("local i=0 while i < 3e8 do i=i+1 end", 0))
+                ),
                 daemon=True,
             )
             runner.start()
