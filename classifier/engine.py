@@ -12,6 +12,7 @@ from classifier._signals import (
     attr,
     exception_codes,
     has_header,
+    has_signals,
     http_status,
     message_codes,
     retry_flag,
@@ -68,7 +69,7 @@ def _verdict(
     if not isinstance(exception, BaseException):
         return (rule.error_type, rule) if rule is not None else (ErrorType.UNKNOWN, None)
     verdict = rule.error_type if rule is not None else _from_chain(exception)
-    flag = retry_flag(exception, RETRY_FLAG.attributes)
+    flag = retry_flag(exception, RETRY_FLAG.attributes) if has_signals(exception) else None
     if flag is True and verdict not in RETRYABLE:
         return RETRY_FLAG.error_type, RETRY_FLAG  # the library knows its own errors best
     if verdict is not ErrorType.UNKNOWN:
@@ -84,27 +85,28 @@ def _verdict(
 def _decide(exception: BaseException | None, text: str) -> Rule | None:
     """Levels 1-3 for one exception and its message text."""
     lowered = text.lower()
-    code_rule = _code_rule(exception, lowered, text)
+    rich = isinstance(exception, BaseException) and has_signals(exception)
+    code_rule = _code_rule(exception, rich, lowered, text)
     if code_rule is not None:
         return code_rule
     if isinstance(exception, BaseException):
-        if has_header(exception, RETRY_AFTER.headers, RETRY_AFTER.attributes):
+        if rich and has_header(exception, RETRY_AFTER.headers, RETRY_AFTER.attributes):
             return RETRY_AFTER
         type_rule = _type_rule(type(exception))
         if isinstance(type_rule, TypeRule):
             return first_refinement(type_rule.refine, lowered) or type_rule
         if type_rule is not None:
             return type_rule
-        status = http_status(exception)
+        status = http_status(exception) if rich else None
         status_rule = _STATUS_INDEX.get(status) if status is not None else None
         if status_rule is not None:
             return first_refinement(status_rule.refine, lowered) or status_rule
     return match_patterns(lowered)
 
 
-def _code_rule(exception: BaseException | None, lowered: str, text: str) -> Rule | None:
+def _code_rule(exception: BaseException | None, rich: bool, lowered: str, text: str) -> Rule | None:
     """Level 1a: the first code with a rule; then the class of any SQLSTATE seen."""
-    found = exception_codes(exception) if isinstance(exception, BaseException) else iter(())
+    found = exception_codes(exception) if rich and exception is not None else iter(())
     classes: list[tuple[str, str]] = []
     for kind, code in itertools.chain(found, message_codes(lowered, text, exception)):
         rule = _CODE_INDEX.get((kind, code.casefold()))
