@@ -103,6 +103,7 @@ def _absent_on(cls: type) -> frozenset[str]:
 
 # Every exception has these; they carry no signal of their own.
 _TRIVIAL = frozenset({"args", "__cause__", "__context__"})
+_PLAIN_ARGS = (str, bytes, int, float, type(None), BaseException, dict, list, tuple)
 _RICH: dict[type, bool] = {}
 
 
@@ -123,7 +124,7 @@ def has_signals(exc: BaseException) -> bool:
             _RICH.clear()
         with contextlib.suppress(TypeError):
             _RICH[cls] = rich
-    if rich:
+    if rich or _first_arg(exc) is not None:  # confluent-kafka: a KafkaError object in args[0]
         return True
     instance = getattr(exc, "__dict__", None)
     return isinstance(instance, dict) and bool(instance) and not _CANDIDATES.isdisjoint(instance)
@@ -315,8 +316,11 @@ def retry_flag(exc: BaseException, attributes: tuple[str, ...]) -> bool | None:
 
 def _first_arg(exc: BaseException) -> object:
     """args[0] when it is an object that may carry a flag (confluent-kafka's KafkaError)."""
-    args = attr(exc, "args")
-    if isinstance(args, tuple) and args and not isinstance(args[0], str | bytes | int):
+    try:
+        args = exc.args
+    except Exception:  # an args property that raises
+        return None
+    if isinstance(args, tuple) and args and not isinstance(args[0], _PLAIN_ARGS):
         return args[0]
     return None
 
