@@ -1,4 +1,3 @@
-
 """Cases for error_corpus_reproduce.py: the standard library and client libraries, offline.
 
 Labels are the right answer for a pipeline step (would a later attempt succeed?), by hand.

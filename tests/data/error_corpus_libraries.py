@@ -1,4 +1,3 @@
-
 """Cases for error_corpus_reproduce.py: client libraries, offline (127.0.0.1 only)."""
 
 from __future__ import annotations
@@ -178,9 +177,10 @@ def _aiohttp(url: str, raise_for_status: bool = True, timeout: float = 2.0) -> o
 
     async def fetch() -> object:
         client_timeout = aiohttp.ClientTimeout(total=timeout)
-        async with aiohttp.ClientSession(
-            raise_for_status=raise_for_status, timeout=client_timeout
-        ) as s, s.get(url) as response:
+        async with (
+            aiohttp.ClientSession(raise_for_status=raise_for_status, timeout=client_timeout) as s,
+            s.get(url) as response,
+        ):
             return await response.read()
 
     return asyncio.run(fetch())

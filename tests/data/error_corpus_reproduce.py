@@ -1,4 +1,3 @@
-
 """Reproduce corpus entries by calling the real libraries (not run by the test suite).
 
 Usage: PYTHONPATH=<site with the libraries> python tests/data/error_corpus_reproduce.py OUT.jsonl
@@ -202,9 +201,10 @@ def tcp_script(
         server.server_close()
 
 
-def main(out: str, only: str | None = None) -> None:
+def main(out: str, only: str | None = None) -> None:  # noqa: C901
     """Run every case, write the entries (one JSON object per line)."""
     sys.modules.setdefault("error_corpus_reproduce", sys.modules[__name__])
+    import error_corpus_batch2  # noqa: F401 - registers the batch-2 held-out cases
     import error_corpus_cases  # noqa: F401 - registers the cases
     import error_corpus_libraries  # noqa: F401 - registers the library cases
     import error_corpus_more  # noqa: F401 - registers the held-out cases

@@ -1,4 +1,3 @@
-
 """Cases for error_corpus_reproduce.py against real local servers (skipped when absent).
 
 PostgreSQL (PIPESTATE_CORPUS_PG="host port user password db"), MariaDB (PIPESTATE_CORPUS_MYSQL,
