@@ -1,4 +1,3 @@
-# ruff: noqa: E501 - case tables keep each SQL statement and description on one line
 """Cases for error_corpus_reproduce.py written after the second rule pass: only reported.
 
 These entries ("batch": 2) were added after every rule change, and no rule was changed after

@@ -201,7 +201,7 @@ def tcp_script(
         server.server_close()
 
 
-def main(out: str, only: str | None = None) -> None:  # noqa: C901
+def main(out: str, only: str | None = None) -> None:
     """Run every case, write the entries (one JSON object per line)."""
     sys.modules.setdefault("error_corpus_reproduce", sys.modules[__name__])
     import error_corpus_batch2  # noqa: F401 - registers the batch-2 held-out cases
