@@ -100,7 +100,7 @@ def _codes(spec: str) -> tuple[str, ...]:
     return tuple(spec.split())
 
 
-_BOTOCORE = "botocore response['Error']['Code']"
+_BOTOCORE = "botocore `response['Error']['Code']`"
 _GOOGLE = "Google errors[].reason / ErrorInfo reason"
 
 CODE_RULES: tuple[CodeRule, ...] = (
