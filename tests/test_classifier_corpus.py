@@ -29,7 +29,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from classifier import ErrorType, classify_error, is_retryable
@@ -141,19 +141,19 @@ class TestCorpus:
 class TestNeverRaises:
     """classify_error accepts anything."""
 
-    @settings(deadline=None)  # the first classification builds the pattern screen
+    @settings(deadline=None, suppress_health_check=[HealthCheck.differing_executors])
     @given(exceptions(), messages)
     def test_arbitrary_exceptions_and_messages(self, exc: BaseException, message: object) -> None:
         """Invariant: any exception with any message object yields an ErrorType, never raises."""
         assert isinstance(classify_error(exc, message), ErrorType)
 
-    @settings(deadline=None)  # the first classification builds the pattern screen
+    @settings(deadline=None, suppress_health_check=[HealthCheck.differing_executors])
     @given(st.binary(max_size=2000))
     def test_binary_messages(self, data: bytes) -> None:
         """Invariant: undecodable bytes are classified, not rejected."""
         assert isinstance(classify_error(None, data), ErrorType)
 
-    @settings(deadline=None)  # the first classification builds the pattern screen
+    @settings(deadline=None, suppress_health_check=[HealthCheck.differing_executors])
     @given(st.text(max_size=2000))
     def test_text_messages(self, text: str) -> None:
         """Invariant: any text is classified."""

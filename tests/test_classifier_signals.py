@@ -6,7 +6,7 @@ import socket
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from classifier import ErrorType, classify_error
@@ -314,7 +314,7 @@ class TestFastPath:
         assert signals.has_signals(_exc("x.Error", "x", pgcode="40001"))
         assert signals.has_signals(OSError(2, "x"))
 
-    @settings(deadline=None)  # the first classification builds the pattern screen
+    @settings(deadline=None, suppress_health_check=[HealthCheck.differing_executors])
     @given(st.sampled_from(["pgcode", "retriable", "errno", "status_code", "response", "errors"]))
     def test_any_candidate_attribute_makes_it_rich(self, name: str) -> None:
         """Invariant: setting any attribute a reader looks at turns the slow path on."""
