@@ -337,3 +337,58 @@ class TestFastPath:
 
         assert signals.attr(Weird(), "sqlstate") is None
         assert classify_error(Weird("deadlock detected")) is T
+
+
+class TestSignalEdges:
+    """Boundaries of the readers that mutation testing showed untested."""
+
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [(503, T), ("503", T), ("404", P), (600, None), (99, None), (True, None), ("5033", None)],
+    )
+    def test_http_status_bounds(self, value: object, expected: ErrorType | None) -> None:
+        """Statuses are ints or 3-digit strings in 100..599; bools and out-of-range values not."""
+        got = signals.http_status(_exc("lib.Error", "x", status_code=value))
+        assert got == (int(value) if expected is not None else None)  # type: ignore[call-overload]
+        if expected is not None:
+            assert classify_error(_exc("lib.Error", "odd", status_code=value)) is expected
+
+    def test_http_status_sources(self) -> None:
+        """code, status, response.status and botocore's HTTPStatusCode are all read."""
+        assert signals.http_status(_exc("l.E", "x", code=429)) == 429
+        assert signals.http_status(_exc("l.E", "x", code=599)) == 599
+        assert signals.http_status(_exc("l.E", "x", code=100)) == 100
+        assert signals.http_status(_exc("l.E", "x", status=502)) == 502
+        assert signals.http_status(_exc("l.E", "x", response=_Response(404, {}))) == 404
+        botocore = {"ResponseMetadata": {"HTTPStatusCode": 503}}
+        assert signals.http_status(_exc("l.E", "x", response=botocore)) == 503
+        assert signals.http_status(_exc("l.E", "x", response={"ResponseMetadata": {}})) is None
+
+    def test_errno_text_both_signs(self) -> None:
+        """'[Errno N]' maps positive numbers to errno names, negative ones to getaddrinfo."""
+        assert list(signals._errno_text(111)) == [("errno", "ECONNREFUSED")]
+        assert list(signals._errno_text(socket.EAI_NONAME)) == [("gai", "EAI_NONAME")]
+        assert list(signals._errno_text(99999)) == []
+        text = f"HTTPConnection: Failed to resolve 'x' ([Errno {socket.EAI_NONAME}] Name unknown)"
+        assert classify_error(None, text) is P
+
+    def test_class_with_getattr_is_always_read(self) -> None:
+        """A class with __getattr__ may produce any attribute, so nothing is skipped."""
+
+        class Dynamic(Exception):
+            def __getattr__(self, name: str) -> object:
+                return "40001" if name == "pgcode" else None
+
+        assert signals._absent_on(Dynamic) == frozenset()
+        assert classify_error(Dynamic("odd")) is T
+
+    def test_absent_names_are_only_the_missing_ones(self) -> None:
+        """A class attribute is never treated as absent."""
+
+        class WithFlag(Exception):
+            retriable = True
+
+        absent = signals._absent_on(WithFlag)
+        assert "retriable" not in absent
+        assert "pgcode" in absent
+        assert classify_error(WithFlag("topic does not exist")) is T
