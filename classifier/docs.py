@@ -221,7 +221,11 @@ def _mutation() -> Iterator[str]:
     yield "mutants that survived its last run, as `mutmut results` lists them:"
     yield ""
     lines = SURVIVORS.read_text(encoding="utf-8").splitlines() if SURVIVORS.exists() else []
-    survivors = [line.strip() for line in lines if line.strip()]
+    notes = [line.lstrip("# ").strip() for line in lines if line.startswith("#")]
+    survivors = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    for note in notes:
+        yield note
+        yield ""
     if not survivors:
         yield "(no run recorded)"
     else:
