@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
-import threading
+import time
 from typing import Any
 
 import click
@@ -23,6 +23,8 @@ from pipestate.cli import (
     _store_option,
     open_store_or_fail,
 )
+
+_SIGNAL_POLL_SECONDS = 0.1  # how soon `watch` notices SIGTERM / Ctrl-C
 
 _rules_option = click.option(
     "--rules",
@@ -82,9 +84,12 @@ def watch(
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     backend = open_store_or_fail(store, outbox=False)
-    stop = threading.Event()
+    # The handler only flips a flag: Event.set() from a signal handler can deadlock when the
+    # signal lands while the main thread holds that Event's own lock inside wait().
+    stopping: list[int] = []
     previous = {
-        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
+        sig: signal.signal(sig, lambda signum, _: stopping.append(signum))
+        for sig in (signal.SIGTERM, signal.SIGINT)
     }
     watcher = Watcher(
         backend,
@@ -96,7 +101,8 @@ def watch(
     click.echo(f"watching {store} every {seconds:g} s ({len(config.rules)} rules)", err=True)
     try:
         watcher.start()
-        stop.wait()
+        while not stopping:
+            time.sleep(_SIGNAL_POLL_SECONDS)
     finally:
         watcher.stop()
         backend.close()
