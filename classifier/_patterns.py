@@ -130,6 +130,7 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"could not serialize access|serializ(?:ation|able) failure|serializationfailure|"
         r"deadlock(?:s|ed)?(?: found| detected)?|deadlockdetected|lock wait timeout exceeded|"
         r"could not obtain lock|lock not available|concurrent update|"
+        r"could not set lock on file|conflicting lock is held|database (?:table )?is locked|"
         r"transaction (?:was )?aborted|write conflict|conflicting transaction",
         T,
         "a concurrency conflict; the transaction succeeds when retried",

@@ -112,13 +112,19 @@ def redact_aws_secrets(text: str) -> str:
 
 
 def _mask_if_secret_like(match: re.Match[str]) -> str:
-    """Mask a 40-char base64 run only if it looks random, not like a hex digest or a word."""
+    """Mask a 40-char base64 run only if it looks random, not like a hex digest, word or path.
+
+    An absolute path with no capital letter (/tmp/ci/configs/test/...) is a file name, not a key:
+    a random 40-character secret starting with '/' and free of capitals is about one in 10^5.
+    """
     token = match.group(0)
     mixed = (
         any(c.isupper() for c in token)
         and any(c.islower() for c in token)
         and any(c.isdigit() for c in token)
     )
+    if token.startswith("/") and not any(c.isupper() for c in token):
+        return token
     return MASK if mixed or "/" in token or "+" in token else token
 
 

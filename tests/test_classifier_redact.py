@@ -160,3 +160,16 @@ class TestDiagnosisIsNotASecret:
     def test_values_are_still_masked(self, text: str, secret: str) -> None:
         """A real value (or any quoted or '=' value) after the name is still masked."""
         assert secret not in redact(text).split(":", 1)[-1].split("=", 1)[-1]
+
+
+class TestPathsAreNotAwsSecrets:
+    """A 40-character run of path characters is a file name, not an AWS secret access key."""
+
+    def test_lowercase_absolute_path_of_forty_characters_is_kept(self) -> None:
+        """The config path of a CI checkout survives (it once hid the file name in a message)."""
+        text = "/tmp/fresh1/configs/test/validation/test_bad_field.yml: steps[1]: bad"
+        assert redact(text) == text
+
+    def test_a_secret_with_slashes_is_still_masked(self) -> None:
+        """AWS's documented example secret (capitals, digits, slashes) is masked."""
+        assert "wJalrXUtnFEMI" not in redact("key wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY end")
