@@ -83,7 +83,7 @@ def dependency_failed_run(history: History, start: dt.datetime) -> str:
 
 
 def cancelled_run(history: History, start: dt.datetime) -> str:
-    """A run cancelled by a signal: its FAILED rows carry metadata.cancelled and are not failures."""
+    """A run cancelled by a signal: its FAILED rows carry metadata.cancelled (not failures)."""
     pipe = _run(history, start, org="acme", name="nightly")
     pid = pipe["pipeline_logging_id"]
     step = {"org_slug": "acme", "pipeline_logging_id": pid, "entity_type": "STEP"}

@@ -5,6 +5,7 @@ the same records), one org at a time, and identical answers from the BigQuery em
 from __future__ import annotations
 
 import collections
+import itertools
 import datetime as dt
 from collections.abc import Iterator
 from typing import Any
@@ -171,7 +172,7 @@ class TestRunQueries:
             ("extract", "RUNNING", "FAILED", "PERMANENT"),
             ("load", "NOT_RUN", "FAILED", "DEPENDENCY_FAILURE"),
         ]
-        for before, after in zip(rows[1:3], rows[2:4], strict=True):
+        for before, after in itertools.pairwise(rows[1:4]):
             assert before["end_time"] == after["start_time"]
 
     def test_transitions_carry_error_context(self, sqlite_history: Any) -> None:
