@@ -5,8 +5,8 @@ the same records), one org at a time, and identical answers from the BigQuery em
 from __future__ import annotations
 
 import collections
-import itertools
 import datetime as dt
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
