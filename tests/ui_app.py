@@ -10,7 +10,6 @@ import hashlib
 import hmac
 import json
 import os
-
 from typing import Any
 
 DB_ENV = "PIPESTATE_TEST_UI_DB"

@@ -168,14 +168,16 @@ def errors_over_time(data: OverviewData) -> go.Figure:
             for kind, (days, counts) in by_type.items()
         ]
     )
-    since = data.as_of - dt.timedelta(days=data.days)
+    half_day = dt.timedelta(hours=12)
+    midnight = dt.datetime.combine(data.as_of, dt.time())
+    first, last = midnight - dt.timedelta(days=data.days) - half_day, midnight + half_day
     fig.update_layout(
         **_LAYOUT,
         barmode="stack",
         height=320,
         xaxis={
             "type": "date",
-            "range": [str(since - dt.timedelta(hours=12)), str(data.as_of + dt.timedelta(hours=12))],
+            "range": [str(first), str(last)],
         },
         yaxis={"title": "failures"},
     )

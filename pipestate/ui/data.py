@@ -36,9 +36,7 @@ class RunFilters:
         as_of = self.date_to or today
         start = self.date_from or (as_of - dt.timedelta(days=7))
         if start > as_of:
-            raise ValueError(
-                f"date range: 'from' must not be after 'to' (got {start} > {as_of})."
-            )
+            raise ValueError(f"date range: 'from' must not be after 'to' (got {start} > {as_of}).")
         return as_of, min((as_of - start).days, MAX_DAYS)
 
 

@@ -36,9 +36,10 @@ _SECURITY_HEADERS = {
 
 def _html(body: str, page: render.Page, status: int = 200) -> HTMLResponse:
     """An HTML response with the page's CSP (its nonce) and the security headers."""
-    headers = {**_SECURITY_HEADERS, "Content-Security-Policy": render.CSP_SERVED.format(
-        nonce=page.nonce
-    )}
+    headers = {
+        **_SECURITY_HEADERS,
+        "Content-Security-Policy": render.CSP_SERVED.format(nonce=page.nonce),
+    }
     return HTMLResponse(body, status_code=status, headers=headers)
 
 
