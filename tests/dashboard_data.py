@@ -116,7 +116,7 @@ def cancelled_run(history: History, start: dt.datetime) -> str:
 
 def running_run(history: History, start: dt.datetime) -> str:
     """A run still RUNNING, its first step done and its second step RUNNING since `start`."""
-    pipe = _run(history, start, org="acme", name="hourly_sync")
+    pipe = _run(history, start, org="acme", name="hourly-sync")
     pid = pipe["pipeline_logging_id"]
     step = {"org_slug": "acme", "pipeline_logging_id": pid, "entity_type": "STEP"}
     first = {**step, "step_logging_id": f"{pid}-s0", "entity_name": "extract"}

@@ -28,6 +28,10 @@ class Dialect:
     ms_between: Callable[[str, str], str]  # (later, earlier) -> whole milliseconds between
     nulls_first: str  # suffix of an ascending ORDER BY key that must put NULL first
     param_prefix: str
+    # A column term the planner must not use an index for (SQLite: unary +, a no-op value).
+    # SQLite has no statistics here and would pick the broad (org, date) index over the
+    # selective partial ones; BigQuery has no indexes, so the term is the bare column.
+    unindexed: Callable[[str], str] = lambda column: column
 
 
 def _not_cancelled(d: Dialect) -> str:
@@ -130,12 +134,18 @@ ORDER BY transition_time, transition_id
 _WINDOW = "org_slug = @org AND transition_date >= @since AND transition_date <= @as_of"
 
 
+def _window_unindexed(d: Dialect) -> str:
+    """The window, leaving the index choice to the query's other terms (a partial index)."""
+    org = d.unindexed("org_slug")
+    return f"{org} = @org AND transition_date >= @since AND transition_date <= @as_of"
+
+
 def _errors_over_time(d: Dialect) -> str:
     """ui_errors_over_time: the stacked bars."""
     return f"""
 SELECT transition_date AS day, error_type, COUNT(*) AS failures
 FROM {d.table}
-WHERE to_state = 'FAILED' AND {_WINDOW} AND {_not_cancelled(d)}
+WHERE to_state = 'FAILED' AND {_window_unindexed(d)} AND {_not_cancelled(d)}
 GROUP BY transition_date, error_type
 ORDER BY day, error_type{d.nulls_first}
 """
@@ -151,17 +161,16 @@ WITH retried AS (
     GROUP BY pipeline_logging_id, step_logging_id, error_type
 ),
 recovered AS (
-    SELECT DISTINCT step_logging_id
+    SELECT DISTINCT pipeline_logging_id, step_logging_id
     FROM {d.table}
-    WHERE org_slug = @org AND entity_type = 'STEP' AND to_state = 'COMPLETED'
-      AND transition_date >= @since
-      AND step_logging_id IN (SELECT step_logging_id FROM retried)
+    WHERE pipeline_logging_id IN (SELECT pipeline_logging_id FROM retried)
+      AND {d.unindexed("org_slug")} = @org AND entity_type = 'STEP' AND to_state = 'COMPLETED'
 ),
 names AS (
     SELECT pipeline_logging_id, MIN(entity_name) AS pipeline_name
     FROM {d.table}
-    WHERE org_slug = @org AND entity_type = 'PIPELINE'
-      AND pipeline_logging_id IN (SELECT pipeline_logging_id FROM retried)
+    WHERE pipeline_logging_id IN (SELECT pipeline_logging_id FROM retried)
+      AND {d.unindexed("org_slug")} = @org AND entity_type = 'PIPELINE'
     GROUP BY pipeline_logging_id
 ),
 tagged AS (
@@ -169,7 +178,9 @@ tagged AS (
            CASE WHEN c.step_logging_id IS NULL THEN 0 ELSE 1 END AS ok
     FROM retried AS r
     LEFT JOIN names AS n ON n.pipeline_logging_id = r.pipeline_logging_id
-    LEFT JOIN recovered AS c ON c.step_logging_id = r.step_logging_id
+    LEFT JOIN recovered AS c
+      ON c.pipeline_logging_id = r.pipeline_logging_id
+     AND c.step_logging_id = r.step_logging_id
 ),
 grouped AS (
     SELECT 'pipeline' AS dimension, pipeline_name AS name,
@@ -208,32 +219,15 @@ def _failure_heatmap(d: Dialect) -> str:
     return f"""
 SELECT transition_date AS day, {hour} AS hour, COUNT(*) AS failures
 FROM {d.table}
-WHERE to_state = 'FAILED' AND {_WINDOW} AND {_not_cancelled(d)}
+WHERE to_state = 'FAILED' AND {_window_unindexed(d)} AND {_not_cancelled(d)}
 GROUP BY transition_date, {hour}
 ORDER BY day, hour
 """
 
 
-def _stuck(d: Dialect) -> str:
-    """ui_stuck: the catalog's stuck query (long-running and hung), for one org."""
-    return f"""
-SELECT kind, entity_type, pipeline_logging_id, entity_name, from_state, to_state,
-       transition_time, duration_ms, reason
-FROM (
-    SELECT 'long_running' AS kind, entity_type, pipeline_logging_id, entity_name, from_state,
-           to_state, transition_time, duration_in_state_ms AS duration_ms, reason, transition_id
-    FROM {d.table}
-    WHERE org_slug = @org AND entity_type = 'PIPELINE' AND from_state = 'RUNNING'
-      AND duration_in_state_ms > @min_duration_ms
-    UNION ALL
-    SELECT 'hung' AS kind, t.entity_type, t.pipeline_logging_id, t.entity_name, t.from_state,
-           t.to_state, t.transition_time,
-           {d.ms_between("@now", "t.transition_time")} AS duration_ms, t.reason, t.transition_id
-    FROM {d.table} AS t
-    WHERE t.org_slug = @org AND t.to_state = 'RUNNING'
-      AND t.transition_date >= @since
-      AND t.transition_time <= @running_since
-      AND NOT EXISTS (
+def _no_later(d: Dialect) -> str:
+    """The entity `t` has no transition after the one that put it in RUNNING (still there)."""
+    return f"""NOT EXISTS (
           SELECT 1 FROM {d.table} AS later
           WHERE later.pipeline_logging_id = t.pipeline_logging_id
             AND later.entity_type = t.entity_type
@@ -241,7 +235,50 @@ FROM (
             AND later.transition_time >= t.transition_time
             AND later.transition_id <> t.transition_id
             AND (later.transition_time > t.transition_time OR later.from_state = 'RUNNING')
-      )
+      )"""
+
+
+def _stuck(d: Dialect) -> str:
+    """ui_stuck: long-running runs and hung pipelines of one org, with their hung steps.
+
+    Unlike the catalog's `stuck`, hung steps are looked for only inside hung pipelines (the
+    engine never ends a pipeline while a step still runs: it fails them first), which turns a
+    probe per RUNNING step of the window into a probe per RUNNING pipeline; long-running runs
+    are limited to the window.
+    """
+    hung = f"""t.transition_time <= @running_since
+      AND {_no_later(d)}"""
+    return f"""
+WITH hung_pipelines AS (
+    SELECT t.entity_type, t.pipeline_logging_id, t.entity_name, t.from_state, t.to_state,
+           t.transition_time, t.reason, t.transition_id
+    FROM {d.table} AS t
+    WHERE t.org_slug = @org AND t.entity_type = 'PIPELINE' AND t.to_state = 'RUNNING'
+      AND t.transition_date >= @since
+      AND {hung}
+)
+SELECT kind, entity_type, pipeline_logging_id, entity_name, from_state, to_state,
+       transition_time, duration_ms, reason
+FROM (
+    SELECT 'long_running' AS kind, entity_type, pipeline_logging_id, entity_name, from_state,
+           to_state, transition_time, duration_in_state_ms AS duration_ms, reason, transition_id
+    FROM {d.table}
+    WHERE {d.unindexed("org_slug")} = @org AND entity_type = 'PIPELINE'
+      AND from_state = 'RUNNING' AND duration_in_state_ms > @min_duration_ms
+      AND transition_date >= @since
+    UNION ALL
+    SELECT 'hung' AS kind, entity_type, pipeline_logging_id, entity_name, from_state, to_state,
+           transition_time, {d.ms_between("@now", "transition_time")} AS duration_ms, reason,
+           transition_id
+    FROM hung_pipelines
+    UNION ALL
+    SELECT 'hung' AS kind, t.entity_type, t.pipeline_logging_id, t.entity_name, t.from_state,
+           t.to_state, t.transition_time,
+           {d.ms_between("@now", "t.transition_time")} AS duration_ms, t.reason, t.transition_id
+    FROM {d.table} AS t
+    WHERE t.pipeline_logging_id IN (SELECT pipeline_logging_id FROM hung_pipelines)
+      AND {d.unindexed("t.org_slug")} = @org AND t.entity_type = 'STEP'
+      AND t.to_state = 'RUNNING' AND {hung}
 )
 ORDER BY duration_ms DESC, kind, pipeline_logging_id, entity_type, entity_name, transition_id
 LIMIT @limit

@@ -184,7 +184,10 @@ FAILURE_HEATMAP = QuerySpec(
 
 STUCK = QuerySpec(
     name="ui_stuck",
-    description="The org's stuck list: the catalog's `stuck` query restricted to one org.",
+    description=(
+        "The org's stuck list: the catalog's `stuck` query for one org, and long-running runs "
+        "only within the last `days` days (the catalog looks at all history)."
+    ),
     params=(
         _ORG,
         QueryParam("min_duration_ms", "INT64", 1_800_000, description="Long-RUNNING threshold"),

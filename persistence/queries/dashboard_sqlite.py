@@ -39,6 +39,7 @@ SQLITE = Dialect(
     ms_between=lambda later, earlier: f"(({_epoch_us(later)} - {_epoch_us(earlier)}) / 1000)",
     nulls_first="",  # SQLite sorts NULL first in ascending order
     param_prefix=":",
+    unindexed=lambda column: f"+{column}",
 )
 
 DASHBOARD_SQLITE_SQL: Mapping[str, str] = build(SQLITE)

@@ -1,0 +1,151 @@
+"""Dashboard on a 1,000,000-row SQLite store: overview server time, Chromium render, report size.
+
+    .venv/bin/python benchmarks/dashboard.py            # 1,000,000 rows over 30 days
+    .venv/bin/python benchmarks/dashboard.py --quick    # 100,000 rows
+
+Server time is what the /ui/overview route does (five SQL aggregations, four figures, the
+template), the median of 3 after a warm-up, plus the queries alone. Load-to-rendered is measured
+in Debian's headless Chromium against the real app (uvicorn on 127.0.0.1): from navigation start
+to the moment every Plotly chart has drawn (`window.pipestateRenderedAt`), median of 3 warm loads
+(plotly.js cached, as for a returning user) and the first, cold load. The report is the file
+`pipestate report` writes for the same org. Without Chromium the browser figure is left out with
+one line saying so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+# Run as a script, this directory is sys.path[0]; benchmarks/transitions.py and
+# benchmarks/classifier.py would then shadow the real `transitions` and `classifier` packages.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from persistence import SQLiteStore  # noqa: E402
+from pipestate.ui import render  # noqa: E402
+from pipestate.ui.data import load_overview  # noqa: E402
+from pipestate.ui.report import build_report  # noqa: E402
+
+QUICK_ROWS = 100_000
+FULL_ROWS = 1_000_000
+REPEATS = 3
+
+
+def _persistence_bench() -> ModuleType:
+    """benchmarks/persistence.py, loaded by path: its name would clash with our package."""
+    spec = importlib.util.spec_from_file_location("_bench_persistence", HERE / "persistence.py")
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {HERE / 'persistence.py'}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _median_seconds(fn: Any) -> float:
+    """Median wall seconds of REPEATS calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(REPEATS):
+        begin = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - begin)
+    return statistics.median(times)
+
+
+def _browser_ms(db: Path, tmp: Path, as_of: str) -> dict[str, float]:
+    """Chromium's navigation-start-to-rendered time of /ui/overview, cold and warm."""
+    from tests.ui_server import CHROMIUM, CHROMIUM_ARGS, KEYS, chromium_problem, run_ui_server
+
+    problem = chromium_problem()
+    if problem:
+        print(f"dashboard: browser figure skipped: {problem} (run `make chromium`)")
+        return {}
+    from playwright.sync_api import sync_playwright
+
+    url_key = next(iter(KEYS))
+    with run_ui_server(db, tmp) as server, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{server.url}/ui/login")
+            page.fill("#api_key", url_key)
+            page.click("button[type=submit]")
+            page.wait_for_url("**/ui/overview", wait_until="commit")
+            samples = []
+            for _ in range(REPEATS + 1):
+                page.goto(f"{server.url}/ui/overview?to={as_of}")
+                page.wait_for_selector("body[data-rendered=true]", timeout=60_000)
+                samples.append(float(page.evaluate("window.pipestateRenderedAt")))
+        finally:
+            browser.close()
+    return {"chromium_first_load_ms": samples[0], "chromium_load_to_render_ms": min(samples[1:])}
+
+
+def run(quick: bool) -> dict[str, float]:
+    """Figures by name: overview server seconds, browser milliseconds, report megabytes."""
+    bench = _persistence_bench()
+    count = QUICK_ROWS if quick else FULL_ROWS
+    as_of = bench.END.date()
+    with tempfile.TemporaryDirectory(prefix="pipestate-dash-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        db = tmp / "dashboard.db"
+        begin = time.perf_counter()
+        bench.load_rows(db, count)
+        figures: dict[str, float] = {"rows": float(count), "load_s": time.perf_counter() - begin}
+        store = SQLiteStore(db)
+        try:
+            figures["overview_queries_s"] = _median_seconds(
+                lambda: load_overview(store, "acme", days=7, as_of=as_of)
+            )
+
+            def page() -> str:
+                data = load_overview(store, "acme", days=7, as_of=as_of)
+                figs = render.overview_figures(data)
+                p = render.page_for(served=True, org="acme", section="overview", figures=figs)
+                return render.render_overview(data, p, None)
+
+            figures["overview_server_s"] = _median_seconds(page)
+            report = build_report(store, "acme", as_of=as_of)
+            figures["report_mb"] = len(report.encode("utf-8")) / 1_000_000
+            figures["report_data_kb"] = (len(report) - len(render.plotly_js())) / 1000
+            data = load_overview(store, "acme", days=7, as_of=as_of)
+            figures["overview_window_failures"] = float(
+                sum(r["failures"] for r in data.errors_over_time)
+            )
+        finally:
+            store.close()
+        figures.update(_browser_ms(db, tmp, as_of.isoformat()))
+    return figures
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the figures next to the issue's targets."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_ROWS:,} rows")
+    args = parser.parse_args(argv)
+    figures = run(args.quick)
+    targets = {
+        "overview_server_s": 1.0,
+        "chromium_load_to_render_ms": 2000.0,
+        "report_mb": 5.0,
+    }
+    for key, value in figures.items():
+        note = ""
+        if key in targets:
+            note = f"  ({'ok' if value <= targets[key] else 'OVER'} vs {targets[key]:g})"
+        print(f"{key:<28} {value:>14,.3f}{note}")
+
+
+if __name__ == "__main__":
+    main()
