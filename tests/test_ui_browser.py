@@ -78,7 +78,9 @@ def acme_context(chromium: Any, ui_server: UIServer) -> Iterator[Any]:
     """One browser context signed in as acme (its HTTP cache keeps plotly.js between pages)."""
     context = chromium.new_context(viewport={"width": 1400, "height": 1000})
     try:
-        sign_in(PageWatch(context.new_page()), ui_server, ACME_KEY)
+        page = context.new_page()
+        sign_in(PageWatch(page), ui_server, ACME_KEY)
+        page.close()
         yield context
     finally:
         context.close()
