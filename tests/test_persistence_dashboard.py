@@ -121,7 +121,7 @@ class TestOverviewQueries:
         acme = run_dashboard_query(store, "ui_stuck", org="acme", now=NOW)
         hung = [(r["pipeline_logging_id"], r["entity_name"]) for r in acme if r["kind"] == "hung"]
         assert (ids["running"], "transform") in hung
-        assert (ids["running"], "hourly_sync") in hung
+        assert (ids["running"], "hourly-sync") in hung
         other = run_dashboard_query(store, "ui_stuck", org="globex", now=NOW, running_for_ms=0)
         assert other
         assert ids["running"] not in {r["pipeline_logging_id"] for r in other}
@@ -192,6 +192,15 @@ class TestRunQueries:
         )
         assert failed["is_retryable"] == "false"
         assert failed["stack_trace"].startswith("Traceback")
+
+    def test_run_rows_are_limited(self, sqlite_history: Any) -> None:
+        """A huge run's bars and transitions stop at `limit`, keeping the first in time order."""
+        store, _, ids = sqlite_history
+        run = {"org": "acme", "pipeline_logging_id": ids["dependency"]}
+        full = run_dashboard_query(store, "ui_run_transitions", **run)
+        assert run_dashboard_query(store, "ui_run_transitions", limit=2, **run) == full[:2]
+        bars = run_dashboard_query(store, "ui_run_segments", **run)
+        assert run_dashboard_query(store, "ui_run_segments", limit=3, **run) == bars[:3]
 
     def test_other_org_sees_nothing(self, sqlite_history: Any) -> None:
         """Another org asking for acme's run id gets no header, no bars, no transitions."""

@@ -32,7 +32,15 @@ def segment(
 
 def run_data(segments: list[dict[str, Any]]) -> RunData:
     """A RunData around some segments, rendered at T2."""
-    run = {"state": "RUNNING", "pipeline_logging_id": "r", "pipeline_name": "p"}
+    run = {
+        "state": "RUNNING",
+        "pipeline_logging_id": "r",
+        "pipeline_name": "p",
+        "start_time": T0,
+        "end_time": None,
+        "duration_seconds": None,
+        "error_type": None,
+    }
     return RunData("acme", run, segments, [], {"transitions": 1, "last_time": T0}, T2)
 
 
@@ -94,3 +102,28 @@ class TestOverviewCharts:
         fig = charts.errors_over_time(data)
         assert {t.name: list(t.y) for t in fig.data} == {"TRANSIENT": [2, 5], "(none)": [1]}
         assert fig.layout.barmode == "stack"
+
+
+class TestRunPage:
+    """The run page says when it shows only part of a huge run."""
+
+    def test_truncation_is_stated(self) -> None:
+        """With fewer transitions shown than the run has, the page says how many of how many."""
+        from pipestate.ui import render
+
+        transition = {
+            "transition_time": T0,
+            "entity_type": "STEP",
+            "entity_name": "a",
+            "from_state": "PENDING",
+            "to_state": "RUNNING",
+            "duration_seconds": 0.0,
+            "retry_count": 0,
+            "reason": None,
+            "error_type": None,
+        }
+        data = run_data([])
+        data = RunData(data.org, data.run, [], [transition], {"transitions": 5000}, T2)
+        page = render.page_for(served=False, org="acme", section="run")
+        html = render.render_run(data, page)
+        assert "Showing the first 1 of 5000 transitions" in html

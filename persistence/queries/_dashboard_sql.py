@@ -113,6 +113,7 @@ FROM t
 WHERE to_state IN ('RUNNING', 'RETRYING')
    OR (entity_type = 'STEP' AND from_state = 'PENDING' AND to_state = 'FAILED')
 ORDER BY start_time, entity_type, entity_name, step_logging_id{d.nulls_first}, transition_id
+LIMIT @limit
 """
 
 
@@ -128,6 +129,7 @@ SELECT transition_time, entity_type, entity_name, from_state, to_state,
 FROM {d.table}
 WHERE org_slug = @org AND pipeline_logging_id = @pipeline_logging_id
 ORDER BY transition_time, transition_id
+LIMIT @limit
 """
 
 

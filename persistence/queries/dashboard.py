@@ -86,6 +86,10 @@ RUN_PROGRESS = QuerySpec(
     columns=(QueryColumn("transitions", "INT64"), QueryColumn("last_time", "TIMESTAMP")),
 )
 
+_RUN_LIMIT = QueryParam(
+    "limit", "INT64", 2000, description="Maximum rows returned (a page stays readable)"
+)
+
 SEGMENTS = QuerySpec(
     name="ui_run_segments",
     description=(
@@ -93,7 +97,7 @@ SEGMENTS = QuerySpec(
         "entity's next one (end NULL while it lasts), plus kind NOT_RUN for a step that failed "
         "from PENDING (dependency failed, timed out or cancelled before it started)."
     ),
-    params=(_ORG, _RUN),
+    params=(_ORG, _RUN, _RUN_LIMIT),
     columns=(
         QueryColumn("entity_type", "STRING"),
         QueryColumn("entity_name", "STRING"),
@@ -109,8 +113,8 @@ SEGMENTS = QuerySpec(
 
 TRANSITIONS = QuerySpec(
     name="ui_run_transitions",
-    description="Every transition of one run in time order, with its error context.",
-    params=(_ORG, _RUN),
+    description="The transitions of one run in time order (first `limit`), with error context.",
+    params=(_ORG, _RUN, _RUN_LIMIT),
     columns=(
         QueryColumn("transition_time", "TIMESTAMP"),
         QueryColumn("entity_type", "STRING"),

@@ -19,6 +19,7 @@ from pipestate.ui.data import OverviewData, RunData
 
 STATE_ORDER = ("PENDING", "RUNNING", "RETRYING", "COMPLETED", "FAILED", "TIMEOUT")
 NONE_LABEL = "(none)"
+MAX_GANTT_PX = 4000  # past ~100 rows the labels shrink instead of the page growing
 # Bar categories of the Gantt chart: (trace name, colour), in legend order.
 GANTT_STYLES = {
     "completed": "#2e7d32",
@@ -142,7 +143,7 @@ def gantt(data: RunData) -> go.Figure:
     fig.update_layout(
         **_LAYOUT,
         barmode="overlay",
-        height=max(220, 60 + 36 * len(labels)),
+        height=min(MAX_GANTT_PX, max(220, 60 + 36 * len(labels))),
         xaxis={"type": "date", "title": "time (UTC)"},
         yaxis={"categoryorder": "array", "categoryarray": labels, "autorange": "reversed"},
         legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
