@@ -65,6 +65,15 @@ def chromium_problem() -> str | None:
     return None
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    """One line in pytest's header saying whether the browser tests can run here."""
+    problem = chromium_problem()
+    if problem is None:
+        return f"browser tests: Chromium at {CHROMIUM} via Playwright"
+    outcome = "fail (CI=true)" if os.environ.get("CI") == "true" else "skip"
+    return f"browser tests: {problem} (run `make chromium`): tests {outcome}"
+
+
 @contextlib.contextmanager
 def run_ui_server(db: Path, workdir: Path, *, poll_ms: int = 250) -> Iterator[UIServer]:
     """Start uvicorn with the test app on a free 127.0.0.1 port; always stop it on exit."""
