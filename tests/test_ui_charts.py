@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
+from pathlib import Path
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from persistence import SQLiteStore
+from persistence.stores.base import STATE_TRANSITIONS
 from pipestate.ui import charts
 from pipestate.ui.data import OverviewData, RunData
+from statemachine.records import TransitionRecord
+from tests.strategies.records import transition_records
 
 T0 = "2026-03-02T10:00:00.000000+00:00"
 T1 = "2026-03-02T10:00:03.000000+00:00"
@@ -127,3 +136,45 @@ class TestRunPage:
         page = render.page_for(served=False, org="acme", section="run")
         html = render.render_run(data, page)
         assert "Showing the first 1 of 5000 transitions" in html
+
+
+class TestAnyRecords:
+    """Whatever the stored rows, every page builds (no crash on odd states, names or metadata)."""
+
+    @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(records=st.lists(transition_records(id_prefix="ui"), min_size=1, max_size=20))
+    def test_pages_build_for_any_rows(self, records: list[TransitionRecord]) -> None:
+        """For arbitrary valid records, the overview and every run's page render to HTML."""
+        from pipestate.ui import render
+        from pipestate.ui.data import load_overview, load_run
+
+        with tempfile.TemporaryDirectory() as tmp:
+            store = SQLiteStore(Path(tmp) / "any.db")
+            try:
+                assert store.write_batch(STATE_TRANSITIONS, [r.to_row() for r in records]).written
+                for org in {records[0].org_slug}:  # one overview per example keeps this fast
+                    as_of = max(r.transition_date for r in records)
+                    data = load_overview(store, org, days=366, as_of=as_of)
+                    page = render.page_for(
+                        served=True,
+                        org=org,
+                        section="overview",
+                        figures=render.overview_figures(data),
+                    )
+                    assert "fig-errors" in render.render_overview(data, page, None)
+                for r in records:
+                    run = load_run(store, r.org_slug, r.pipeline_logging_id)
+                    if run is None:  # a run without PIPELINE rows has no header
+                        assert r.pipeline_logging_id not in {
+                            x.pipeline_logging_id
+                            for x in records
+                            if x.entity_type == "PIPELINE" and x.org_slug == r.org_slug
+                        }
+                        continue
+                    figures = [render.figure("fig-gantt", charts.gantt(run))]
+                    page = render.page_for(
+                        served=True, org=r.org_slug, section="run", figures=figures
+                    )
+                    assert "fig-gantt" in render.render_run(run, page)
+            finally:
+                store.close()
