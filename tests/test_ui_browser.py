@@ -162,7 +162,7 @@ class TestServedPages:
         finally:
             store.close()
         # The page polls, sees a new transition count and reloads with one more row.
-        page.locator("#transitions tbody tr").nth(before).wait_for(timeout=10_000)
+        page.locator("#transitions tbody tr").nth(before).wait_for(timeout=30_000)
         acme_page.rendered()
         names = [t["name"] for t in acme_page.traces()["fig-gantt"]]
         assert "completed" in names

@@ -169,7 +169,7 @@ class PageWatch:
         self.dialogs.append(dialog.message)
         dialog.dismiss()
 
-    def rendered(self, timeout_ms: float = 15_000) -> None:
+    def rendered(self, timeout_ms: float = 30_000) -> None:
         """Wait until every chart on the page has been drawn."""
         self.page.wait_for_selector("body[data-rendered=true]", timeout=timeout_ms)
 
