@@ -133,7 +133,8 @@ class BigQueryStore:
         if credentials is None and self.api_endpoint:
             from google.auth.credentials import AnonymousCredentials
 
-            credentials = AnonymousCredentials()  # emulators take no credentials
+            # emulators take no credentials
+            credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
         return bigquery.Client(
             project=self.project,
             credentials=credentials,
@@ -148,6 +149,12 @@ class BigQueryStore:
 
         with_timeout = getattr(DEFAULT_RETRY, "with_timeout", None) or DEFAULT_RETRY.with_deadline
         return with_timeout(seconds)
+
+    @property
+    def client(self) -> Any:
+        """The google BigQuery client, for read-only tools such as `pipestate verify`."""
+        self._check_open()
+        return self._client
 
     def _check_open(self) -> None:
         """Refuse work after close() with a non-retryable error."""
