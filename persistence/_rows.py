@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from typing import Any
 
+from statemachine.ids import uuid7_str
 from statemachine.records import TransitionRecord, dumps_metadata
 
 
@@ -161,7 +161,7 @@ def transition_record(
     """A TransitionRecord from the seed's log_state_transition keyword arguments."""
     when = utc(transition_time)
     return TransitionRecord(
-        transition_id=transition_id or str(uuid.uuid4()),
+        transition_id=transition_id or uuid7_str(),
         org_slug=org_slug,
         pipeline_logging_id=pipeline_logging_id,
         step_logging_id=step_logging_id,
