@@ -18,20 +18,27 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-try:
-    from uuid_utils import uuid7 as _uuid7
-except ImportError:  # pragma: no cover - only on a Python whose stdlib has uuid7 (3.14+)
-    import threading
-    import uuid
+def _uuid7_source() -> Callable[[], object]:
+    """uuid-utils' uuid7, else (Python 3.14+ without it) the standard library's, made thread-safe."""
+    try:
+        from uuid_utils import uuid7
 
-    _stdlib_uuid7 = uuid.uuid7  # type: ignore[attr-defined,unused-ignore]
-    _lock = threading.Lock()
+        return uuid7
+    except ImportError:  # pragma: no cover - only where uuid-utils is not installed
+        import threading
+        import uuid
 
-    def _uuid7() -> object:
-        """The standard library's uuid7; its counter state is module-global, so take turns."""
-        with _lock:
-            return _stdlib_uuid7()
+        stdlib_uuid7 = uuid.uuid7  # type: ignore[attr-defined,unused-ignore]
+        lock = threading.Lock()  # its counter state is module-global: take turns
 
+        def locked() -> object:
+            with lock:
+                return stdlib_uuid7()
+
+        return locked
+
+
+_uuid7 = _uuid7_source()
 
 IdSource = Callable[[], str]
 

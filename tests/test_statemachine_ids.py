@@ -1,7 +1,8 @@
-"""statemachine.ids: UUIDv7 audit ids are canonical, unique across threads and processes, ordered."""
+"""statemachine.ids: UUIDv7 ids are canonical, unique across threads and processes, ordered."""
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import threading
 import time
@@ -17,6 +18,11 @@ PER_THREAD = 2_000
 def _ids_in_child(count: int) -> list[str]:
     """Ids generated in a worker process (module level so a pool can pickle it)."""
     return [uuid7_str() for _ in range(count)]
+
+
+def _increasing(values: list[str]) -> bool:
+    """True if every value is strictly greater than the one before it."""
+    return all(a < b for a, b in itertools.pairwise(values))
 
 
 def _timestamp_ms(value: str) -> int:
@@ -59,7 +65,7 @@ class TestOrder:
     def test_sequential_ids_strictly_increase(self) -> None:
         """Ids generated one after another (many per millisecond) sort in creation order."""
         ids = [uuid7_str() for _ in range(20_000)]
-        assert all(a < b for a, b in zip(ids, ids[1:], strict=False))
+        assert _increasing(ids)
 
     def test_transition_ids_of_a_chain_sort_like_the_chain(self) -> None:
         """A run's transition records, sorted by transition_id, come out in the order emitted."""
@@ -96,9 +102,9 @@ class TestOrder:
             thread.start()
         for thread in threads:
             thread.join()
-        assert all(a < b for a, b in zip(ordered, ordered[1:], strict=False))
+        assert _increasing(ordered)
         for mine in per_thread:
-            assert all(a < b for a, b in zip(mine, mine[1:], strict=False))
+            assert _increasing(mine)
         everything = ordered + [v for mine in per_thread for v in mine]
         assert len(set(everything)) == len(everything) == THREADS * PER_THREAD
 
@@ -117,4 +123,4 @@ class TestProcesses:
         everything = parent_before + parent_during + [v for ids in children for v in ids]
         assert len(set(everything)) == len(everything)
         for ids in children:
-            assert all(a < b for a, b in zip(ids, ids[1:], strict=False))
+            assert _increasing(ids)
