@@ -18,8 +18,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+
 def _uuid7_source() -> Callable[[], object]:
-    """uuid-utils' uuid7, else (Python 3.14+ without it) the standard library's, made thread-safe."""
+    """uuid-utils' uuid7, else (Python 3.14+) the standard library's, made thread-safe."""
     try:
         from uuid_utils import uuid7
 
