@@ -112,9 +112,15 @@ class Batcher:
         self.stop_deadline = stop_deadline
         self.policy = retry_policy(settings)
         self.tasks: set[asyncio.Task[None]] = set()
+        # Group commit (a local store: SQLite, the outbox file): no waiting for a full batch or
+        # the interval; whatever is queued goes as soon as a write slot is free, so a row waits
+        # only for the write ahead of it and batches grow by themselves under load.
+        self.group_commit = bool(getattr(store, "group_commit", False))
         # A store that writes a big batch as cheaply as a small one (SQLite: one transaction)
         # says how many rows it takes at most; a backlog then goes out in fewer, larger writes.
-        self.max_rows = max(settings.batch_size, int(getattr(store, "max_batch_rows", 0) or 0))
+        # Under group commit METADATA_LOG_BATCH_SIZE is the largest batch.
+        hint = int(getattr(store, "max_batch_rows", 0) or 0)
+        self.max_rows = max(settings.batch_size, hint)
 
     async def run(self) -> None:
         """Collect batches forever; each goes to a flush task once a worker slot is free."""
@@ -137,14 +143,16 @@ class Batcher:
     async def collect(self, batch: list[Item]) -> None:
         """Wait for a first row, then gather until the batch is full or the interval has passed.
 
-        A pending flush() or stop() (the urgent event, which also wakes the channel) sends a
-        partial batch at once.
+        Under group commit, return with whatever is ready at once. A pending flush() or stop()
+        (the urgent event, which also wakes the channel) sends a partial batch at once.
         """
         channel, size = self.channel, self.settings.batch_size
         channel.take_ready(batch, size)
         if not batch:
             batch.append(await channel.queue.get())
             channel.take_ready(batch, size)
+        if self.group_commit:
+            return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.flush_interval_seconds
         while len(batch) < size and not self.urgent.is_set():

@@ -68,6 +68,8 @@ class SQLiteStore:
     # several small ones contending for the lock (benchmarks/persistence.py: ~2x).
     max_batch_rows = 20_000
     max_concurrent_writes = 1
+    # Commit whatever is queued as soon as the previous write is done (see Batcher).
+    group_commit = True
 
     def __init__(
         self,
