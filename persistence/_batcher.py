@@ -25,7 +25,7 @@ _POOL_LOCK = threading.Lock()
 _POOL_THREADS = 32
 
 
-def _writer_pool() -> concurrent.futures.ThreadPoolExecutor:
+def writer_pool() -> concurrent.futures.ThreadPoolExecutor:
     """The process-wide threads that run store writes, kept across event loops and loggers.
 
     asyncio.to_thread would use each loop's default executor: a new loop (asyncio.run per
@@ -63,17 +63,9 @@ def error_type_of(error: BaseException) -> ErrorType:
     return classify_error(error)
 
 
-def write_items(store: Store, table: str, items: Sequence[Item]) -> WriteResult:
-    """Convert items to rows and write them (runs in a worker thread, off the event loop).
-
-    A store with write_records(table, items) (SQLiteStore) takes the records as they are and
-    builds its parameters without a dict per record; any other store gets to_row() dicts.
-    """
-    write_records = getattr(store, "write_records", None)
-    if write_records is not None:
-        result: WriteResult = write_records(table, items)
-        return result
-    rows: list[Any] = []
+def to_rows(items: Sequence[Item]) -> tuple[list[Mapping[str, Any]], list[RowError]]:
+    """Items as row dicts (records via to_row()); an item that cannot become one is rejected."""
+    rows: list[Mapping[str, Any]] = []
     bad: list[RowError] = []
     for item in items:
         if isinstance(item, TransitionRecord):
@@ -85,10 +77,28 @@ def write_items(store: Store, table: str, items: Sequence[Item]) -> WriteResult:
             rows.append(item)
         else:
             bad.append(RowError(f"<{type(item).__name__}>", "not a TransitionRecord or row"))
-    result = store.write_batch(table, rows) if rows else WriteResult(written=0)
-    if bad:
-        return WriteResult(written=result.written, rejected=(*result.rejected, *bad))
-    return result
+    return rows, bad
+
+
+def with_rejected(result: WriteResult, bad: Sequence[RowError]) -> WriteResult:
+    """`result` with rows rejected before the store saw them added."""
+    if not bad:
+        return result
+    return WriteResult(written=result.written, rejected=(*result.rejected, *bad))
+
+
+def write_items(store: Store, table: str, items: Sequence[Item]) -> WriteResult:
+    """Convert items to rows and write them (runs in a worker thread, off the event loop).
+
+    A store with write_records(table, items) (SQLiteStore) takes the records as they are and
+    builds its parameters without a dict per record; any other store gets to_row() dicts.
+    """
+    write_records = getattr(store, "write_records", None)
+    if write_records is not None:
+        result: WriteResult = write_records(table, items)
+        return result
+    rows, bad = to_rows(items)
+    return with_rejected(store.write_batch(table, rows) if rows else WriteResult(written=0), bad)
 
 
 class Batcher:
@@ -112,15 +122,9 @@ class Batcher:
         self.stop_deadline = stop_deadline
         self.policy = retry_policy(settings)
         self.tasks: set[asyncio.Task[None]] = set()
-        # Group commit (a local store: SQLite, the outbox file): no waiting for a full batch or
-        # the interval; whatever is queued goes as soon as a write slot is free, so a row waits
-        # only for the write ahead of it and batches grow by themselves under load.
-        self.group_commit = bool(getattr(store, "group_commit", False))
         # A store that writes a big batch as cheaply as a small one (SQLite: one transaction)
         # says how many rows it takes at most; a backlog then goes out in fewer, larger writes.
-        # Under group commit METADATA_LOG_BATCH_SIZE is the largest batch.
-        hint = int(getattr(store, "max_batch_rows", 0) or 0)
-        self.max_rows = max(settings.batch_size, hint)
+        self.max_rows = max(settings.batch_size, int(getattr(store, "max_batch_rows", 0) or 0))
 
     async def run(self) -> None:
         """Collect batches forever; each goes to a flush task once a worker slot is free."""
@@ -143,16 +147,14 @@ class Batcher:
     async def collect(self, batch: list[Item]) -> None:
         """Wait for a first row, then gather until the batch is full or the interval has passed.
 
-        Under group commit, return with whatever is ready at once. A pending flush() or stop()
-        (the urgent event, which also wakes the channel) sends a partial batch at once.
+        A pending flush() or stop() (the urgent event, which also wakes the channel) sends a
+        partial batch at once.
         """
         channel, size = self.channel, self.settings.batch_size
         channel.take_ready(batch, size)
         if not batch:
             batch.append(await channel.queue.get())
             channel.take_ready(batch, size)
-        if self.group_commit:
-            return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.flush_interval_seconds
         while len(batch) < size and not self.urgent.is_set():
@@ -178,7 +180,7 @@ class Batcher:
             while True:
                 try:
                     result = await asyncio.get_running_loop().run_in_executor(
-                        _writer_pool(), write_items, self.store, channel.table, batch
+                        writer_pool(), write_items, self.store, channel.table, batch
                     )
                     break
                 except Exception as error:

@@ -118,6 +118,15 @@ class Channel:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def wait_with(self, waiter: asyncio.Future[None], count: int) -> None:
+        """Resolve `waiter` (which other channels may share) once `count` rows are ready."""
+        self._waiter, self._wake_at = waiter, min(count, self.capacity)
+
+    def forget(self, waiter: asyncio.Future[None]) -> None:
+        """Stop resolving `waiter` (its wait is over)."""
+        if self._waiter is waiter:
+            self._waiter = None
+
     async def wait_for_rows(self, count: int, timeout: float) -> None:  # noqa: ASYNC109
         """Return once `count` rows are ready (or the queue is full), on wake(), or on timeout.
 
