@@ -87,9 +87,7 @@ def kill_mid_burst(
     return killed_at
 
 
-def check_run(
-    emitted: list[tuple[str, int]], stored: set[str], killed_at: int, label: str
-) -> None:
+def check_run(emitted: list[tuple[str, int]], stored: set[str], killed_at: int, label: str) -> None:
     """Assert every transition emitted before the window is stored; print the number lost."""
     old_enough = [tid for tid, at in emitted if at < killed_at - WINDOW_NS]
     missing = [tid for tid in old_enough if tid not in stored]
@@ -103,8 +101,11 @@ def check_run(
 
 
 def run_many(
-    tmp_path: Path, store_args: Callable[[int], list[str]], stored_ids: Callable[[int], set[str]],
-    env: dict[str, str], label: str,
+    tmp_path: Path,
+    store_args: Callable[[int], list[str]],
+    stored_ids: Callable[[int], set[str]],
+    env: dict[str, str],
+    label: str,
 ) -> None:
     """RUNS kills at random points of the burst, each checked on its own."""
     config_dir = tmp_path / "configs"
@@ -113,9 +114,7 @@ def run_many(
     for run in range(RUNS):
         side_file = tmp_path / f"emitted-{run}.txt"
         args = ["run", pipeline, "--org", "acme", "--config-dir", str(config_dir), "--json"]
-        killed_at = kill_mid_burst(
-            args + store_args(run), side_file, rng.randint(200, 1_500), env
-        )
+        killed_at = kill_mid_burst(args + store_args(run), side_file, rng.randint(200, 1_500), env)
         check_run(read_side_file(side_file), stored_ids(run), killed_at, f"{label} run {run}")
 
 
