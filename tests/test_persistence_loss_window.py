@@ -62,9 +62,9 @@ def kill_mid_burst(
     cli_args: list[str], side_file: Path, ready_after: int, env: dict[str, str]
 ) -> int:
     """Run the driver until it reports the burst, SIGKILL it; return the kill's monotonic ns."""
+    driver = [sys.executable, "-m", "tests.crash_driver", str(side_file), str(ready_after)]
     child = subprocess.Popen(
-        [sys.executable, "-m", "tests.crash_driver", str(side_file), str(ready_after), "--"]
-        + cli_args,
+        [*driver, "--", *cli_args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
