@@ -35,6 +35,10 @@ from persistence.stores.base import Store, WriteResult
 _log = structlog.get_logger("persistence.logger")
 
 Group = list[tuple[Channel, list[Item]]]
+# How long the committer lets a burst gather after its first row (PostgreSQL's commit_delay):
+# it bounds the latency a lone row pays and, measured on the 100-step chain, cuts the commits
+# (and the CPU per row) several-fold while a pipeline emits continuously.
+COMMIT_DELAY_SECONDS = 0.001
 
 
 def write_group(store: Store, parts: Sequence[tuple[str, Sequence[Item]]]) -> list[WriteResult]:
@@ -78,6 +82,7 @@ class GroupCommitter:
         # commits and never outgrows put_timeout (measured in benchmarks/persistence.py).
         hint = int(getattr(store, "max_batch_rows", 0) or 0)
         self.max_rows = max(settings.batch_size, hint)
+        self.delay = min(COMMIT_DELAY_SECONDS, settings.flush_interval_seconds)
 
     async def run(self) -> None:
         """Forever: wait for a first row in any queue, take everything ready, write it."""
@@ -85,6 +90,10 @@ class GroupCommitter:
             group: Group = []
             try:
                 await self._wait_for_rows()
+                if not any(c.ready_count() >= self.max_rows for c in self.channels):
+                    # Commit delay: rows of the same burst that arrive within a millisecond
+                    # share this commit (each commit rewrites its index pages to the WAL).
+                    await asyncio.sleep(self.delay)
                 for channel in self.channels:
                     batch: list[Item] = []
                     channel.take_ready(batch, self.max_rows)
