@@ -137,7 +137,10 @@ def run(quick: bool) -> dict[str, float]:
     # Warm up imports, the processor registry and the machines outside the timings.
     asyncio.run(_timed([chain_config(5)], use_sqlite=False))
     figures: dict[str, float] = {}
-    workloads = (("chain", chain, 100, 5 * repeats), ("concurrent", many, 10 * n_pipelines, repeats))
+    workloads = (
+        ("chain", chain, 100, 5 * repeats),
+        ("concurrent", many, 10 * n_pipelines, repeats),
+    )
     for label, configs, steps, tries in workloads:  # the chain is short: more tries, less noise
         sqlite_s, null_s, counts = _best_pair(configs, tries)
         figures[f"{label}_ms_per_step_sqlite"] = round(1000 * sqlite_s / steps, 4)
