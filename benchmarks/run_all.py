@@ -137,9 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.render_only:
-        out = json.loads((HERE / "results.json").read_text())
-        out["targets"] = _all_targets()
-        (ROOT / "docs" / "performance.md").write_text(render_markdown(out))
+        saved: dict[str, Any] = json.loads((HERE / "results.json").read_text())
+        saved["targets"] = _all_targets()
+        (ROOT / "docs" / "performance.md").write_text(render_markdown(saved))
         return 0
     repeats = 1 if args.quick else args.repeats
 
