@@ -1,6 +1,6 @@
 """Profile the write path and the executor's per-step path (pyinstrument; not part of make bench).
 
-Run: .venv/bin/python benchmarks/profile_write_path.py [--pipelines 1000] [--html out.html]
+Run: .venv/bin/python benchmarks/profile_write_path.py [--pipelines 1000]
 
 Runs N concurrent 10-step no-op pipelines (as benchmarks/executor.py does) into a fresh SQLite
 file with the CLI's derived rows on, twice: once into a NullSink, once through MetadataLogger.
@@ -65,7 +65,7 @@ async def workload(configs: list[PipelineConfig], sink: Any) -> None:
     await asyncio.gather(*(run_pipeline(c, org_slug="prof", logger=sink) for c in configs))
 
 
-async def profiled(configs: list[PipelineConfig], use_logger: bool, html: str | None) -> str:
+async def profiled(configs: list[PipelineConfig], use_logger: bool) -> str:
     """Run once under pyinstrument; return the summary line."""
     from pyinstrument import Profiler
 
@@ -88,8 +88,6 @@ async def profiled(configs: list[PipelineConfig], use_logger: bool, html: str | 
             await sink.stop()
         store.close()
     print(profiler.output_text(unicode=False, color=False, show_all=False))
-    if html and use_logger:
-        Path(html).write_text(profiler.output_html())
     label = "MetadataLogger+SQLite" if use_logger else "NullSink"
     line = f"{label}: loop thread {1e6 * loop_cpu / steps:.1f} us CPU per step"
     if use_logger:
@@ -104,11 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     """Profile both sinks and print the call trees and the summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pipelines", type=int, default=1000)
-    parser.add_argument("--html", help="also write the logger run's profile as HTML")
     args = parser.parse_args(argv)
     configs = [chain(f"prof-{i}") for i in range(args.pipelines)]
     asyncio.run(workload(configs[:5], NullSink()))  # warm-up: imports, registry, machines
-    summary = [asyncio.run(profiled(configs, flag, args.html)) for flag in (False, True)]
+    summary = [asyncio.run(profiled(configs, flag)) for flag in (False, True)]
     print("\n".join(summary))
     return 0
 
