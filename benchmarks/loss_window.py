@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python benchmarks/loss_window.py [--quick]
 
-Each kill starts `pipestate run` on a 4,000-step no-op chain (through tests/crash_driver.py,
+Each kill starts `pipestate run` on a 2,000-step no-op chain (through tests/crash_driver.py,
 which taps MetadataLogger.emit into a side file with a monotonic timestamp per transition),
 waits until it has emitted a random 200-1,500 transitions, and sends SIGKILL while the burst
 goes on. Then it counts the transitions the side file lists that are not stored: in the SQLite
@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CHAIN_STEPS = 4_000
+CHAIN_STEPS = 2_000
 WINDOW_MS = 50.0
 # Collected by run_all.py: (claim, figure, "<=" or ">=", target).
 TARGETS = (
