@@ -24,10 +24,14 @@ _log = structlog.get_logger("persistence.logger")
 class Channel:
     """Queue + overflow + counters of one table; counters are safe to bump from any thread.
 
-    Rows emitted while the queue is full wait in `overflow` (oldest first) for at most
-    put_timeout seconds: the caller never waits, the row does. Every submitted row is
-    eventually `processed`: written, rejected or dropped with a reason; flush() and stop()
-    wait for processed to reach submitted.
+    Rows emitted while the queue is full wait in `overflow` (oldest first): the caller never
+    waits, the row does. A parked row is dropped as queue_full once it has waited put_timeout
+    seconds and the store has written none of this table's rows for put_timeout seconds: a
+    store that keeps committing is only behind (a burst of 10,000 pipelines on a busy machine),
+    and dropping audit rows it would write is worse than holding them in memory; a store that
+    stalls still sheds them after put_timeout. Every submitted row is eventually `processed`:
+    written, rejected or dropped with a reason; flush() and stop() wait for processed to reach
+    submitted.
     """
 
     def __init__(self, table: str, short: str, capacity: int, put_timeout: float) -> None:
@@ -44,6 +48,7 @@ class Channel:
         self.rows_written = 0
         self.in_flight = 0
         self.drops: collections.Counter[str] = collections.Counter()
+        self.last_written_at: float | None = None  # time.monotonic() of the last rows written
         self.flush_failures = 0
         self.last_flush_error: str | None = None
         self._last_warning: dict[str, float] = {}
@@ -66,6 +71,8 @@ class Channel:
         with self._lock:
             self.processed += rows
             self.rows_written += written
+            if written:
+                self.last_written_at = time.monotonic()
             for reason, count in (drops or {}).items():
                 if count:
                     self.drops[reason] += count
@@ -157,9 +164,16 @@ class Channel:
             self._expiry = loop.call_at(deadline, self._expire, loop)
 
     def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Drop every parked row whose wait is over; re-arm for the next one."""
+        """Drop every parked row whose wait is over, unless the store is still writing."""
         self._expiry = None
         now = loop.time()
+        written_at = self.last_written_at
+        if written_at is not None and time.monotonic() - written_at < self.put_timeout:
+            # Rows were written within put_timeout: the store is behind, not stuck. Look again
+            # once it has been quiet for put_timeout.
+            quiet_in = self.put_timeout - (time.monotonic() - written_at)
+            self._expiry = loop.call_at(now + max(quiet_in, 0.001), self._expire, loop)
+            return
         expired = 0
         while self.overflow and self.overflow[0][0] <= now:
             self.overflow.popleft()

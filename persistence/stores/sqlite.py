@@ -66,7 +66,7 @@ class SQLiteStore:
     # a transaction's fixed cost (WAL frames of every touched index page) dwarfs its per-row
     # cost, so one flush in flight per table, taking a whole backlog in one transaction, beats
     # several small ones contending for the lock (benchmarks/persistence.py: ~2x).
-    max_batch_rows = 20_000
+    max_batch_rows = 5_000
     max_concurrent_writes = 1
     # Commit whatever is queued as soon as the previous write is done (see Batcher).
     group_commit = True
