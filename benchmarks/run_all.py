@@ -135,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--render-only", action="store_true", help="rewrite docs/performance.md from results.json"
     )
+    parser.add_argument(
+        "--only",
+        help="comma-separated suites to rerun; the others keep their figures in results.json",
+    )
     args = parser.parse_args(argv)
     if args.render_only:
         saved: dict[str, Any] = json.loads((HERE / "results.json").read_text())
@@ -153,6 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     suites["cli"] = lambda quick: demo_peak_rss_mb()
 
     results: dict[str, dict[str, dict[str, float]]] = {}
+    if args.only:
+        wanted = set(args.only.split(","))
+        unknown = wanted - set(suites)
+        if unknown:
+            parser.error(f"unknown suite(s) {sorted(unknown)}; known: {sorted(suites)}")
+        results = json.loads((HERE / "results.json").read_text())["results"]
+        suites = {name: run for name, run in suites.items() if name in wanted}
     for name, run in suites.items():
         samples: dict[str, list[float]] = {}
         for _ in range(repeats):
