@@ -1,6 +1,6 @@
 """Scale: 10,000 concurrent 10-step pipelines in one process, SQLite, default logger settings.
 
-Run: .venv/bin/python benchmarks/scale.py [--quick]
+Run: .venv/bin/python benchmarks/many_pipelines.py [--quick]
 
 The workload runs in a fresh child process (so its peak RSS is its own): 10,000 (quick: 2,000)
 pipelines of 10 chained generic.noop steps started at once on one event loop, logged through
