@@ -82,7 +82,9 @@ def kill_once(
 ) -> int:
     """Run the driver until `ready` transitions, SIGKILL it; return the kill's monotonic ns."""
     pipeline = write_chain(config_dir)
-    command = [sys.executable, "-m", "tests.crash_driver", str(side), str(ready), "--", "run"]
+    min_ms = str(2 * WINDOW_MS)  # the burst outlasts the window: some rows are old enough
+    command = [sys.executable, "-m", "tests.crash_driver", str(side), str(ready), min_ms, "--"]
+    command.append("run")
     command += [pipeline, "--org", "bench", "--config-dir", str(config_dir), "--json"]
     child = subprocess.Popen(
         command + store_args,
