@@ -16,11 +16,14 @@ from cattrs.errors import (
 )
 
 from classifier.errors import ValidationError
+from executor._yaml import YamlGuardError, load_guarded
 from executor.config import IDENTIFIER_RE, PipelineConfig, RetryDefaults, StepConfig
 from executor.dag import find_cycle
 
 MAX_DEPTH = 50
 MAX_NODES = 100_000
+# Events are cheap to count and bound the work done before any object is built.
+MAX_EVENTS = 8 * MAX_NODES
 MAX_REPORTED = 3
 
 
@@ -146,27 +149,10 @@ def _check_shape(obj: object) -> None:
             stack.extend((v, depth + 1) for v in cur)
 
 
-class _GuardedLoader(yaml.SafeLoader):
-    """A SafeLoader that stops composing past MAX_DEPTH (before recursion can blow up)."""
-
-    def __init__(self, stream: Any) -> None:
-        super().__init__(stream)
-        self._depth = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                raise _ShapeError(f"document nested deeper than {MAX_DEPTH} levels")
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-
 def _load_yaml(data: bytes, source: str) -> object:
     try:
-        return yaml.load(data, Loader=_GuardedLoader)  # a SafeLoader subclass: no arbitrary objects
-    except _ShapeError as exc:
+        return load_guarded(data, max_depth=MAX_DEPTH, max_events=MAX_EVENTS)
+    except YamlGuardError as exc:
         raise ValidationError(f"{source}: {exc}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
@@ -218,7 +204,11 @@ def _join(source: str, problems: list[str]) -> str:
 
 def validate_config(config: PipelineConfig) -> None:
     """Check values, identifiers, processors and the step graph; raise ValidationError."""
-    from executor.processors import ConfigProblem, known_processors
+    from executor.processors import (
+        ConfigProblem,
+        known_processors,
+        unknown_processor_message,
+    )
 
     source = config.source or f"pipeline {config.pipeline_id!r}"
     problems: list[str] = []
@@ -249,10 +239,8 @@ def validate_config(config: PipelineConfig) -> None:
         seen.setdefault(step.step_id, i)
         spec = registry.get(step.processor)
         if spec is None:
-            problems.append(
-                f"{at}.processor: unknown processor {step.processor!r} "
-                f"(known: {', '.join(sorted(registry))})"
-            )
+            unknown = unknown_processor_message(step.processor, registry)
+            problems.append(f"{at}.processor: {unknown}")
         elif spec.check_config is not None:
             try:
                 spec.check_config(step.config)

@@ -23,6 +23,12 @@ class ProcessorContext:
     attempt: int
     org_slug: str
     store: Any = None
+    # The pipeline file the step came from (relative paths in step configs resolve against its
+    # directory) and the time the step may run, if bounded (processors pass it to remote jobs).
+    config_source: str | None = None
+    timeout_seconds: float | None = None
+    # The run's parameters (the seed's {"date": "2025-12-01"}, `--param date=...`).
+    params: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 class ConfigProblem(ValueError):
@@ -92,7 +98,8 @@ def _ensure_loaded() -> None:
         if _loaded:
             return
         _loaded = True
-    import executor._builtins  # noqa: F401 - registers the generic.* processors
+    import executor._builtins
+    import executor.etl  # noqa: F401 - registers duckdb.sql, http.extract, gcp.bq_etl (lazy deps)
 
     load_plugins()
 
@@ -121,12 +128,20 @@ def known_processors() -> dict[str, ProcessorSpec]:
         return dict(_REGISTRY)
 
 
+def unknown_processor_message(name: str, known: Mapping[str, object]) -> str:
+    """Why `name` is not found, with the known names and how a new plug-in gets seen."""
+    return (
+        f"unknown processor {name!r} (known: {', '.join(sorted(known))}). A processor newly "
+        f'declared under [project.entry-points."{ENTRY_POINT_GROUP}"] is seen only after its '
+        f"package is reinstalled (pip install -e .); a module that registers it with "
+        f"@processor can be loaded with --import MODULE."
+    )
+
+
 def get_processor(name: str) -> ProcessorSpec:
     """Return the processor registered under `name` (KeyError naming the known ones)."""
     _ensure_loaded()
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(
-            f"unknown processor {name!r} (known: {', '.join(sorted(_REGISTRY))})"
-        ) from None
+        raise KeyError(unknown_processor_message(name, _REGISTRY)) from None

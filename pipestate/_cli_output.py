@@ -53,18 +53,29 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def print_rows(rows: Sequence[Mapping[str, Any]], *, title: str) -> None:
-    """Print query rows as a table (all columns, in the first row's order)."""
+def row_count(n: int) -> str:
+    """'1 row', '3 rows'."""
+    return f"{n} row" if n == 1 else f"{n} rows"
+
+
+def print_rows(rows: Sequence[Mapping[str, Any]], *, title: str, wide: bool = False) -> None:
+    """Print query rows as a table (all columns, in the first row's order).
+
+    Values are never cut: a long one (a pipeline_logging_id) folds onto the next line, or,
+    with wide=True, the table takes the width it needs so every row stays on one line.
+    """
     from rich.table import Table
 
     console = console_for_output()
+    if wide:
+        console.width = max(console.width, 1000)
     if not rows:
         console.print(f"{title}: no rows")
         return
     table = Table(title=title, title_justify="left")
     columns = list(rows[0])
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(_cell(row.get(c)) for c in columns))
     console.print(table)
@@ -106,9 +117,14 @@ def timeline_table(rows: Iterable[Mapping[str, Any]], *, title: str) -> Renderab
     return table
 
 
-def print_timeline(rows: Sequence[Mapping[str, Any]], *, title: str) -> None:
-    """Print the transition timeline of one pipeline run."""
-    console_for_output().print(timeline_table(rows, title=title))
+def print_timeline(rows: Sequence[Mapping[str, Any]], *, title: str, show_all: bool = True) -> None:
+    """Print the transition timeline of one run, or a bounded summary of a large one."""
+    from pipestate._cli_summary import TIMELINE_LIMIT, summary_renderable
+
+    if show_all or len(rows) <= TIMELINE_LIMIT:
+        console_for_output().print(timeline_table(rows, title=title))
+    else:
+        console_for_output().print(summary_renderable(rows, title=title))
 
 
 class ProgressSink:
@@ -133,12 +149,15 @@ class ProgressSink:
 
     def __rich__(self) -> RenderableType:
         """Render the current progress (called by rich.live on each refresh)."""
+        from rich.markup import escape
         from rich.table import Table
 
+        from pipestate._cli_summary import live_rows
+
         name, state = self.pipeline or ("", "PENDING")
-        table = Table(title=f"pipeline {name}: {_state(state)}", title_justify="left")
+        table = Table(title=f"pipeline {escape(name)}: {_state(state)}", title_justify="left")
         for column in ("step", "state", "retries", "error_type"):
             table.add_column(column)
-        for step, (st, retries, error_type) in self.steps.items():
-            table.add_row(step, _state(st), str(retries), error_type)
+        for step, st, retries, error_type in live_rows(self.steps):
+            table.add_row(escape(step), _state(st), retries, error_type)
         return table

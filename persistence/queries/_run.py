@@ -34,10 +34,33 @@ def dialect_sql(dialect: str) -> Mapping[str, str]:
     return sql
 
 
+# How each parameter type reads in an error message.
+_EXPECTED = {
+    "INT64": "an integer",
+    "DATE": "a date (YYYY-MM-DD)",
+    "TIMESTAMP": "a timestamp (ISO 8601)",
+    "STRING": "a string",
+    "BOOL": "true or false",
+}
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+def _bool(value: Any) -> bool:
+    """A bool, or the text a CLI passes for one; anything else is a TypeError."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise TypeError
+
+
 def _coerce(query: str, param: QueryParam, value: Any) -> Any:
     """Convert one caller value to the parameter's Python type, or raise QueryError."""
     where = f"query {query!r}: parameter {param.name!r}"
     try:
+        if param.type == "BOOL":
+            return _bool(value)
         if param.type == "INT64":
             if isinstance(value, bool) or not isinstance(value, int | str):
                 raise TypeError
@@ -63,7 +86,7 @@ def _coerce(query: str, param: QueryParam, value: Any) -> Any:
         raise
     except (TypeError, ValueError):
         raise QueryError(
-            f"{where} must be a {param.type} value (got {value!r} that is a "
+            f"{where} must be {_EXPECTED[param.type]} (got {value!r} that is a "
             f"{type(value).__name__})."
         ) from None
 
@@ -118,6 +141,8 @@ def _normalise(column_type: str, value: Any) -> Any:
         return value.isoformat() if isinstance(value, dt.date) else str(value)
     if column_type == "INT64":
         return int(value)
+    if column_type == "BOOL":
+        return bool(value)
     if column_type == "FLOAT64":
         return round(float(value), FLOAT_DIGITS)
     if column_type == "JSON":
