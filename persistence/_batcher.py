@@ -176,6 +176,7 @@ class Batcher:
         """Write one batch; retry retryable failures with backoff; settle every row exactly once."""
         channel = self.channel
         attempt = 0
+        started = channel.write_started()
         try:
             while True:
                 try:
@@ -202,6 +203,8 @@ class Batcher:
         except asyncio.CancelledError:
             channel.settle(len(batch), drops={"shutdown": len(batch)})
             raise
+        finally:
+            channel.write_ended(started)
         for row_error in result.rejected:
             _log.warning(
                 "metadata_row_rejected",

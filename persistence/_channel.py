@@ -26,12 +26,12 @@ class Channel:
 
     Rows emitted while the queue is full wait in `overflow` (oldest first): the caller never
     waits, the row does. A parked row is dropped as queue_full once it has waited put_timeout
-    seconds and the store has written none of this table's rows for put_timeout seconds: a
-    store that keeps committing is only behind (a burst of 10,000 pipelines on a busy machine),
-    and dropping audit rows it would write is worse than holding them in memory; a store that
-    stalls still sheds them after put_timeout. Every submitted row is eventually `processed`:
-    written, rejected or dropped with a reason; flush() and stop() wait for processed to reach
-    submitted.
+    seconds while a write of this table has been in flight for put_timeout seconds: the store
+    is stuck or failing. A store that keeps finishing its writes is only behind (10,000
+    pipelines started at once on a busy machine), and so is a logger whose event loop has not
+    yet come round to the next write; dropping audit rows then would be worse than holding them
+    in memory. Every submitted row is eventually `processed`: written, rejected or dropped with
+    a reason; flush() and stop() wait for processed to reach submitted.
     """
 
     def __init__(self, table: str, short: str, capacity: int, put_timeout: float) -> None:
@@ -48,7 +48,8 @@ class Channel:
         self.rows_written = 0
         self.in_flight = 0
         self.drops: collections.Counter[str] = collections.Counter()
-        self.last_written_at: float | None = None  # time.monotonic() of the last rows written
+        # time.monotonic() at the start of each write of this table still in flight, oldest first.
+        self._writes: collections.deque[float] = collections.deque()
         self.flush_failures = 0
         self.last_flush_error: str | None = None
         self._last_warning: dict[str, float] = {}
@@ -71,8 +72,6 @@ class Channel:
         with self._lock:
             self.processed += rows
             self.rows_written += written
-            if written:
-                self.last_written_at = time.monotonic()
             for reason, count in (drops or {}).items():
                 if count:
                     self.drops[reason] += count
@@ -163,16 +162,29 @@ class Channel:
         if self._expiry is None:
             self._expiry = loop.call_at(deadline, self._expire, loop)
 
+    def write_started(self) -> float:
+        """Note that a write of this table began; pass the result to write_ended()."""
+        started = time.monotonic()
+        self._writes.append(started)
+        return started
+
+    def write_ended(self, started: float) -> None:
+        """Note that the write begun at `started` is over (written, failed or cancelled)."""
+        self._writes.remove(started)
+
+    def stuck_for(self) -> float:
+        """Seconds the oldest write still in flight has been running (0 when none is)."""
+        return time.monotonic() - self._writes[0] if self._writes else 0.0
+
     def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Drop every parked row whose wait is over, unless the store is still writing."""
+        """Drop every parked row whose wait is over, if a write has been stuck as long."""
         self._expiry = None
         now = loop.time()
-        written_at = self.last_written_at
-        if written_at is not None and time.monotonic() - written_at < self.put_timeout:
-            # Rows were written within put_timeout: the store is behind, not stuck. Look again
-            # once it has been quiet for put_timeout.
-            quiet_in = self.put_timeout - (time.monotonic() - written_at)
-            self._expiry = loop.call_at(now + max(quiet_in, 0.001), self._expire, loop)
+        stuck = self.stuck_for()
+        if stuck < self.put_timeout:
+            # The store is behind, not stuck (or no write has started yet): look again once
+            # the oldest write in flight, or a write starting now, could have been stuck long.
+            self._expiry = loop.call_at(now + self.put_timeout - stuck, self._expire, loop)
             return
         expired = 0
         while self.overflow and self.overflow[0][0] <= now:

@@ -131,6 +131,7 @@ class GroupCommitter:
         """Write one group; retry retryable failures with backoff; settle every row once."""
         parts = [(channel.table, batch) for channel, batch in group]
         attempt = 0
+        writes = [(channel, channel.write_started()) for channel, _ in group]
         try:
             while True:
                 try:
@@ -158,6 +159,9 @@ class GroupCommitter:
         except asyncio.CancelledError:
             self._settle_all(group, "shutdown")
             raise
+        finally:
+            for channel, started in writes:
+                channel.write_ended(started)
         for (channel, batch), result in zip(group, results, strict=True):
             channel.in_flight -= len(batch)
             for row_error in result.rejected:

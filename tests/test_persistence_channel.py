@@ -1,4 +1,4 @@
-"""persistence._channel: parked rows wait while the store writes, and expire once it stalls."""
+"""persistence._channel: parked rows wait while writes finish, and expire once one is stuck."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from tests.strategies.records import record
 
 
 class TestParkedRowExpiry:
-    """A parked row past put_timeout is dropped only when the store has stopped writing."""
+    """A parked row past put_timeout is dropped only when a write has been stuck as long."""
 
-    def test_kept_while_the_store_writes_dropped_once_it_stalls(self) -> None:
-        """Rows whose wait is over stay parked while rows were written within put_timeout, and
-        are dropped as queue_full once the store has written nothing for put_timeout."""
+    def test_kept_while_writes_finish_dropped_once_one_is_stuck(self) -> None:
+        """Rows whose wait is over stay parked while no write is stuck (none started yet, or
+        the one in flight is young), and are dropped as queue_full once a write has been in
+        flight for put_timeout."""
 
         async def body() -> None:
             loop = asyncio.get_running_loop()
@@ -23,11 +24,14 @@ class TestParkedRowExpiry:
             for item in late:
                 channel.submit()
                 channel.overflow.append((loop.time() - 1, item))  # waited past its deadline
-            channel.last_written_at = time.monotonic()  # ... but the store just wrote rows
-            channel._expire(loop)
+            channel._expire(loop)  # no write has started: the logger is behind, not the store
+            assert [item for _, item in channel.overflow] == late
+            started = channel.write_started()
+            channel._expire(loop)  # a write in flight for less than put_timeout
             assert [item for _, item in channel.overflow] == late
             assert sum(channel.drops.values()) == 0
-            channel.last_written_at = time.monotonic() - 61  # quiet for longer than put_timeout
+            channel.write_ended(started)
+            channel._writes.append(time.monotonic() - 61)  # a write stuck for over put_timeout
             channel._expire(loop)
             assert not channel.overflow
             assert channel.drops == {"queue_full": 2}
@@ -37,14 +41,13 @@ class TestParkedRowExpiry:
 
         asyncio.run(body())
 
-    def test_writes_refresh_the_progress_clock(self) -> None:
-        """Settling written rows records when the store last wrote; drops alone do not."""
+    def test_stuck_for_measures_the_oldest_write_in_flight(self) -> None:
+        """stuck_for() is 0 with no write in flight and the oldest write's age otherwise."""
         channel = Channel("t", "t", capacity=10, put_timeout=5)
-        channel.submit()
-        channel.settle(1, drops={"store_rejected": 1})
-        assert channel.last_written_at is None
-        before = time.monotonic()
-        channel.submit()
-        channel.settle(1, written=1)
-        assert channel.last_written_at is not None
-        assert channel.last_written_at >= before
+        assert channel.stuck_for() == 0.0
+        first = channel.write_started()
+        second = channel.write_started()
+        channel.write_ended(second)
+        assert channel.stuck_for() >= time.monotonic() - first - 0.001
+        channel.write_ended(first)
+        assert channel.stuck_for() == 0.0
