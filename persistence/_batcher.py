@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 
 from classifier import ErrorType, RetryPolicy, classify_error, get_retry_delay
-from persistence._channel import Channel, Item
+from persistence._channel import Channel, Item, finished
 from persistence.settings import LoggerSettings
 from persistence.stores.base import RowError, Store, StoreError, WriteResult
 from statemachine.records import TransitionRecord
@@ -176,12 +176,18 @@ class Batcher:
         """Write one batch; retry retryable failures with backoff; settle every row exactly once."""
         channel = self.channel
         attempt = 0
-        started = channel.write_started()
+        ticket = channel.write_started()
         try:
             while True:
                 try:
                     result = await asyncio.get_running_loop().run_in_executor(
-                        writer_pool(), write_items, self.store, channel.table, batch
+                        writer_pool(),
+                        finished,
+                        (ticket,),
+                        write_items,
+                        self.store,
+                        channel.table,
+                        batch,
                     )
                     break
                 except Exception as error:
@@ -204,7 +210,7 @@ class Batcher:
             channel.settle(len(batch), drops={"shutdown": len(batch)})
             raise
         finally:
-            channel.write_ended(started)
+            channel.write_ended(ticket)
         for row_error in result.rejected:
             _log.warning(
                 "metadata_row_rejected",

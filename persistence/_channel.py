@@ -6,7 +6,7 @@ import asyncio
 import collections
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -19,6 +19,24 @@ DROP_REASONS = ("queue_full", "shutdown", "store_rejected", "store_unavailable",
 _WARN_EVERY_SECONDS = 5.0
 
 _log = structlog.get_logger("persistence.logger")
+
+
+class WriteTicket:
+    """One write in flight: when it started, and whether the store has finished it."""
+
+    __slots__ = ("done", "started")
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.done = False  # set by the writer thread as soon as the store accepted the rows
+
+
+def finished(tickets: Sequence[WriteTicket], write: Callable[..., Any], *args: Any) -> Any:
+    """Call write(*args) (in the writer thread); mark the tickets done if it returns."""
+    result = write(*args)
+    for ticket in tickets:
+        ticket.done = True
+    return result
 
 
 class Channel:
@@ -48,8 +66,8 @@ class Channel:
         self.rows_written = 0
         self.in_flight = 0
         self.drops: collections.Counter[str] = collections.Counter()
-        # time.monotonic() at the start of each write of this table still in flight, oldest first.
-        self._writes: collections.deque[float] = collections.deque()
+        # The writes of this table in flight (started, not yet settled), oldest first.
+        self._writes: collections.deque[WriteTicket] = collections.deque()
         self.flush_failures = 0
         self.last_flush_error: str | None = None
         self._last_warning: dict[str, float] = {}
@@ -162,19 +180,26 @@ class Channel:
         if self._expiry is None:
             self._expiry = loop.call_at(deadline, self._expire, loop)
 
-    def write_started(self) -> float:
-        """Note that a write of this table began; pass the result to write_ended()."""
-        started = time.monotonic()
-        self._writes.append(started)
-        return started
+    def write_started(self) -> WriteTicket:
+        """Note that a write of this table began; pass the ticket to write_ended()."""
+        ticket = WriteTicket(time.monotonic())
+        self._writes.append(ticket)
+        return ticket
 
-    def write_ended(self, started: float) -> None:
-        """Note that the write begun at `started` is over (written, failed or cancelled)."""
-        self._writes.remove(started)
+    def write_ended(self, ticket: WriteTicket) -> None:
+        """Note that a write is over and settled (written, given up or cancelled)."""
+        self._writes.remove(ticket)
 
     def stuck_for(self) -> float:
-        """Seconds the oldest write still in flight has been running (0 when none is)."""
-        return time.monotonic() - self._writes[0] if self._writes else 0.0
+        """Seconds the oldest unfinished write has been running (0 when none is).
+
+        A write the store has finished (ticket.done, set by the writer thread) does not count
+        even before the event loop has come round to settle it.
+        """
+        for ticket in self._writes:
+            if not ticket.done:
+                return time.monotonic() - ticket.started
+        return 0.0
 
     def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
         """Drop every parked row whose wait is over, if a write has been stuck as long."""

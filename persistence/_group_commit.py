@@ -28,7 +28,7 @@ from persistence._batcher import (
     write_items,
     writer_pool,
 )
-from persistence._channel import Channel, Item
+from persistence._channel import Channel, Item, finished
 from persistence.settings import LoggerSettings
 from persistence.stores.base import Store, WriteResult
 
@@ -132,11 +132,12 @@ class GroupCommitter:
         parts = [(channel.table, batch) for channel, batch in group]
         attempt = 0
         writes = [(channel, channel.write_started()) for channel, _ in group]
+        tickets = [ticket for _, ticket in writes]
         try:
             while True:
                 try:
                     results = await asyncio.get_running_loop().run_in_executor(
-                        writer_pool(), write_group, self.store, parts
+                        writer_pool(), finished, tickets, write_group, self.store, parts
                     )
                     break
                 except Exception as error:
@@ -160,8 +161,8 @@ class GroupCommitter:
             self._settle_all(group, "shutdown")
             raise
         finally:
-            for channel, started in writes:
-                channel.write_ended(started)
+            for channel, ticket in writes:
+                channel.write_ended(ticket)
         for (channel, batch), result in zip(group, results, strict=True):
             channel.in_flight -= len(batch)
             for row_error in result.rejected:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from persistence._channel import Channel
+from persistence._channel import Channel, WriteTicket, finished
 from tests.strategies.records import record
 
 
@@ -31,7 +31,7 @@ class TestParkedRowExpiry:
             assert [item for _, item in channel.overflow] == late
             assert sum(channel.drops.values()) == 0
             channel.write_ended(started)
-            channel._writes.append(time.monotonic() - 61)  # a write stuck for over put_timeout
+            channel._writes.append(WriteTicket(time.monotonic() - 61))  # stuck for over 60 s
             channel._expire(loop)
             assert not channel.overflow
             assert channel.drops == {"queue_full": 2}
@@ -41,13 +41,16 @@ class TestParkedRowExpiry:
 
         asyncio.run(body())
 
-    def test_stuck_for_measures_the_oldest_write_in_flight(self) -> None:
-        """stuck_for() is 0 with no write in flight and the oldest write's age otherwise."""
+    def test_stuck_for_measures_the_oldest_unfinished_write(self) -> None:
+        """stuck_for() is 0 with no write in flight, the oldest unfinished write's age
+        otherwise, and a write the store finished stops counting before it is settled."""
         channel = Channel("t", "t", capacity=10, put_timeout=5)
         assert channel.stuck_for() == 0.0
         first = channel.write_started()
         second = channel.write_started()
         channel.write_ended(second)
-        assert channel.stuck_for() >= time.monotonic() - first - 0.001
+        assert channel.stuck_for() >= time.monotonic() - first.started - 0.001
+        assert finished([first], lambda x: x + 1, 1) == 2  # the writer thread's wrapper
+        assert channel.stuck_for() == 0.0
         channel.write_ended(first)
         assert channel.stuck_for() == 0.0
