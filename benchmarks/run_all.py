@@ -252,6 +252,9 @@ TARGETS: tuple[Target, ...] = (
         "<=",
         25,
     ),
+    ("both exporters / logger alone, per transition", "exporters", "both_over_logger", "<=", 1.3),
+    ("exhaustive exploration, 1 pipeline + 4 steps, s", "joint", "explore_4_steps_s", "<=", 60),
+    ("pipestate verify on 1M SQLite rows, s", "joint", "verify_s", "<=", 10),
     (
         "import time, everything `pipestate run` loads, s",
         "import",

@@ -31,6 +31,8 @@ class RunOptions:
     fail_fast: bool | None = None
     as_json: bool = False
     show_all: bool = False
+    lineage: bool = False
+    otel: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -55,9 +57,12 @@ def _rows_lost(logger: Any) -> tuple[int, str | None]:
     return lost, error
 
 
-async def _run(opts: RunOptions, store: Any, settings: Any, live: bool) -> RunOutcome:
+async def _run(
+    opts: RunOptions, store: Any, settings: Any, live: bool, exporters: list[Any]
+) -> RunOutcome:
     from executor.runner import run_pipeline
     from persistence.logger import MetadataLogger
+    from pipestate._cli_export import start_fanout, stop_fanout
     from pipestate._signals import cancel_on_signals
     from statemachine.ids import uuid7_str
 
@@ -66,7 +71,8 @@ async def _run(opts: RunOptions, store: Any, settings: Any, live: bool) -> RunOu
     result: PipelineResult | None = None
     # The CLI fills org_meta_pipeline_runs / org_meta_step_logs too (derived from transitions).
     async with MetadataLogger(store, settings, derive_run_rows=True) as logger:
-        sink = ProgressSink(logger)
+        fanout = start_fanout(logger, exporters)  # --lineage / --otel: the logger plus exporters
+        sink = ProgressSink(fanout or logger)
         display = _live(sink) if live else contextlib.nullcontext()
         task = asyncio.create_task(
             run_pipeline(
@@ -89,6 +95,7 @@ async def _run(opts: RunOptions, store: Any, settings: Any, live: bool) -> RunOu
                 if not received:  # cancelled from outside the CLI: not ours to swallow
                     raise
         await logger.flush()
+        await stop_fanout(fanout)
         lost, error = _rows_lost(logger)
     return RunOutcome(
         pipeline_logging_id=pipeline_logging_id,
@@ -129,6 +136,7 @@ def run_and_report(opts: RunOptions) -> int:
     """Run the pipeline, print progress and timeline (or JSON); return the exit code."""
     from classifier.errors import ValidationError
     from persistence.settings import LoggerSettings
+    from pipestate._cli_export import build_cli_exporters
     from pipestate._signals import EXIT_CODES
     from pipestate._store_check import EXIT_STORE, prepare_store
 
@@ -136,12 +144,13 @@ def run_and_report(opts: RunOptions) -> int:
         settings = LoggerSettings.from_env()
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    exporters = build_cli_exporters(opts.lineage, opts.otel)
     store = open_store_or_fail(opts.store_url)
     live = not opts.as_json and sys.stdout.isatty()
     try:
         prepare_store(store, opts.store_url)  # before the first step: a bad store runs nothing
         try:
-            outcome = asyncio.run(_run(opts, store, settings, live))
+            outcome = asyncio.run(_run(opts, store, settings, live, exporters))
         except ValidationError as exc:  # bad org slug or concurrency: nothing was logged
             raise ConfigError(str(exc)) from None
         rows, read_error = _timeline(store, outcome.pipeline_logging_id)

@@ -70,6 +70,7 @@ class _LazyGroup(click.Group):
         "runs": "pipestate.cli_runs:runs",
         "validate": "pipestate.cli_validate:validate",
         "purge": "pipestate.cli_purge:purge",
+        "verify": "pipestate.cli_verify:verify_command",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -163,6 +164,20 @@ def configure_logging(*, debug: bool) -> None:
     help="Print every transition (large runs otherwise show a summary).",
 )
 @_import_option
+@click.option(
+    "--lineage/--no-lineage",
+    envvar="PIPESTATE_LINEAGE",
+    default=False,
+    show_envvar=True,
+    help="Send OpenLineage run events (client configured by openlineage.yml / OPENLINEAGE_URL).",
+)
+@click.option(
+    "--otel/--no-otel",
+    envvar="PIPESTATE_OTEL",
+    default=False,
+    show_envvar=True,
+    help="Send OpenTelemetry traces (configured by the OTEL_* variables).",
+)
 @_json_option
 @_debug_option
 def run_command(
@@ -176,6 +191,8 @@ def run_command(
     fail_fast: bool | None,
     show_all: bool,
     imports: Sequence[str],
+    lineage: bool,
+    otel: bool,
     as_json: bool,
     debug: bool,
 ) -> int:
@@ -200,6 +217,8 @@ def run_command(
         fail_fast=fail_fast,
         as_json=as_json,
         show_all=show_all,
+        lineage=lineage,
+        otel=otel,
     )
     return run_and_report(options)
 
