@@ -229,7 +229,16 @@ class OutboxDB:
         """Remove rows the remote accepted."""
         # No fsync for deletes: a delete lost to power failure only re-ships rows, which the
         # remote de-duplicates; the next durable commit syncs the WAL anyway.
-        self._many("DELETE FROM outbox WHERE seq = ?", [(seq,) for seq in seqs], durable=False)
+        # One statement per chunk, not executemany: each statement hands the GIL to a busy
+        # event loop and back while this holds the file, and the logger's commits wait on it.
+        ordered = list(seqs)
+        chunks = [
+            ordered[i : i + _ENQUEUE_ROWS_PER_STATEMENT]
+            for i in range(0, len(ordered), _ENQUEUE_ROWS_PER_STATEMENT)
+        ]
+        for chunk in chunks:
+            marks = ", ".join("?" * len(chunk))
+            self._many(f"DELETE FROM outbox WHERE seq IN ({marks})", [tuple(chunk)], durable=False)
 
     def record_failure(self, seqs: Iterable[int], error: str, *, count_attempt: bool) -> None:
         """Remember the error on each row; count an attempt only when the remote refused it.
