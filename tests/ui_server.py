@@ -137,9 +137,13 @@ def ui_server(
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """A headless Chromium (Debian's) under Playwright, shared by the session's browser tests."""
+    """A headless Chromium (Debian's) under Playwright, shared by one module's browser tests.
+
+    Module scope, not session: Playwright's sync API keeps an event loop running in this thread
+    while it is open, and asyncio.run() in any later test would then fail.
+    """
     problem = chromium_problem()
     if problem:
         _unavailable(problem)
