@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from types import MappingProxyType
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
@@ -23,6 +24,8 @@ class ProcessorContext:
     attempt: int
     org_slug: str
     store: Any = None
+    # The run's parameters, checked against the pipeline's `params:` schema (read-only).
+    params: Mapping[str, Any] = attrs.field(factory=lambda: MappingProxyType({}))
 
 
 class ConfigProblem(ValueError):

@@ -155,6 +155,10 @@ def load_table_specs(partition_expiration_days: int | None = None) -> tuple[Tabl
     for table in config["tables"]:
         name = table["table_name"]
         partitioning = table.get("partitioning") or {}
+        # A table may opt out of expiry with `partition_expiration_days: null` (the key table).
+        table_expiration = (
+            table["partition_expiration_days"] if "partition_expiration_days" in table else expiration
+        )
         specs.append(
             TableSpec(
                 name=name,
@@ -164,7 +168,7 @@ def load_table_specs(partition_expiration_days: int | None = None) -> tuple[Tabl
                 partition_type=partitioning.get("type", "DAY"),
                 clustering=tuple(table.get("clustering") or ()),
                 description=table.get("description", ""),
-                expiration_days=expiration,
+                expiration_days=table_expiration,
                 schema_path=table["schema_path"],
             )
         )

@@ -29,6 +29,7 @@ class RunOptions:
     trigger_type: str = "cli"
     concurrency: int | None = None
     fail_fast: bool | None = None
+    params: dict[str, str] = attrs.field(factory=dict)
     as_json: bool = False
 
 
@@ -51,6 +52,7 @@ async def _run(opts: RunOptions, store: Any, settings: Any, live: bool) -> Pipel
                 concurrency=opts.concurrency,
                 fail_fast=opts.fail_fast,
                 store=store,
+                params=opts.params,
             )
         await logger.flush()
     return result

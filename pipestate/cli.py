@@ -127,6 +127,13 @@ def configure_logging(*, debug: bool) -> None:
 @click.option("--trigger-type", default="cli", show_default=True, help="Recorded trigger type.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Max parallel steps.")
 @click.option("--fail-fast/--no-fail-fast", default=None, help="Cancel the rest on a failure.")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A run parameter (repeatable), e.g. --param date=2025-12-01; see the pipeline's params:.",
+)
 @_json_option
 @_debug_option
 def run_command(
@@ -138,14 +145,20 @@ def run_command(
     trigger_type: str,
     concurrency: int | None,
     fail_fast: bool | None,
+    params: Sequence[str],
     as_json: bool,
     debug: bool,
 ) -> int:
     """Run PIPELINE (provider/domain/pipeline or a path to a .yml file)."""
+    from executor.params import parse_assignments
     from pipestate._cli_run import RunOptions, run_and_report
 
     if not org:
         raise click.UsageError("--org is required (or set $PIPESTATE_ORG).")
+    try:
+        run_params = parse_assignments(tuple(params))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     options = RunOptions(
         pipeline=pipeline,
         org=org,
@@ -155,6 +168,7 @@ def run_command(
         trigger_type=trigger_type,
         concurrency=concurrency,
         fail_fast=fail_fast,
+        params=run_params,
         as_json=as_json,
     )
     return run_and_report(options)

@@ -14,13 +14,16 @@ if TYPE_CHECKING:
 STATE_TRANSITIONS = "org_meta_state_transitions"
 PIPELINE_RUNS = "org_meta_pipeline_runs"
 STEP_LOGS = "org_meta_step_logs"
-TABLES = (STATE_TRANSITIONS, PIPELINE_RUNS, STEP_LOGS)
+# The HTTP service's org API keys (hashes only), kept next to the audit trail it protects.
+API_KEYS = "org_api_keys"
+TABLES = (STATE_TRANSITIONS, PIPELINE_RUNS, STEP_LOGS, API_KEYS)
 
 # The insert key of each table (bootstrap.yml's id_column); every store de-duplicates on it.
 ID_COLUMNS = {
     STATE_TRANSITIONS: "transition_id",
     PIPELINE_RUNS: "run_log_id",
     STEP_LOGS: "step_log_id",
+    API_KEYS: "event_id",
 }
 
 

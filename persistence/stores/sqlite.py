@@ -276,6 +276,8 @@ class SQLiteStore:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 for spec in self._specs.values():
+                    if spec.expiration_days is None:  # never expires (org_api_keys)
+                        continue
                     cursor = conn.execute(
                         f'DELETE FROM "{spec.name}" WHERE "{spec.partition_field}" < ?', (cutoff,)
                     )
@@ -311,9 +313,14 @@ class SQLiteStore:
         statements: list[str] = []
         for spec in specs:
             if spec.name not in tables:
+                retention = (
+                    "kept for ever"
+                    if spec.expiration_days is None
+                    else f"retention {spec.expiration_days} days via purge"
+                )
                 actions.append(
                     f"create table {spec.name} ({len(spec.fields)} columns, primary key "
-                    f"{spec.id_column}; retention {spec.expiration_days} days via purge)"
+                    f"{spec.id_column}; {retention})"
                 )
                 statements.append(sqlite_create_table(spec))
             else:
