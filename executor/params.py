@@ -118,8 +118,7 @@ def convert(name: str, spec: ParamSpec, value: Any) -> Any:
         return CONVERTERS[spec.type](value)
     except (TypeError, ValueError, OverflowError):
         raise ValidationError(
-            f"params.{name}: expected {_EXPECTED[spec.type]}, "
-            f"got {_kind(value)} {_shown(value)}"
+            f"params.{name}: expected {_EXPECTED[spec.type]}, got {_kind(value)} {_shown(value)}"
         ) from None
 
 
@@ -156,7 +155,9 @@ def check_values(values: Mapping[str, Any]) -> None:
     if not isinstance(values, Mapping):
         raise ValidationError(f"params: expected a mapping, got {_kind(values)}")
     if len(values) > MAX_PARAMS:
-        raise ValidationError(f"params: expected at most {MAX_PARAMS} parameters, got {len(values)}")
+        raise ValidationError(
+            f"params: expected at most {MAX_PARAMS} parameters, got {len(values)}"
+        )
     for key in values:
         if not isinstance(key, str) or not PARAM_NAME_RE.match(key):
             raise ValidationError(

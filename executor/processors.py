@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from types import MappingProxyType
 from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import attrs

@@ -156,9 +156,7 @@ def load_table_specs(partition_expiration_days: int | None = None) -> tuple[Tabl
         name = table["table_name"]
         partitioning = table.get("partitioning") or {}
         # A table may opt out of expiry with `partition_expiration_days: null` (the key table).
-        table_expiration = (
-            table["partition_expiration_days"] if "partition_expiration_days" in table else expiration
-        )
+        table_expiration = table.get("partition_expiration_days", expiration)
         specs.append(
             TableSpec(
                 name=name,

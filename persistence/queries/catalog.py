@@ -205,7 +205,35 @@ TIMELINE = QuerySpec(
     ),
 )
 
-CATALOG: Mapping[str, QuerySpec] = {q.name: q for q in (STUCK, FAILURES, STEPS, RETRIES, TIMELINE)}
+RUNS = QuerySpec(
+    name="runs",
+    description=(
+        "Recent pipeline runs, newest first: latest state (a terminal one wins a tie), start, "
+        "end and error type; optionally only one state or one pipeline_id."
+    ),
+    params=(
+        QueryParam("state", "STRING", description="Only runs whose latest state is this"),
+        QueryParam("pipeline_id", "STRING", description="Only runs of this pipeline"),
+        _days(),
+        _limit(50),
+        _AS_OF,
+        _SINCE,
+    ),
+    columns=(
+        QueryColumn("pipeline_logging_id", "STRING"),
+        QueryColumn("pipeline_id", "STRING"),
+        QueryColumn("org_slug", "STRING"),
+        QueryColumn("state", "STRING"),
+        QueryColumn("started_at", "TIMESTAMP"),
+        QueryColumn("ended_at", "TIMESTAMP"),
+        QueryColumn("error_type", "STRING"),
+    ),
+    derive=_since,
+)
+
+CATALOG: Mapping[str, QuerySpec] = {
+    q.name: q for q in (STUCK, FAILURES, STEPS, RETRIES, TIMELINE, RUNS)
+}
 QUERY_NAMES = tuple(CATALOG)
 # Float columns are ROUND(x, 3) in every dialect so that answers compare exactly.
 FLOAT_DIGITS = 3

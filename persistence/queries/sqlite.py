@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from persistence.queries._runs import RUNS_SQLITE
+
 _T = "org_meta_state_transitions"
 
 
@@ -134,4 +136,5 @@ SQLITE_SQL: Mapping[str, str] = {
     "steps": STEPS_SQL,
     "retries": RETRIES_SQL,
     "timeline": TIMELINE_SQL,
+    "runs": RUNS_SQLITE,
 }

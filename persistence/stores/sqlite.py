@@ -9,6 +9,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from persistence.queries._runs import ORG_PARAM, scope_sqlite
 from persistence.queries.sqlite import SQLITE_SQL
 from persistence.schema import (
     SQLITE_TYPES,
@@ -17,6 +18,7 @@ from persistence.schema import (
     sqlite_create_table,
     sqlite_indexes,
 )
+from persistence.stores._select import where_clause as _where_clause
 from persistence.stores._sqlite_rows import RowPreparer, canonical_param, encodable_values
 from persistence.stores.base import RowError, StoreError, WriteResult
 from statemachine.records import TransitionRecord
@@ -243,6 +245,8 @@ class SQLiteStore:
             raise StoreError(
                 f"unknown query {name!r}; expected one of {sorted(SQLITE_SQL)}", retryable=False
             ) from None
+        if params.get(ORG_PARAM) is not None:
+            sql = scope_sqlite(sql)
         bound = {key: canonical_param(value) for key, value in params.items()}
         with self._lock:
             conn = self._connection()
@@ -253,6 +257,23 @@ class SQLiteStore:
                 return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
             except sqlite3.Error as exc:
                 raise _store_error(f"query {name!r}", exc) from exc
+
+    def select_rows(
+        self, table: str, where: Mapping[str, str], *, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Rows of a known table whose STRING columns equal `where`'s values (bound, read-only)."""
+        spec = self._spec(table)
+        clause = _where_clause(spec, where, lambda i: "?")
+        sql = f'SELECT * FROM "{spec.name}" WHERE {clause} LIMIT {int(limit)}'
+        with self._lock:
+            conn = self._connection()
+            self._ensure_schema()
+            try:
+                cursor = conn.execute(sql, tuple(where.values()))
+                columns = [d[0] for d in cursor.description]
+                return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+            except sqlite3.Error as exc:
+                raise _store_error(f"reading {spec.name}", exc) from exc
 
     def close(self) -> None:
         """Close the connection; safe to call twice."""
