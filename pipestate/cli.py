@@ -65,7 +65,11 @@ def open_store_or_fail(url: str, *, outbox: bool = True) -> Any:
 class _LazyGroup(click.Group):
     """A group whose optional commands are imported only when used (keeps --help fast)."""
 
-    lazy: dict[str, str] = {"outbox": "pipestate.cli_outbox:outbox"}  # noqa: RUF012
+    lazy: dict[str, str] = {  # noqa: RUF012
+        "outbox": "pipestate.cli_outbox:outbox",
+        "serve": "pipestate.cli_serve:serve_command",
+        "keys": "pipestate.cli_keys:keys",
+    }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         """Return eager and lazy command names."""

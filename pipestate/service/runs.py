@@ -1,0 +1,242 @@
+"""RunManager: admits, starts, follows, cancels and drains the pipelines of one service process.
+
+Every run is an asyncio task on the server's loop calling executor.run_pipeline with one shared
+MetadataLogger. The manager is also the runs' TransitionSink: it forwards each record to the
+logger (and any extra sinks) and keeps the live state of its own runs, so a run can be read
+back before its rows are flushed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from classifier.errors import ValidationError
+from pipestate.service.errors import NotFound, ShuttingDown, TooBusy, Unprocessable
+
+if TYPE_CHECKING:
+    from executor.runner import PipelineResult
+    from pipestate.service.metrics import ServiceMetrics
+    from pipestate.service.settings import ServiceSettings
+    from statemachine import TransitionRecord, TransitionSink
+
+_log = logging.getLogger("pipestate.service")
+TERMINAL = frozenset({"COMPLETED", "FAILED", "TIMEOUT"})
+_RECENT = 2000  # finished runs kept in memory for reads that beat the store's flush
+
+
+@attrs.define(kw_only=True)
+class LiveRun:
+    """A run this process started: its task and the states its transitions reported."""
+
+    pipeline_logging_id: str
+    org_slug: str
+    pipeline: str
+    key_id: str
+    state: str = "PENDING"
+    pipeline_id: str | None = None
+    steps: dict[str, str] = attrs.field(factory=dict)
+    task: asyncio.Task[PipelineResult] | None = attrs.field(default=None, repr=False)
+    result: PipelineResult | None = None
+
+    @property
+    def done(self) -> bool:
+        """True once the pipeline reached a terminal state and its task ended."""
+        return self.task is None or self.task.done()
+
+
+def request_cancel(task: asyncio.Task[Any], *, source: str, by: str | None) -> bool:
+    """Cancel a run's task so the executor records who cancelled it (issue 10's contract)."""
+    try:
+        from executor.cancellation import request_cancel as contract  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        # TODO(issue 10): executor.cancellation.request_cancel records cancel_source and
+        # cancelled_by in the rows; until it lands a plain cancel still ends everything FAILED.
+        return task.cancel(f"Cancelled ({source}{f' by {by}' if by else ''})")
+    return bool(contract(task, source=source, by=by))
+
+
+class RunManager:
+    """Admission, the live runs, cancellation and the graceful drain of one process."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        logger: TransitionSink,
+        *,
+        store: Any,
+        metrics: ServiceMetrics,
+        sinks: Sequence[TransitionSink] = (),
+    ) -> None:
+        self.settings = settings
+        self.logger = logger
+        self.store = store
+        self.metrics = metrics
+        self.sinks = tuple(sinks)
+        self.closing = False
+        self.runs: dict[str, LiveRun] = {}
+        self._running: collections.Counter[str] = collections.Counter()
+        self._recent: collections.OrderedDict[str, LiveRun] = collections.OrderedDict()
+
+    # -- the sink -------------------------------------------------------------------------------
+
+    def emit(self, record: TransitionRecord) -> None:
+        """Forward a record to the logger and extra sinks, then note the new state."""
+        self.logger.emit(record)
+        for sink in self.sinks:
+            try:
+                sink.emit(record)
+            except Exception:  # an exporter must never fail a pipeline
+                _log.exception("extra sink failed")
+        self.metrics.transitions.labels(record.entity_type).inc()
+        run = self.runs.get(record.pipeline_logging_id)
+        if run is None:
+            return
+        if record.entity_type == "PIPELINE":
+            run.state = record.to_state
+            run.pipeline_id = record.entity_name
+            if record.to_state in TERMINAL:
+                self.metrics.runs.labels(record.to_state).inc()
+        else:
+            run.steps[record.entity_name] = record.to_state
+
+    # -- admission and start ------------------------------------------------------------------
+
+    @property
+    def running(self) -> int:
+        """Pipelines running in this process now."""
+        return sum(self._running.values())
+
+    def _admit(self, org_slug: str) -> None:
+        if self.closing:
+            self.metrics.rejections.labels("shutting_down").inc()
+            raise ShuttingDown("the server is shutting down; retry on another replica")
+        retry = {"Retry-After": str(self.settings.retry_after_seconds)}
+        if self.running >= self.settings.max_running:
+            self.metrics.rejections.labels("process_limit").inc()
+            raise TooBusy(
+                f"{self.running} pipelines are running (limit {self.settings.max_running})",
+                headers=retry,
+            )
+        if self._running[org_slug] >= self.settings.per_org_limit:
+            self.metrics.rejections.labels("org_limit").inc()
+            raise TooBusy(
+                f"org {org_slug!r} has {self._running[org_slug]} pipelines running "
+                f"(limit {self.settings.per_org_limit} per org)",
+                headers=retry,
+            )
+
+    async def start(
+        self, org_slug: str, pipeline: str, params: Mapping[str, Any], *, key_id: str
+    ) -> LiveRun:
+        """Admit and start one run; an invalid pipeline or params is recorded, then 422."""
+        from executor.config import load_pipeline_config
+        from executor.params import resolve
+        from executor.runner import run_pipeline
+
+        self._admit(org_slug)
+        run_id = str(uuid.uuid4())
+        common: dict[str, Any] = {
+            "org_slug": org_slug,
+            "logger": self,
+            "trigger_type": "api",
+            "user_id": key_id,
+            "config_dir": self.settings.config_dir,
+            "store": self.store,
+            "pipeline_logging_id": run_id,
+            "params": params,
+        }
+        try:
+            config = await asyncio.to_thread(
+                load_pipeline_config, pipeline, config_dir=self.settings.config_dir
+            )
+            resolve(config.params, params)
+        except ValidationError:
+            # The seed's trail PENDING -> RUNNING -> FAILED (VALIDATION_ERROR) is still stored.
+            result = await run_pipeline(pipeline, **common)
+            self.metrics.runs.labels(result.state).inc()
+            raise Unprocessable(
+                result.error_message or "invalid pipeline",
+                pipeline_logging_id=result.pipeline_logging_id,
+                state=result.state,
+                error_type=result.error_type,
+                status_url=f"/api/v1/runs/{org_slug}/{result.pipeline_logging_id}",
+            ) from None
+        run = LiveRun(
+            pipeline_logging_id=run_id, org_slug=org_slug, pipeline=pipeline, key_id=key_id
+        )
+        self.runs[run_id] = run
+        self._running[org_slug] += 1
+        self.metrics.running.inc()
+        run.task = asyncio.create_task(
+            run_pipeline(config, **common), name=f"pipestate-run-{run_id}"
+        )
+        run.task.add_done_callback(lambda task: self._finished(run, task))
+        return run
+
+    def _finished(self, run: LiveRun, task: asyncio.Task[PipelineResult]) -> None:
+        self._running[run.org_slug] -= 1
+        if self._running[run.org_slug] <= 0:
+            del self._running[run.org_slug]
+        self.metrics.running.dec()
+        if not task.cancelled() and task.exception() is None:
+            run.result = task.result()
+        elif not task.cancelled():
+            _log.error("run %s raised", run.pipeline_logging_id, exc_info=task.exception())
+        self.runs.pop(run.pipeline_logging_id, None)
+        self._recent[run.pipeline_logging_id] = run
+        while len(self._recent) > _RECENT:
+            self._recent.popitem(last=False)
+
+    # -- reads, waits and cancels -------------------------------------------------------------
+
+    def get(self, org_slug: str, run_id: str) -> LiveRun | None:
+        """A run of this org started here (running or recently finished), else None."""
+        run = self.runs.get(run_id) or self._recent.get(run_id)
+        if run is None or run.org_slug != org_slug:
+            return None
+        return run
+
+    async def wait(self, run: LiveRun, timeout: float) -> None:  # noqa: ASYNC109 - bounded
+        """Wait until the run ends or `timeout` passes (the run goes on either way)."""
+        if run.task is None or run.task.done():
+            return
+        await asyncio.wait({run.task}, timeout=min(timeout, self.settings.max_wait_seconds))
+
+    def cancel(self, org_slug: str, run_id: str, *, by: str) -> LiveRun:
+        """Cancel a live run of this org; NotFound if it is not running here."""
+        run = self.runs.get(run_id)
+        if run is None or run.org_slug != org_slug or run.task is None:
+            raise NotFound(f"no live run {run_id!r} in this process")
+        request_cancel(run.task, source="api", by=by)
+        return run
+
+    # -- shutdown -----------------------------------------------------------------------------
+
+    def stop_admitting(self) -> None:
+        """From now on new runs get 503."""
+        self.closing = True
+
+    async def drain(self, grace: float) -> bool:
+        """Stop admitting; wait up to `grace` seconds for the running pipelines to end."""
+        self.stop_admitting()
+        tasks = {r.task for r in self.runs.values() if r.task is not None and not r.task.done()}
+        if not tasks:
+            return True
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        return not pending
+
+    async def close(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - bounded
+        """Cancel whatever still runs (source "shutdown") and wait for it to end."""
+        self.stop_admitting()
+        tasks = [r.task for r in self.runs.values() if r.task is not None and not r.task.done()]
+        for task in tasks:
+            request_cancel(task, source="shutdown", by=None)
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
