@@ -53,7 +53,22 @@ def _keys(state: StateDep) -> KeyRing:
     return state.keys
 
 
+# Reads first flush this process's pending rows (bounded), so a replica reads its own writes.
+READ_FLUSH_SECONDS = 2.0
+
+
+async def read_store(state: ServiceState) -> Any:
+    """The store, after this process's pending rows were flushed (bounded)."""
+    await state.logger.flush(READ_FLUSH_SECONDS)
+    return state.store
+
+
+async def _read_store(state: StateDep) -> Any:
+    return await read_store(state)
+
+
 StoreDep = Annotated[Any, Depends(_store)]
+ReadStoreDep = Annotated[Any, Depends(_read_store)]
 RunsDep = Annotated[RunManager, Depends(_runs)]
 KeysDep = Annotated[KeyRing, Depends(_keys)]
 

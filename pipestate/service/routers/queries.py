@@ -8,7 +8,7 @@ import enum
 from fastapi import APIRouter, Request
 
 from persistence.queries import QUERY_NAMES, QueryError, run_query
-from pipestate.service.deps import OrgAccess, StoreDep
+from pipestate.service.deps import OrgAccess, ReadStoreDep
 from pipestate.service.models import QueryResult
 
 router = APIRouter(prefix="/queries", tags=["queries"])
@@ -17,7 +17,7 @@ QueryName = enum.Enum("QueryName", {name: name for name in QUERY_NAMES}, type=st
 
 @router.get("/{org_slug}/{query_name}", response_model=QueryResult)
 async def run_analysis(
-    key: OrgAccess, store: StoreDep, query_name: QueryName, request: Request
+    key: OrgAccess, store: ReadStoreDep, query_name: QueryName, request: Request
 ) -> QueryResult:
     """Run stuck, failures, steps, retries, timeline or runs; query-string values are its params."""
     params = dict(request.query_params)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 
 from persistence.queries import run_query
-from pipestate.service.deps import OrgAccess, RunsDep, StoreDep
+from pipestate.service.deps import OrgAccess, ReadStoreDep, RunsDep, StateDep, read_store
 from pipestate.service.errors import Conflict, NotFound
 from pipestate.service.models import (
     SLUG_PATTERN,
@@ -47,10 +47,20 @@ async def _timeline(store: Any, org_slug: str, run_id: str) -> list[dict[str, An
 
 @router.get("/{org_slug}/{pipeline_logging_id}", response_model=RunDetail)
 async def get_run(
-    key: OrgAccess, runs: RunsDep, store: StoreDep, pipeline_logging_id: RunId
+    key: OrgAccess,
+    runs: RunsDep,
+    state: StateDep,
+    pipeline_logging_id: RunId,
+    wait: Annotated[bool, Query(description="Wait (bounded) for a live run to end")] = False,
+    timeout: Annotated[  # noqa: ASYNC109 - a request parameter, not a coroutine deadline
+        float, Query(gt=0, le=3600, description="Longest wait, seconds")
+    ] = 60.0,
 ) -> RunDetail:
-    """A run's state, its steps' states and its stored timeline."""
+    """A run's state, its steps' states and its stored timeline (?wait=true: once it ends)."""
     live = runs.get(key.org_slug, pipeline_logging_id)
+    if wait and live is not None:
+        await runs.wait(live, timeout)
+    store = await read_store(state)
     rows = await _timeline(store, key.org_slug, pipeline_logging_id)
     if live is None and not rows:
         raise NotFound(f"no run {pipeline_logging_id!r}")
@@ -73,7 +83,7 @@ async def get_run(
 @router.get("/{org_slug}", response_model=RunList)
 async def list_runs(
     key: OrgAccess,
-    store: StoreDep,
+    store: ReadStoreDep,
     state: Annotated[str | None, Query(pattern="^(" + "|".join(STATES) + ")$")] = None,
     pipeline_id: Annotated[str | None, Query(pattern=SLUG_PATTERN, max_length=128)] = None,
     days: Annotated[int, Query(ge=0, le=3650)] = 7,
@@ -101,7 +111,7 @@ async def list_runs(
     responses={409: {"description": "The run already ended, or runs on another replica"}},
 )
 async def cancel_run(
-    key: OrgAccess, runs: RunsDep, store: StoreDep, pipeline_logging_id: RunId
+    key: OrgAccess, runs: RunsDep, store: ReadStoreDep, pipeline_logging_id: RunId
 ) -> CancelResult:
     """Cancel a live run: its open steps and the pipeline end FAILED, marked as cancelled."""
     live = runs.get(key.org_slug, pipeline_logging_id)
