@@ -49,7 +49,7 @@ async def _timeline(store: Any, org_slug: str, run_id: str) -> list[dict[str, An
 async def get_run(
     key: OrgAccess,
     runs: RunsDep,
-    state: StateDep,
+    service: StateDep,
     pipeline_logging_id: RunId,
     wait: Annotated[bool, Query(description="Wait (bounded) for a live run to end")] = False,
     timeout: Annotated[  # noqa: ASYNC109 - a request parameter, not a coroutine deadline
@@ -60,7 +60,7 @@ async def get_run(
     live = runs.get(key.org_slug, pipeline_logging_id)
     if wait and live is not None:
         await runs.wait(live, timeout)
-    store = await read_store(state)
+    store = await read_store(service)
     rows = await _timeline(store, key.org_slug, pipeline_logging_id)
     if live is None and not rows:
         raise NotFound(f"no run {pipeline_logging_id!r}")
