@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.bq_emulator import free_port
 
@@ -196,3 +197,21 @@ def sqlite_rows(path: Path, sql: str, params: Sequence[Any] = ()) -> list[dict[s
         return [dict(row) for row in conn.execute(sql, params)]
     finally:
         conn.close()
+
+
+@pytest.fixture(scope="session")
+def service_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shared server's directory: configs, store (audit.db), logs."""
+    return tmp_path_factory.mktemp("service")
+
+
+@pytest.fixture(scope="session")
+def service_server(service_workdir: Path) -> Iterator[Server]:
+    """One server shared by the API and security tests: process limit 4, per-org limit 2."""
+    with run_server(
+        service_workdir,
+        store=f"sqlite:{service_workdir / 'audit.db'}",
+        config_dir=make_config_dir(service_workdir),
+        args=["--max-running", "4", "--max-running-per-org", "2", "--grace-seconds", "5"],
+    ) as server:
+        yield server

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,31 +16,22 @@ from tests.service_support import (
     ROOT_KEY,
     Server,
     create_key,
-    make_config_dir,
-    run_server,
     sqlite_rows,
 )
 
 CURL = shutil.which("curl")
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One directory for the module's server: configs, store, logs."""
-    return tmp_path_factory.mktemp("service")
+@pytest.fixture
+def workdir(service_workdir: Path) -> Path:
+    """The shared server's directory."""
+    return service_workdir
 
 
 @pytest.fixture(scope="module")
-def server(workdir: Path) -> Iterator[Server]:
-    """One server for the module: process limit 4, per-org limit 2."""
-    config_dir = make_config_dir(workdir)
-    with run_server(
-        workdir,
-        store=f"sqlite:{workdir / 'audit.db'}",
-        config_dir=config_dir,
-        args=["--max-running", "4", "--max-running-per-org", "2", "--grace-seconds", "5"],
-    ) as srv:
-        yield srv
+def server(service_server: Server) -> Server:
+    """The shared server."""
+    return service_server
 
 
 @pytest.fixture(scope="module")

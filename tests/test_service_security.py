@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,39 +13,33 @@ from tests.service_support import (
     ROOT_KEY,
     Server,
     create_key,
-    make_config_dir,
     root_headers,
-    run_server,
 )
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The module's directory: configs, store, logs."""
-    return tmp_path_factory.mktemp("security")
+@pytest.fixture
+def workdir(service_workdir: Path) -> Path:
+    """The shared server's directory."""
+    return service_workdir
 
 
 @pytest.fixture(scope="module")
-def world(workdir: Path) -> Iterator[dict[str, Any]]:
-    """A server with two orgs, one finished run each, and a revoked key of org_a."""
-    with run_server(
-        workdir, store=f"sqlite:{workdir / 'audit.db'}", config_dir=make_config_dir(workdir)
-    ) as server:
-        keys = {org: create_key(server, org) for org in ("org_a", "org_b")}
-        revoked = create_key(server, "org_a")
-        with server.client() as client:
-            gone = client.delete(
-                f"/api/v1/admin/keys/{revoked['key_id']}", headers=root_headers()
-            )
-            assert gone.status_code == 200
-            runs = {
-                org: client.post(
-                    f"/api/v1/pipelines/run/{org}/test/success/test_success?wait=true",
-                    headers={"X-API-Key": keys[org]["api_key"]},
-                ).json()["pipeline_logging_id"]
-                for org in keys
-            }
-        yield {"server": server, "keys": keys, "revoked": revoked, "runs": runs}
+def world(service_server: Server) -> dict[str, Any]:
+    """Two orgs with one finished run each, and a revoked key of org_a, on the shared server."""
+    server = service_server
+    keys = {org: create_key(server, org) for org in ("org_a", "org_b")}
+    revoked = create_key(server, "org_a")
+    with server.client() as client:
+        gone = client.delete(f"/api/v1/admin/keys/{revoked['key_id']}", headers=root_headers())
+        assert gone.status_code == 200
+        runs = {
+            org: client.post(
+                f"/api/v1/pipelines/run/{org}/test/success/test_success?wait=true",
+                headers={"X-API-Key": keys[org]["api_key"]},
+            ).json()["pipeline_logging_id"]
+            for org in keys
+        }
+    return {"server": server, "keys": keys, "revoked": revoked, "runs": runs}
 
 
 CREDENTIALS = ("none", "malformed", "revoked", "other_org", "root_on_org", "org_on_root")
