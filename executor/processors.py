@@ -56,6 +56,7 @@ class ProcessorSpec:
 
 _REGISTRY: dict[str, ProcessorSpec] = {}
 _lock = threading.Lock()
+_load_lock = threading.Lock()
 _loaded = False
 
 
@@ -91,13 +92,16 @@ def _ensure_loaded() -> None:
     global _loaded
     if _loaded:
         return
-    with _lock:
+    # A lock of its own (registering takes _lock), held until loading is done: a second
+    # thread (configs are loaded in worker threads by the service) must not see an empty
+    # registry while the first is still importing.
+    with _load_lock:
         if _loaded:
             return
-        _loaded = True
-    import executor._builtins  # noqa: F401 - registers the generic.* processors
+        import executor._builtins  # noqa: F401 - registers the generic.* processors
 
-    load_plugins()
+        load_plugins()
+        _loaded = True
 
 
 def load_plugins() -> list[str]:

@@ -104,6 +104,10 @@ class Server:
                 self.proc.wait(timeout=10)
         return int(self.proc.returncode)
 
+    def wait_alive(self) -> None:
+        """Return once /healthz answers (raise with the log if the server died)."""
+        _wait_alive(self.proc, self.url, self.log)
+
     def log_text(self) -> str:
         """What the server printed."""
         return self.log.read_text(errors="replace")
@@ -124,16 +128,15 @@ def _wait_alive(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
     raise RuntimeError(f"server not alive after {START_TIMEOUT}s:\n{log.read_text()[-3000:]}")
 
 
-@contextlib.contextmanager
-def run_server(
+def start_server(
     workdir: Path,
     *,
     store: str,
     config_dir: Path,
     args: Sequence[str] = (),
     env: dict[str, str] | None = None,
-) -> Iterator[Server]:
-    """Start `pipestate serve` on 127.0.0.1 and a free port; always stop it on exit."""
+) -> Server:
+    """Start `pipestate serve` on 127.0.0.1 and a free port (call wait_alive() next)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = workdir / f"server-{port}.log"
@@ -163,12 +166,45 @@ def run_server(
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    server = Server(proc, url, log)
+    return Server(proc, url, log)
+
+
+@contextlib.contextmanager
+def run_server(
+    workdir: Path,
+    *,
+    store: str,
+    config_dir: Path,
+    args: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+) -> Iterator[Server]:
+    """Start `pipestate serve` on 127.0.0.1 and a free port; always stop it on exit."""
+    with run_servers(workdir, [args], store=store, config_dir=config_dir, env=env) as servers:
+        yield servers[0]
+
+
+@contextlib.contextmanager
+def run_servers(
+    workdir: Path,
+    args: Sequence[Sequence[str]],
+    *,
+    store: str,
+    config_dir: Path,
+    env: dict[str, str] | None = None,
+) -> Iterator[list[Server]]:
+    """Start one server per args list side by side; always stop them all on exit."""
+    servers: list[Server] = []
     try:
-        _wait_alive(proc, url, log)
-        yield server
+        for extra in args:
+            servers.append(
+                start_server(workdir, store=store, config_dir=config_dir, args=extra, env=env)
+            )
+        for server in servers:
+            server.wait_alive()
+        yield servers
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
 
 
 def root_headers() -> dict[str, str]:
