@@ -193,7 +193,7 @@ class TestSQLiteReplicas:
 
 @pytest.mark.bigquery
 def test_three_servers_on_one_bigquery_dataset(bq_emulator: BQEmulator, tmp_path: Path) -> None:
-    """60 runs over 3 servers on one BigQuery dataset (one outbox each): every row once, legal."""
+    """30 runs over 3 servers on one BigQuery dataset (one outbox each): every row once, legal."""
     dataset = "svc_replicas"
     workdir = tmp_path
     store = f"bigquery:{bq_emulator.project}.{dataset}"
@@ -207,7 +207,7 @@ def test_three_servers_on_one_bigquery_dataset(bq_emulator: BQEmulator, tmp_path
                     == 200
                 )
             key = create_key(servers[1], ORG)["api_key"]
-            run_ids = asyncio.run(_spread(servers, key, 60, "test/bench/noop10"))
+            run_ids = asyncio.run(_spread(servers, key, 30, "test/bench/noop10"))
         # The servers stopped: each drained its logger and its outbox into BigQuery.
         client = emulator_client(bq_emulator)
         try:
@@ -221,7 +221,7 @@ def test_three_servers_on_one_bigquery_dataset(bq_emulator: BQEmulator, tmp_path
             ]
         finally:
             client.close()
-        assert len(rows) == 60 * 22
+        assert len(rows) == 30 * 22
         _check_chains(rows, set(run_ids), steps_per_run=10)
     finally:
         drop_dataset(bq_emulator, dataset)

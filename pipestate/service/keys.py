@@ -16,6 +16,8 @@ import hmac
 import re
 import secrets
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -125,11 +127,20 @@ class KeyRing:
     remote itself, not through an outbox, so a created key works on every replica at once.
     """
 
-    def __init__(self, store: Any, *, cache_ttl: float = DEFAULT_CACHE_TTL) -> None:
+    def __init__(
+        self,
+        store: Any,
+        *,
+        cache_ttl: float = DEFAULT_CACHE_TTL,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store = store
         self._writer = getattr(store, "remote", store)
-        self._cache: TTLCache[str, ApiKey | None] = TTLCache(_CACHE_SIZE, ttl=cache_ttl)
+        self._cache: TTLCache[str, ApiKey | None] = TTLCache(
+            _CACHE_SIZE, ttl=cache_ttl, timer=timer
+        )
         self._lock = threading.Lock()
+        self._fetch_lock = threading.Lock()
 
     def _write(self, row: dict[str, Any]) -> None:
         result = self._writer.write_batch(API_KEYS, [row])
@@ -175,10 +186,17 @@ class KeyRing:
             with self._lock:
                 if key_id in self._cache:
                     return self._cache[key_id]
-        keys = _fold(self.store.select_rows(API_KEYS, {"key_id": key_id}, limit=10))
-        found = keys[0] if keys else None
-        with self._lock:
-            self._cache[key_id] = found
+        # One store read at a time: requests that miss together wait for it, then hit the
+        # cache (a cold replica under load would otherwise send one query per request).
+        with self._fetch_lock:
+            if not fresh:
+                with self._lock:
+                    if key_id in self._cache:
+                        return self._cache[key_id]
+            keys = _fold(self.store.select_rows(API_KEYS, {"key_id": key_id}, limit=10))
+            found = keys[0] if keys else None
+            with self._lock:
+                self._cache[key_id] = found
         return found
 
     def list(self, org_slug: str | None = None) -> list[ApiKey]:
