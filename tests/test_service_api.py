@@ -312,9 +312,10 @@ class TestAdmission:
 class TestHealth:
     """Liveness, readiness, metrics and the OpenAPI document."""
 
-    def test_health_ready_metrics_and_openapi(self, server: Server) -> None:
+    def test_health_ready_metrics_and_openapi(self, server: Server, org_key: str) -> None:
         """healthz and readyz answer 200; metrics carry the documented families."""
         with server.client() as client:
+            client.get("/api/v1/runs/test_org", headers={"X-API-Key": org_key})
             assert client.get("/healthz").json()["status"] == "ok"
             ready = client.get("/readyz")
             metrics = client.get("/metrics")
@@ -330,4 +331,5 @@ class TestHealth:
             "pipestate_http_request_duration_seconds_bucket",
         ):
             assert family in metrics.text
+        assert 'route="/api/v1/runs/{org_slug}",status="200"' in metrics.text
         assert "/api/v1/pipelines/run/{org_slug}/{provider}/{domain}/{pipeline}" in schema["paths"]

@@ -189,6 +189,9 @@ def test_hostile_bodies_get_a_clear_4xx(world: dict[str, Any], name: str, body: 
     assert problem["detail"]
     if name == "huge":
         assert response.status_code == 413
+    with server.client() as client:  # a bad request is not a run: nothing was stored
+        listing = client.get("/api/v1/runs/org_a", params={"state": "FAILED"}, headers=headers)
+    assert listing.json()["runs"] == []
 
 
 HOSTILE_PATHS = (

@@ -32,7 +32,6 @@ from pipestate.service.routers import admin, health, keys, pipelines, queries, r
 from pipestate.service.runs import RunManager
 from pipestate.service.settings import ServiceSettings
 
-API_PREFIX = "/api/v1"
 SinkFactory = Callable[[ServiceState], Any]
 LifecycleFactory = Callable[[ServiceState], contextlib.AbstractAsyncContextManager[Any]]
 
@@ -109,7 +108,7 @@ def create_app(
     install_handlers(app)
     app.include_router(health.router)
     for router in (admin.router, keys.router, pipelines.router, runs.router, queries.router):
-        app.include_router(router, prefix=API_PREFIX)
+        app.include_router(router)
     for router in plugins.routers:
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -137,9 +137,10 @@ class RunManager:
     ) -> LiveRun:
         """Admit and start one run; an invalid pipeline or params is recorded, then 422."""
         from executor.config import load_pipeline_config
-        from executor.params import resolve
+        from executor.params import check_values, resolve
         from executor.runner import run_pipeline
 
+        check_values(params)  # a hostile body is a bad request, not a run: nothing is stored
         self._admit(org_slug)
         run_id = str(uuid.uuid4())
         common: dict[str, Any] = {

@@ -1,1 +1,3 @@
-"""One router per resource, mounted under /api/v1 by create_app (health at the root)."""
+"""One router per resource, each under API_PREFIX (health and metrics at the root)."""
+
+API_PREFIX = "/api/v1"

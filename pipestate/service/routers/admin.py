@@ -8,8 +8,9 @@ from fastapi import APIRouter
 
 from pipestate.service.deps import RootAccess, StoreDep
 from pipestate.service.models import BootstrapResult
+from pipestate.service.routers import API_PREFIX
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix=f"{API_PREFIX}/admin", tags=["admin"])
 
 
 @router.post("/bootstrap", response_model=BootstrapResult)

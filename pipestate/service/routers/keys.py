@@ -10,8 +10,9 @@ from fastapi import APIRouter, Path, Query
 from pipestate.service.deps import KeysDep, RootAccess
 from pipestate.service.errors import NotFound
 from pipestate.service.models import SLUG_PATTERN, KeyCreate, KeyCreated, KeyInfo, KeyList
+from pipestate.service.routers import API_PREFIX
 
-router = APIRouter(prefix="/admin/keys", tags=["keys"])
+router = APIRouter(prefix=f"{API_PREFIX}/admin/keys", tags=["keys"])
 KEY_ID_PATTERN = r"^[0-9a-f]{16}$"
 
 

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Body, Path, Query, Response
 
 from pipestate.service.deps import OrgAccess, RunsDep
 from pipestate.service.models import SLUG_PATTERN, RunAccepted
+from pipestate.service.routers import API_PREFIX
 from pipestate.service.runs import TERMINAL, LiveRun
 
-router = APIRouter(prefix="/pipelines", tags=["pipelines"])
+router = APIRouter(prefix=f"{API_PREFIX}/pipelines", tags=["pipelines"])
 Segment = Annotated[str, Path(pattern=SLUG_PATTERN, max_length=128)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {

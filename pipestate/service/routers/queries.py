@@ -10,8 +10,9 @@ from fastapi import APIRouter, Request
 from persistence.queries import QUERY_NAMES, QueryError, run_query
 from pipestate.service.deps import OrgAccess, ReadStoreDep
 from pipestate.service.models import QueryResult
+from pipestate.service.routers import API_PREFIX
 
-router = APIRouter(prefix="/queries", tags=["queries"])
+router = APIRouter(prefix=f"{API_PREFIX}/queries", tags=["queries"])
 QueryName = enum.Enum("QueryName", {name: name for name in QUERY_NAMES}, type=str)  # type: ignore[misc]
 
 

@@ -18,9 +18,10 @@ from pipestate.service.models import (
     RunSummary,
     TimelineEntry,
 )
+from pipestate.service.routers import API_PREFIX
 from pipestate.service.runs import TERMINAL
 
-router = APIRouter(prefix="/runs", tags=["runs"])
+router = APIRouter(prefix=f"{API_PREFIX}/runs", tags=["runs"])
 RunId = Annotated[str, Path(pattern=SLUG_PATTERN, max_length=128)]
 STATES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "TIMEOUT")
 
