@@ -123,6 +123,7 @@ class TestSeedScenarios:
             f"{server.url}{timeout_run['status_url']}?wait=true", "-H", f"X-API-Key: {org_key}"
         )
         assert (status, timed_out["state"]) == (200, "TIMEOUT")
+        _flush(server, org_key)
         db = workdir / "audit.db"
         chains = _chains(db, success["pipeline_logging_id"])
         assert chains[("PIPELINE", "billing")] == ["PENDING", "RUNNING", "COMPLETED"]

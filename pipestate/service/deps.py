@@ -109,7 +109,9 @@ async def org_access(
         if _is_root(state, root_key):
             raise Forbidden("org routes need an org key (X-API-Key); the root key cannot use them")
         raise Unauthorized(f"this route needs the {ORG_HEADER} header")
-    key = await asyncio.to_thread(state.keys.authenticate, org_key)
+    known, key = state.keys.cached(org_key)  # the hot path: no thread, no store
+    if not known:
+        key = await asyncio.to_thread(state.keys.authenticate, org_key)
     if key is None:
         raise Unauthorized(f"invalid or revoked {ORG_HEADER}")
     if key.org_slug != org_slug:

@@ -217,14 +217,27 @@ class KeyRing:
             self._cache[key_id] = key
         return key
 
-    def authenticate(self, token: str) -> ApiKey | None:
-        """The active key `token` is, or None; the hash is compared in constant time."""
+    def cached(self, token: str) -> tuple[bool, ApiKey | None]:
+        """(True, key or None) when the cache can answer for `token` without the store."""
         key_id = parse_key_id(token)
         if key_id is None:
-            return None
-        key = self.get(key_id)
+            return True, None
+        with self._lock:
+            if key_id not in self._cache:
+                return False, None
+            key = self._cache[key_id]
+        return True, self._check(token, key)
+
+    def _check(self, token: str, key: ApiKey | None) -> ApiKey | None:
         if key is None or not key.active:
             return None
         if not hmac.compare_digest(hash_key(token), key.key_hash):
             return None
         return key
+
+    def authenticate(self, token: str) -> ApiKey | None:
+        """The active key `token` is, or None; the hash is compared in constant time."""
+        key_id = parse_key_id(token)
+        if key_id is None:
+            return None
+        return self._check(token, self.get(key_id))

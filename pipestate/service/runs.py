@@ -21,6 +21,7 @@ from classifier.errors import ValidationError
 from pipestate.service.errors import NotFound, ShuttingDown, TooBusy, Unprocessable
 
 if TYPE_CHECKING:
+    from executor.config import PipelineConfig
     from executor.runner import PipelineResult
     from pipestate.service.metrics import ServiceMetrics
     from pipestate.service.settings import ServiceSettings
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 _log = logging.getLogger("pipestate.service")
 TERMINAL = frozenset({"COMPLETED", "FAILED", "TIMEOUT"})
 _RECENT = 2000  # finished runs kept in memory for reads that beat the store's flush
+_CONFIG_CACHE = 1000
 
 
 @attrs.define(kw_only=True)
@@ -42,6 +44,8 @@ class LiveRun:
     state: str = "PENDING"
     pipeline_id: str | None = None
     steps: dict[str, str] = attrs.field(factory=dict)
+    # The run's transitions as the timeline shows them (answers reads without the store).
+    timeline: list[dict[str, Any]] = attrs.field(factory=list, repr=False)
     task: asyncio.Task[PipelineResult] | None = attrs.field(default=None, repr=False)
     result: PipelineResult | None = None
 
@@ -83,6 +87,7 @@ class RunManager:
         self.runs: dict[str, LiveRun] = {}
         self._running: collections.Counter[str] = collections.Counter()
         self._recent: collections.OrderedDict[str, LiveRun] = collections.OrderedDict()
+        self._configs: dict[str, tuple[tuple[str, int, int], PipelineConfig]] = {}
 
     # -- the sink -------------------------------------------------------------------------------
 
@@ -98,6 +103,17 @@ class RunManager:
         run = self.runs.get(record.pipeline_logging_id)
         if run is None:
             return
+        run.timeline.append(
+            {
+                "transition_time": record.transition_time.isoformat(timespec="microseconds"),
+                "entity_type": record.entity_type,
+                "entity_name": record.entity_name,
+                "from_state": record.from_state,
+                "to_state": record.to_state,
+                "duration_seconds": round(record.duration_in_state_ms / 1000.0, 3),
+                "reason": record.reason,
+            }
+        )
         if record.entity_type == "PIPELINE":
             run.state = record.to_state
             run.pipeline_id = record.entity_name
@@ -136,7 +152,6 @@ class RunManager:
         self, org_slug: str, pipeline: str, params: Mapping[str, Any], *, key_id: str
     ) -> LiveRun:
         """Admit and start one run; an invalid pipeline or params is recorded, then 422."""
-        from executor.config import load_pipeline_config
         from executor.params import check_values, resolve
         from executor.runner import run_pipeline
 
@@ -154,9 +169,7 @@ class RunManager:
             "params": params,
         }
         try:
-            config = await asyncio.to_thread(
-                load_pipeline_config, pipeline, config_dir=self.settings.config_dir
-            )
+            config = await self._config(pipeline)
             resolve(config.params, params)
         except ValidationError:
             # The seed's trail PENDING -> RUNNING -> FAILED (VALIDATION_ERROR) is still stored.
@@ -180,6 +193,28 @@ class RunManager:
         )
         run.task.add_done_callback(lambda task: self._finished(run, task))
         return run
+
+    async def _config(self, pipeline: str) -> PipelineConfig:
+        """The pipeline's config, parsed once per version of its file (path, mtime, size)."""
+        from executor.config import load_pipeline_config, resolve_pipeline
+
+        path = resolve_pipeline(pipeline, self.settings.config_dir)
+        try:
+            stat = path.stat()
+        except OSError:
+            stat = None
+        version = (str(path), stat.st_mtime_ns, stat.st_size) if stat else None
+        cached = self._configs.get(pipeline)
+        if version is not None and cached is not None and cached[0] == version:
+            return cached[1]
+        config = await asyncio.to_thread(
+            load_pipeline_config, pipeline, config_dir=self.settings.config_dir
+        )
+        if version is not None:
+            if len(self._configs) >= _CONFIG_CACHE:
+                self._configs.clear()
+            self._configs[pipeline] = (version, config)
+        return config
 
     def _finished(self, run: LiveRun, task: asyncio.Task[PipelineResult]) -> None:
         self._running[run.org_slug] -= 1

@@ -61,8 +61,10 @@ async def get_run(
     live = runs.get(key.org_slug, pipeline_logging_id)
     if wait and live is not None:
         await runs.wait(live, timeout)
-    store = await read_store(service)
-    rows = await _timeline(store, key.org_slug, pipeline_logging_id)
+    if live is not None:  # started here: its transitions are in memory, pending rows or not
+        rows = list(live.timeline)
+    else:
+        rows = await _timeline(await read_store(service), key.org_slug, pipeline_logging_id)
     if live is None and not rows:
         raise NotFound(f"no run {pipeline_logging_id!r}")
     state, pipeline_id, steps = _from_timeline(rows)
