@@ -227,6 +227,8 @@ TARGETS: tuple[tuple[str, str, str, str, float], ...] = (
         10,
     ),
     ("rows dropped at default settings", "executor", "concurrent_rows_dropped", "<=", 0),
+    ("HTTP submit p99, ms (50 clients, loopback)", "service", "submit_p99_ms", "<=", 20),
+    ("HTTP wall / in-process wall, 1,000 runs", "service", "http_over_inprocess", "<=", 1.5),
     (
         "import time, everything `pipestate run` loads, s",
         "import",
