@@ -41,7 +41,7 @@ def test_api_conforms_to_its_schema(service_server: Server, org_key: str) -> Non
 
         @given(case=operation.as_strategy())
         @settings(
-            max_examples=8,
+            max_examples=5,
             deadline=None,
             suppress_health_check=list(HealthCheck),
             derandomize=True,

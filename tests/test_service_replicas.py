@@ -192,6 +192,7 @@ class TestSQLiteReplicas:
 
 
 @pytest.mark.bigquery
+@pytest.mark.slow
 def test_three_servers_on_one_bigquery_dataset(bq_emulator: BQEmulator, tmp_path: Path) -> None:
     """30 runs over 3 servers on one BigQuery dataset (one outbox each): every row once, legal."""
     dataset = "svc_replicas"
