@@ -29,7 +29,12 @@ from tests.strategies.hostile import (
     with_logger,
 )
 
-TABLES = ["org_meta_pipeline_runs", "org_meta_state_transitions", "org_meta_step_logs"]
+TABLES = [
+    "org_api_keys",
+    "org_meta_pipeline_runs",
+    "org_meta_state_transitions",
+    "org_meta_step_logs",
+]
 # Identifiers the executor must refuse: anything beyond letters, digits, '_', '-', '.'.
 REFUSED = [*HOSTILE_IDENTIFIERS, "ok\n", "ok\r\n", "-x", ".x", ""]
 # BigQuery accepts long names (up to 1024 characters); everything else here is refused.
