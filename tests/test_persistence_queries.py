@@ -53,8 +53,8 @@ class TestCatalog:
     """The catalog's shape and parameter validation."""
 
     def test_catalog_names_and_sqlite_dialect_are_complete(self) -> None:
-        """The five seed queries exist and the SQLite dialect has SQL for each."""
-        assert QUERY_NAMES == ("stuck", "failures", "steps", "retries", "timeline")
+        """The five seed queries (and `runs`) exist and the SQLite dialect has SQL for each."""
+        assert QUERY_NAMES == ("stuck", "failures", "steps", "retries", "timeline", "runs")
         assert set(dialect_sql("sqlite")) == set(CATALOG)
 
     def test_defaults_are_the_seeds(self) -> None:
