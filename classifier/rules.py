@@ -68,7 +68,7 @@ def _codes(spec: str) -> tuple[str, ...]:
 
 
 _SQLSTATE = "SQLSTATE (psycopg pgcode / sqlstate)"
-_BOTOCORE = "botocore response['Error']['Code']"
+_BOTOCORE = "botocore `response['Error']['Code']`"
 _GOOGLE = "Google errors[].reason / ErrorInfo reason"
 
 CODE_RULES: tuple[CodeRule, ...] = (

@@ -220,6 +220,8 @@ class Execution:
             attempt=attempt,
             org_slug=self.run.org_slug,
             store=self.store,
+            config_source=self.config.source,
+            timeout_seconds=None if cfg.timeout_minutes is None else cfg.timeout_minutes * 60.0,
             params=self.params,
         )
         if cfg.timeout_minutes is None:

@@ -16,12 +16,15 @@ from cattrs.errors import (
 )
 
 from classifier.errors import ValidationError
+from executor._yaml import YamlGuardError, load_guarded
 from executor.config import IDENTIFIER_RE, PipelineConfig, RetryDefaults, StepConfig
 from executor.dag import find_cycle
 from executor.params import ParamSpec, check_schema
 
 MAX_DEPTH = 50
 MAX_NODES = 100_000
+# Events are cheap to count and bound the work done before any object is built.
+MAX_EVENTS = 8 * MAX_NODES
 MAX_REPORTED = 3
 
 
@@ -168,27 +171,10 @@ def _check_shape(obj: object) -> None:
             stack.extend((v, depth + 1) for v in cur)
 
 
-class _GuardedLoader(yaml.SafeLoader):
-    """A SafeLoader that stops composing past MAX_DEPTH (before recursion can blow up)."""
-
-    def __init__(self, stream: Any) -> None:
-        super().__init__(stream)
-        self._depth = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                raise _ShapeError(f"document nested deeper than {MAX_DEPTH} levels")
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-
 def _load_yaml(data: bytes, source: str) -> object:
     try:
-        return yaml.load(data, Loader=_GuardedLoader)  # a SafeLoader subclass: no arbitrary objects
-    except _ShapeError as exc:
+        return load_guarded(data, max_depth=MAX_DEPTH, max_events=MAX_EVENTS)
+    except YamlGuardError as exc:
         raise ValidationError(f"{source}: {exc}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark

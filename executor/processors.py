@@ -24,7 +24,12 @@ class ProcessorContext:
     attempt: int
     org_slug: str
     store: Any = None
-    # The run's parameters, checked against the pipeline's `params:` schema (read-only).
+    # The pipeline file the step came from (relative paths in step configs resolve against its
+    # directory) and the time the step may run, if bounded (processors pass it to remote jobs).
+    config_source: str | None = None
+    timeout_seconds: float | None = None
+    # The run's parameters (the seed's {"date": "2025-12-01"}, `--param date=...`), checked
+    # against the pipeline's `params:` schema; read-only.
     params: Mapping[str, Any] = attrs.field(factory=lambda: MappingProxyType({}))
 
 
@@ -98,7 +103,9 @@ def _ensure_loaded() -> None:
     with _load_lock:
         if _loaded:
             return
-        import executor._builtins  # noqa: F401 - registers the generic.* processors
+        # Registers generic.*, then duckdb.sql, http.extract, gcp.bq_etl (their deps load lazily).
+        import executor._builtins
+        import executor.etl  # noqa: F401
 
         load_plugins()
         _loaded = True

@@ -106,9 +106,14 @@ def timeline_table(rows: Iterable[Mapping[str, Any]], *, title: str) -> Renderab
     return table
 
 
-def print_timeline(rows: Sequence[Mapping[str, Any]], *, title: str) -> None:
-    """Print the transition timeline of one pipeline run."""
-    console_for_output().print(timeline_table(rows, title=title))
+def print_timeline(rows: Sequence[Mapping[str, Any]], *, title: str, show_all: bool = True) -> None:
+    """Print the transition timeline of one run, or a bounded summary of a large one."""
+    from pipestate._cli_summary import TIMELINE_LIMIT, summary_renderable
+
+    if show_all or len(rows) <= TIMELINE_LIMIT:
+        console_for_output().print(timeline_table(rows, title=title))
+    else:
+        console_for_output().print(summary_renderable(rows, title=title))
 
 
 class ProgressSink:
@@ -133,12 +138,15 @@ class ProgressSink:
 
     def __rich__(self) -> RenderableType:
         """Render the current progress (called by rich.live on each refresh)."""
+        from rich.markup import escape
         from rich.table import Table
 
+        from pipestate._cli_summary import live_rows
+
         name, state = self.pipeline or ("", "PENDING")
-        table = Table(title=f"pipeline {name}: {_state(state)}", title_justify="left")
+        table = Table(title=f"pipeline {escape(name)}: {_state(state)}", title_justify="left")
         for column in ("step", "state", "retries", "error_type"):
             table.add_column(column)
-        for step, (st, retries, error_type) in self.steps.items():
-            table.add_row(step, _state(st), str(retries), error_type)
+        for step, st, retries, error_type in live_rows(self.steps):
+            table.add_row(escape(step), _state(st), retries, error_type)
         return table

@@ -31,6 +31,7 @@ class RunOptions:
     fail_fast: bool | None = None
     params: dict[str, str] = attrs.field(factory=dict)
     as_json: bool = False
+    show_all: bool = False
 
 
 async def _run(opts: RunOptions, store: Any, settings: Any, live: bool) -> PipelineResult:
@@ -98,7 +99,7 @@ def run_and_report(opts: RunOptions) -> int:
         click.echo(to_json({"result": result.to_dict(), "timeline": rows, "exit_code": code}))
         return code
     title = f"timeline of {result.pipeline_id} ({result.pipeline_logging_id})"
-    print_timeline(rows, title=title)
+    print_timeline(rows, title=title, show_all=opts.show_all)
     summary = f"pipeline {result.pipeline_id}: {result.state}"
     if result.error_type:
         summary += f" ({result.error_type})"

@@ -90,6 +90,9 @@ class _LazyGroup(click.Group):
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(
+    package_name="pipestate", prog_name="pipestate", message="%(prog)s %(version)s"
+)
 @_debug_option
 def cli(debug: bool) -> None:
     """pipestate: run data pipelines as state machines with a queryable audit trail."""
@@ -138,6 +141,12 @@ def configure_logging(*, debug: bool) -> None:
     metavar="NAME=VALUE",
     help="A run parameter (repeatable), e.g. --param date=2025-12-01; see the pipeline's params:.",
 )
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="Print every transition (large runs otherwise show a summary).",
+)
 @_json_option
 @_debug_option
 def run_command(
@@ -150,6 +159,7 @@ def run_command(
     concurrency: int | None,
     fail_fast: bool | None,
     params: Sequence[str],
+    show_all: bool,
     as_json: bool,
     debug: bool,
 ) -> int:
@@ -174,6 +184,7 @@ def run_command(
         fail_fast=fail_fast,
         params=run_params,
         as_json=as_json,
+        show_all=show_all,
     )
     return run_and_report(options)
 

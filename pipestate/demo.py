@@ -27,6 +27,12 @@ class Scenario:
 
 SCENARIOS = (
     Scenario(
+        "0. The seed's billing pipeline on an embedded DuckDB file (date 2025-12-01)",
+        "local/cost/billing",
+        "PIPELINE and 4 STEPs PENDING -> RUNNING -> COMPLETED; cost per service and project, "
+        "one anomaly",
+    ),
+    Scenario(
         "1. Successful pipeline (3 steps, fan-out)",
         "test/success/test_success",
         "PIPELINE PENDING -> RUNNING -> COMPLETED; each STEP PENDING -> RUNNING -> COMPLETED",
@@ -79,6 +85,7 @@ async def run_demo(db: Path, config_dir: Path = CONFIG_DIR) -> list[str]:
 
     console = console_for_output()
     _fresh(db)
+    data_dir = Path(os.environ.setdefault("PIPESTATE_DATA_DIR", str(db.parent)))
     store = SQLiteStore(db)
     states = []
     started = time.monotonic()
@@ -101,6 +108,8 @@ async def run_demo(db: Path, config_dir: Path = CONFIG_DIR) -> list[str]:
                     run_query, store, "timeline", pipeline_logging_id=result.pipeline_logging_id
                 )
                 print_timeline(rows, title=f"timeline ({result.pipeline_logging_id})")
+                if scenario.ref == "local/cost/billing" and result.state == "COMPLETED":
+                    await asyncio.to_thread(_show_billing, data_dir / "billing.duckdb")
                 outcome = f"result: {result.state}"
                 if result.error_type:
                     outcome += f" ({result.error_type})"
@@ -119,6 +128,28 @@ async def run_demo(db: Path, config_dir: Path = CONFIG_DIR) -> list[str]:
     return states
 
 
+def _show_billing(database: Path) -> None:
+    """Print what the billing pipeline computed, read back from its DuckDB file."""
+    import duckdb
+
+    from pipestate._cli_output import print_rows
+
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        for table, title in (
+            ("daily_cost_by_service", "cost per service on 2025-12-01"),
+            ("daily_cost_by_project", "cost per project on 2025-12-01"),
+            ("cost_anomalies", "anomalies (more than 2x the trailing 7-day average)"),
+        ):
+            cursor = con.execute(f"SELECT * FROM {table} ORDER BY cost DESC")
+            columns = [c[0] for c in cursor.description]
+            print_rows(
+                [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()], title=title
+            )
+    finally:
+        con.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; exit 0 when every scenario ended as the seed expects."""
     parser = argparse.ArgumentParser(prog="python -m pipestate.demo", description=__doc__)
@@ -127,8 +158,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pipestate.cli import configure_logging
 
     configure_logging(debug=False)
-    states = asyncio.run(run_demo(Path(args.db)))
-    expected = ["COMPLETED", "TIMEOUT", "FAILED", "FAILED", "COMPLETED", "FAILED"]
+    db = Path(args.db)
+    # The billing example's DuckDB file goes next to the demo's store, not into configs/.
+    data_dir = db.resolve().parent / f"{db.stem}-data"
+    data_dir.mkdir(exist_ok=True)
+    os.environ["PIPESTATE_DATA_DIR"] = str(data_dir)
+    states = asyncio.run(run_demo(db))
+    expected = ["COMPLETED", "COMPLETED", "TIMEOUT", "FAILED", "FAILED", "COMPLETED", "FAILED"]
     return 0 if states == expected else 1
 
 

@@ -133,7 +133,8 @@ class BigQueryStore:
         if credentials is None and self.api_endpoint:
             from google.auth.credentials import AnonymousCredentials
 
-            credentials = AnonymousCredentials()  # emulators take no credentials
+            # emulators take no credentials
+            credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
         return bigquery.Client(
             project=self.project,
             credentials=credentials,
