@@ -28,7 +28,7 @@ from pipestate.cli import EXIT_OK, ConfigError
     "--outbox",
     envvar="PIPESTATE_OUTBOX",
     default=None,
-    help="Outbox file of a bigquery store (one per process).",
+    help="Outbox file of a bigquery store, one per process (default pipestate-outbox-PORT.db).",
 )
 @click.option("--max-running", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option(
@@ -72,6 +72,9 @@ def serve_command(
         raise ConfigError(
             f"pipestate serve needs the service extra: pip install 'pipestate[service]' ({exc})"
         ) from None
+    if outbox is None and store.startswith("bigquery:"):
+        # One outbox per process: replicas started in one directory must not share a file.
+        outbox = f"pipestate-outbox-{port}.db"
     settings = ServiceSettings.from_env(
         store_url=store,
         config_dir=config_dir,

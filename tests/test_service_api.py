@@ -118,6 +118,8 @@ class TestSeedScenarios:
         )  # fmt: skip
         assert status == 422
         assert invalid["error_type"] == "VALIDATION_ERROR"
+        assert "<configs>/invalid/domain/pipeline.yml" in invalid["detail"]
+        assert str(workdir) not in invalid["detail"]  # the server's paths stay private
         # The seed's curl for a status read, then a bounded long-poll until the run ends.
         status, timed_out = _curl(
             f"{server.url}{timeout_run['status_url']}?wait=true", "-H", f"X-API-Key: {org_key}"

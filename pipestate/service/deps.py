@@ -31,6 +31,9 @@ class ServiceState:
     keys: KeyRing
     runs: RunManager
     metrics: ServiceMetrics
+    # The last store probe of /readyz: (monotonic time, verdict); probes are reused briefly
+    # (a BigQuery probe is a query job: a readiness check every few seconds must not be one).
+    store_probe: tuple[float, str] | None = None
 
 
 def _state(request: Request) -> ServiceState:

@@ -13,6 +13,7 @@ import collections
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -31,6 +32,7 @@ _log = logging.getLogger("pipestate.service")
 TERMINAL = frozenset({"COMPLETED", "FAILED", "TIMEOUT"})
 _RECENT = 2000  # finished runs kept in memory for reads that beat the store's flush
 _CONFIG_CACHE = 1000
+TIMELINE_CAP = 2000  # transitions kept in memory per run
 
 
 @attrs.define(kw_only=True)
@@ -44,8 +46,10 @@ class LiveRun:
     state: str = "PENDING"
     pipeline_id: str | None = None
     steps: dict[str, str] = attrs.field(factory=dict)
-    # The run's transitions as the timeline shows them (answers reads without the store).
+    # The run's transitions as the timeline shows them (answers reads without the store), up
+    # to TIMELINE_CAP; a longer run is read back from the store instead.
     timeline: list[dict[str, Any]] = attrs.field(factory=list, repr=False)
+    timeline_complete: bool = True
     task: asyncio.Task[PipelineResult] | None = attrs.field(default=None, repr=False)
     result: PipelineResult | None = None
 
@@ -103,17 +107,20 @@ class RunManager:
         run = self.runs.get(record.pipeline_logging_id)
         if run is None:
             return
-        run.timeline.append(
-            {
-                "transition_time": record.transition_time.isoformat(timespec="microseconds"),
-                "entity_type": record.entity_type,
-                "entity_name": record.entity_name,
-                "from_state": record.from_state,
-                "to_state": record.to_state,
-                "duration_seconds": round(record.duration_in_state_ms / 1000.0, 3),
-                "reason": record.reason,
-            }
-        )
+        if len(run.timeline) >= TIMELINE_CAP:
+            run.timeline_complete = False
+        else:
+            run.timeline.append(
+                {
+                    "transition_time": record.transition_time.isoformat(timespec="microseconds"),
+                    "entity_type": record.entity_type,
+                    "entity_name": record.entity_name,
+                    "from_state": record.from_state,
+                    "to_state": record.to_state,
+                    "duration_seconds": round(record.duration_in_state_ms / 1000.0, 3),
+                    "reason": record.reason,
+                }
+            )
         if record.entity_type == "PIPELINE":
             run.state = record.to_state
             run.pipeline_id = record.entity_name
@@ -176,7 +183,7 @@ class RunManager:
             result = await run_pipeline(pipeline, **common)
             self.metrics.runs.labels(result.state).inc()
             raise Unprocessable(
-                result.error_message or "invalid pipeline",
+                self._public(result.error_message or "invalid pipeline"),
                 pipeline_logging_id=result.pipeline_logging_id,
                 state=result.state,
                 error_type=result.error_type,
@@ -193,6 +200,13 @@ class RunManager:
         )
         run.task.add_done_callback(lambda task: self._finished(run, task))
         return run
+
+    def _public(self, message: str) -> str:
+        """An error message without the server's own config path (clients see `<configs>`)."""
+        root = str(Path(self.settings.config_dir))
+        for prefix in {str(Path(root).resolve()), root}:
+            message = message.replace(prefix, "<configs>")
+        return message
 
     async def _config(self, pipeline: str) -> PipelineConfig:
         """The pipeline's config, parsed once per version of its file (path, mtime, size)."""

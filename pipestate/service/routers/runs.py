@@ -61,7 +61,7 @@ async def get_run(
     live = runs.get(key.org_slug, pipeline_logging_id)
     if wait and live is not None:
         await runs.wait(live, timeout)
-    if live is not None:  # started here: its transitions are in memory, pending rows or not
+    if live is not None and live.timeline_complete:  # started here: transitions in memory
         rows = list(live.timeline)
     else:
         rows = await _timeline(await read_store(service), key.org_slug, pipeline_logging_id)
