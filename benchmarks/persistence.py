@@ -255,6 +255,7 @@ def bench_queries(tmp: Path, count: int) -> dict[str, float]:
         "steps": {"as_of": END.date()},
         "retries": {"as_of": END.date()},
         "timeline": {"pipeline_logging_id": timeline_id},
+        "runs": {"as_of": END.date()},
     }
     store = SQLiteStore(path)
     for name, p in params.items():

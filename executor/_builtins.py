@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import importlib
 import math
+import re
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -61,18 +63,39 @@ async def slow_processor(
     return _rows(config)
 
 
-def resolve_exception(name: str) -> type[Exception]:
-    """Map 'ValueError' or 'pkg.module.Error' to an Exception subclass (else ConfigProblem)."""
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _modules(config: Mapping[str, Any]) -> list[str]:
+    """The `import` key: module names generic.fail imports at run time (never when validating)."""
+    names = config.get("import", [])
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, list) or not all(
+        isinstance(n, str) and _MODULE_NAME.match(n) for n in names
+    ):
+        raise ConfigProblem("import", f"expected a module name or a list of them, got {names!r}")
+    return names
+
+
+def resolve_exception(name: str, *, importable: frozenset[str] = frozenset()) -> type[Exception]:
+    """Map 'ValueError' or 'pkg.module.Error' to an Exception subclass (else ConfigProblem).
+
+    A module named in `importable` (the step's `import` key) that is not loaded yet is
+    accepted without importing it: validating a config never runs a module's import-time code.
+    """
     if "." not in name:
         found = getattr(builtins, name, None)
     else:
         module_name, _, attr = name.rpartition(".")
-        # Validating a config must never run import-time code a config names: only modules
-        # that are already loaded are looked at.
         module = sys.modules.get(module_name)
         if module is None:
+            if module_name in importable:
+                return Exception  # checked for real when the step runs, after the import
             raise ConfigProblem(
-                "exception", f"module {module_name!r} is not loaded; import it before the run"
+                "exception",
+                f"module {module_name!r} is not loaded; name it under the step's `import` key "
+                f"or pass --import {module_name}",
             )
         found = getattr(module, attr, None)
     if not (isinstance(found, type) and issubclass(found, Exception)):
@@ -83,20 +106,58 @@ def resolve_exception(name: str) -> type[Exception]:
 
 
 def _check_fail(config: Mapping[str, Any]) -> None:
-    _allowed(config, "exception", "message")
+    _allowed(config, "exception", "message", "import")
     name = config.get("exception", "RuntimeError")
     if not isinstance(name, str):
         raise ConfigProblem("exception", f"expected a string, got {name!r}")
-    resolve_exception(name)
+    resolve_exception(name, importable=frozenset(_modules(config)))
     if not isinstance(config.get("message", ""), str):
         raise ConfigProblem("message", f"expected a string, got {config.get('message')!r}")
+
+
+def _message_shell(exc_type: type[Exception], message: str) -> type[Exception]:
+    """A subclass of exc_type with the same module and name whose str() is `message`."""
+    namespace = {
+        "__module__": exc_type.__module__,
+        "__qualname__": exc_type.__qualname__,
+        "__str__": lambda self: message,
+    }
+    return type(exc_type.__name__, (exc_type,), namespace)
+
+
+def build_exception(exc_type: type[Exception], message: str) -> Exception:
+    """An instance of exc_type carrying `message`, even when its constructor wants more.
+
+    Many library errors take several arguments (UnicodeDecodeError, HTTP errors with a
+    response). When calling the class with the message alone fails, the instance is made
+    without running its __init__, from a subclass with the same module and name whose str()
+    is the message: classification by type name, isinstance and message all see what a real
+    one would show.
+    """
+    try:
+        return exc_type(message)
+    except Exception:
+        pass
+    try:
+        shell = _message_shell(exc_type, message)
+        error = shell.__new__(shell, message)
+        error.args = (message,)
+    except Exception:  # a class that cannot be subclassed or allocated: say what was meant
+        return RuntimeError(f"{exc_type.__module__}.{exc_type.__qualname__}: {message}")
+    return error
 
 
 @processor("generic.fail", check_config=_check_fail)
 async def fail(context: ProcessorContext, config: Mapping[str, Any]) -> None:
     """Raise the configured exception type with the configured message."""
+    for module in _modules(config):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigProblem("import", f"cannot import {module!r}: {exc}") from None
     exc_type = resolve_exception(str(config.get("exception", "RuntimeError")))
-    raise exc_type(str(config.get("message", f"step {context.step_id} failed on purpose")))
+    message = str(config.get("message", f"step {context.step_id} failed on purpose"))
+    raise build_exception(exc_type, message)
 
 
 def _check_flaky(config: Mapping[str, Any]) -> None:

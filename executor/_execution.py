@@ -21,6 +21,9 @@ from classifier import (
 )
 from classifier.engine import safe_str
 from classifier.errors import DependencyFailure
+from executor._results import result_metadata
+from executor._threads import SyncRunner
+from executor.cancellation import CancelRequest, decode_cancel
 from executor.dag import Dag
 from executor.errors import PipelineCancelled, PipelineTimeout, StepTimeout
 from executor.processors import ProcessorContext, ProcessorSpec, get_processor
@@ -64,6 +67,14 @@ class Execution:
         self.steps: dict[str, StepRun] = {
             sid: StepRun.create(sid, pipeline=run) for sid in self.dag.order
         }
+        # Every step row says which processor it ran and where the step sits in the config.
+        self.step_meta: dict[str, dict[str, Any]] = {
+            s.step_id: {"step_type": s.processor, "step_index": i}
+            for i, s in enumerate(config.steps)
+        }
+        # Blocking `def` processors run in threads, at most `concurrency` alive at a time.
+        self.sync_runner = SyncRunner(self.concurrency)
+        self.cancel_request: CancelRequest | None = None
         # Root causes in the order they happened: (step id, exception, error type).
         self.failures: list[tuple[str, BaseException, str]] = []
         self.abandoned: set[str] = set()
@@ -88,8 +99,9 @@ class Execution:
         running: dict[str, asyncio.Task[None]] = {}
         try:
             await self._schedule(running)
-        except asyncio.CancelledError:
-            self._abort_cancelled(running)
+        except asyncio.CancelledError as cancel:
+            self.cancel_request = decode_cancel(cancel)
+            self._abort_cancelled(running, self.cancel_request)
             await self._drain(running)
             raise
         finally:
@@ -158,7 +170,11 @@ class Execution:
             else task.exception() or RuntimeError(f"step {sid!r} stopped without an outcome")
         )
         _log.error("step %s ended without a terminal state", sid, exc_info=exc)
-        step.fail(exc, reason=f"Step {sid} stopped unexpectedly: {type(exc).__name__}")
+        step.fail(
+            exc,
+            reason=f"Step {sid} stopped unexpectedly: {type(exc).__name__}",
+            metadata=self.step_meta[sid],
+        )
         self.failures.append((sid, exc, step_error_type(exc)))
 
     def _block_dependents(self, failed: str, pending: set[str]) -> None:
@@ -170,7 +186,7 @@ class Execution:
                     err,
                     error_type=ErrorType.DEPENDENCY_FAILURE,
                     reason=f"Upstream step {failed} failed; step {sid} cannot run",
-                    metadata={"upstream_step": failed},
+                    metadata={**self.step_meta[sid], "upstream_step": failed},
                 )
 
     # -- one step ----------------------------------------------------------------------
@@ -179,24 +195,41 @@ class Execution:
         cfg = self.step_configs[sid]
         step = self.steps[sid]
         spec = get_processor(cfg.processor)
-        step.start()
+        meta = self.step_meta[sid]
+        step.start(metadata=meta)
         while True:
             result, error, error_type = await self._attempt(sid, spec, cfg, step.retry_count + 1)
             if sid in self.abandoned:
                 return
             if error is None:
-                step.complete(metadata=_result_metadata(result))
+                # Engine keys win over a processor's keys of the same name.
+                step.complete(metadata={**result_metadata(result), **meta})
                 return
             policy = self._policy(cfg)
             if is_retryable(error_type) and step.retry_count < policy.max_retries:
                 delay = get_retry_delay(step.retry_count, error_type, policy) or 0.0
-                step.retry(error, error_type=error_type, policy=policy)
+                step.retry(
+                    error,
+                    error_type=error_type,
+                    policy=policy,
+                    metadata={**meta, "max_retries": policy.max_retries},
+                )
                 await asyncio.sleep(delay)
                 if sid in self.abandoned:
                     return
-                step.start(reason=f"Retry {step.retry_count + 1} of {policy.max_retries}")
+                step.start(
+                    reason=f"Retry {step.retry_count + 1} of {policy.max_retries}", metadata=meta
+                )
                 continue
-            step.fail(error, error_type=error_type, metadata={"attempts": step.retry_count + 1})
+            step.fail(
+                error,
+                error_type=error_type,
+                metadata={
+                    **meta,
+                    "attempts": step.retry_count + 1,
+                    "max_retries": policy.max_retries,
+                },
+            )
             self.failures.append((sid, error, error_type))
             return
 
@@ -226,13 +259,13 @@ class Execution:
         )
         if cfg.timeout_minutes is None:
             try:
-                return await _call(spec, ctx, cfg), None, ""
+                return await self._call(spec, ctx, cfg), None, ""
             except Exception as exc:
                 return None, exc, step_error_type(exc)
         cm = asyncio.timeout(cfg.timeout_minutes * 60.0)
         try:
             async with cm:
-                result = await _call(spec, ctx, cfg)
+                result = await self._call(spec, ctx, cfg)
         except TimeoutError as exc:
             if not cm.expired():  # the processor's own timeout, not ours
                 return None, exc, step_error_type(exc)
@@ -246,10 +279,24 @@ class Execution:
             return None, exc, step_error_type(exc)
         return result, None, ""
 
+    async def _call(self, spec: ProcessorSpec, ctx: ProcessorContext, cfg: StepConfig) -> Any:
+        """Await an async processor; run a plain `def` one in a worker thread."""
+        if _is_async(spec.fn):
+            result = spec.fn(ctx, cfg.config)
+        else:
+            result = await self.sync_runner.call(spec.fn, ctx, cfg.config)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
     # -- endings -----------------------------------------------------------------------
 
     def _fail_unfinished(
-        self, error: BaseException, error_type: str, reasons: dict[str, str]
+        self,
+        error: BaseException,
+        error_type: str,
+        reasons: dict[str, str],
+        extra: dict[str, Any] | None = None,
     ) -> None:
         """Fail every non-terminal step with a reason depending on the state it is in."""
         for sid in self.dag.order:
@@ -258,7 +305,12 @@ class Execution:
                 continue
             self.abandoned.add(sid)
             state = step.state
-            step.fail(error, error_type=error_type, reason=reasons[state].format(sid=sid))
+            step.fail(
+                error,
+                error_type=error_type,
+                reason=reasons[state].format(sid=sid),
+                metadata={**self.step_meta[sid], **(extra or {})},
+            )
 
     def _abort_fail_fast(
         self, failed: str, running: dict[str, asyncio.Task[None]], pending: set[str]
@@ -271,10 +323,11 @@ class Execution:
             err,
             ErrorType.DEPENDENCY_FAILURE,
             {
-                "PENDING": f"Not started: step {failed} failed and fail_fast is set",
+                "PENDING": f"Cancelled before start: step {failed} failed and fail_fast is set",
                 "RUNNING": f"Cancelled: step {failed} failed and fail_fast is set",
-                "RETRYING": f"Retry abandoned: step {failed} failed and fail_fast is set",
+                "RETRYING": f"Cancelled retry: step {failed} failed and fail_fast is set",
             },
+            {**CancelRequest("fail_fast").metadata(), "upstream_step": failed},
         )
 
     def _abort_timeout(self, running: dict[str, asyncio.Task[None]]) -> None:
@@ -297,25 +350,29 @@ class Execution:
             metadata=self._summary(timeout_minutes=self.config.timeout_minutes),
         )
 
-    def _abort_cancelled(self, running: dict[str, asyncio.Task[None]]) -> None:
-        err = PipelineCancelled(f"Pipeline {self.config.pipeline_id} run was cancelled")
+    def _abort_cancelled(
+        self, running: dict[str, asyncio.Task[None]], request: CancelRequest
+    ) -> None:
+        source = request.source
+        err = PipelineCancelled(f"Pipeline {self.config.pipeline_id} run was cancelled ({source})")
         for task in running.values():
             task.cancel()
         self._fail_unfinished(
             err,
             ErrorType.UNKNOWN,
             {
-                "PENDING": "Not started: pipeline run was cancelled",
-                "RUNNING": "Step {sid} cancelled: pipeline run was cancelled",
-                "RETRYING": "Retry abandoned: pipeline run was cancelled",
+                "PENDING": f"Cancelled before start ({source}): pipeline run was cancelled",
+                "RUNNING": f"Cancelled ({source}): step {{sid}} was running",
+                "RETRYING": f"Cancelled retry ({source}): pipeline run was cancelled",
             },
+            request.metadata(),
         )
         if not self.run.is_terminal:
             self.run.fail(
                 err,
                 error_type=ErrorType.UNKNOWN,
-                reason="Pipeline run was cancelled (task cancelled or interrupted)",
-                metadata=self._summary(cancelled=True),
+                reason=f"Cancelled ({source}): pipeline run was cancelled",
+                metadata=self._summary(**request.metadata()),
             )
 
     async def _drain(self, running: dict[str, asyncio.Task[None]]) -> None:
@@ -331,9 +388,9 @@ class Execution:
 
     def _finish(self) -> None:
         if all(s.state == "COMPLETED" for s in self.steps.values()):
-            self.run.complete(
-                reason=f"All {len(self.steps)} steps completed", metadata=self._summary()
-            )
+            count = len(self.steps)
+            done = "The step completed" if count == 1 else f"All {count} steps completed"
+            self.run.complete(reason=done, metadata=self._summary())
             return
         if self.failures:
             sid, error, error_type = self.failures[0]
@@ -356,20 +413,13 @@ class Execution:
         }
 
 
-async def _call(spec: ProcessorSpec, ctx: ProcessorContext, cfg: StepConfig) -> Any:
-    """Call a processor; a plain (non-async) plug-in's return value is accepted as is."""
-    result = spec.fn(ctx, cfg.config)
-    if inspect.isawaitable(result):
-        return await result
-    return result
+def _is_async(fn: Any) -> bool:
+    """True for an `async def` (or a partial of one, or an object with an async __call__)."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - an object's async __call__
+    )
 
 
 def step_error_type(exc: BaseException) -> str:
     """Classify an exception a processor raised."""
     return str(classify_error(exc))
-
-
-def _result_metadata(result: object) -> dict[str, Any] | None:
-    if isinstance(result, dict) and "rows_processed" in result:
-        return {"rows_processed": result["rows_processed"]}
-    return None

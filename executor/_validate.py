@@ -226,7 +226,11 @@ def _join(source: str, problems: list[str]) -> str:
 
 def validate_config(config: PipelineConfig) -> None:
     """Check values, identifiers, processors and the step graph; raise ValidationError."""
-    from executor.processors import ConfigProblem, known_processors
+    from executor.processors import (
+        ConfigProblem,
+        known_processors,
+        unknown_processor_message,
+    )
 
     source = config.source or f"pipeline {config.pipeline_id!r}"
     problems: list[str] = []
@@ -257,10 +261,8 @@ def validate_config(config: PipelineConfig) -> None:
         seen.setdefault(step.step_id, i)
         spec = registry.get(step.processor)
         if spec is None:
-            problems.append(
-                f"{at}.processor: unknown processor {step.processor!r} "
-                f"(known: {', '.join(sorted(registry))})"
-            )
+            unknown = unknown_processor_message(step.processor, registry)
+            problems.append(f"{at}.processor: {unknown}")
         elif spec.check_config is not None:
             try:
                 spec.check_config(step.config)

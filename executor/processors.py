@@ -135,12 +135,20 @@ def known_processors() -> dict[str, ProcessorSpec]:
         return dict(_REGISTRY)
 
 
+def unknown_processor_message(name: str, known: Mapping[str, object]) -> str:
+    """Why `name` is not found, with the known names and how a new plug-in gets seen."""
+    return (
+        f"unknown processor {name!r} (known: {', '.join(sorted(known))}). A processor newly "
+        f'declared under [project.entry-points."{ENTRY_POINT_GROUP}"] is seen only after its '
+        f"package is reinstalled (pip install -e .); a module that registers it with "
+        f"@processor can be loaded with --import MODULE."
+    )
+
+
 def get_processor(name: str) -> ProcessorSpec:
     """Return the processor registered under `name` (KeyError naming the known ones)."""
     _ensure_loaded()
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(
-            f"unknown processor {name!r} (known: {', '.join(sorted(_REGISTRY))})"
-        ) from None
+        raise KeyError(unknown_processor_message(name, _REGISTRY)) from None

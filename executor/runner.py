@@ -74,6 +74,10 @@ async def run_pipeline(
         raise ValidationError(f"concurrency: expected an integer >= 1 (got {concurrency!r})")
     from statemachine import PipelineRun
 
+    if getattr(logger, "derive_run_rows", False) is None:
+        # A MetadataLogger left at its default: fill the run and step tables, as the CLI does.
+        logger.derive_run_rows = True  # type: ignore[attr-defined]
+
     def new_run(name: str) -> PipelineRun:
         return PipelineRun.create(
             name,

@@ -1,20 +1,27 @@
 """Pipeline-run and step-log rows derived from TransitionRecords, so no one calls log_* twice.
 
 The executor never calls log_pipeline_* / log_step_*: every row comes from the state machines'
-records. derive_run_rows() maps the few edges that start or end a run or an attempt onto the
-same row builders (and so the same insert keys) log_* uses; a caller who also logs explicitly
-writes the same ids, which every store de-duplicates.
+records. derive_run_rows() maps the edges that end a run, an attempt or a step onto the same row
+builders (and so the same insert keys) log_pipeline_end / log_step_end use; a caller who also
+logs explicitly writes the same ids, which every store de-duplicates.
+
+The tables read like the seed's log_pipeline_end / log_step_end rows: one row per finished run
+and one per step attempt, each holding its final status, start and end time and error_context.
+No start rows are derived: append-only stores (BigQuery streaming) cannot update a RUNNING row,
+which would otherwise sit next to its end row for ever. Live runs are in
+org_meta_state_transitions (`pipestate runs`, the stuck query).
 
 Edges and rows:
-- PIPELINE PENDING->RUNNING: pipeline start row (RUNNING).
-- PIPELINE RUNNING->COMPLETED/FAILED/TIMEOUT: pipeline end row, status = to_state.
-- STEP PENDING->RUNNING, RETRYING->RUNNING: step start row of attempt retry_count (RUNNING).
-- STEP RUNNING->COMPLETED/FAILED: step end row of that attempt, status = to_state.
-- STEP RUNNING->RETRYING: step end row with status FAILED (the attempt did fail) and
+- PIPELINE RUNNING->COMPLETED/FAILED/TIMEOUT: the run's row, status = to_state.
+- STEP RUNNING->COMPLETED/FAILED: the attempt's row, status = to_state.
+- STEP RUNNING->RETRYING: the attempt's row with status FAILED (the attempt did fail) and
   metadata "will_retry": true; RETRYING is the step's state, not the attempt's outcome.
-- STEP PENDING->FAILED, RETRYING->FAILED: no row, since no attempt ran (the transition row
-  already says why the step never ran or never ran again).
-Every other edge yields nothing.
+- STEP PENDING->FAILED (an upstream step failed, the run was cancelled or timed out before it
+  started) and RETRYING->FAILED (abandoned while waiting to retry): a FAILED row for the attempt
+  that never ran, with metadata "never_started": true and zero duration.
+Attempts count from 1, as ProcessorContext.attempt does. step_type (the processor) and
+step_index (the position in the config) come from the record's metadata, where the executor
+puts them. Every other edge yields nothing.
 """
 
 from __future__ import annotations
@@ -28,8 +35,11 @@ from statemachine.records import TransitionRecord
 
 RUNNING = "RUNNING"
 PIPELINE_ENDS = frozenset({"COMPLETED", "FAILED", "TIMEOUT"})
-STEP_STARTS_FROM = frozenset({"PENDING", "RETRYING"})
 STEP_ENDS = frozenset({"COMPLETED", "FAILED", "RETRYING"})
+# A step that fails from these states ends an attempt that never ran.
+NEVER_STARTED_FROM = frozenset({"PENDING", "RETRYING"})
+# Metadata keys that are columns of org_meta_step_logs (moved out of its metadata).
+STEP_COLUMNS = ("step_type", "step_index")
 
 Row = tuple[str, dict[str, Any]]
 
@@ -64,15 +74,6 @@ def _pipeline_rows(record: TransitionRecord) -> list[Row]:
         "trigger_type": record.trigger_type,
         "user_id": record.user_id,
     }
-    if from_state == "PENDING" and to_state == RUNNING:
-        row = pipeline_run_row(
-            phase="start",
-            status=RUNNING,
-            start_time=record.transition_time,
-            metadata=record.metadata,
-            **common,
-        )
-        return [(PIPELINE_RUNS, row)]
     if from_state == RUNNING and to_state in PIPELINE_ENDS:
         start, end, duration = _window(record)
         row = pipeline_run_row(
@@ -90,50 +91,57 @@ def _pipeline_rows(record: TransitionRecord) -> list[Row]:
     return []
 
 
+def _step_columns(metadata: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
+    """(step_type, step_index, the rest of the metadata) of a step record."""
+    step_type = metadata.get("step_type")
+    step_index = metadata.get("step_index")
+    rest = {k: v for k, v in metadata.items() if k not in STEP_COLUMNS}
+    return (
+        step_type if isinstance(step_type, str) else None,
+        step_index if isinstance(step_index, int) and not isinstance(step_index, bool) else None,
+        rest,
+    )
+
+
 def _step_rows(record: TransitionRecord) -> list[Row]:
     from_state, to_state = record.from_state, record.to_state
     if record.step_logging_id is None:  # not a step of a run: nothing to key the row on
         return []
-    common: dict[str, Any] = {
-        "step_logging_id": record.step_logging_id,
-        "pipeline_logging_id": record.pipeline_logging_id,
-        "step_name": record.entity_name,
-        "step_type": None,
-        "step_index": None,
-        "attempt": record.retry_count,
-        "org_slug": record.org_slug,
-        "trigger_type": record.trigger_type,
-        "user_id": record.user_id,
-    }
-    if to_state == RUNNING and from_state in STEP_STARTS_FROM:
-        row = step_log_row(
-            phase="start",
-            status=RUNNING,
-            start_time=record.transition_time,
-            metadata=record.metadata,
-            **common,
-        )
-        return [(STEP_LOGS, row)]
-    if from_state == RUNNING and to_state in STEP_ENDS:
+    if to_state == "FAILED" and from_state in NEVER_STARTED_FROM:
+        # PENDING: attempt 1 never ran; RETRYING: the retry (attempt retry_count + 2) never ran.
+        attempt = 1 if from_state == "PENDING" else record.retry_count + 2
+        start = end = record.transition_time
+        duration = 0
+        extra: dict[str, Any] = {"never_started": True}
+        status = "FAILED"
+    elif from_state == RUNNING and to_state in STEP_ENDS:
+        attempt = record.retry_count + 1
         start, end, duration = _window(record)
-        metadata = record.metadata
-        status = to_state
-        if to_state == "RETRYING":
-            metadata = {**metadata, "will_retry": True}
-            status = "FAILED"
-        row = step_log_row(
-            phase="end",
-            status=status,
-            start_time=start,
-            end_time=end,
-            duration_ms=duration,
-            error_message=record.error_message,
-            error_context=error_context(record),
-            metadata=metadata,
-            **common,
-        )
-        return [(STEP_LOGS, row)]
-    return []
+        extra = {"will_retry": True} if to_state == "RETRYING" else {}
+        status = "FAILED" if to_state == "RETRYING" else to_state
+    else:
+        return []
+    step_type, step_index, metadata = _step_columns(record.metadata)
+    row = step_log_row(
+        phase="end",
+        step_logging_id=record.step_logging_id,
+        pipeline_logging_id=record.pipeline_logging_id,
+        step_name=record.entity_name,
+        step_type=step_type,
+        step_index=step_index,
+        attempt=attempt,
+        org_slug=record.org_slug,
+        trigger_type=record.trigger_type,
+        user_id=record.user_id,
+        status=status,
+        start_time=start,
+        end_time=end,
+        duration_ms=duration,
+        error_message=record.error_message,
+        error_context=error_context(record),
+        metadata={**metadata, **extra},
+    )
+    return [(STEP_LOGS, row)]
 
 
 def derive_run_rows(record: TransitionRecord) -> list[Row]:

@@ -55,10 +55,12 @@ class MetadataLogger(SeedLoggingAPI):
         settings: LoggerSettings | None = None,
         *,
         org_slug: str | None = None,
-        derive_run_rows: bool = False,
+        derive_run_rows: bool | None = None,
     ) -> None:
         self.store = store
         # emit() also writes the pipeline-run / step-log rows each record implies (_derive).
+        # None: decided by the caller; run_pipeline turns it on, so library runs fill the same
+        # tables as the CLI, while records emitted by hand stay transitions only.
         self.derive_run_rows = derive_run_rows
         self.derive_failures = 0
         self.settings = settings if settings is not None else LoggerSettings.from_env()

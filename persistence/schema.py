@@ -47,8 +47,12 @@ SQLITE_INDEXES: Mapping[str, tuple[SqliteIndex, ...]] = {
         ),
         # stuck, hung: candidates that entered RUNNING within the window
         SqliteIndex("entered_running", ("transition_date",), "to_state = 'RUNNING'"),
-        # failures / steps / retries: FAILED rows within the window
+        # failures / steps: FAILED rows within the window
         SqliteIndex("failed", ("transition_date",), "to_state = 'FAILED'"),
+        # retries: the steps that went RUNNING -> RETRYING within the window
+        SqliteIndex("retrying", ("transition_date",), "to_state = 'RETRYING'"),
+        # runs: PIPELINE transitions within the window (two or three per run)
+        SqliteIndex("pipeline_day", ("transition_date",), "entity_type = 'PIPELINE'"),
         # timeline, and the hung query's "no later transition" probe
         SqliteIndex("run_time", ("pipeline_logging_id", "transition_time")),
     ),

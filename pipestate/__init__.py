@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         PipelineResult,
         ProcessorContext,
         load_pipeline_config,
+        parse_pipeline_config,
         processor,
         run_pipeline,
     )
@@ -63,6 +64,7 @@ _WHERE: dict[str, str] = {
     "PipelineResult": "executor",
     "ProcessorContext": "executor",
     "load_pipeline_config": "executor",
+    "parse_pipeline_config": "executor",
     "processor": "executor",
     "run_pipeline": "executor",
 }
@@ -89,6 +91,7 @@ __all__ = [
     "is_retryable",
     "load_pipeline_config",
     "open_store",
+    "parse_pipeline_config",
     "processor",
     "redact",
     "run_pipeline",

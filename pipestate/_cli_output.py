@@ -53,18 +53,29 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def print_rows(rows: Sequence[Mapping[str, Any]], *, title: str) -> None:
-    """Print query rows as a table (all columns, in the first row's order)."""
+def row_count(n: int) -> str:
+    """'1 row', '3 rows'."""
+    return f"{n} row" if n == 1 else f"{n} rows"
+
+
+def print_rows(rows: Sequence[Mapping[str, Any]], *, title: str, wide: bool = False) -> None:
+    """Print query rows as a table (all columns, in the first row's order).
+
+    Values are never cut: a long one (a pipeline_logging_id) folds onto the next line, or,
+    with wide=True, the table takes the width it needs so every row stays on one line.
+    """
     from rich.table import Table
 
     console = console_for_output()
+    if wide:
+        console.width = max(console.width, 1000)
     if not rows:
         console.print(f"{title}: no rows")
         return
     table = Table(title=title, title_justify="left")
     columns = list(rows[0])
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(_cell(row.get(c)) for c in columns))
     console.print(table)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -34,16 +35,42 @@ class RunOptions:
     show_all: bool = False
 
 
-async def _run(opts: RunOptions, store: Any, settings: Any, live: bool) -> PipelineResult:
+@attrs.frozen(kw_only=True)
+class RunOutcome:
+    """How the run ended as the CLI saw it: the result, or the signal that cancelled it."""
+
+    pipeline_logging_id: str
+    result: PipelineResult | None
+    signal: str | None
+    rows_lost: int
+    store_error: str | None
+
+
+def _rows_lost(logger: Any) -> tuple[int, str | None]:
+    """Rows the logger could not write, and the last store error it saw."""
+    depths = logger.get_queue_depths()
+    lost, error = 0, None
+    for short in ("state_transition", "pipeline", "step"):
+        snapshot = depths.get(short, {})
+        lost += int(snapshot.get("rows_dropped", 0))
+        error = snapshot.get("last_flush_error") or error
+    return lost, error
+
+
+async def _run(opts: RunOptions, store: Any, settings: Any, live: bool) -> RunOutcome:
     from executor.runner import run_pipeline
     from persistence.logger import MetadataLogger
+    from pipestate._signals import cancel_on_signals
 
+    # Our own id: a run cancelled by a signal raises instead of returning its result.
+    pipeline_logging_id = str(uuid.uuid4())
+    result: PipelineResult | None = None
     # The CLI fills org_meta_pipeline_runs / org_meta_step_logs too (derived from transitions).
     async with MetadataLogger(store, settings, derive_run_rows=True) as logger:
         sink = ProgressSink(logger)
         display = _live(sink) if live else contextlib.nullcontext()
-        with display:
-            result = await run_pipeline(
+        task = asyncio.create_task(
+            run_pipeline(
                 opts.pipeline,
                 org_slug=opts.org,
                 logger=sink,
@@ -53,10 +80,25 @@ async def _run(opts: RunOptions, store: Any, settings: Any, live: bool) -> Pipel
                 concurrency=opts.concurrency,
                 fail_fast=opts.fail_fast,
                 store=store,
+                pipeline_logging_id=pipeline_logging_id,
                 params=opts.params,
             )
+        )
+        with cancel_on_signals(task) as received, display:
+            try:
+                result = await task
+            except asyncio.CancelledError:
+                if not received:  # cancelled from outside the CLI: not ours to swallow
+                    raise
         await logger.flush()
-    return result
+        lost, error = _rows_lost(logger)
+    return RunOutcome(
+        pipeline_logging_id=pipeline_logging_id,
+        result=result,
+        signal=received[0] if received else None,
+        rows_lost=lost,
+        store_error=error,
+    )
 
 
 def _live(sink: ProgressSink) -> Any:
@@ -74,11 +116,23 @@ def _exit_code(result: PipelineResult) -> int:
     return EXIT_FAILED
 
 
+def _timeline(store: Any, pipeline_logging_id: str) -> tuple[list[dict[str, Any]], str | None]:
+    """The run's stored timeline, or the store error that kept it from being read."""
+    from persistence.queries import run_query
+    from persistence.stores.base import StoreError
+
+    try:
+        return run_query(store, "timeline", pipeline_logging_id=pipeline_logging_id), None
+    except StoreError as exc:
+        return [], str(exc)
+
+
 def run_and_report(opts: RunOptions) -> int:
     """Run the pipeline, print progress and timeline (or JSON); return the exit code."""
     from classifier.errors import ValidationError
-    from persistence.queries import run_query
     from persistence.settings import LoggerSettings
+    from pipestate._signals import EXIT_CODES
+    from pipestate._store_check import EXIT_STORE, prepare_store
 
     try:
         settings = LoggerSettings.from_env()
@@ -87,25 +141,66 @@ def run_and_report(opts: RunOptions) -> int:
     store = open_store_or_fail(opts.store_url)
     live = not opts.as_json and sys.stdout.isatty()
     try:
+        prepare_store(store, opts.store_url)  # before the first step: a bad store runs nothing
         try:
-            result = asyncio.run(_run(opts, store, settings, live))
+            outcome = asyncio.run(_run(opts, store, settings, live))
         except ValidationError as exc:  # bad org slug or concurrency: nothing was logged
             raise ConfigError(str(exc)) from None
-        rows = run_query(store, "timeline", pipeline_logging_id=result.pipeline_logging_id)
+        rows, read_error = _timeline(store, outcome.pipeline_logging_id)
     finally:
         store.close()
-    code = _exit_code(result)
+    result = outcome.result
+    # Only a signal ends the run without a result; one that came after the end changes nothing.
+    code = EXIT_CODES[outcome.signal or "sigint"] if result is None else _exit_code(result)
+    store_error = outcome.store_error or read_error
+    if code == EXIT_OK and (outcome.rows_lost or read_error):
+        code = EXIT_STORE  # the run succeeded but its audit trail is incomplete
     if opts.as_json:
-        click.echo(to_json({"result": result.to_dict(), "timeline": rows, "exit_code": code}))
+        click.echo(
+            to_json(
+                {
+                    "result": None if result is None else result.to_dict(),
+                    "pipeline_logging_id": outcome.pipeline_logging_id,
+                    "cancelled_by_signal": outcome.signal,
+                    "rows_lost": outcome.rows_lost,
+                    "store_error": store_error,
+                    "timeline": rows,
+                    "exit_code": code,
+                }
+            )
+        )
         return code
-    title = f"timeline of {result.pipeline_id} ({result.pipeline_logging_id})"
-    print_timeline(rows, title=title, show_all=opts.show_all)
-    summary = f"pipeline {result.pipeline_id}: {result.state}"
-    if result.error_type:
-        summary += f" ({result.error_type})"
-    click.echo(summary)
-    if code == EXIT_USAGE:
-        click.echo(f"Error: {result.error_message}", err=True)
-    elif code == EXIT_FAILED and result.error_message:
-        click.echo(f"  {result.error_message}", err=True)
+    _report(opts, outcome, rows, store_error, code)
     return code
+
+
+def _report(
+    opts: RunOptions,
+    outcome: RunOutcome,
+    rows: list[dict[str, Any]],
+    store_error: str | None,
+    code: int,
+) -> None:
+    """Print the timeline, the outcome and any store trouble (the outcome always shows)."""
+    result = outcome.result
+    name = result.pipeline_id if result is not None else opts.pipeline
+    title = f"timeline of {name} ({outcome.pipeline_logging_id})"
+    if rows:
+        print_timeline(rows, title=title, show_all=opts.show_all)
+    if result is None:
+        click.echo(f"pipeline {name}: FAILED (cancelled by {str(outcome.signal).upper()})")
+    else:
+        summary = f"pipeline {result.pipeline_id}: {result.state}"
+        if result.error_type:
+            summary += f" ({result.error_type})"
+        click.echo(summary)
+        if code == EXIT_USAGE:
+            click.echo(f"Error: {result.error_message}", err=True)
+        elif code == EXIT_FAILED and result.error_message:
+            click.echo(f"  {result.error_message}", err=True)
+    if outcome.rows_lost or store_error:
+        click.echo(
+            f"Warning: the store did not take every audit row ({outcome.rows_lost} lost"
+            f"{'; ' + store_error if store_error else ''}).",
+            err=True,
+        )

@@ -67,6 +67,9 @@ class _LazyGroup(click.Group):
 
     lazy: dict[str, str] = {  # noqa: RUF012
         "outbox": "pipestate.cli_outbox:outbox",
+        "runs": "pipestate.cli_runs:runs",
+        "validate": "pipestate.cli_validate:validate",
+        "purge": "pipestate.cli_purge:purge",
         "serve": "pipestate.cli_serve:serve_command",
         "keys": "pipestate.cli_keys:keys",
     }
@@ -87,6 +90,27 @@ class _LazyGroup(click.Group):
                 return None
             self.add_command(command, cmd_name)
         return super().get_command(ctx, cmd_name)
+
+
+def import_modules(names: Sequence[str]) -> None:
+    """Import each --import MODULE (processor plug-ins, exception classes) or fail naming it."""
+    import importlib
+
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # any import-time error is the user's module's: report it
+            raise ConfigError(f"--import {name}: cannot import it ({_one_line(exc)}).") from None
+
+
+def _import_option(fn: F) -> F:
+    return click.option(
+        "--import",
+        "imports",
+        multiple=True,
+        metavar="MODULE",
+        help="Import MODULE first (repeatable): processors it registers, exceptions it defines.",
+    )(fn)
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -147,6 +171,7 @@ def configure_logging(*, debug: bool) -> None:
     is_flag=True,
     help="Print every transition (large runs otherwise show a summary).",
 )
+@_import_option
 @_json_option
 @_debug_option
 def run_command(
@@ -160,10 +185,15 @@ def run_command(
     fail_fast: bool | None,
     params: Sequence[str],
     show_all: bool,
+    imports: Sequence[str],
     as_json: bool,
     debug: bool,
 ) -> int:
-    """Run PIPELINE (provider/domain/pipeline or a path to a .yml file)."""
+    """Run PIPELINE (provider/domain/pipeline or a path to a .yml file).
+
+    Exit codes: 0 COMPLETED; 1 FAILED, TIMEOUT or a store error; 2 configuration or usage
+    error; 130 interrupted (SIGINT), 143 terminated (SIGTERM), after every row is flushed.
+    """
     from executor.params import parse_assignments
     from pipestate._cli_run import RunOptions, run_and_report
 
@@ -173,6 +203,7 @@ def run_command(
         run_params = parse_assignments(tuple(params))
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    import_modules(imports)
     options = RunOptions(
         pipeline=pipeline,
         org=org,
@@ -198,12 +229,31 @@ def run_command(
 def bootstrap_command(
     store: str, dry_run: bool, partition_expiration_days: int | None, as_json: bool, debug: bool
 ) -> int:
-    """Create the audit tables in the store (idempotent)."""
+    """Create the audit tables in the store (idempotent).
+
+    With --dry-run on a bigquery: store nothing is contacted (no credentials needed): the DDL
+    that bootstrap would apply is printed.
+    """
     import json
 
     from persistence.bootstrap import bootstrap
 
+    if dry_run and store.startswith("bigquery:"):
+        from pipestate._cli_ddl import print_bigquery_ddl
+
+        return print_bigquery_ddl(store, partition_expiration_days, as_json=as_json)
+    from pipestate._store_check import ensure_parent, sqlite_path
+
     backend = open_store_or_fail(store, outbox=False)
+    path = sqlite_path(backend)
+    if dry_run and path is not None and not path.exists():
+        # A dry run creates nothing: plan against an empty in-memory database instead.
+        from persistence.stores.sqlite import SQLiteStore
+
+        backend.close()
+        backend = SQLiteStore(":memory:")
+    elif not dry_run:
+        ensure_parent(backend, store)
     try:
         report = bootstrap(
             backend, dry_run=dry_run, partition_expiration_days=partition_expiration_days
@@ -219,7 +269,40 @@ def bootstrap_command(
     return EXIT_OK
 
 
-@cli.command("query")
+def _query_help() -> str:
+    """The query command's help: every query with its parameters (from the catalog)."""
+    from persistence.queries.catalog import CATALOG
+
+    lines = [
+        "Run a named analysis query.",
+        "",
+        "\b",
+        "Queries and their parameters (-p KEY=VALUE):",
+    ]
+    for spec in CATALOG.values():
+        lines.append(f"  {spec.name}")
+        for param in spec.caller_params:
+            default = "required" if param.required else f"default {param.default}"
+            if param.default is None and not param.required:
+                default = "optional"
+            lines.append(f"    {param.name} ({param.type}, {default}): {param.description}")
+    return "\n".join(lines)
+
+
+class _QueryCommand(click.Command):
+    """The query command; its help (built from the catalog) is made only when asked for."""
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Write the help text, listing every query's parameters (imports the catalog)."""
+        self.help = _query_help()
+        super().format_help_text(ctx, formatter)
+
+
+@cli.command(
+    "query",
+    cls=_QueryCommand,
+    short_help="Run a named analysis query (stuck, failures, steps, retries, timeline, runs).",
+)
 @click.argument("name")
 @_store_option
 @click.option(
@@ -230,12 +313,16 @@ def bootstrap_command(
     metavar="KEY=VALUE",
     help="A query parameter (repeatable), e.g. -p pipeline_logging_id=...",
 )
+@click.option("--wide", is_flag=True, help="Keep each row on one line (ids never fold).")
 @_json_option
 @_debug_option
-def query_command(name: str, store: str, params: Sequence[str], as_json: bool, debug: bool) -> int:
-    """Run a named analysis query: stuck, failures, steps, retries or timeline."""
-    from persistence.queries import QueryError, run_query
-    from pipestate._cli_output import print_rows, to_json
+def query_command(
+    name: str, store: str, params: Sequence[str], wide: bool, as_json: bool, debug: bool
+) -> int:
+    """Run a named analysis query: stuck, failures, steps, retries, timeline or runs."""
+    from persistence.queries import QueryError, get_query, run_query
+    from pipestate._cli_output import print_rows, row_count, to_json
+    from pipestate._store_check import require_existing
 
     values: dict[str, str] = {}
     for item in params:
@@ -243,8 +330,13 @@ def query_command(name: str, store: str, params: Sequence[str], as_json: bool, d
         if not sep or not key:
             raise click.UsageError(f"--param expects KEY=VALUE (got {item!r}).")
         values[key.strip()] = value
+    try:
+        get_query(name)  # an unknown name is a usage error, whatever the store
+    except QueryError as exc:
+        raise ConfigError(str(exc)) from None
     backend = open_store_or_fail(store, outbox=False)
     try:
+        require_existing(backend, store)
         rows = run_query(backend, name, **values)
     except QueryError as exc:
         raise ConfigError(str(exc)) from None
@@ -253,7 +345,7 @@ def query_command(name: str, store: str, params: Sequence[str], as_json: bool, d
     if as_json:
         click.echo(to_json(rows))
     else:
-        print_rows(rows, title=f"query {name} ({len(rows)} rows)")
+        print_rows(rows, title=f"query {name} ({row_count(len(rows))})", wide=wide)
     return EXIT_OK
 
 
@@ -269,9 +361,16 @@ def query_command(name: str, store: str, params: Sequence[str], as_json: bool, d
 @_debug_option
 def diagram_command(kind: str | None, fmt: str, debug: bool) -> int:
     """Print the state diagram of the pipeline and/or step machine."""
+    import shutil
+
     from statemachine.diagrams import render_diagram
 
     kinds = [kind] if kind else ["pipeline", "step"]
+    if fmt == "svg" and shutil.which("dot") is None:
+        raise click.ClickException(
+            "--format svg needs Graphviz's 'dot' on PATH (not found); "
+            "use --format mermaid or --format dot."
+        )
     try:
         for k in kinds:
             click.echo(render_diagram(k, fmt))

@@ -127,10 +127,21 @@ class TestOtherCommands:
         """An unknown command is a usage error."""
         assert main(["frobnicate"]) == 2
 
-    def test_bootstrap_dry_run(self, store: str, capsys: pytest.CaptureFixture[str]) -> None:
-        """bootstrap --dry-run reports and exits 0."""
+    def test_bootstrap_dry_run(
+        self, store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """bootstrap --dry-run reports the three audit tables and the key table, creates no file."""
         assert main(["bootstrap", "--store", store, "--dry-run"]) == 0
-        assert capsys.readouterr().out.strip()
+        assert capsys.readouterr().out.count("create table") == 4
+        assert list(tmp_path.iterdir()) == []
+
+    def test_bootstrap_creates_the_directory(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """bootstrap of a SQLite file in a new directory creates both."""
+        db = tmp_path / "a" / "b.db"
+        assert main(["bootstrap", "--store", f"sqlite:{db}"]) == 0
+        assert db.exists()
 
     def test_query_after_run(self, store: str, capsys: pytest.CaptureFixture[str]) -> None:
         """query failures --json returns the failure counts of earlier runs."""
@@ -138,8 +149,9 @@ class TestOtherCommands:
         capsys.readouterr()
         assert main(["query", "failures", "--store", store, "--json"]) == 0
         rows = json.loads(capsys.readouterr().out)
+        # The failed step counts once (not again as the pipeline it failed).
         assert {r["error_type"]: r["failure_count"] for r in rows} == {
-            "PERMANENT": 2,
+            "PERMANENT": 1,
             "DEPENDENCY_FAILURE": 2,
         }
 
@@ -167,3 +179,134 @@ class TestOtherCommands:
         """diagram prints Mermaid stateDiagram-v2 text."""
         assert main(["diagram", kind]) == 0
         assert "stateDiagram-v2" in capsys.readouterr().out
+
+
+class TestStoreFirst:
+    """The store is opened and checked before the first step; its failure never hides the run."""
+
+    def test_sqlite_parent_directory_created(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A SQLite path in a directory that does not exist yet gets its directory."""
+        db = tmp_path / "new" / "dir" / "x.db"
+        assert _run(f"sqlite:{db}", "test/success/test_success", "--org", "acme") == 0
+        assert db.exists()
+
+    def test_unusable_store_runs_nothing(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A store that cannot be created is refused before any step runs: exit 1, one line."""
+        blocker = tmp_path / "file"
+        blocker.write_text("not a directory")
+        code = main(
+            [
+                "run",
+                "test/success/test_success",
+                "--org",
+                "acme",
+                "--config-dir",
+                CONFIGS,
+                "--store",
+                f"sqlite:{blocker}/x.db",
+            ]
+        )
+        assert code == 1
+        captured = capsys.readouterr()
+        assert "nothing was run" in captured.err
+        assert "timeline" not in captured.out
+
+    def test_store_failing_mid_run_shows_the_outcome(
+        self, store: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Writes that fail after the check: the result is still printed, with a warning, exit 1."""
+        from persistence.stores.base import StoreError
+        from persistence.stores.sqlite import SQLiteStore
+
+        def refuse(self: object, *args: object, **kwargs: object) -> None:
+            raise StoreError("disk I/O error", retryable=False)
+
+        monkeypatch.setattr(SQLiteStore, "write_records", refuse)
+        monkeypatch.setattr(SQLiteStore, "write_batch", refuse)
+        assert _run(store, "test/success/test_success", "--org", "acme") == 1
+        captured = capsys.readouterr()
+        assert "pipeline test-success: COMPLETED" in captured.out
+        assert "did not take every audit row" in captured.err
+
+
+class TestCliDetails:
+    """--version, query help, wording, offline BigQuery dry run, missing stores."""
+
+    def test_version_from_package_metadata(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """--version prints the installed version, the same as pipestate.__version__."""
+        from importlib.metadata import version
+
+        import pipestate
+
+        assert main(["--version"]) == 0
+        out = capsys.readouterr().out
+        assert version("pipestate") in out
+        assert pipestate.__version__ == version("pipestate")
+
+    def test_query_help_lists_parameters(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """query --help names every query and its parameters."""
+        assert main(["query", "--help"]) == 0
+        out = capsys.readouterr().out
+        for text in ("retries", "runs", "include_cancelled", "pipeline_logging_id", "min_duration"):
+            assert text in out
+
+    def test_query_on_missing_file_is_an_error(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """query on a SQLite path that does not exist fails and does not create it."""
+        path = tmp_path / "absent.db"
+        assert main(["query", "failures", "--store", f"sqlite:{path}"]) == 1
+        assert not path.exists()
+
+    def test_one_row_wording(self, store: str, capsys: pytest.CaptureFixture[str]) -> None:
+        """A one-row answer says '(1 row)'; a one-step pipeline 'The step completed'."""
+        _run(store, "test/retry/test_retry", "--org", "acme")
+        assert "The step completed" in capsys.readouterr().out
+        assert main(["query", "failures", "--store", store, "-p", "include_cancelled=1"]) == 0
+        assert main(["query", "retries", "--store", store]) == 0
+        assert "(1 row)" in capsys.readouterr().out
+
+    def test_bigquery_dry_run_is_offline(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """bootstrap --dry-run on BigQuery needs no credentials and prints the DDL."""
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/creds.json")
+        code = main(["bootstrap", "--store", "bigquery:my-project.organizations", "--dry-run"])
+        assert code == 0
+        out = capsys.readouterr().out
+        assert "CREATE TABLE IF NOT EXISTS `my-project.organizations.org_meta_step_logs`" in out
+        assert "PARTITION BY transition_date" in out
+
+    def test_bigquery_dry_run_refuses_bad_names(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """A project name BigQuery would refuse is a usage error, not DDL."""
+        assert main(["bootstrap", "--store", "bigquery:Bad_Project;x", "--dry-run"]) == 2
+
+    def test_svg_error_names_the_option(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Without Graphviz, --format svg fails naming --format mermaid (not fmt=...)."""
+        monkeypatch.setenv("PATH", "")
+        assert main(["diagram", "step", "--format", "svg"]) == 1
+        err = capsys.readouterr().err
+        assert "--format mermaid" in err
+        assert "fmt=" not in err
+
+
+def test_help_imports_no_engine_package() -> None:
+    """Loading the CLI (as `pipestate --help` does) imports no engine package or the catalog."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pipestate.cli; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('persistence', 'statemachine', 'executor', 'classifier')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Mapping
 from importlib.metadata import EntryPoint
 from pathlib import Path
@@ -119,6 +120,44 @@ class TestBuiltins:
             _run("generic.fail", {"exception": "PermissionError", "message": "403"})
         with pytest.raises(asyncio.InvalidStateError, match="boom"):
             _run("generic.fail", {"exception": "asyncio.InvalidStateError", "message": "boom"})
+
+    def test_fail_builds_multi_argument_exceptions(self) -> None:
+        """A class whose constructor needs more than a message is still raised, message kept."""
+        with pytest.raises(UnicodeDecodeError, match="bad byte") as info:
+            _run("generic.fail", {"exception": "UnicodeDecodeError", "message": "bad byte"})
+        assert info.value.args == ("bad byte",)
+
+    def test_fail_imports_named_modules(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The `import` key loads a module at run time; validation accepts it without importing."""
+        (tmp_path / "ps_fake_errors.py").write_text(
+            "class QuotaError(Exception):\n"
+            "    def __init__(self, message, code):\n"
+            "        super().__init__(message)\n"
+            "        self.code = code\n"
+        )
+        monkeypatch.syspath_prepend(str(tmp_path))
+        monkeypatch.delitem(sys.modules, "ps_fake_errors", raising=False)
+        config = {
+            "exception": "ps_fake_errors.QuotaError",
+            "message": "quota",
+            "import": ["ps_fake_errors"],
+        }
+        spec = get_processor("generic.fail")
+        assert spec.check_config is not None
+        spec.check_config(config)
+        assert "ps_fake_errors" not in sys.modules  # validating ran no import
+        with pytest.raises(Exception, match="quota") as info:
+            _run("generic.fail", config)
+        assert type(info.value).__qualname__ == "QuotaError"
+        with pytest.raises(ConfigProblem, match="--import ps_fake_errors"):
+            spec.check_config({"exception": "ps_fake_errors2.QuotaError"})
+
+    def test_unknown_processor_hints_at_reinstalling(self) -> None:
+        """An unknown name says a newly declared entry point needs the package reinstalled."""
+        with pytest.raises(KeyError, match=r"reinstalled \(pip install -e \.\)"):
+            get_processor("acme.not_installed_yet")
 
     def test_fail_refuses_non_exceptions(self) -> None:
         """Only Exception subclasses can be raised (not BaseException, not functions)."""

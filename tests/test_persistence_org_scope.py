@@ -106,7 +106,7 @@ def test_runs_query_filters_by_state_and_pipeline(
     )
     assert failed
     assert {r["state"] for r in failed} == {"FAILED"}
-    assert all(r["ended_at"] for r in failed)
+    assert all(r["end_time"] for r in failed)
 
 
 def test_select_rows_reads_by_equality_only(tmp_path: Path) -> None:

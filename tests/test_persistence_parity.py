@@ -137,7 +137,7 @@ class History:
                     error_type="TRANSIENT",
                     retry_count=retries,
                     duration_in_state_ms=spent,
-                    metadata=metadata,
+                    metadata={**metadata, "max_retries": 3},
                 )
                 retries += 1
                 now += dt.timedelta(seconds=2**retries)
@@ -184,6 +184,37 @@ class History:
             metadata=metadata,
         )
 
+    def cancelled_run(self, start: dt.datetime, *, source: str) -> None:
+        """A run cancelled while its step was retrying: every final row is marked cancelled."""
+        pid = f"pl-{len(self.pipeline_ids):03d}"
+        self.pipeline_ids.append(pid)
+        base = {"org_slug": "acme", "pipeline_logging_id": pid}
+        pipe = {**base, "step_logging_id": None, "entity_type": "PIPELINE", "entity_name": "acme"}
+        step = {**base, "step_logging_id": f"{pid}-s0", "entity_type": "STEP"}
+        step["entity_name"] = "step_a"
+        cancel = {"cancelled": True, "cancel_source": source}
+        second = dt.timedelta(seconds=1)
+        self._add(start, **pipe, from_state="PENDING", to_state="RUNNING")
+        self._add(start, **step, from_state="PENDING", to_state="RUNNING")
+        self._add(
+            start + second,
+            **step,
+            from_state="RUNNING",
+            to_state="RETRYING",
+            error_type="TRANSIENT",
+            metadata={"max_retries": 2},
+        )
+        for when, fields in ((2 * second, step), (3 * second, pipe)):
+            self._add(
+                start + when,
+                **fields,
+                from_state="RETRYING" if fields is step else "RUNNING",
+                to_state="FAILED",
+                error_type="UNKNOWN",
+                duration_in_state_ms=1000,
+                metadata=cancel,
+            )
+
 
 def realistic_history() -> History:
     """Ten days of runs for two orgs, plus two hung pipelines (one older than 30 minutes)."""
@@ -201,6 +232,7 @@ def realistic_history() -> History:
         )
     history.run(NOW - dt.timedelta(hours=2), org="acme", steps=2, hang=True)
     history.run(NOW - dt.timedelta(minutes=5), org="globex", steps=1, hang=True)
+    history.cancelled_run(NOW - dt.timedelta(hours=3), source="sigterm")
     return history
 
 
@@ -265,6 +297,11 @@ CASES = [
     ("steps", {"as_of": NOW.date(), "days": 30, "limit": 3}),
     ("retries", {"as_of": NOW.date()}),
     ("retries", {"as_of": NOW.date(), "days": 30, "limit": 5}),
+    ("failures", {"as_of": NOW.date(), "include_cancelled": True}),
+    ("steps", {"as_of": NOW.date(), "include_cancelled": True}),
+    ("runs", {"as_of": NOW.date()}),
+    ("runs", {"as_of": NOW.date(), "days": 30, "limit": 100, "state": "FAILED"}),
+    ("runs", {"as_of": NOW.date(), "org_slug": "acme", "pipeline_id": "acme"}),
 ]
 
 
@@ -331,6 +368,8 @@ class TestParityProperty:
                 ("failures", {"as_of": as_of, "days": 30}),
                 ("steps", {"as_of": as_of, "days": 30}),
                 ("retries", {"as_of": as_of, "days": 30}),
+                ("runs", {"as_of": as_of, "days": 30, "limit": 1000}),
+                ("failures", {"as_of": as_of, "days": 30, "include_cancelled": True}),
             ]
             cases += [
                 ("timeline", {"pipeline_logging_id": r.pipeline_logging_id}) for r in records[:3]

@@ -53,7 +53,7 @@ class TestCatalog:
     """The catalog's shape and parameter validation."""
 
     def test_catalog_names_and_sqlite_dialect_are_complete(self) -> None:
-        """The five seed queries (and `runs`) exist and the SQLite dialect has SQL for each."""
+        """The five seed queries exist and the SQLite dialect has SQL for each."""
         assert QUERY_NAMES == ("stuck", "failures", "steps", "retries", "timeline", "runs")
         assert set(dialect_sql("sqlite")) == set(CATALOG)
 
@@ -79,10 +79,11 @@ class TestCatalog:
             ("failures", {"limit": 3}, "does not take.*limit"),
             ("failures", {"since": "2025-01-01"}, "does not take.*since"),
             ("timeline", {}, "needs parameter 'pipeline_logging_id'"),
-            ("failures", {"days": "seven"}, "'days' must be a INT64"),
+            ("failures", {"days": "seven"}, "'days' must be an integer"),
             ("failures", {"days": -1}, "'days' must be >= 0"),
-            ("failures", {"as_of": "tomorrow"}, "'as_of' must be a DATE"),
-            ("stuck", {"now": 5}, "'now' must be a TIMESTAMP"),
+            ("failures", {"as_of": "tomorrow"}, "'as_of' must be a date"),
+            ("stuck", {"now": 5}, "'now' must be a timestamp"),
+            ("failures", {"include_cancelled": "maybe"}, "must be true or false"),
         ],
     )
     def test_bad_parameters_are_named(
@@ -316,37 +317,195 @@ class TestSteps:
         ]
 
 
-class TestRetries:
-    """retries: failed transitions with retry_count > 0, grouped."""
+def step(
+    name: str, from_state: str, to_state: str, retry_count: int = 0, **fields: object
+) -> TransitionRecord:
+    """One transition of step `name` in run r1 (its step_logging_id is s-<name>)."""
+    fields.setdefault("pipeline_logging_id", "r1")
+    return record(
+        entity_type="STEP",
+        entity_name=name,
+        step_logging_id=f"s-{name}",
+        from_state=from_state,
+        to_state=to_state,
+        retry_count=retry_count,
+        **fields,  # type: ignore[arg-type]
+    )
 
-    def test_max_retries_and_counts(self, store: SQLiteStore) -> None:
-        """Groups by pipeline, entity and error_type; retry_count 0 is excluded."""
+
+def retried_then(name: str, outcome: str, retries: int, **end: object) -> list[TransitionRecord]:
+    """A step that failed transiently `retries` times (limit 3), then ended in `outcome`."""
+    rows = [step(name, "PENDING", "RUNNING")]
+    for n in range(retries):
+        meta = {"max_retries": 3}
+        rows.append(step(name, "RUNNING", "RETRYING", n, error_type="TRANSIENT", metadata=meta))
+        rows.append(step(name, "RETRYING", "RUNNING", n + 1))
+    rows.append(step(name, "RUNNING", outcome, retries, **end))
+    return rows
+
+
+class TestRetries:
+    """retries: one row per retried step, with retries made, the limit and the outcome."""
+
+    def test_retried_steps_and_their_outcomes(self, store: SQLiteStore) -> None:
+        """Retried-then-completed and retried-then-failed steps; never-retried ones are absent."""
         load(
             store,
             [
-                failed("extract", "TRANSIENT", pipeline_logging_id="r1", retry_count=1),
-                failed("extract", "TRANSIENT", pipeline_logging_id="r1", retry_count=3),
-                failed("load", "PERMANENT", pipeline_logging_id="r2", retry_count=1),
-                failed("load", "PERMANENT", pipeline_logging_id="r3", retry_count=0),
-                failed("load", "PERMANENT", pipeline_logging_id="r4", retry_count=5, days_ago=9),
+                *retried_then("extract", "COMPLETED", 2),
+                *retried_then("load", "FAILED", 3, error_type="TRANSIENT"),
+                *retried_then("once", "FAILED", 0, error_type="PERMANENT"),
             ],
         )
         assert run_query(store, "retries", as_of=AS_OF) == [
             {
                 "pipeline_logging_id": "r1",
-                "entity_name": "extract",
+                "entity_name": "load",
                 "error_type": "TRANSIENT",
+                "retries": 3,
                 "max_retries": 3,
-                "transition_count": 2,
+                "transition_count": 8,
+                "outcome": "FAILED",
             },
             {
-                "pipeline_logging_id": "r2",
-                "entity_name": "load",
-                "error_type": "PERMANENT",
-                "max_retries": 1,
-                "transition_count": 1,
+                "pipeline_logging_id": "r1",
+                "entity_name": "extract",
+                "error_type": "TRANSIENT",
+                "retries": 2,
+                "max_retries": 3,
+                "transition_count": 6,
+                "outcome": "COMPLETED",
             },
         ]
+
+    def test_cancelled_while_retrying(self, store: SQLiteStore) -> None:
+        """A retried step that was then cancelled has outcome CANCELLED."""
+        cancel = {"cancelled": True, "cancel_source": "sigterm"}
+        load(store, retried_then("x", "FAILED", 1, error_type="UNKNOWN", metadata=cancel))
+        [row] = run_query(store, "retries", as_of=AS_OF)
+        assert (row["outcome"], row["error_type"]) == ("CANCELLED", "UNKNOWN")
+
+
+class TestFailureSemantics:
+    """failures counts each failure once and leaves cancellations out by default."""
+
+    def test_step_failure_counted_once(self, store: SQLiteStore) -> None:
+        """A failed step and the pipeline it failed count as one failure."""
+        load(
+            store,
+            [
+                failed("extract", "PERMANENT", pipeline_logging_id="p1"),
+                failed(
+                    "billing",
+                    "PERMANENT",
+                    pipeline_logging_id="p1",
+                    entity_type="PIPELINE",
+                    step_logging_id=None,
+                ),
+                failed(
+                    "bad-config",
+                    "VALIDATION_ERROR",
+                    pipeline_logging_id="p2",
+                    entity_type="PIPELINE",
+                    step_logging_id=None,
+                ),
+            ],
+        )
+        got = {
+            r["error_type"]: r["failure_count"] for r in run_query(store, "failures", as_of=AS_OF)
+        }
+        assert got == {"PERMANENT": 1, "VALIDATION_ERROR": 1}
+
+    def test_cancellations_excluded_unless_asked(self, store: SQLiteStore) -> None:
+        """Cancelled rows are left out of failures and steps unless include_cancelled is set."""
+        meta = {"cancelled": True, "cancel_source": "sigint"}
+        load(
+            store,
+            [
+                failed("a", "UNKNOWN", pipeline_logging_id="p1", metadata=meta),
+                failed(
+                    "billing",
+                    "UNKNOWN",
+                    pipeline_logging_id="p1",
+                    entity_type="PIPELINE",
+                    step_logging_id=None,
+                    metadata=meta,
+                ),
+                failed("b", "TRANSIENT", pipeline_logging_id="p2"),
+            ],
+        )
+        assert [r["error_type"] for r in run_query(store, "failures", as_of=AS_OF)] == ["TRANSIENT"]
+        assert [r["step_name"] for r in run_query(store, "steps", as_of=AS_OF)] == ["b"]
+        every = run_query(store, "failures", as_of=AS_OF, include_cancelled="true")
+        assert {r["error_type"]: r["failure_count"] for r in every} == {
+            "TRANSIENT": 1,
+            "UNKNOWN": 1,
+        }
+        assert len(run_query(store, "steps", as_of=AS_OF, include_cancelled=True)) == 2
+
+
+class TestRuns:
+    """runs: one row per pipeline run from its PIPELINE transitions, with filters."""
+
+    def rows(self) -> list[TransitionRecord]:
+        """r1 completed, r2 failed (TRANSIENT), r3 still running, r4 cancelled, other org."""
+        later = BASE_TIME + MIN
+
+        def run(pid: str, name: str, end: str | None, **fields: object) -> list[TransitionRecord]:
+            org = str(fields.pop("org_slug", "acme"))
+            out = [record(pipeline_logging_id=pid, entity_name=name, org_slug=org)]
+            if end is not None:
+                out.append(
+                    record(
+                        pipeline_logging_id=pid,
+                        entity_name=name,
+                        from_state="RUNNING",
+                        to_state=end,
+                        at=later,
+                        duration_in_state_ms=60_000,
+                        org_slug=org,
+                        **fields,  # type: ignore[arg-type]
+                    )
+                )
+            return out
+
+        return [
+            *run("r1", "billing", "COMPLETED"),
+            *run("r2", "billing", "FAILED", error_type="TRANSIENT"),
+            *run("r3", "orders", None),
+            *run("r4", "orders", "FAILED", error_type="UNKNOWN", metadata={"cancelled": True}),
+            *run("r5", "billing", "COMPLETED", org_slug="other"),
+        ]
+
+    def test_one_row_per_run(self, store: SQLiteStore) -> None:
+        """Each run appears once with its state, times, duration, error type and cancel flag."""
+        load(store, self.rows())
+        got = {r["pipeline_logging_id"]: r for r in run_query(store, "runs", as_of=AS_OF)}
+        assert {k: v["state"] for k, v in got.items()} == {
+            "r1": "COMPLETED",
+            "r2": "FAILED",
+            "r3": "RUNNING",
+            "r4": "FAILED",
+            "r5": "COMPLETED",
+        }
+        assert got["r2"]["error_type"] == "TRANSIENT"
+        assert got["r2"]["duration_seconds"] == 60.0
+        assert got["r3"]["end_time"] is None
+        assert [k for k, v in got.items() if v["cancelled"]] == ["r4"]
+
+    def test_filters(self, store: SQLiteStore) -> None:
+        """pipeline_id, state and org_slug narrow the list; limit caps it."""
+        load(store, self.rows())
+
+        def ids(**params: object) -> list[str]:
+            return sorted(
+                r["pipeline_logging_id"] for r in run_query(store, "runs", as_of=AS_OF, **params)
+            )
+
+        assert ids(pipeline_id="orders") == ["r3", "r4"]
+        assert ids(state="FAILED") == ["r2", "r4"]
+        assert ids(org_slug="other") == ["r5"]
+        assert len(ids(limit=2)) == 2
 
 
 class TestTimeline:

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from pipestate.service.keys import parse_key_id
 from tests.service_support import (
     ROOT_KEY,
     Server,
@@ -248,13 +249,13 @@ class TestRuns:
         )
         assert {"slow", "wait"} <= {r["entity_name"] for r in rows}
         assert _chains(workdir / "audit.db", run_id)[("PIPELINE", "slow")][-1] == "FAILED"
-        pipeline = next(r for r in rows if r["entity_name"] == "slow")
-        assert json.loads(pipeline["metadata"]).get("cancelled") is True
-        try:
-            import executor.cancellation  # noqa: F401 - issue 10's contract, when merged
-        except ImportError:
-            return
-        assert all(json.loads(r["metadata"]).get("cancelled_by") for r in rows)
+        for row in rows:  # every cancelled row says so, by which key (its id, never the key)
+            meta = json.loads(row["metadata"])
+            assert meta["cancelled"] is True
+            assert meta["cancel_source"] == "api"
+            assert meta["cancelled_by"] == parse_key_id(org_key)
+            assert row["reason"].startswith("Cancelled")
+            assert org_key not in row["metadata"]
 
     def test_queries_answer_for_the_org(self, server: Server, org_key: str) -> None:
         """Each analysis query runs for the org; a bad parameter is a 422 problem."""

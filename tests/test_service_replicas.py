@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import signal
 import time
 from collections.abc import Iterator
@@ -189,6 +190,15 @@ class TestSQLiteReplicas:
         short = {ids[i] for i in range(20) if i % 2}
         assert {finals[i] for i in short} == {"COMPLETED"}
         assert {finals[i] for i in set(ids) - short} == {"FAILED"}
+        sources = {
+            json.loads(r["metadata"]).get("cancel_source")
+            for r in sqlite_rows(
+                workdir / "audit.db",
+                "SELECT metadata FROM org_meta_state_transitions WHERE org_slug = 'drain_org' "
+                "AND entity_type = 'PIPELINE' AND to_state = 'FAILED'",
+            )
+        }
+        assert sources == {"shutdown"}  # cancelled by the drain, and the rows say so
 
 
 @pytest.mark.bigquery

@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from persistence.queries._runs import ORG_PARAM
+from persistence.queries._scope import ORG_PARAM
 from persistence.queries.catalog import CATALOG, FLOAT_DIGITS, QueryParam, QuerySpec
 from persistence.stores.base import Store
 
@@ -39,10 +39,33 @@ def dialect_sql(dialect: str) -> Mapping[str, str]:
     return sql
 
 
+# How each parameter type reads in an error message.
+_EXPECTED = {
+    "INT64": "an integer",
+    "DATE": "a date (YYYY-MM-DD)",
+    "TIMESTAMP": "a timestamp (ISO 8601)",
+    "STRING": "a string",
+    "BOOL": "true or false",
+}
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+def _bool(value: Any) -> bool:
+    """A bool, or the text a CLI passes for one; anything else is a TypeError."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise TypeError
+
+
 def _coerce(query: str, param: QueryParam, value: Any) -> Any:
     """Convert one caller value to the parameter's Python type, or raise QueryError."""
     where = f"query {query!r}: parameter {param.name!r}"
     try:
+        if param.type == "BOOL":
+            return _bool(value)
         if param.type == "INT64":
             if isinstance(value, bool) or not isinstance(value, int | str):
                 raise TypeError
@@ -68,15 +91,17 @@ def _coerce(query: str, param: QueryParam, value: Any) -> Any:
         raise
     except (TypeError, ValueError):
         raise QueryError(
-            f"{where} must be a {param.type} value (got {value!r} that is a "
+            f"{where} must be {_EXPECTED[param.type]} (got {value!r} that is a "
             f"{type(value).__name__})."
         ) from None
 
 
 def _org_scope(spec: QuerySpec, params: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
-    """Split off the `org_slug` every query accepts (it scopes the query to one organisation)."""
+    """Split off the `org_slug` every query accepts (it scopes the query to one organisation);
+    a query that declares it as its own parameter keeps it too."""
     rest = dict(params)
-    org = rest.pop(ORG_PARAM, None)
+    declared = any(p.name == ORG_PARAM for p in spec.caller_params)
+    org = rest.get(ORG_PARAM) if declared else rest.pop(ORG_PARAM, None)
     if org is not None and (not isinstance(org, str) or not _ORG_RE.match(org)):
         raise QueryError(
             f"query {spec.name!r}: parameter {ORG_PARAM!r} must be an org slug of letters, "
@@ -141,6 +166,8 @@ def _normalise(column_type: str, value: Any) -> Any:
         return value.isoformat() if isinstance(value, dt.date) else str(value)
     if column_type == "INT64":
         return int(value)
+    if column_type == "BOOL":
+        return bool(value)
     if column_type == "FLOAT64":
         return round(float(value), FLOAT_DIGITS)
     if column_type == "JSON":

@@ -1,4 +1,6 @@
-"""The seed's five analysis queries as data: names, parameters, columns. SQL lives per dialect.
+"""The seed's five analysis queries (and `runs`) as data: names, parameters, columns.
+
+SQL lives per dialect.
 
 Every dialect module (persistence/queries/sqlite.py -> SQLITE_SQL, persistence/queries/bigquery.py
 -> BIGQUERY_SQL) maps each catalog name to SQL that binds the *resolved* parameters below by name
@@ -17,8 +19,8 @@ import attrs
 
 from persistence.stores.base import STATE_TRANSITIONS
 
-PARAM_TYPES = ("INT64", "DATE", "TIMESTAMP", "STRING")
-COLUMN_TYPES = ("STRING", "INT64", "FLOAT64", "TIMESTAMP", "DATE", "JSON")
+PARAM_TYPES = ("INT64", "DATE", "TIMESTAMP", "STRING", "BOOL")
+COLUMN_TYPES = ("STRING", "INT64", "FLOAT64", "TIMESTAMP", "DATE", "JSON", "BOOL")
 
 
 @attrs.frozen
@@ -101,6 +103,15 @@ def _days(default: int = 7) -> QueryParam:
     return QueryParam("days", "INT64", default, description="Look back this many days")
 
 
+# Cancelled runs and steps (metadata.cancelled) end FAILED but are not failures of the pipeline.
+_INCLUDE_CANCELLED = QueryParam(
+    "include_cancelled",
+    "BOOL",
+    False,
+    description="Count cancelled runs and steps (metadata.cancelled) as failures too",
+)
+
+
 def _limit(default: int) -> QueryParam:
     """The row limit parameter."""
     return QueryParam("limit", "INT64", default, description="Maximum rows returned")
@@ -147,8 +158,12 @@ STUCK = QuerySpec(
 
 FAILURES = QuerySpec(
     name="failures",
-    description="Failure patterns: transitions into FAILED by error_type over the last N days.",
-    params=(_days(), _AS_OF, _SINCE),
+    description=(
+        "Failure patterns by error_type over the last N days: each failed step counts once, and "
+        "a failed pipeline counts only when no step of it failed (a config error, a crash); "
+        "cancellations are left out unless include_cancelled."
+    ),
+    params=(_days(), _INCLUDE_CANCELLED, _AS_OF, _SINCE),
     columns=(
         QueryColumn("error_type", "STRING"),
         QueryColumn("failure_count", "INT64"),
@@ -162,9 +177,10 @@ STEPS = QuerySpec(
     name="steps",
     description=(
         "Step-level failures by step and error_type, with the top 5 metadata.error_class values "
-        "as a list of {value, count} (count desc, then value; null first)."
+        "as a list of {value, count} (count desc, then value; null first); cancelled steps are "
+        "left out unless include_cancelled."
     ),
-    params=(_days(), _limit(20), _AS_OF, _SINCE),
+    params=(_days(), _limit(20), _INCLUDE_CANCELLED, _AS_OF, _SINCE),
     columns=(
         QueryColumn("step_name", "STRING"),
         QueryColumn("error_type", "STRING"),
@@ -176,14 +192,20 @@ STEPS = QuerySpec(
 
 RETRIES = QuerySpec(
     name="retries",
-    description="Retry behaviour: failed transitions with retry_count > 0, by pipeline and entity.",
+    description=(
+        "Retry behaviour: one row per step retried in the last N days: retries made, the "
+        "max_retries it was allowed, all its transitions, the error type of its last failure "
+        "and its outcome (COMPLETED after retrying, FAILED, CANCELLED or IN_PROGRESS)."
+    ),
     params=(_days(), _limit(50), _AS_OF, _SINCE),
     columns=(
         QueryColumn("pipeline_logging_id", "STRING"),
         QueryColumn("entity_name", "STRING"),
         QueryColumn("error_type", "STRING"),
+        QueryColumn("retries", "INT64"),
         QueryColumn("max_retries", "INT64"),
         QueryColumn("transition_count", "INT64"),
+        QueryColumn("outcome", "STRING"),
     ),
     derive=_since,
 )
@@ -208,14 +230,15 @@ TIMELINE = QuerySpec(
 RUNS = QuerySpec(
     name="runs",
     description=(
-        "Recent pipeline runs, newest first: latest state (a terminal one wins a tie), start, "
-        "end and error type; optionally only one state or one pipeline_id."
+        "Recent pipeline runs, newest first: id, pipeline, org, state (RUNNING while live), "
+        "start, end, duration, error type, and whether the run was cancelled."
     ),
     params=(
-        QueryParam("state", "STRING", description="Only runs whose latest state is this"),
-        QueryParam("pipeline_id", "STRING", description="Only runs of this pipeline"),
         _days(),
-        _limit(50),
+        _limit(20),
+        QueryParam("pipeline_id", "STRING", description="Only runs of this pipeline"),
+        QueryParam("state", "STRING", description="Only runs in this state (e.g. FAILED)"),
+        QueryParam("org_slug", "STRING", description="Only runs of this organisation"),
         _AS_OF,
         _SINCE,
     ),
@@ -224,9 +247,11 @@ RUNS = QuerySpec(
         QueryColumn("pipeline_id", "STRING"),
         QueryColumn("org_slug", "STRING"),
         QueryColumn("state", "STRING"),
-        QueryColumn("started_at", "TIMESTAMP"),
-        QueryColumn("ended_at", "TIMESTAMP"),
+        QueryColumn("start_time", "TIMESTAMP"),
+        QueryColumn("end_time", "TIMESTAMP"),
+        QueryColumn("duration_seconds", "FLOAT64"),
         QueryColumn("error_type", "STRING"),
+        QueryColumn("cancelled", "BOOL"),
     ),
     derive=_since,
 )

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from persistence.queries._runs import RUNS_SQLITE
-
 _T = "org_meta_state_transitions"
 
 
@@ -19,6 +17,17 @@ def _epoch_us(column: str) -> str:
     return (
         f"(CAST(strftime('%s', substr({column}, 1, 19)) AS INTEGER) * 1000000"
         f" + CAST(substr({column}, 21, 6) AS INTEGER))"
+    )
+
+
+# A row a cancellation wrote: metadata.cancelled is true (a "true" string counts too, since
+# BigQuery's JSON_EXTRACT_SCALAR cannot tell them apart).
+def _cancelled(alias: str) -> str:
+    """True when the row's metadata says the entity was cancelled."""
+    column = f"{alias}.metadata"
+    return (
+        f"COALESCE(json_type({column}, '$.cancelled') = 'true'"
+        f" OR json_extract({column}, '$.cancelled') = 'true', 0)"
     )
 
 
@@ -57,15 +66,24 @@ ORDER BY duration_ms DESC, kind, pipeline_logging_id, entity_type, entity_name, 
 LIMIT :limit
 """
 
+# A pipeline's FAILED row is counted only when no step of the run failed (a config error, a
+# crash): otherwise it repeats the step failure that caused it.
 FAILURES_SQL = f"""
 SELECT error_type,
        COUNT(*) AS failure_count,
        COUNT(DISTINCT pipeline_logging_id) AS pipelines_affected,
        ROUND(AVG(duration_in_state_ms) / 1000.0, 3) AS avg_duration_seconds
-FROM {_T}
+FROM {_T} AS t
 WHERE to_state = 'FAILED'
   AND transition_date >= :since
   AND transition_date <= :as_of
+  AND (:include_cancelled OR NOT {_cancelled("t")})
+  AND (t.entity_type = 'STEP' OR NOT EXISTS (
+      SELECT 1 FROM {_T} AS s
+      WHERE s.pipeline_logging_id = t.pipeline_logging_id
+        AND s.entity_type = 'STEP'
+        AND s.to_state = 'FAILED'
+  ))
 GROUP BY error_type
 ORDER BY failure_count DESC, error_type
 """
@@ -75,11 +93,12 @@ ORDER BY failure_count DESC, error_type
 STEPS_SQL = f"""
 WITH failed AS (
     SELECT entity_name, error_type, json_extract(metadata, '$.error_class') AS error_class
-    FROM {_T}
+    FROM {_T} AS t
     WHERE entity_type = 'STEP'
       AND to_state = 'FAILED'
       AND transition_date >= :since
       AND transition_date <= :as_of
+      AND (:include_cancelled OR NOT {_cancelled("t")})
 ),
 top_steps AS (
     SELECT entity_name, error_type, COUNT(*) AS failures
@@ -108,17 +127,85 @@ FROM top_steps AS s
 ORDER BY s.failures DESC, s.entity_name, s.error_type
 """
 
+# One row per step that was retried (went RUNNING -> RETRYING in the window): how many retries
+# it made, the limit it had, all its transitions, the error type of its last failure and how
+# it ended. Terminal states are absorbing, so "any COMPLETED row" is the outcome.
 RETRIES_SQL = f"""
-SELECT pipeline_logging_id, entity_name, error_type,
-       MAX(retry_count) AS max_retries,
-       COUNT(*) AS transition_count
-FROM {_T}
-WHERE to_state = 'FAILED'
-  AND retry_count > 0
-  AND transition_date >= :since
-  AND transition_date <= :as_of
-GROUP BY pipeline_logging_id, entity_name, error_type
-ORDER BY max_retries DESC, pipeline_logging_id, entity_name, error_type
+WITH retried AS (
+    SELECT DISTINCT pipeline_logging_id, step_logging_id
+    FROM {_T}
+    WHERE entity_type = 'STEP'
+      AND to_state = 'RETRYING'
+      AND transition_date >= :since
+      AND transition_date <= :as_of
+),
+rows_of AS (
+    SELECT t.*,
+           ROW_NUMBER() OVER (
+               PARTITION BY t.pipeline_logging_id, t.step_logging_id
+               ORDER BY CASE WHEN t.error_type IS NULL THEN 1 ELSE 0 END,
+                        t.retry_count DESC, t.transition_time DESC, t.transition_id DESC
+           ) AS error_rank
+    FROM {_T} AS t
+    JOIN retried AS r
+      ON t.pipeline_logging_id = r.pipeline_logging_id
+     AND t.step_logging_id = r.step_logging_id
+    WHERE t.entity_type = 'STEP'
+),
+per_step AS (
+    SELECT pipeline_logging_id, step_logging_id,
+           MAX(entity_name) AS entity_name,
+           MAX(CASE WHEN error_rank = 1 THEN error_type END) AS error_type,
+           MAX(retry_count) AS retries,
+           MAX(CASE WHEN json_type(metadata, '$.max_retries') = 'integer'
+                    THEN json_extract(metadata, '$.max_retries') END) AS max_retries,
+           COUNT(*) AS transition_count,
+           SUM(CASE WHEN to_state = 'COMPLETED' THEN 1 ELSE 0 END) AS completed,
+           SUM(CASE WHEN to_state = 'FAILED' AND {_cancelled("rows_of")} THEN 1 ELSE 0 END)
+               AS cancelled,
+           SUM(CASE WHEN to_state = 'FAILED' THEN 1 ELSE 0 END) AS failed
+    FROM rows_of
+    GROUP BY pipeline_logging_id, step_logging_id
+)
+SELECT pipeline_logging_id, entity_name, error_type, retries, max_retries, transition_count,
+       CASE WHEN completed > 0 THEN 'COMPLETED'
+            WHEN cancelled > 0 THEN 'CANCELLED'
+            WHEN failed > 0 THEN 'FAILED'
+            ELSE 'IN_PROGRESS' END AS outcome
+FROM per_step
+ORDER BY retries DESC, pipeline_logging_id, entity_name, step_logging_id
+LIMIT :limit
+"""
+
+# Recent runs from the PIPELINE transitions: one row per pipeline_logging_id.
+RUNS_SQL = f"""
+SELECT pipeline_logging_id, pipeline_id, org_slug, state, start_time, end_time,
+       duration_seconds, error_type, cancelled
+FROM (
+    SELECT pipeline_logging_id,
+           MAX(entity_name) AS pipeline_id,
+           MAX(org_slug) AS org_slug,
+           COALESCE(
+               MAX(CASE WHEN to_state IN ('COMPLETED', 'FAILED', 'TIMEOUT') THEN to_state END),
+               MAX(CASE WHEN to_state = 'RUNNING' THEN 'RUNNING' END),
+               'PENDING'
+           ) AS state,
+           MIN(CASE WHEN to_state = 'RUNNING' THEN transition_time END) AS start_time,
+           MAX(CASE WHEN from_state = 'RUNNING' THEN transition_time END) AS end_time,
+           ROUND(MAX(CASE WHEN from_state = 'RUNNING' THEN duration_in_state_ms END) / 1000.0, 3)
+               AS duration_seconds,
+           MAX(CASE WHEN from_state = 'RUNNING' THEN error_type END) AS error_type,
+           MAX(CASE WHEN {_cancelled("t")} THEN 1 ELSE 0 END) AS cancelled
+    FROM {_T} AS t
+    WHERE entity_type = 'PIPELINE'
+      AND transition_date >= :since
+      AND transition_date <= :as_of
+      AND (:org_slug IS NULL OR org_slug = :org_slug)
+      AND (:pipeline_id IS NULL OR entity_name = :pipeline_id)
+    GROUP BY pipeline_logging_id
+) AS runs
+WHERE (:state IS NULL OR state = :state)
+ORDER BY start_time DESC, pipeline_logging_id
 LIMIT :limit
 """
 
@@ -136,5 +223,5 @@ SQLITE_SQL: Mapping[str, str] = {
     "steps": STEPS_SQL,
     "retries": RETRIES_SQL,
     "timeline": TIMELINE_SQL,
-    "runs": RUNS_SQLITE,
+    "runs": RUNS_SQL,
 }

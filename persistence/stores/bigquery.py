@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from persistence.queries import bigquery as bq_sql
-from persistence.queries._runs import ORG_PARAM
+from persistence.queries._scope import ORG_PARAM
 from persistence.queries.catalog import CATALOG
 from persistence.schema import DEFAULT_DATASET, TableSpec, load_table_specs
 from persistence.stores import _bigquery_rows as rows_

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from persistence.queries._runs import ORG_PARAM, scope_sqlite
+from persistence.queries._scope import ORG_PARAM, scope_sqlite
 from persistence.queries.sqlite import SQLITE_SQL
 from persistence.schema import (
     SQLITE_TYPES,

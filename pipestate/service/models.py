@@ -106,9 +106,11 @@ class RunSummary(BaseModel):
     pipeline_logging_id: str
     pipeline_id: str | None
     state: str | None
-    started_at: str | None
-    ended_at: str | None
+    start_time: str | None
+    end_time: str | None
+    duration_seconds: float | None
     error_type: str | None
+    cancelled: bool | None
 
 
 class RunList(BaseModel):

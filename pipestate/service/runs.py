@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from classifier.errors import ValidationError
+from executor.cancellation import request_cancel
 from pipestate.service.errors import NotFound, ShuttingDown, TooBusy, Unprocessable
 
 if TYPE_CHECKING:
@@ -57,17 +58,6 @@ class LiveRun:
     def done(self) -> bool:
         """True once the pipeline reached a terminal state and its task ended."""
         return self.task is None or self.task.done()
-
-
-def request_cancel(task: asyncio.Task[Any], *, source: str, by: str | None) -> bool:
-    """Cancel a run's task so the executor records who cancelled it (issue 10's contract)."""
-    try:
-        from executor.cancellation import request_cancel as contract  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        # TODO(issue 10): executor.cancellation.request_cancel records cancel_source and
-        # cancelled_by in the rows; until it lands a plain cancel still ends everything FAILED.
-        return task.cancel(f"Cancelled ({source}{f' by {by}' if by else ''})")
-    return bool(contract(task, source=source, by=by))
 
 
 class RunManager:
