@@ -229,6 +229,9 @@ TARGETS: tuple[tuple[str, str, str, str, float], ...] = (
     ("rows dropped at default settings", "executor", "concurrent_rows_dropped", "<=", 0),
     ("HTTP submit p99, ms (50 clients, loopback)", "service", "submit_p99_ms", "<=", 20),
     ("HTTP wall / in-process wall, 1,000 runs", "service", "http_over_inprocess", "<=", 1.5),
+    ("both exporters / logger alone, per transition", "exporters", "both_over_logger", "<=", 1.3),
+    ("exhaustive exploration, 1 pipeline + 4 steps, s", "joint", "explore_4_steps_s", "<=", 60),
+    ("pipestate verify on 1M SQLite rows, s", "joint", "verify_s", "<=", 10),
     (
         "import time, everything `pipestate run` loads, s",
         "import",

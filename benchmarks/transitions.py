@@ -144,6 +144,7 @@ def bench_full(n: int, repeats: int) -> float:
 
     def prepare() -> Callable[[], int]:
         pipeline = PipelineRun.create("bench", org_slug="acme", sink=InMemorySink())
+        pipeline.start()  # joint rule 1: steps move only while their pipeline is RUNNING
         steps = [StepRun.create("extract", pipeline=pipeline) for _ in range(n)]
 
         def run_once() -> int:

@@ -8,6 +8,7 @@ from typing import Any
 
 from persistence import _rows
 from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS
+from statemachine.legality import check_logged_transition
 
 
 class SeedLoggingAPI:
@@ -160,5 +161,15 @@ class SeedLoggingAPI:
 
         Accepts the seed's keyword arguments (stack_trace is truncated to 2000 characters)
         plus org_slug, transition_id and transition_time; builds and queues a TransitionRecord.
+        A transition no machine could make (unknown entity_type or state, an edge missing from
+        the table) raises IllegalTransition and writes nothing; chain continuity is not checked
+        here (one row cannot show it): `pipestate verify` checks stored chains.
         """
+        check_logged_transition(
+            kwargs.get("entity_type"),
+            kwargs.get("from_state"),
+            kwargs.get("to_state"),
+            entity_name=kwargs.get("entity_name"),
+            entity_id=kwargs.get("step_logging_id") or kwargs.get("pipeline_logging_id"),
+        )
         await self._log_row(STATE_TRANSITIONS, _rows.transition_record, **kwargs)

@@ -33,6 +33,8 @@ class RunOptions:
     params: dict[str, str] = attrs.field(factory=dict)
     as_json: bool = False
     show_all: bool = False
+    lineage: bool = False
+    otel: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -57,9 +59,12 @@ def _rows_lost(logger: Any) -> tuple[int, str | None]:
     return lost, error
 
 
-async def _run(opts: RunOptions, store: Any, settings: Any, live: bool) -> RunOutcome:
+async def _run(
+    opts: RunOptions, store: Any, settings: Any, live: bool, exporters: list[Any]
+) -> RunOutcome:
     from executor.runner import run_pipeline
     from persistence.logger import MetadataLogger
+    from pipestate._cli_export import start_fanout, stop_fanout
     from pipestate._signals import cancel_on_signals
 
     # Our own id: a run cancelled by a signal raises instead of returning its result.
@@ -67,7 +72,8 @@ async def _run(opts: RunOptions, store: Any, settings: Any, live: bool) -> RunOu
     result: PipelineResult | None = None
     # The CLI fills org_meta_pipeline_runs / org_meta_step_logs too (derived from transitions).
     async with MetadataLogger(store, settings, derive_run_rows=True) as logger:
-        sink = ProgressSink(logger)
+        fanout = start_fanout(logger, exporters)  # --lineage / --otel: the logger plus exporters
+        sink = ProgressSink(fanout or logger)
         display = _live(sink) if live else contextlib.nullcontext()
         task = asyncio.create_task(
             run_pipeline(
@@ -91,6 +97,7 @@ async def _run(opts: RunOptions, store: Any, settings: Any, live: bool) -> RunOu
                 if not received:  # cancelled from outside the CLI: not ours to swallow
                     raise
         await logger.flush()
+        await stop_fanout(fanout)
         lost, error = _rows_lost(logger)
     return RunOutcome(
         pipeline_logging_id=pipeline_logging_id,
@@ -131,6 +138,7 @@ def run_and_report(opts: RunOptions) -> int:
     """Run the pipeline, print progress and timeline (or JSON); return the exit code."""
     from classifier.errors import ValidationError
     from persistence.settings import LoggerSettings
+    from pipestate._cli_export import build_cli_exporters
     from pipestate._signals import EXIT_CODES
     from pipestate._store_check import EXIT_STORE, prepare_store
 
@@ -138,12 +146,13 @@ def run_and_report(opts: RunOptions) -> int:
         settings = LoggerSettings.from_env()
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    exporters = build_cli_exporters(opts.lineage, opts.otel)
     store = open_store_or_fail(opts.store_url)
     live = not opts.as_json and sys.stdout.isatty()
     try:
         prepare_store(store, opts.store_url)  # before the first step: a bad store runs nothing
         try:
-            outcome = asyncio.run(_run(opts, store, settings, live))
+            outcome = asyncio.run(_run(opts, store, settings, live, exporters))
         except ValidationError as exc:  # bad org slug or concurrency: nothing was logged
             raise ConfigError(str(exc)) from None
         rows, read_error = _timeline(store, outcome.pipeline_logging_id)

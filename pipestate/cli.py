@@ -70,6 +70,7 @@ class _LazyGroup(click.Group):
         "runs": "pipestate.cli_runs:runs",
         "validate": "pipestate.cli_validate:validate",
         "purge": "pipestate.cli_purge:purge",
+        "verify": "pipestate.cli_verify:verify_command",
         "serve": "pipestate.cli_serve:serve_command",
         "keys": "pipestate.cli_keys:keys",
     }
@@ -172,6 +173,20 @@ def configure_logging(*, debug: bool) -> None:
     help="Print every transition (large runs otherwise show a summary).",
 )
 @_import_option
+@click.option(
+    "--lineage/--no-lineage",
+    envvar="PIPESTATE_LINEAGE",
+    default=False,
+    show_envvar=True,
+    help="Send OpenLineage run events (client configured by openlineage.yml / OPENLINEAGE_URL).",
+)
+@click.option(
+    "--otel/--no-otel",
+    envvar="PIPESTATE_OTEL",
+    default=False,
+    show_envvar=True,
+    help="Send OpenTelemetry traces (configured by the OTEL_* variables).",
+)
 @_json_option
 @_debug_option
 def run_command(
@@ -186,6 +201,8 @@ def run_command(
     params: Sequence[str],
     show_all: bool,
     imports: Sequence[str],
+    lineage: bool,
+    otel: bool,
     as_json: bool,
     debug: bool,
 ) -> int:
@@ -216,6 +233,8 @@ def run_command(
         params=run_params,
         as_json=as_json,
         show_all=show_all,
+        lineage=lineage,
+        otel=otel,
     )
     return run_and_report(options)
 

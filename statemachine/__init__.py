@@ -3,7 +3,7 @@
 from statemachine._scrub import scrub_metadata, scrub_text
 from statemachine.clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
 from statemachine.entities import PipelineRun, StepRun
-from statemachine.errors import IllegalTransition, InvalidDefinition
+from statemachine.errors import IllegalTransition, InvalidDefinition, JointRuleViolation
 from statemachine.ids import uuid4_str
 from statemachine.machines import sink_failure_count
 from statemachine.records import TransitionRecord
@@ -16,6 +16,7 @@ __all__ = [
     "IllegalTransition",
     "InMemorySink",
     "InvalidDefinition",
+    "JointRuleViolation",
     "ManualClock",
     "NullSink",
     "PipelineRun",

@@ -50,6 +50,10 @@ class PipelineRun:
     state: str = PENDING
     retry_count: int = 0
     _lock: threading.RLock = attrs.field(init=False, factory=threading.RLock, repr=False)
+    # The steps created for this run (joint rules 2 and 3 read them) and the latest time
+    # stamped on a record of this run (rule 5); both guarded by _lock.
+    _steps: list[StepRun] = attrs.field(init=False, factory=list, repr=False)
+    _latest_at: dt.datetime | None = attrs.field(init=False, default=None, repr=False)
 
     @classmethod
     def create(
@@ -87,6 +91,12 @@ class PipelineRun:
     def is_terminal(self) -> bool:
         """True once the run is COMPLETED, FAILED or TIMEOUT."""
         return self.state in _PIPELINE_TERMINAL
+
+    @property
+    def steps(self) -> tuple[StepRun, ...]:
+        """The steps created for this run, in creation order."""
+        with self._lock:
+            return tuple(self._steps)
 
     def legal_events(self) -> tuple[str, ...]:
         """The events allowed in the current state."""
@@ -143,6 +153,8 @@ class StepRun:
     user_id: str | None = None
     state: str = PENDING
     retry_count: int = 0
+    # The run this step belongs to; the joint rules (statemachine/joint.py) read its state.
+    _pipeline: PipelineRun | None = attrs.field(default=None, repr=False, kw_only=True)
     _lock: threading.RLock = attrs.field(init=False, factory=threading.RLock, repr=False)
 
     @classmethod
@@ -153,12 +165,15 @@ class StepRun:
         pipeline: PipelineRun,
         step_logging_id: str | None = None,
     ) -> StepRun:
-        """A PENDING step of `pipeline`, sharing its org, ids, trigger, user, sink and clock."""
+        """A PENDING step of `pipeline`, sharing its org, ids, trigger, user, sink and clock.
+
+        Raises JointRuleViolation (rule 4) when the pipeline is already terminal.
+        """
         _require_text("entity_name", entity_name)
         if not isinstance(pipeline, PipelineRun):
             raise TypeError(f"'pipeline' must be a PipelineRun (got {pipeline!r}).")
         clock = pipeline.clock
-        return cls(
+        step = cls(
             entity_name=entity_name,
             org_slug=pipeline.org_slug,
             pipeline_logging_id=pipeline.pipeline_logging_id,
@@ -170,7 +185,15 @@ class StepRun:
             entered_at=clock.now(),
             trigger_type=pipeline.trigger_type,
             user_id=pipeline.user_id,
+            pipeline=pipeline,
         )
+        STEP_ENGINE.register(step, pipeline)
+        return step
+
+    @property
+    def pipeline(self) -> PipelineRun | None:
+        """The run this step belongs to (None only for a StepRun built without create())."""
+        return self._pipeline
 
     @property
     def is_terminal(self) -> bool:

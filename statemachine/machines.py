@@ -19,9 +19,10 @@ from statemachine._failure import error_fields
 from statemachine._scrub import scrub_metadata, scrub_optional
 from statemachine._table import Edge, MachineTable
 from statemachine._validate import validate_table
-from statemachine.errors import IllegalTransition
+from statemachine.errors import IllegalTransition, JointRuleViolation
+from statemachine.joint import ABSENT, CREATE, JOINT_RULES, JointRule, rules_for
 from statemachine.records import TransitionRecord, trusted_record
-from statemachine.spec import PIPELINE, STEP
+from statemachine.spec import PENDING, PIPELINE, STEP
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -85,13 +86,33 @@ def build_machine(
 
 
 class TransitionEngine:
-    """Fires events on entities of one kind through one shared Machine and emits the records."""
+    """Fires events on entities of one kind through one shared Machine and emits the records.
 
-    def __init__(self, table: MachineTable, *, validate: bool = True) -> None:
+    Besides the table, the engine enforces the joint rules (statemachine/joint.py): `rules`
+    are checked before an edge fires, and with `stamp` every record of a pipeline run is
+    stamped no earlier than the run's latest record (rule 5). Tests build engines with rules
+    removed or weakened to prove each rule is needed.
+    """
+
+    def __init__(
+        self,
+        table: MachineTable,
+        *,
+        validate: bool = True,
+        rules: tuple[JointRule, ...] = JOINT_RULES,
+        stamp: bool = True,
+    ) -> None:
         self.table = table
+        self.rules = rules
+        self.stamp = stamp
         self.machine = build_machine(table, self._on_edge, validate=validate)
         self._events = dict(self.machine.events)
         self._legal = {state: table.legal_events(state) for state in table.states}
+        # (source, event) -> the joint rules guarding that edge; most edges have one or none.
+        self._guards = {
+            (e.source, e.event): rules_for(table.kind, e.source, e.dest, rules) for e in table.edges
+        }
+        self._create_guards = rules_for(table.kind, ABSENT, PENDING, rules)
         self._is_step = table.kind == "STEP"
         self._kind = table.kind
         self._kind_word = table.label.lower()
@@ -127,10 +148,15 @@ class TransitionEngine:
         """Perform `event` on `entity` and return the record emitted; raise IllegalTransition."""
         box: list[TransitionRecord] = []
         trigger = self._events.get(event)
-        # Per-entity lock: the legality check and the state change are one step per entity.
-        with entity._lock:
+        # Lock order (see statemachine/joint.py): the pipeline's lock, then the step's. Holding
+        # the pipeline's lock freezes its steps, so a rule's check and the move are one step.
+        run = entity._pipeline if self._is_step else entity
+        with run._lock if run is not None else entity._lock, entity._lock:
             if trigger is None:
                 raise self.illegal(entity, event)
+            guards = self._guards.get((entity.state, event))
+            if guards and run is not None:
+                self._check(entity, run, event, guards)
             try:
                 trigger.trigger(entity, box, error, error_type, reason, metadata, policy)
             except MachineError as exc:
@@ -141,12 +167,58 @@ class TransitionEngine:
             raise RuntimeError(f"{event!r} on {entity.entity_name!r} produced no record.")
         return box[0]
 
+    def register(self, step: Any, run: Any) -> None:
+        """Attach a new step to its pipeline run, refusing it when a rule forbids creation."""
+        with run._lock:
+            if self._create_guards:
+                self._check(step, run, CREATE, self._create_guards, source=ABSENT)
+            run._steps.append(step)
+
+    def _check(
+        self,
+        entity: Any,
+        run: Any,
+        event: str,
+        guards: tuple[JointRule, ...],
+        *,
+        source: str | None = None,
+    ) -> None:
+        """Raise JointRuleViolation for the first guard the other machine's state breaks."""
+        for rule in guards:
+            if self._is_step:
+                if run.state in rule.pipeline_in:
+                    continue
+                blocking = f"its pipeline is {run.state}"
+            else:
+                stuck = [s for s in run._steps if s.state not in rule.steps_in]
+                if not stuck:
+                    continue
+                listed = ", ".join(f"{s.entity_name}={s.state}" for s in stuck[:5])
+                more = f" and {len(stuck) - 5} more" if len(stuck) > 5 else ""
+                blocking = f"steps not {'/'.join(sorted(rule.steps_in))}: {listed}{more}"
+            raise JointRuleViolation(
+                entity.entity_name,
+                event,
+                entity.state if source is None else source,
+                self.legal_events(entity.state),
+                kind=self._kind_word,
+                entity_id=entity.step_logging_id if self._is_step else entity.pipeline_logging_id,
+                rule=rule.name,
+                rule_number=rule.number,
+                rule_text=rule.text,
+                blocking=blocking,
+            )
+
     def _on_edge(self, edge: _CompiledEdge, event_data: EventData) -> None:
         model: Any = event_data.model
         box, error, error_type, reason, metadata, policy = event_data.args
         clock = model.clock
         now_ns = clock.monotonic_ns()
         now = clock.now()
+        run = model._pipeline if self._is_step else model
+        # Rule 5: never stamp a record of this run before the run's latest one (held: its lock).
+        if self.stamp and run is not None and run._latest_at is not None and now < run._latest_at:
+            now = run._latest_at
         elapsed_ns = now_ns - model.entered_monotonic_ns
         retry_count = model.retry_count + 1 if edge.increments_retry else model.retry_count
         err_type: str | None
@@ -199,6 +271,8 @@ class TransitionEngine:
         model.entered_monotonic_ns = now_ns
         model.entered_at = now
         model.retry_count = retry_count
+        if run is not None:
+            run._latest_at = now
         box.append(record)
         try:
             model.sink.emit(record)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import sys
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from statemachine import (
 )
 from statemachine.spec import PIPELINE, STEP
 from tests.race import race
+from tests.strategies.events import running_pipeline
 from tests.strategies.hostile import transition_rows, with_logger
 
 THREADS = 8
@@ -30,6 +32,7 @@ LEGAL = {
     "PIPELINE": {(e.source, e.dest) for e in PIPELINE.edges},
     "STEP": {(e.source, e.dest) for e in STEP.edges},
 }
+ERROR_STATES = {"PIPELINE": PIPELINE.error_states, "STEP": STEP.error_states}
 
 
 @pytest.fixture(autouse=True)
@@ -68,9 +71,8 @@ def check_chain(records: list[TransitionRecord]) -> None:
             retries += 1
         assert record.retry_count == retries, "retry_count torn from its transition"
         assert record.duration_in_state_ms >= 0
-        # A pipeline's time_out carries error_type TIMEOUT too (it wins some races).
-        failing = ("FAILED", "RETRYING", "TIMEOUT")
-        assert (record.error_type is not None) == (record.to_state in failing)
+        # Error states carry an error type: FAILED and RETRYING, and a pipeline's TIMEOUT.
+        assert (record.error_type is not None) == (record.to_state in ERROR_STATES[kind])
         assert record.transition_id not in seen
         seen.add(record.transition_id)
         state = record.to_state
@@ -93,7 +95,7 @@ class TestThreads:
     def test_same_event_has_one_winner_per_round(self, retries: int) -> None:
         """Each round every thread fires the same legal event: exactly one succeeds."""
         sink = TeeSink()
-        step = StepRun.create("s", pipeline=PipelineRun.create("p", org_slug="o", sink=sink))
+        step = StepRun.create("s", pipeline=running_pipeline("p", org_slug="o", sink=sink))
         for event in _retry_cycle_events(retries):
             calls = [getattr(step, event) for _ in range(THREADS)]
             wins, refusals = race(calls)
@@ -110,7 +112,7 @@ class TestThreads:
         and the step ends where the winner's record says."""
         rng = random.Random(seed)
         sink = TeeSink()
-        step = StepRun.create("s", pipeline=PipelineRun.create("p", org_slug="o", sink=sink))
+        step = StepRun.create("s", pipeline=running_pipeline("p", org_slug="o", sink=sink))
         step.start()
         choices: list[Callable[[], TransitionRecord]] = [
             step.complete,
@@ -128,7 +130,7 @@ class TestThreads:
         order, are one legal chain (RUNNING -> RETRYING -> FAILED is two legal wins)."""
         rng = random.Random(seed)
         sink = TeeSink()
-        step = StepRun.create("s", pipeline=PipelineRun.create("p", org_slug="o", sink=sink))
+        step = StepRun.create("s", pipeline=running_pipeline("p", org_slug="o", sink=sink))
         step.start()
         choices: list[Callable[[], TransitionRecord]] = [
             step.start,
@@ -168,7 +170,7 @@ class TestAsyncioAndThreads:
         """Per phase, TASKS tasks (half firing on the loop, half via to_thread) race the same
         event: exactly one record per phase, the chain continuous."""
         sink = TeeSink()
-        step = StepRun.create("s", pipeline=PipelineRun.create("p", org_slug="o", sink=sink))
+        step = StepRun.create("s", pipeline=running_pipeline("p", org_slug="o", sink=sink))
         events = _retry_cycle_events(5)
 
         async def fire(event: str, in_thread: bool) -> TransitionRecord | None:
@@ -216,7 +218,15 @@ class TestThroughMetadataLogger:
                             getattr(step, event)()
 
             await asyncio.gather(*(asyncio.to_thread(worker, i) for i in range(THREADS)))
-            pipeline.complete()
+            # A shared step may be left RETRYING by the race; joint rules 2 and 3 want every
+            # step closed before the pipeline ends.
+            for step in shared:
+                if not step.is_terminal:
+                    step.fail(RuntimeError("left open by the race"))
+            if all(step.state == "COMPLETED" for step in shared):
+                pipeline.complete()
+            else:
+                pipeline.fail(RuntimeError("a shared step failed"))
             return list(sink.memory.records)
 
         emitted, depths = with_logger(db, body, batch_size=64)
@@ -244,3 +254,74 @@ class TestThroughMetadataLogger:
         assert {r.entity_name for r in emitted if r.entity_name.startswith("shared")} == {
             f"shared{i}" for i in range(4)
         }
+
+
+def _after_pipeline_end(records: list[TransitionRecord]) -> list[TransitionRecord]:
+    """Step records emitted after the pipeline's terminal record (joint rule 4 wants none)."""
+    ends = [
+        i for i, r in enumerate(records) if r.entity_type == "PIPELINE" and r.to_state in TERMINAL
+    ]
+    return [r for r in records[ends[0] :] if r.entity_type == "STEP"] if ends else []
+
+
+TERMINAL = PIPELINE.terminal
+
+
+class TestJointRules:
+    """Pipeline and step events racing on threads: joint rules hold, the locks never deadlock."""
+
+    @pytest.mark.parametrize("seed", range(4))
+    def test_pipeline_end_races_step_ends(self, seed: int) -> None:
+        """Steps ending on some threads while others end the pipeline: every step event wins,
+        the pipeline ends only after all of them (COMPLETED only over COMPLETED steps), and no
+        step row follows the pipeline's last row."""
+        rng = random.Random(seed)
+        for _ in range(10):
+            sink = TeeSink()
+            run = PipelineRun.create("p", org_slug="o", sink=sink)
+            run.start()
+            steps = [StepRun.create(f"s{i}", pipeline=run) for i in range(THREADS)]
+            for step in steps:
+                step.start()
+            calls: list[Callable[[], TransitionRecord]] = [
+                rng.choice([step.complete, functools.partial(step.fail, RuntimeError("x"))])
+                for step in steps
+            ]
+            calls += [run.complete, functools.partial(run.fail, RuntimeError("p")), run.time_out]
+            wins, _ = race(calls)
+            assert sum(r.entity_type == "STEP" for r in wins) == THREADS
+            records = sink.memory.records
+            assert _after_pipeline_end(records) == []
+            if run.state == "COMPLETED":
+                assert all(step.state == "COMPLETED" for step in steps)
+            assert all(step.is_terminal for step in steps) or not run.is_terminal
+            check_chain(_own(records, run))
+
+    def test_creation_races_pipeline_completion(self) -> None:
+        """Threads creating and finishing steps race a thread completing the pipeline: each
+        step is either refused at creation or completed before the pipeline completes."""
+        for _ in range(10):
+            self._creation_round()
+
+    @staticmethod
+    def _creation_round() -> None:
+        sink = TeeSink()
+        run = PipelineRun.create("p", org_slug="o", sink=sink)
+        run.start()
+        created: list[StepRun] = []
+
+        def add_step(index: int) -> TransitionRecord:
+            step = StepRun.create(f"late{index}", pipeline=run)  # may be refused: rule 4
+            created.append(step)
+            step.start()
+            return step.complete()
+
+        def finish() -> TransitionRecord:
+            while True:
+                with contextlib.suppress(IllegalTransition):
+                    return run.complete()
+
+        race([functools.partial(add_step, i) for i in range(THREADS)] + [finish])
+        assert run.state == "COMPLETED"
+        assert all(step.state == "COMPLETED" for step in created)
+        assert _after_pipeline_end(sink.memory.records) == []

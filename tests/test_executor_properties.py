@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from executor.runner import PipelineResult, run_pipeline
 from persistence.logger import MetadataLogger
 from persistence.stores.sqlite import SQLiteStore
+from persistence.verify import VerifyReport, verify
 from statemachine import InMemorySink, TransitionRecord
 from tests.strategies.pipelines import (
     LEGAL,
@@ -98,6 +99,30 @@ def _check_rows(scn: Scenario, rows: list[dict[str, Any]], emitted: set[str]) ->
             assert max(r["retry_count"] for r in chain) <= limit
 
 
+def _check_joint(rows: list[dict[str, Any]]) -> None:
+    """The joint rules (issue 11) read back from the stored rows of one run."""
+    chains = by_entity(rows)
+    pipeline = chains["PIPELINE:prop"]
+    started, ended = str(pipeline[0]["transition_time"]), str(pipeline[-1]["transition_time"])
+    steps = {k: c for k, c in chains.items() if k.startswith("STEP:")}
+    for chain in steps.values():
+        # Rules 1, 4, 5: every step row lies within the pipeline's RUNNING interval.
+        assert all(started <= str(r["transition_time"]) <= ended for r in chain)
+    finals = {c[-1]["to_state"] for c in steps.values()}
+    if pipeline[-1]["to_state"] == "COMPLETED":
+        assert finals <= {"COMPLETED"}  # rule 2
+    else:
+        assert finals <= TERMINAL["STEP"]  # rule 3
+
+
+def _verify(db: Path, *, in_sql: bool = False) -> VerifyReport:
+    store = SQLiteStore(db)
+    try:
+        return verify(store, in_sql=in_sql)
+    finally:
+        store.close()
+
+
 @settings(
     max_examples=30,
     deadline=None,
@@ -110,10 +135,18 @@ def test_random_pipelines_keep_every_invariant(scn: Scenario) -> None:
     Every row is a legal edge; each entity's rows chain from PENDING to one terminal state; no
     row is missing or duplicated; retry_count never exceeds max_retries; every step is terminal
     no later than its pipeline; the pipeline's final state and error type follow from its steps.
+    The joint rules hold on the stored rows (every step row inside the pipeline's RUNNING
+    interval; a COMPLETED run has only COMPLETED steps, any other end only terminal ones), and
+    `pipestate verify` finds nothing in the file.
     """
     with tempfile.TemporaryDirectory() as tmp:
         result, rows, emitted = _execute(scn, Path(tmp) / "p.db")
+        report = _verify(Path(tmp) / "p.db")
+        assert _verify(Path(tmp) / "p.db", in_sql=True) == report
     _check_rows(scn, rows, emitted)
+    _check_joint(rows)
+    assert report.clean, report.render()
+    assert report.rows == len(rows)
     chains = by_entity(rows)
     pipeline_end = chains["PIPELINE:prop"][-1]
     assert all(str(r["transition_time"]) <= str(pipeline_end["transition_time"]) for r in rows)

@@ -18,6 +18,7 @@ from executor.runner import PipelineResult, run_pipeline
 from persistence import MetadataLogger, SQLiteStore
 from persistence.stores.base import STATE_TRANSITIONS
 from statemachine import InMemorySink, PipelineRun, StepRun, TransitionRecord
+from tests.strategies.events import running_pipeline
 from tests.strategies.hostile import (
     DB_PASSWORD,
     NonStrStr,
@@ -124,7 +125,7 @@ class TestStepRunFail:
     def test_fail_records_bounded_fields(self, name: str) -> None:
         """fail(error) moves the step to FAILED with bounded, encodable fields."""
         sink = InMemorySink()
-        step = StepRun.create("s", pipeline=PipelineRun.create("p", org_slug="o", sink=sink))
+        step = StepRun.create("s", pipeline=running_pipeline("p", org_slug="o", sink=sink))
         step.start()
         record = step.fail(ERRORS[name])
         assert step.state == "FAILED"
@@ -147,7 +148,7 @@ class TestStepRunFail:
     def test_any_text_as_message_and_reason(self, message: str, reason: str) -> None:
         """Any text as the error message or the caller's reason yields an encodable record."""
         sink = InMemorySink()
-        step = StepRun.create("s", pipeline=PipelineRun.create("p", org_slug="o", sink=sink))
+        step = StepRun.create("s", pipeline=running_pipeline("p", org_slug="o", sink=sink))
         step.start()
         _check_record(step.fail(RuntimeError(message), reason=reason))
 
@@ -184,7 +185,7 @@ class TestUnencodableRows:
 
     def _rows(self, bad_field: str) -> list[dict[str, Any]]:
         sink = InMemorySink()
-        step = StepRun.create("s", pipeline=PipelineRun.create("p", org_slug="o", sink=sink))
+        step = StepRun.create("s", pipeline=running_pipeline("p", org_slug="o", sink=sink))
         step.start()
         step.complete()
         rows = [r.to_row() for r in sink.records]

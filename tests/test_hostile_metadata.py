@@ -16,6 +16,7 @@ from persistence.queries import run_query
 from persistence.stores.base import STATE_TRANSITIONS
 from statemachine import InMemorySink, PipelineRun, StepRun, TransitionRecord
 from statemachine.records import dumps_metadata
+from tests.strategies.events import running_pipeline
 from tests.strategies.hostile import (
     Unprintable,
     UnprintableKey,
@@ -61,7 +62,7 @@ def _stored_metadata(row: dict[str, Any]) -> dict[str, Any]:
 
 def _record_via_complete(metadata: dict[Any, Any]) -> TransitionRecord:
     sink = InMemorySink()
-    step = StepRun.create("s", pipeline=PipelineRun.create("p", org_slug="o", sink=sink))
+    step = StepRun.create("s", pipeline=running_pipeline("p", org_slug="o", sink=sink))
     step.start()
     return step.complete(metadata=metadata)
 
@@ -118,7 +119,7 @@ class TestStoredMetadata:
                 failing = StepRun.create(f"{name}-fails", pipeline=pipeline)
                 failing.start()
                 failing.fail(RuntimeError("x"), metadata={name: value})
-            pipeline.complete(metadata={"good": "after"})
+            pipeline.fail(RuntimeError("x"), metadata={"good": "after"})
             return ids
 
         ids, depths = with_logger(db, body, batch_size=500)

@@ -18,6 +18,7 @@ import pytest
 from persistence import LoggerSettings, MetadataLogger, SQLiteStore
 from persistence.settings import ENV_VARS
 from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS
+from statemachine import IllegalTransition
 from tests.strategies.records import BASE_TIME, GatedStore, RecordingStore, many_records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -344,17 +345,16 @@ class TestSeedAPI:
         assert row["duration_in_state_ms"] == 5000
 
     def test_bad_calls_are_counted_never_raised(self, tmp_path: Path) -> None:
-        """An invalid entity_type and a missing org_slug are dropped as 'invalid'."""
+        """A legal transition or a run row missing org_slug is dropped as 'invalid'."""
 
         async def body() -> None:
             async with MetadataLogger(SQLiteStore(tmp_path / "v.db"), FAST) as lg:
                 await lg.log_state_transition(
                     pipeline_logging_id="r",
-                    from_state="A",
-                    to_state="B",
-                    entity_type="JOB",
+                    from_state="PENDING",
+                    to_state="RUNNING",
+                    entity_type="PIPELINE",
                     entity_name="n",
-                    org_slug="acme",
                 )
                 await lg.log_pipeline_start(pipeline_logging_id="r", pipeline_id="p")
                 depths = lg.get_queue_depths()
@@ -362,6 +362,50 @@ class TestSeedAPI:
                 assert depths["pipeline"]["drops_by_reason"] == {"invalid": 1}
 
         run(body)
+
+    @pytest.mark.parametrize(
+        ("entity_type", "from_state", "to_state", "rule"),
+        [
+            ("JOB", "PENDING", "RUNNING", "known-entity-type"),
+            ("STEP", "RUNNING", "BANANA", "known-state"),
+            ("PIPELINE", "RETRYING", "RUNNING", "known-state"),
+            ("PIPELINE", "COMPLETED", "RUNNING", "legal-edge"),
+            ("STEP", "PENDING", "COMPLETED", "legal-edge"),
+            ("STEP", "RUNNING", "TIMEOUT", "known-state"),
+        ],
+    )
+    def test_illegal_hand_logged_transition_is_refused(
+        self, tmp_path: Path, entity_type: str, from_state: str, to_state: str, rule: str
+    ) -> None:
+        """A transition no machine could make raises IllegalTransition naming the broken rule
+        and the states, and nothing reaches the table; a legal one after it still lands."""
+        db = tmp_path / "i.db"
+
+        async def body() -> None:
+            async with MetadataLogger(SQLiteStore(db), FAST, org_slug="acme") as lg:
+                with pytest.raises(IllegalTransition) as info:
+                    await lg.log_state_transition(
+                        pipeline_logging_id="r",
+                        step_logging_id="s",
+                        from_state=from_state,
+                        to_state=to_state,
+                        entity_type=entity_type,
+                        entity_name="extract",
+                    )
+                assert info.value.rule == rule
+                assert to_state in str(info.value) or entity_type in str(info.value)
+                assert "extract" in str(info.value)
+                await lg.log_state_transition(
+                    pipeline_logging_id="r",
+                    step_logging_id="s",
+                    from_state="PENDING",
+                    to_state="RUNNING",
+                    entity_type="STEP",
+                    entity_name="extract",
+                )
+
+        run(body)
+        assert [(r["entity_type"], r["to_state"]) for r in rows(db)] == [("STEP", "RUNNING")]
 
 
 class TestLifecycle:

@@ -233,6 +233,9 @@ class TestOverflow:
         assert len(ids(tmp_path / "b.db")) == 60
 
 
+_RETRY_CYCLE = (("PENDING", "RUNNING"), ("RUNNING", "RETRYING"), ("RETRYING", "RUNNING"))
+
+
 class TestScale:
     """100,000 transitions from 1,000 concurrent producers at default settings."""
 
@@ -242,13 +245,16 @@ class TestScale:
 
         async def produce(logger: MetadataLogger, k: int) -> None:
             for i in range(per_producer):
+                # A step's legal chain: PENDING -> RUNNING, then RETRYING <-> RUNNING.
+                source, dest = _RETRY_CYCLE[0 if i == 0 else 2 - i % 2]
                 await logger.log_state_transition(
                     transition_id=f"p{k}-{i}",
                     org_slug="acme",
                     pipeline_logging_id=f"run-{k}",
-                    from_state="PENDING" if i == 0 else "RUNNING",
-                    to_state="RUNNING",
-                    entity_type="PIPELINE",
+                    step_logging_id=f"step-{k}",
+                    from_state=source,
+                    to_state=dest,
+                    entity_type="STEP",
                     entity_name="billing",
                     transition_time=BASE_TIME,
                 )

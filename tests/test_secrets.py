@@ -19,6 +19,7 @@ from executor.runner import PipelineResult, run_pipeline
 from persistence import MetadataLogger
 from statemachine import PipelineRun, StepRun
 from statemachine._scrub import _MAY_HOLD_SECRET
+from tests.strategies.events import running_pipeline
 from tests.strategies.hostile import (
     DB_PASSWORD,
     SECRET_MESSAGES,
@@ -175,7 +176,7 @@ class TestDirectTransitions:
         db = tmp_path / "noexc.db"
 
         async def body(logger: MetadataLogger) -> None:
-            step = StepRun.create("s", pipeline=PipelineRun.create("p", org_slug="o", sink=logger))
+            step = StepRun.create("s", pipeline=running_pipeline("p", org_slug="o", sink=logger))
             step.start()
             step.fail(reason=" | ".join(m for k, m in SECRET_MESSAGES.items() if k != "aws"))
 

@@ -9,6 +9,7 @@ import pytest
 
 from statemachine import InMemorySink, PipelineRun, StepRun
 from tests.race import race
+from tests.strategies.events import running_pipeline
 
 THREADS = 8
 ROUNDS = 40
@@ -30,7 +31,7 @@ class TestConcurrentTriggers:
     def test_same_event_many_threads_one_winner(self, event: str) -> None:
         """THREADS threads firing one event on a RUNNING step: exactly one succeeds."""
         sink = InMemorySink()
-        pipeline = PipelineRun.create("p", org_slug="acme", sink=sink)
+        pipeline = running_pipeline("p", org_slug="acme", sink=sink)
         for _ in range(ROUNDS):
             step = StepRun.create("s", pipeline=pipeline)
             step.start()
@@ -43,7 +44,7 @@ class TestConcurrentTriggers:
     def test_different_events_one_winner(self) -> None:
         """complete and fail racing from RUNNING (both terminal): exactly one wins."""
         sink = InMemorySink()
-        pipeline = PipelineRun.create("p", org_slug="acme", sink=sink)
+        pipeline = running_pipeline("p", org_slug="acme", sink=sink)
         for _ in range(ROUNDS):
             step = StepRun.create("s", pipeline=pipeline)
             step.start()
@@ -55,7 +56,7 @@ class TestConcurrentTriggers:
     def test_racing_retry_and_fail_form_a_chain(self) -> None:
         """retry and fail racing from RUNNING: the winners' records form one legal chain."""
         sink = InMemorySink()
-        pipeline = PipelineRun.create("p", org_slug="acme", sink=sink)
+        pipeline = running_pipeline("p", org_slug="acme", sink=sink)
         for _ in range(ROUNDS):
             step = StepRun.create("s", pipeline=pipeline)
             step.start()
@@ -79,7 +80,7 @@ class TestConcurrentTriggers:
     def test_independent_entities_all_succeed(self) -> None:
         """Threads on different steps do not block each other's transitions."""
         sink = InMemorySink()
-        pipeline = PipelineRun.create("p", org_slug="acme", sink=sink)
+        pipeline = running_pipeline("p", org_slug="acme", sink=sink)
         steps = [StepRun.create(f"s{i}", pipeline=pipeline) for i in range(THREADS)]
         wins, losses = race([s.start for s in steps])
         assert (len(wins), len(losses)) == (THREADS, 0)

@@ -166,6 +166,7 @@ class TestHappyPath:
 
     def test_step_retry_cycle(self, pipeline: PipelineRun, clock: ManualClock) -> None:
         """A step can retry twice; retry_count grows only on RETRYING -> RUNNING."""
+        pipeline.start()
         step = StepRun.create("extract_data", pipeline=pipeline)
         counts = []
         for _ in range(2):
@@ -174,7 +175,7 @@ class TestHappyPath:
         counts.append(step.start().retry_count)
         counts.append(step.complete(metadata={"rows_processed": 1000}).retry_count)
         assert counts == [0, 0, 1, 1, 2, 2]
-        records = pipeline.sink.records  # type: ignore[attr-defined]
+        records = pipeline.sink.records[1:]  # type: ignore[attr-defined]
         assert records[-2].reason == "Step retry attempt 2 started"
         assert records[-1].metadata == {"rows_processed": 1000}
         assert all(r.entity_type == "STEP" for r in records)
@@ -203,6 +204,7 @@ class TestFailures:
 
     def test_step_failure_fields(self, pipeline: PipelineRun) -> None:
         """fail(exc) records error type, redacted message, stack and classifier metadata."""
+        pipeline.start()
         step = StepRun.create("extract_data", pipeline=pipeline)
         step.start()
         err = _raised(ConnectionError("connection reset by peer"))
@@ -230,6 +232,7 @@ class TestFailures:
 
     def test_error_type_override(self, pipeline: PipelineRun) -> None:
         """error_type overrides the classifier (dependency failures from PENDING)."""
+        pipeline.start()
         step = StepRun.create("load", pipeline=pipeline)
         record = step.fail(error_type="DEPENDENCY_FAILURE")
         assert (record.from_state, record.error_type) == ("PENDING", "DEPENDENCY_FAILURE")
@@ -238,6 +241,7 @@ class TestFailures:
 
     def test_dependency_failure_exception(self, pipeline: PipelineRun) -> None:
         """A DependencyFailure is classified as DEPENDENCY_FAILURE."""
+        pipeline.start()
         step = StepRun.create("load", pipeline=pipeline)
         record = step.fail(DependencyFailure("upstream 'extract' failed"))
         assert record.error_type == "DEPENDENCY_FAILURE"
@@ -258,6 +262,7 @@ class TestFailures:
 
     def test_retry_carries_next_delay(self, pipeline: PipelineRun) -> None:
         """retry() records next_retry_delay_seconds from the policy and the retry count."""
+        pipeline.start()
         from classifier import RetryPolicy
 
         step = StepRun.create("extract_data", pipeline=pipeline)

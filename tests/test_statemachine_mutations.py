@@ -14,7 +14,13 @@ from statemachine._validate import validate_table
 from statemachine.machines import TransitionEngine
 from statemachine.records import TransitionRecord
 from statemachine.spec import PIPELINE, STEP
-from tests.strategies.events import EVENTS, EXPECTED, Oracle, sequential_ids
+from tests.strategies.events import (
+    EVENTS,
+    EXPECTED,
+    Oracle,
+    running_pipeline,
+    sequential_ids,
+)
 
 
 def _fire_with(engine: TransitionEngine) -> Any:
@@ -25,10 +31,13 @@ def _fire_with(engine: TransitionEngine) -> Any:
 
 
 def _new_entity(kind: str, sink: InMemorySink, clock: ManualClock) -> Any:
-    pipeline = PipelineRun.create(
-        "p", org_slug="acme", sink=sink, clock=clock, id_source=sequential_ids()
-    )
-    return pipeline if kind == "PIPELINE" else StepRun.create("s", pipeline=pipeline)
+    if kind == "PIPELINE":
+        return PipelineRun.create(
+            "p", org_slug="acme", sink=sink, clock=clock, id_source=sequential_ids()
+        )
+    # Joint rule 1: a step moves only under a RUNNING pipeline (its start row goes elsewhere).
+    parent = running_pipeline("p", org_slug="acme", sink=sink, clock=clock)
+    return StepRun.create("s", pipeline=parent)
 
 
 def explore(engine: TransitionEngine) -> None:

@@ -150,6 +150,12 @@ class BigQueryStore:
         with_timeout = getattr(DEFAULT_RETRY, "with_timeout", None) or DEFAULT_RETRY.with_deadline
         return with_timeout(seconds)
 
+    @property
+    def client(self) -> Any:
+        """The google BigQuery client, for read-only tools such as `pipestate verify`."""
+        self._check_open()
+        return self._client
+
     def _check_open(self) -> None:
         """Refuse work after close() with a non-retryable error."""
         if self._closed:

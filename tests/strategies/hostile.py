@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from persistence import LoggerSettings, MetadataLogger, SQLiteStore
 from statemachine import PipelineRun, StepRun, TransitionSink
 from statemachine.spec import PIPELINE, STEP
+from tests.strategies.events import running_pipeline
 
 # -- secrets -----------------------------------------------------------------------------------
 
@@ -350,9 +351,10 @@ def new_pipeline(sink: TransitionSink, name: str = "hostile", org: str = "org") 
 
 
 def new_entity(kind: str, sink: TransitionSink) -> PipelineRun | StepRun:
-    """A PENDING pipeline (kind "PIPELINE") or step of a fresh pipeline (kind "STEP")."""
-    pipeline = new_pipeline(sink)
-    return pipeline if kind == "PIPELINE" else StepRun.create("step", pipeline=pipeline)
+    """A PENDING pipeline (kind "PIPELINE") or step of a fresh RUNNING pipeline (kind "STEP")."""
+    if kind == "PIPELINE":
+        return new_pipeline(sink)
+    return StepRun.create("step", pipeline=running_pipeline("hostile", org_slug="org", sink=sink))
 
 
 TABLES = {"PIPELINE": PIPELINE, "STEP": STEP}
