@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PACKAGES := classifier statemachine persistence executor pipestate
 
-.PHONY: demo test lint typecheck pytest bq-emulator bench bench-peers docs docs-gen docs-check wheel-check clean
+.PHONY: demo test lint typecheck pytest bq-emulator bench bench-peers docs docs-gen docs-check wheel-check clean mutation
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,13 @@ wheel-check: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+# Mutation testing of classifier/ and statemachine/ (slow; not part of `make test`). The
+# surviving mutants are written to classifier/mutation_survivors.txt for docs/classifier.md.
+mutation: $(STAMP)
+	$(BIN)/mutmut run --max-children 2 || true
+	$(BIN)/mutmut results | grep -v "not checked" | sed 's/^ *//' > classifier/mutation_survivors.txt || true
+	$(BIN)/python -m classifier.docs > docs/classifier.md
 
 bench-peers: $(STAMP)
 	bash benchmarks/peers/run.sh

@@ -49,6 +49,18 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         "orchestrator (Airflow trigger rule / Prefect state) refuses to run after a failure",
         ("Upstream task run 'x' did not reach a 'COMPLETED' state.",),
     ),
+    PatternRule(
+        r"the external (?:dag|task_group|tasks?) .{0,160}?failed|dependency \S{1,80} raised|"
+        r"(?:some|one or more) (?:of the )?upstream tasks? (?:failed|did not succeed)|"
+        r"skipp(?:ed|ing) (?:step \S{1,80} )?(?:due to|because of) (?:skipped |failed )?"
+        r"(?:upstream|dependencies)",
+        D,
+        "Airflow external DAG/task, Celery chord dependency, Prefect/Dagster skipped upstream",
+        (
+            "The external DAG etl_daily failed.",
+            "Dependency 97de6f3f-ea67-4517-a21c-d867c61fcb47 raised ValueError('Something')",
+        ),
+    ),
     # -- unambiguous permanent causes that also mention connections or retries ---------------
     PatternRule(
         r"password authentication failed|authentication failed|invalid (?:username|user name)"
@@ -118,6 +130,7 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"could not serialize access|serializ(?:ation|able) failure|serializationfailure|"
         r"deadlock(?:s|ed)?(?: found| detected)?|deadlockdetected|lock wait timeout exceeded|"
         r"could not obtain lock|lock not available|concurrent update|"
+        r"could not set lock on file|conflicting lock is held|database (?:table )?is locked|"
         r"transaction (?:was )?aborted|write conflict|conflicting transaction",
         T,
         "a concurrency conflict; the transaction succeeds when retried",
@@ -135,7 +148,7 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"eof occurred in violation of protocol|unexpected eof|incompleteread|eof detected|"
         r"remotedisconnected|serverdisconnectederror|clientconnectorerror|actively refused|"
         r"error \d+ connecting to|could not connect to|socket closed|rst_stream|goaway|"
-        r"stream removed|brokers? (?:are|is) down|all_brokers_down",
+        r"stream removed|brokers? (?:are|is) down|all_brokers_down|transport failure",
         T,
         "the connection failed or dropped; the peer is usually back soon",
         (
@@ -160,7 +173,7 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"bad gateway|server ?error|overloaded|too many connections|remaining connection slots|"
         r"database system is (?:starting up|shutting down|in recovery mode)|"
         r"administrator command|max retries exceeded|too many \d{3} error responses|"
-        r"too many clients|read only replica|readonly|"
+        r"too many clients|read only replica|readonly you can't write|readonly replica|"
         r"no brokers available|leader not available|not leader for partition|busy ?loading|"
         r"clusterdown|the cluster is down|tryagain|insufficient capacity|capacity exceeded|"
         r"(?:currently|is) unavailable|unavailable: |503 unavailable|unavailable$",
@@ -186,7 +199,9 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
     PatternRule(
         r"column .{1,80}? does not exist|unrecognized name|unknown column|no such column|"
         r"(?:missing|unknown) (?:input )?columns?|not in index|are in the \[(?:index|columns)\]|"
-        r"keyerror|has no column|invalid column name|no field named",
+        r"keyerror|has no column|invalid column name|no field named|referenced column|"
+        r"column .{1,80}? not found|(?:scalar )?function .{1,80}? does not exist|no such function|"
+        r"wrong number of arguments|is not an integer",
         V,
         "the input lacks a column the step expects",
         ('column "amount" does not exist', "\"['amount'] not in index\""),
@@ -204,7 +219,7 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"unknown (?:parameter|key|field|argument)|value out of range|out of range for|"
         r"doesn'?t match (?:a |the )?(?:supported|expected|required) format|"
         r"(?:numeric|date|timestamp|time|boolean) value .{0,80}? is not recognized|"
-        r"codec can'?t (?:decode|encode)",
+        r"codec can'?t (?:decode|encode)|incomplete input|unknown url type",
         V,
         "the request, query or record is malformed",
         (
@@ -236,7 +251,8 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"not (?:been )?found|notfound|does not exist|doesn'?t exist|no such (?:file|table|"
         r"bucket|key|object|host|dataset|relation|database|schema|index|topic|directory)|"
         r"nosuch\w+|not exist|unknown (?:database|table|dataset|project|bucket|topic)|"
-        r"has been deleted|was deleted|resource ?not ?found",
+        r"has been deleted|was deleted|resource ?not ?found|unable to open (?:database )?file|"
+        r"no files? (?:found|matched)|not in the graph",
         P,
         "the referenced resource does not exist",
         ("Not found: Table p:d.t was not found in location US", 'relation "events" does not exist'),
@@ -245,6 +261,7 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"not implemented|not supported|unsupported|already exists|alreadyexists|"
         r"out of memory|no space left on device|disk quota exceeded|read-only file system|"
         r"too large|payload too large|response too large|resources exceeded|"
+        r"exceeded resource limits|returned non-zero exit status|"
         r"maximum recursion depth|division by zero|has no attribute|is not defined|"
         r"no module named|cannot import name|object is not (?:callable|subscriptable|iterable)",
         P,

@@ -15,6 +15,8 @@ import re._parser as sre  # type: ignore[import-not-found]  # stdlib parser; typ
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import attrs
+
 from classifier._rulekinds import PatternRule
 
 MAX_ANCHOR_CHARS = 8  # longer anchors hardly filter better and multiply the alternatives
@@ -124,44 +126,69 @@ def _node_regex(node: dict[str, Any]) -> str:
     return body + "?" if ends else body
 
 
+@attrs.frozen
+class _Screen:
+    """The built pre-screen: which rules each anchor may start, and the one trie scanner."""
+
+    rules_at: dict[str, tuple[int, ...]]
+    always: tuple[int, ...]
+    scanner: re.Pattern[str] | None
+
+
+def build_screen(rules: Sequence[PatternRule]) -> _Screen:
+    """Derive every rule's anchors and compile the single trie scanner."""
+    by_anchor: dict[str, set[int]] = {}
+    always: list[int] = []
+    for index, rule in enumerate(rules):
+        found = anchors(rule.bounded)
+        if found is None:
+            always.append(index)
+            continue
+        for anchor in found:
+            by_anchor.setdefault(anchor, set()).add(index)
+    # The trie reports the longest anchor at a position; shorter ones there are its prefixes.
+    rules_at = {
+        word: tuple(sorted({i for a, idx in by_anchor.items() if word.startswith(a) for i in idx}))
+        for word in by_anchor
+    }
+    # Rule regexes begin with \b, so an anchor can only start where \b holds.
+    scanner = re.compile(r"\b(?=(" + trie_regex(by_anchor) + "))") if by_anchor else None
+    return _Screen(rules_at, tuple(always), scanner)
+
+
 class PreScreen:
-    """The pattern rules, screened by their anchors; first(lowered) equals a plain ordered scan."""
+    """The pattern rules, screened by their anchors; first(lowered) equals a plain ordered scan.
+
+    The screen is built on the first call, not at import (issue 20); building it costs a few
+    milliseconds once, and only in a process that classifies a message at all.
+    """
 
     def __init__(self, rules: Sequence[PatternRule]) -> None:
-        """Derive anchors and build the single trie scanner."""
+        """Keep the rules; the screen is built on first use."""
         self.rules = tuple(rules)
-        by_anchor: dict[str, set[int]] = {}
-        always: list[int] = []
-        for index, rule in enumerate(self.rules):
-            found = anchors(rule.bounded)
-            if found is None:
-                always.append(index)
-                continue
-            for anchor in found:
-                by_anchor.setdefault(anchor, set()).add(index)
-        self.always = tuple(always)
-        # The trie reports the longest anchor at a position; shorter ones there are its prefixes.
-        self.rules_at: dict[str, tuple[int, ...]] = {
-            word: tuple(
-                sorted({i for a, idx in by_anchor.items() if word.startswith(a) for i in idx})
-            )
-            for word in by_anchor
-        }
-        # Rule regexes begin with \b, so an anchor can only start where \b holds.
-        self.scanner = re.compile(r"\b(?=(" + trie_regex(by_anchor) + "))") if by_anchor else None
+        self._screen: _Screen | None = None
+
+    @property
+    def screen(self) -> _Screen:
+        """The built screen (a race builds it twice, harmlessly: both results are equal)."""
+        screen = self._screen
+        if screen is None:
+            screen = self._screen = build_screen(self.rules)
+        return screen
 
     def first(self, lowered: str) -> PatternRule | None:
         """The earliest rule (in table order) that matches already lower-cased text, or None."""
+        screen = self.screen
         starts: dict[int, list[int]] = {}
-        if self.scanner is not None:
-            rules_at = self.rules_at
-            for match in self.scanner.finditer(lowered):
+        if screen.scanner is not None:
+            rules_at = screen.rules_at
+            for match in screen.scanner.finditer(lowered):
                 position = match.start()
                 for index in rules_at[match.group(1)]:
                     starts.setdefault(index, []).append(position)
-        if not starts and not self.always:
+        if not starts and not screen.always:
             return None
-        for index in sorted((*starts, *self.always)):
+        for index in sorted((*starts, *screen.always)):
             rule = self.rules[index]
             positions = starts.get(index)
             if positions is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -11,17 +12,26 @@ from classifier.types import ErrorType
 
 # A rule pattern is written in lower case (the engine lower-cases the text once) and must
 # start with a word character, so that a single word-boundary scan can find every rule.
-_ESCAPE = re.compile(r"\\.")
+# Nothing is compiled at import (issue 20: `import classifier` must be cheap): a rule's regex is
+# compiled the first time it is tried, and a test compiles every rule of the table.
+
+
+def _unescaped(pattern: str) -> Iterable[str]:
+    """The characters of pattern that are not part of a backslash escape (\\D, \\S, \\W...)."""
+    escaped = False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        else:
+            yield char
 
 
 def _check_lower(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
     """Patterns are matched against lower-cased text, so an upper-case letter never matches."""
-    if any(c.isupper() for c in _ESCAPE.sub("", value)):
+    if any(c.isupper() for c in _unescaped(value)):
         raise ValueError(f"PatternRule.pattern must be lower case (got {value!r}).")
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"PatternRule.pattern must be a valid regex (got {value!r}).") from exc
 
 
 @attrs.frozen
@@ -32,11 +42,10 @@ class PatternRule:
     error_type: ErrorType
     reason: str
     examples: tuple[str, ...] = ()
-    regex: re.Pattern[str] = attrs.field(init=False, eq=False, repr=False)
 
-    @regex.default
-    def _compile(self) -> re.Pattern[str]:
-        """Compile once, with the same boundaries the combined scanner uses."""
+    @functools.cached_property
+    def regex(self) -> re.Pattern[str]:
+        """Compiled on first use, with the same boundaries the combined scanner uses."""
         return re.compile(rf"\b(?:{self.pattern})(?!\w)")
 
     @property
@@ -67,6 +76,8 @@ class CodeRule:
     error_type: ErrorType
     reason: str
     source: str
+    kind: str = "service"  # the namespace: service, sqlstate, sqlstate-class, mysql, redis, ...
+    refine: tuple[PatternRule, ...] = ()
     folded: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
 
     @folded.default
@@ -85,7 +96,41 @@ class StatusRule:
     refine: tuple[PatternRule, ...] = ()
 
 
-Rule = PatternRule | TypeRule | CodeRule | StatusRule
+@attrs.frozen
+class FlagRule:
+    """A retryability flag the library sets itself (an attribute, or a method returning bool)."""
+
+    attributes: tuple[str, ...]
+    error_type: ErrorType
+    reason: str
+
+
+@attrs.frozen
+class HeaderRule:
+    """A response header (or attribute) by which a server says when to come back."""
+
+    headers: tuple[str, ...]
+    attributes: tuple[str, ...]
+    error_type: ErrorType
+    reason: str
+
+
+@attrs.frozen
+class NameRule:
+    """A word in an exception class's own name (any class in the MRO, any library)."""
+
+    pattern: str
+    error_type: ErrorType
+    reason: str
+    examples: tuple[str, ...] = ()
+
+    @functools.cached_property
+    def regex(self) -> re.Pattern[str]:
+        """Compiled on first use; class names are matched case-sensitively (CamelCase words)."""
+        return re.compile(self.pattern)
+
+
+Rule = PatternRule | TypeRule | CodeRule | StatusRule | FlagRule | HeaderRule | NameRule
 
 
 def first_refinement(refine: Iterable[PatternRule], lowered: str) -> PatternRule | None:

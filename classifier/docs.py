@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import attrs
 
 from classifier.engine import MAX_CHAIN_DEPTH, MAX_SCAN_CHARS
 from classifier.redact import PROCESSORS
 from classifier.retry import DEFAULT_POLICY
-from classifier.rules import CODE_RULES, PATTERN_RULES, STATUS_RULES, TYPE_RULES
+from classifier.rules import (
+    CODE_RULES,
+    NAME_RULES,
+    NOT_RETRYABLE_FLAG,
+    PATTERN_RULES,
+    RETRY_AFTER,
+    RETRY_FLAG,
+    STATUS_RULES,
+    TYPE_RULES,
+    WEAK_NAME_RULES,
+)
 from classifier.types import RETRYABLE, ErrorType
 
 
@@ -36,38 +47,81 @@ def _header() -> Iterator[str]:
     yield ""
     yield "## Order of precedence"
     yield ""
-    yield "The first level that decides wins:"
+    yield "Structured signals come before words. The first level that decides wins:"
     yield ""
-    yield "1. **Service error codes** (botocore `response['Error']['Code']`, Google"
-    yield "   `errors[].reason`, SQLSTATE `pgcode` / `sqlstate`, or a code quoted in the message as"
-    yield '   "An error occurred (Code)" / "SQLSTATE 40001"), then the **exception type**: its MRO,'
-    yield "   most specific class first, matched by qualified name (`module.qualname`), so types of"
-    yield "   libraries that are not installed still classify."
-    yield "2. **HTTP status** on the exception (`code`, `status_code`, `status`,"
-    yield "   `response.status_code`, `response.status`)."
-    yield "   Levels 1 and 2 may be *refined*: a reason in the message overrides the default (a"
-    yield "   BigQuery 403 that says `rateLimitExceeded` is TRANSIENT)."
-    yield "3. **Message patterns**, searched in the lower-cased message (at most"
+    yield "1. **Error codes** the exception or its text carries (table 1a), each kind in its own"
+    yield "   namespace: Snowflake and MySQL error numbers, Kafka error names, SQLSTATE"
+    yield "   (`pgcode`, `sqlstate`, `diag.sqlstate`, `getSqlState()`, `SQLSTATE xxxxx` in the"
+    yield "   text), Redis reply prefixes, `errno` / getaddrinfo codes (also `[Errno N]` in the"
+    yield "   text), botocore `Error.Code`, Google `errors[].reason` (also `reason: x`), then the"
+    yield "   SQLSTATE *class* when no exact code is listed. A code rule may be *refined* by the"
+    yield "   message (BigQuery's `invalidQuery` that says `concurrent update` is TRANSIENT)."
+    yield "2. **Retry-After**: a `Retry-After` header on the response (or `retry_after` on the"
+    yield "   exception) means the server said when to come back: TRANSIENT, whatever the status."
+    yield "3. **Exception type**: its MRO, most specific class first, matched by qualified name"
+    yield "   (`module.qualname`), so classes of libraries that are not installed still classify."
+    yield "4. **Class-name words** (table 4): `...Timeout...`, `RateLimit...`, `...Unavailable`,"
+    yield "   `Authentication...`, `...NotFound`, `Validation...`, in any library's class names."
+    yield "5. **HTTP status** on the exception (`code`, `status_code`, `status`,"
+    yield "   `response.status_code`, `response.status`, botocore `HTTPStatusCode`)."
+    yield "   Levels 3 and 5 may be refined by a reason in the message, as level 1."
+    yield "6. **Message patterns**, searched in the lower-cased message (at most"
     yield f"   {MAX_SCAN_CHARS} characters) with word boundaries; the earliest rule in the table"
     yield "   that matches anywhere wins."
-    yield "4. **Inner exceptions**, when 1-3 found nothing: `ExceptionGroup` members, `__cause__`,"
+    yield "7. **Inner exceptions**, when 1-6 found nothing: `ExceptionGroup` members, `__cause__`,"
     yield "   `__context__` and library wrappers (`.orig`, `.reason`, `.last_exc`), breadth-first,"
     yield f"   at most {MAX_CHAIN_DEPTH} levels deep. When several inner verdicts disagree, a"
     yield "   non-retryable one wins (retrying would repeat it)."
+    yield "8. **The library's retry flag** (`retriable`, `retryable`, `is_retryable()`,"
+    yield "   confluent-kafka's `retriable()` / `fatal()`, pymongo's error labels): a true flag"
+    yield "   makes a non-retryable verdict TRANSIENT (the library knows its errors best); a false"
+    yield "   flag is a default in most libraries, so it only turns an UNKNOWN into PERMANENT."
+    yield "9. **DB-API base-class names** (PEP 249 `ProgrammingError`, ...), for an otherwise"
+    yield "   UNKNOWN verdict."
     yield ""
-    yield "Anything unmatched is `UNKNOWN`, which is not retried."
+    yield "Anything unmatched is `UNKNOWN`, which is not retried. Nothing here imports the"
+    yield "libraries it recognises: classes by name, values by shape."
     yield ""
 
 
 def _code_rules() -> Iterator[str]:
-    """Level 1a."""
-    yield "## 1a. Service error codes"
+    """Level 1."""
+    yield "## 1. Error codes"
     yield ""
-    yield "| Source | Codes | ErrorType | Why |"
-    yield "|---|---|---|---|"
+    yield "| Kind | Source | Codes | ErrorType | Why | Refined by the message |"
+    yield "|---|---|---|---|---|---|"
     for rule in CODE_RULES:
         codes = ", ".join(f"`{c}`" for c in rule.codes)
-        yield f"| {rule.source} | {codes} | `{rule.error_type.value}` | {rule.reason} |"
+        yield (
+            f"| {rule.kind} | {rule.source} | {codes} | `{rule.error_type.value}` | {rule.reason} "
+            f"| {_refinements(rule.refine)} |"
+        )
+    yield ""
+    yield "## 2. Retry-After"
+    yield ""
+    yield f"Headers {', '.join(f'`{h}`' for h in RETRY_AFTER.headers)} or attributes"
+    yield f"{', '.join(f'`{a}`' for a in RETRY_AFTER.attributes)}: `{RETRY_AFTER.error_type}`,"
+    yield f"{RETRY_AFTER.reason}."
+    yield ""
+
+
+def _name_rules() -> Iterator[str]:
+    """Level 4 and 9."""
+    yield "## 4. Class-name words (any library)"
+    yield ""
+    yield "| Pattern (class `__name__`, case-sensitive) | ErrorType | Why |"
+    yield "|---|---|---|"
+    for rule in NAME_RULES:
+        pattern = rule.pattern.replace("|", "\\|")
+        yield f"| `{pattern}` | `{rule.error_type.value}` | {rule.reason} |"
+    yield ""
+    yield "## 8. Retry flags and 9. DB-API names"
+    yield ""
+    for flag in (RETRY_FLAG, NOT_RETRYABLE_FLAG):
+        names = ", ".join(f"`{a}`" for a in flag.attributes)
+        yield f"- {names}: `{flag.error_type.value}` when {flag.reason}."
+    for rule in WEAK_NAME_RULES:
+        yield f"- class `{rule.pattern}`: `{rule.error_type.value}`, {rule.reason}."
     yield ""
 
 
@@ -81,11 +135,11 @@ def _refinements(refine: tuple[object, ...]) -> str:
 
 
 def _type_rules() -> Iterator[str]:
-    """Level 1b."""
-    yield "## 1b. Exception types"
+    """Level 3."""
+    yield "## 3. Exception types"
     yield ""
     for index, rule in enumerate(TYPE_RULES, start=1):
-        yield f"### 1b.{index} `{rule.error_type.value}`: {rule.reason}"
+        yield f"### 3.{index} `{rule.error_type.value}`: {rule.reason}"
         yield ""
         if rule.refine:
             yield f"Refined by the message: {_refinements(rule.refine)}"
@@ -96,8 +150,8 @@ def _type_rules() -> Iterator[str]:
 
 
 def _status_rules() -> Iterator[str]:
-    """Level 2."""
-    yield "## 2. HTTP status"
+    """Level 5."""
+    yield "## 5. HTTP status"
     yield ""
     yield "| Status | ErrorType | Why | Refined by the message |"
     yield "|---|---|---|---|"
@@ -111,11 +165,11 @@ def _status_rules() -> Iterator[str]:
 
 
 def _pattern_rules() -> Iterator[str]:
-    """Level 3, in table order."""
-    yield "## 3. Message patterns (table order; the earliest match wins)"
+    """Level 6, in table order."""
+    yield "## 6. Message patterns (table order; the earliest match wins)"
     yield ""
     for index, rule in enumerate(PATTERN_RULES, start=1):
-        yield f"### 3.{index} `{rule.error_type.value}`: {rule.reason}"
+        yield f"### 6.{index} `{rule.error_type.value}`: {rule.reason}"
         yield ""
         yield "```"
         yield rule.pattern
@@ -155,10 +209,36 @@ def _retry_and_redaction() -> Iterator[str]:
     yield ""
 
 
+SURVIVORS = Path(__file__).resolve().parent / "mutation_survivors.txt"
+
+
+def _mutation() -> Iterator[str]:
+    """The mutants `make mutation` left alive, from its last run."""
+    yield "## Mutation testing"
+    yield ""
+    yield "`make mutation` runs mutmut over `classifier/` and `statemachine/` with their tests"
+    yield "(not part of `make test`). Each redaction processor has a test only it satisfies. The"
+    yield "mutants that survived its last run, as `mutmut results` lists them:"
+    yield ""
+    lines = SURVIVORS.read_text(encoding="utf-8").splitlines() if SURVIVORS.exists() else []
+    notes = [line.lstrip("# ").strip() for line in lines if line.startswith("#")]
+    survivors = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    for note in notes:
+        yield note
+        yield ""
+    if not survivors:
+        yield "(no run recorded)"
+    else:
+        yield "```"
+        yield from survivors
+        yield "```"
+    yield ""
+
+
 def render() -> str:
     """The whole page as one string."""
-    sections = (_header, _code_rules, _type_rules, _status_rules, _pattern_rules)
-    lines = [line for section in (*sections, _retry_and_redaction) for line in section()]
+    sections = (_header, _code_rules, _type_rules, _name_rules, _status_rules, _pattern_rules)
+    lines = [line for section in (*sections, _retry_and_redaction, _mutation) for line in section()]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

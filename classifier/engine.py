@@ -4,22 +4,40 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import re
 from collections.abc import Iterator
 
 from classifier._prescreen import PreScreen
-from classifier._rulekinds import PatternRule, Rule, TypeRule, first_refinement
-from classifier.rules import CODE_RULES, PATTERN_RULES, STATUS_RULES, TYPE_RULES
+from classifier._rulekinds import CodeRule, NameRule, PatternRule, Rule, TypeRule, first_refinement
+from classifier._signals import (
+    attr,
+    exception_codes,
+    has_header,
+    has_signals,
+    http_status,
+    message_codes,
+    retry_flag,
+)
+from classifier.rules import (
+    CODE_RULES,
+    NAME_RULES,
+    NOT_RETRYABLE_FLAG,
+    PATTERN_RULES,
+    RETRY_AFTER,
+    RETRY_FLAG,
+    STATUS_RULES,
+    TYPE_RULES,
+    WEAK_NAME_RULES,
+)
 from classifier.types import RETRYABLE, ErrorType
 
 MAX_SCAN_CHARS = 64 * 1024  # longer messages are cut: the signal sits at the start
 MAX_CHAIN_DEPTH = 8  # __cause__ / __context__ / group members followed at most this deep
 
 _TYPE_INDEX: dict[str, TypeRule] = {name: rule for rule in TYPE_RULES for name in rule.names}
-_CODE_INDEX = {code: rule for rule in CODE_RULES for code in rule.folded}
+_CODE_INDEX: dict[tuple[str, str], CodeRule] = {
+    (rule.kind, code): rule for rule in CODE_RULES for code in rule.folded
+}
 _STATUS_INDEX = {status: rule for rule in STATUS_RULES for status in rule.statuses}
-
-_CODE_IN_TEXT = re.compile(r"an error occurred \((\w{1,64})\)|\bsqlstate[ :=]*([0-9a-z]{5})\b")
 
 # The pattern rules behind a literal pre-screen: only rules whose anchors occur are tried.
 _PATTERNS = PreScreen(PATTERN_RULES)
@@ -30,46 +48,77 @@ def classify_error(
 ) -> ErrorType:
     """Classify a failure from the exception and/or its message; never raises."""
     try:
-        return _classify(exception, error_message)
+        return _verdict(exception, error_message)[0]
     except Exception:  # the last line of defence: classification must not fail a pipeline
         return ErrorType.UNKNOWN
 
 
 def explain(exception: BaseException | None = None, error_message: object = None) -> Rule | None:
-    """The rule that decides the outer exception (levels 1-3), or None; for docs and tests."""
+    """The rule that decides the outer exception, or None; for docs and tests."""
     try:
-        return _decide(exception, message_text(exception, error_message))
+        return _verdict(exception, error_message)[1]
     except Exception:
         return None
 
 
-def _classify(exception: BaseException | None, error_message: object) -> ErrorType:
-    """Levels 1-3 on the outer exception, then level 4 (its chain) if they found nothing."""
+def _verdict(
+    exception: BaseException | None, error_message: object
+) -> tuple[ErrorType, Rule | None]:
+    """Levels 1-4, then the library's retry flag and the weak class names (levels 5-6)."""
     rule = _decide(exception, message_text(exception, error_message))
-    if rule is not None:
-        return rule.error_type
-    if isinstance(exception, BaseException):
-        return _from_chain(exception)
-    return ErrorType.UNKNOWN
+    if not isinstance(exception, BaseException):
+        return (rule.error_type, rule) if rule is not None else (ErrorType.UNKNOWN, None)
+    verdict = rule.error_type if rule is not None else _from_chain(exception)
+    flag = retry_flag(exception, RETRY_FLAG.attributes) if has_signals(exception) else None
+    if flag is True and verdict not in RETRYABLE:
+        return RETRY_FLAG.error_type, RETRY_FLAG  # the library knows its own errors best
+    if verdict is not ErrorType.UNKNOWN:
+        return verdict, rule
+    weak = _name_rule(type(exception), WEAK_NAME_RULES)
+    if weak is not None:
+        return weak.error_type, weak
+    if flag is False:
+        return NOT_RETRYABLE_FLAG.error_type, NOT_RETRYABLE_FLAG
+    return ErrorType.UNKNOWN, None
 
 
 def _decide(exception: BaseException | None, text: str) -> Rule | None:
     """Levels 1-3 for one exception and its message text."""
     lowered = text.lower()
-    codes = _service_codes(exception) if isinstance(exception, BaseException) else iter(())
-    for code in itertools.chain(codes, _message_codes(lowered)):
-        code_rule = _CODE_INDEX.get(code.casefold())
-        if code_rule is not None:
-            return code_rule
+    rich = isinstance(exception, BaseException) and has_signals(exception)
+    code_rule = _code_rule(exception, rich, lowered, text)
+    if code_rule is not None:
+        return code_rule
     if isinstance(exception, BaseException):
+        if rich and has_header(exception, RETRY_AFTER.headers, RETRY_AFTER.attributes):
+            return RETRY_AFTER
         type_rule = _type_rule(type(exception))
-        if type_rule is not None:
+        if isinstance(type_rule, TypeRule):
             return first_refinement(type_rule.refine, lowered) or type_rule
-        status = _http_status(exception)
+        if type_rule is not None:
+            return type_rule
+        status = http_status(exception) if rich else None
         status_rule = _STATUS_INDEX.get(status) if status is not None else None
         if status_rule is not None:
             return first_refinement(status_rule.refine, lowered) or status_rule
     return match_patterns(lowered)
+
+
+def _code_rule(exception: BaseException | None, rich: bool, lowered: str, text: str) -> Rule | None:
+    """Level 1a: the first code with a rule; then the class of any SQLSTATE seen."""
+    found = exception_codes(exception) if rich and exception is not None else iter(())
+    classes: list[tuple[str, str]] = []
+    for kind, code in itertools.chain(found, message_codes(lowered, text, exception)):
+        rule = _CODE_INDEX.get((kind, code.casefold()))
+        if rule is not None:
+            return first_refinement(rule.refine, lowered) or rule
+        if kind == "sqlstate":
+            classes.append(("sqlstate-class", code[:2].casefold()))
+    for key in classes:
+        rule = _CODE_INDEX.get(key)
+        if rule is not None:
+            return rule
+    return None
 
 
 def match_patterns(lowered: str) -> PatternRule | None:
@@ -77,17 +126,17 @@ def match_patterns(lowered: str) -> PatternRule | None:
     return _PATTERNS.first(lowered) if lowered else None
 
 
-_TYPE_CACHE: dict[type, TypeRule | None] = {}
+_TYPE_CACHE: dict[type, TypeRule | NameRule | None] = {}
 _TYPE_CACHE_LIMIT = 4096
 
 
-def _type_rule(cls: type) -> TypeRule | None:
-    """The rule for the most specific class in the MRO that the table names (cached per type)."""
+def _type_rule(cls: type) -> TypeRule | NameRule | None:
+    """The qualified-name rule along the MRO, else a strong class-name rule (cached per type)."""
     try:
         return _TYPE_CACHE[cls]
     except (KeyError, TypeError):
         pass
-    rule = _lookup_mro(cls)
+    rule: TypeRule | NameRule | None = _lookup_mro(cls) or _name_rule(cls, NAME_RULES)
     if len(_TYPE_CACHE) >= _TYPE_CACHE_LIMIT:  # dynamically created classes must not leak memory
         _TYPE_CACHE.clear()
     with contextlib.suppress(TypeError):  # an unhashable metaclass: just do not cache
@@ -97,7 +146,7 @@ def _type_rule(cls: type) -> TypeRule | None:
 
 def _lookup_mro(cls: type) -> TypeRule | None:
     """Walk the MRO, most specific first, and return the first class the table names."""
-    for klass in getattr(cls, "__mro__", (cls,)):
+    for klass in _mro(cls):
         module = getattr(klass, "__module__", None)
         qualname = getattr(klass, "__qualname__", None)
         if isinstance(module, str) and isinstance(qualname, str):
@@ -107,55 +156,22 @@ def _lookup_mro(cls: type) -> TypeRule | None:
     return None
 
 
-def _service_codes(exc: BaseException) -> Iterator[str]:
-    """Machine-readable codes: botocore Error.Code, Google errors[].reason, SQLSTATE."""
-    response = _attr(exc, "response")
-    if isinstance(response, dict):
-        error = response.get("Error")
-        if isinstance(error, dict) and isinstance(error.get("Code"), str):
-            yield error["Code"]
-    errors = _attr(exc, "errors")
-    if isinstance(errors, list | tuple):
-        for item in errors[:8]:
-            if isinstance(item, dict) and isinstance(item.get("reason"), str):
-                yield item["reason"]
-    for name in ("pgcode", "sqlstate", "reason"):
-        value = _attr(exc, name)
-        if isinstance(value, str) and 0 < len(value) <= 64:
-            yield value
-
-
-def _message_codes(lowered: str) -> Iterator[str]:
-    """Codes quoted in the text: botocore's "An error occurred (Code)" and "SQLSTATE 40001"."""
-    head = lowered[:4096]
-    if "an error occurred (" in head or "sqlstate" in head:  # substring tests are ~50x cheaper
-        for match in _CODE_IN_TEXT.finditer(head):
-            yield match.group(1) or match.group(2)
-
-
-def _http_status(exc: BaseException) -> int | None:
-    """An HTTP status from code / status_code / status / response.status_code, if plausible."""
-    for owner, name in (
-        (exc, "code"),
-        (exc, "status_code"),
-        (exc, "status"),
-        (_attr(exc, "response"), "status_code"),
-        (_attr(exc, "response"), "status"),
-    ):
-        value = _attr(owner, name) if owner is not None else None
-        if isinstance(value, str) and value.isdigit() and len(value) == 3:
-            value = int(value)
-        if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
-            return value
+def _name_rule(cls: type, rules: tuple[NameRule, ...]) -> NameRule | None:
+    """The first name rule matching the most specific non-builtin class name in the MRO."""
+    for klass in _mro(cls):
+        name = getattr(klass, "__name__", None)
+        if getattr(klass, "__module__", None) == "builtins" or not isinstance(name, str):
+            continue
+        for rule in rules:
+            if rule.regex.search(name[:200]):
+                return rule
     return None
 
 
-def _attr(obj: object, name: str) -> object:
-    """getattr that survives properties which raise."""
-    try:
-        return getattr(obj, name, None)
-    except Exception:
-        return None
+def _mro(cls: type) -> tuple[type, ...]:
+    """The class's MRO, or just the class when it has none."""
+    mro = getattr(cls, "__mro__", None)
+    return mro if isinstance(mro, tuple) else (cls,)
 
 
 def _from_chain(exc: BaseException) -> ErrorType:
@@ -184,11 +200,11 @@ def _from_chain(exc: BaseException) -> ErrorType:
 
 def _inner_exceptions(exc: BaseException) -> Iterator[BaseException]:
     """Members of a group, then __cause__, __context__ and library wrappers (.orig, .reason)."""
-    members = _attr(exc, "exceptions") if isinstance(exc, BaseExceptionGroup) else None
+    members = attr(exc, "exceptions") if isinstance(exc, BaseExceptionGroup) else None
     if isinstance(members, tuple | list):
         yield from (m for m in members[:64] if isinstance(m, BaseException))
     for name in ("__cause__", "__context__", "orig", "reason", "last_exc"):
-        inner = _attr(exc, name)
+        inner = attr(exc, name)
         if isinstance(inner, BaseException):
             yield inner
 

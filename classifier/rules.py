@@ -10,8 +10,18 @@ Anything unmatched is UNKNOWN, which is not retried.
 
 from __future__ import annotations
 
+from classifier import _codes as _codes_mod
+from classifier import _names as _names_mod
 from classifier import _patterns
-from classifier._rulekinds import CodeRule, PatternRule, Rule, StatusRule, TypeRule
+from classifier._rulekinds import (
+    CodeRule,
+    FlagRule,
+    HeaderRule,
+    PatternRule,
+    Rule,
+    StatusRule,
+    TypeRule,
+)
 from classifier.types import ErrorType
 
 T, P, TO = ErrorType.TRANSIENT, ErrorType.PERMANENT, ErrorType.TIMEOUT
@@ -44,6 +54,29 @@ BAD_KEY_REASON = PatternRule(
     ("400 API key not valid. Please pass a valid API key.",),
 )
 
+CONCURRENT_UPDATE_REASON = PatternRule(
+    r"could not serialize access|due to concurrent update|transaction is aborted due to "
+    r"concurrent|concurrent update",
+    T,
+    "BigQuery reports a concurrent-update conflict as 400 invalidQuery; it succeeds when retried",
+    ("Could not serialize access to table p:d.t due to concurrent update",),
+)
+RESOURCES_REASON = PatternRule(
+    r"resources exceeded|resourcesexceeded|bytes ?billed|bytesbilledlimitexceeded|billing tier|"
+    r"billingtierlimitexceeded|quota ?exceeded",
+    P,
+    "a 400 that hits a resource, billing or quota limit: the same query hits it again",
+    ("Query exceeded limit for bytes billed: 1000000. 10485760 or higher required.",),
+)
+
+MISSING_OBJECT_REASON = PatternRule(
+    r"(?:table|view|relation|schema|database|namespace)(?: or view)? (?:\S+ )?(?:not found|does "
+    r"not exist|cannot be found)|not found: |table_or_view_not_found",
+    P,
+    "the query names a table or view that does not exist",
+    ("Table or view not found: model_eval_features_list",),
+)
+
 SSL_EOF_REASON = PatternRule(
     r"eof occurred in violation of protocol|unexpected_eof_while_reading|"
     r"connection reset by peer|ssl: unexpected eof",
@@ -67,30 +100,16 @@ def _codes(spec: str) -> tuple[str, ...]:
     return tuple(spec.split())
 
 
-_SQLSTATE = "SQLSTATE (psycopg pgcode / sqlstate)"
 _BOTOCORE = "botocore `response['Error']['Code']`"
 _GOOGLE = "Google errors[].reason / ErrorInfo reason"
 
 CODE_RULES: tuple[CodeRule, ...] = (
-    CodeRule(
-        _codes("40001 40P01 55P03 53300 57P01 57P03 08000 08001 08003 08004 08006"),
-        T,
-        "serialization failure, deadlock, lock not available, too many or lost connections",
-        _SQLSTATE,
-    ),
-    CodeRule(("57014",), TO, "query_canceled: the statement timeout fired", _SQLSTATE),
-    CodeRule(
-        _codes("28P01 28000 42501 42P01 3D000 3F000"),
-        P,
-        "bad password, no privilege, missing table, database or schema",
-        _SQLSTATE,
-    ),
-    CodeRule(
-        _codes("22001 22003 22007 22008 22012 22P02 23502 23503 23505 23514 42601 42703 42804"),
-        V,
-        "data exception, constraint violation or malformed statement",
-        _SQLSTATE,
-    ),
+    *_codes_mod.SNOWFLAKE_RULES,
+    *_codes_mod.MYSQL_RULES,
+    *_codes_mod.KAFKA_RULES,
+    *_codes_mod.REDIS_RULES,
+    *_codes_mod.SQLSTATE_RULES,
+    *_codes_mod.ERRNO_RULES,
     CodeRule(
         _codes(
             """Throttling ThrottlingException ThrottledException RequestThrottledException
@@ -141,6 +160,7 @@ CODE_RULES: tuple[CodeRule, ...] = (
         _codes(
             """accessDenied forbidden notFound quotaExceeded billingNotEnabled
             billingTierLimitExceeded blocked duplicate responseTooLarge resourcesExceeded
+            bytesBilledLimitExceeded
             notImplemented ACCESS_TOKEN_EXPIRED SERVICE_DISABLED API_KEY_INVALID"""
         ),
         P,
@@ -150,8 +170,9 @@ CODE_RULES: tuple[CodeRule, ...] = (
     CodeRule(
         ("invalid", "invalidQuery", "required", "invalidParameter"),
         V,
-        "a malformed request or query",
+        "a malformed request or query, unless the message says a concurrent update aborted it",
         _GOOGLE,
+        refine=(CONCURRENT_UPDATE_REASON,),
     ),
 )
 
@@ -162,6 +183,7 @@ TYPE_RULES: tuple[TypeRule, ...] = (
         _names(
             """
             prefect.exceptions: UpstreamTaskError
+            celery.exceptions: ChordError
             """
         ),
         D,
@@ -186,6 +208,8 @@ TYPE_RULES: tuple[TypeRule, ...] = (
             redis.exceptions: TimeoutError
             kafka.errors kafka.common: KafkaTimeoutError RequestTimedOutError
             airflow.exceptions: AirflowTaskTimeout AirflowSensorTimeout
+            billiard.exceptions celery.exceptions: TimeLimitExceeded SoftTimeLimitExceeded
+            celery.exceptions: TimeoutError
             snowflake.connector.errors: RequestTimeoutError
             """
         ),
@@ -223,6 +247,7 @@ TYPE_RULES: tuple[TypeRule, ...] = (
             snowflake.connector.errors: ServiceUnavailableError BadGatewayError
             snowflake.connector.errors: GatewayTimeoutError InternalServerError
             snowflake.connector.errors: OtherHTTPRetryableError
+            billiard.exceptions celery.exceptions: WorkerLostError
             """
         ),
         T,
@@ -272,6 +297,8 @@ TYPE_RULES: tuple[TypeRule, ...] = (
             redis.exceptions: AuthenticationWrongNumberOfArgsError
             airflow.exceptions: AirflowFailException
             snowflake.connector.errors: ForbiddenError
+            pyarrow.lib: ArrowNotImplementedError ArrowCapacityError ArrowMemoryError
+            celery.exceptions: MaxRetriesExceededError
             """
         ),
         P,
@@ -280,8 +307,8 @@ TYPE_RULES: tuple[TypeRule, ...] = (
     TypeRule(
         _names("google.api_core.exceptions: BadRequest InvalidArgument OutOfRange"),
         V,
-        "a malformed request, unless the 400 says the API key itself is bad",
-        refine=(BAD_KEY_REASON,),
+        "a malformed request, unless the 400 names a bad API key, a concurrent update or a limit",
+        refine=(BAD_KEY_REASON, CONCURRENT_UPDATE_REASON, RESOURCES_REASON, RATE_LIMIT_REASON),
     ),
     TypeRule(
         _names(
@@ -308,12 +335,29 @@ TYPE_RULES: tuple[TypeRule, ...] = (
             pydantic.error_wrappers pydantic.v1.error_wrappers: ValidationError
             jsonschema.exceptions marshmallow.exceptions: ValidationError
             pandera.errors: SchemaError SchemaErrors
+            pyarrow.lib: ArrowInvalid ArrowTypeError ArrowKeyError ArrowIndexError
             cattrs.errors: ClassValidationError
             yaml: YAMLError
             """
         ),
         V,
         "the input (data, request or query) is malformed; the same input fails again",
+    ),
+)
+
+TYPE_RULES = (
+    *TYPE_RULES,
+    TypeRule(
+        _names(
+            """
+            pyspark.errors.exceptions.captured pyspark.sql.utils: AnalysisException
+            pyspark.errors.exceptions.captured pyspark.sql.utils: ParseException
+            pyspark.errors.exceptions.captured pyspark.sql.utils: IllegalArgumentException
+            """
+        ),
+        V,
+        "Spark could not analyse the query, unless it names a table or view that does not exist",
+        refine=(MISSING_OBJECT_REASON,),
     ),
 )
 
@@ -331,17 +375,46 @@ STATUS_RULES: tuple[StatusRule, ...] = (
     StatusRule(
         (400, 413, 422),
         V,
-        "HTTP 400/413/422: the request itself is malformed, unless it names a bad API key",
-        refine=(BAD_KEY_REASON,),
+        "HTTP 400/413/422: the request itself is malformed, unless it names a bad API key, a "
+        "concurrent update or a limit",
+        refine=(BAD_KEY_REASON, CONCURRENT_UPDATE_REASON, RESOURCES_REASON, RATE_LIMIT_REASON),
     ),
 )
 
 PATTERN_RULES = _patterns.PATTERN_RULES
+NAME_RULES = _names_mod.NAME_RULES
+WEAK_NAME_RULES = _names_mod.WEAK_NAME_RULES
+
+# The library's own retry decision. True overrides a non-retryable verdict (kafka-python's
+# UnknownTopicOrPartitionError is retriable although its text says "does not exist"); False is a
+# default in most libraries (kafka-python's base class, confluent-kafka's KafkaError), so it only
+# turns an otherwise UNKNOWN verdict into PERMANENT.
+RETRY_FLAG = FlagRule(
+    ("retriable", "retryable", "is_retryable", "is_retriable", "is_transient", "transient"),
+    T,
+    "the library marks the error retriable (kafka retriable, confluent retriable(), neo4j "
+    "is_retryable(), pymongo TransientTransactionError / RetryableWriteError labels)",
+)
+NOT_RETRYABLE_FLAG = FlagRule(
+    (*RETRY_FLAG.attributes, "fatal"),
+    P,
+    "the library marks the error not retriable (or fatal) and nothing else decided",
+)
+RETRY_AFTER = HeaderRule(
+    ("retry-after", "x-ms-retry-after-ms", "x-ratelimit-reset", "ratelimit-reset"),
+    ("retry_after", "retry_after_seconds"),
+    T,
+    "the server said when to come back (Retry-After), whatever the status",
+)
 
 # The whole ordered table, level by level, for the engine, the docs and the tests.
 RULES: tuple[tuple[str, tuple[Rule, ...]], ...] = (
-    ("1a. service error codes", CODE_RULES),
-    ("1b. exception type (MRO, qualified names)", TYPE_RULES),
+    ("1a. error codes (vendor, SQLSTATE, errno, service)", CODE_RULES),
+    ("1b. Retry-After", (RETRY_AFTER,)),
+    ("1c. exception type (MRO, qualified names)", TYPE_RULES),
+    ("1d. exception class names (any library)", NAME_RULES),
     ("2. HTTP status on the exception", STATUS_RULES),
     ("3. message patterns", PATTERN_RULES),
+    ("5. retry flag set by the library", (RETRY_FLAG, NOT_RETRYABLE_FLAG)),
+    ("6. DB-API base class names", WEAK_NAME_RULES),
 )

@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import json
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from classifier import ErrorType, RetryPolicy, create_error_context
@@ -127,6 +127,7 @@ class TestCreateErrorContext:
         cyclic["self"] = cyclic
         json.dumps(create_error_context(None, "x", additional_context=cyclic))
 
+    @settings(deadline=None, suppress_health_check=[HealthCheck.differing_executors])
     @given(
         exceptions(),
         st.one_of(st.none(), st.text(max_size=30)),

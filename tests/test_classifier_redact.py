@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from classifier import redact
+from classifier.redact import PROCESSORS
 
 
 class TestRedact:
@@ -74,6 +75,7 @@ class TestRedact:
         assert "s3cret" not in redact(b"postgres://u:s3cret@h/db")  # type: ignore[arg-type]
         assert redact(None) == ""  # type: ignore[arg-type]
 
+    @settings(deadline=None, suppress_health_check=[HealthCheck.differing_executors])
     @given(st.text(max_size=400))
     def test_never_raises_and_is_idempotent(self, text: str) -> None:
         """Invariant: redact returns a str for any text, and redacting twice changes nothing."""
@@ -81,8 +83,93 @@ class TestRedact:
         assert isinstance(once, str)
         assert redact(once) == once
 
+    @settings(deadline=None, suppress_health_check=[HealthCheck.differing_executors])
     @given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=6, max_size=30))
     def test_dsn_password_never_survives(self, password: str) -> None:
         """Invariant: whatever the password, it does not appear after the DSN is redacted."""
         out = redact(f"could not connect: postgresql://etl:{password}@db.internal:5432/warehouse")
         assert f":{password}@" not in out
+
+
+# One sample per processor: a secret that this processor alone masks. Removing the processor
+# from the chain must leak the secret, so a rule that silently stops matching fails a test.
+ONLY_THIS_RULE: dict[str, tuple[str, str]] = {
+    "redact_private_keys": (
+        "key:\n-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkg4LVWM9nu\n-----END EC PRIVATE KEY-----",
+        "MHcCAQEEIBkg4LVWM9nu",
+    ),
+    "redact_url_passwords": ("could not connect to redis://:p4ssw0rd@cache:6379/0", "p4ssw0rd"),
+    "redact_auth_headers": ("headers={'Authorization': 'Negotiate YIIGhgYGKwYB'}", "YIIGhgYGKwYB"),
+    "redact_key_headers": ("X-Vault-Token: hvs.CAESIJ1x2y3z", "hvs.CAESIJ1x2y3z"),
+    "redact_bearer_tokens": ("got token Bearer abc123def456 in body", "abc123def456"),
+    "redact_secret_params": ("connect(host=db, passwd=hunter22)", "hunter22"),
+    "redact_short_params": ("GET /download?sig=Zm9vYmFy9&expires=99", "Zm9vYmFy9"),
+    "redact_aws_key_ids": ("assumed ASIAY34FZKBOKMUTVV7A ok", "ASIAY34FZKBOKMUTVV7A"),
+    "redact_aws_secrets": (
+        "leaked wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY here",
+        "wJalrXUtnFEMI/K7MDENG",
+    ),
+    "redact_vendor_tokens": ("slack said xoxb-1234567890-abcdefghij", "xoxb-1234567890"),
+}
+
+
+class TestEveryRuleIsNeeded:
+    """Each redaction rule has a sample that only it masks, so none can silently stop working."""
+
+    def test_every_processor_has_a_sample(self) -> None:
+        """The samples cover exactly the processors in the chain."""
+        assert set(ONLY_THIS_RULE) == {p.__name__ for p in PROCESSORS}
+
+    @pytest.mark.parametrize("name", list(ONLY_THIS_RULE))
+    def test_only_this_rule_masks_its_sample(self, name: str) -> None:
+        """The full chain masks the sample; the chain without this processor leaks it."""
+        text, secret = ONLY_THIS_RULE[name]
+        others = [p for p in PROCESSORS if p.__name__ != name]
+        assert secret not in redact(text)
+        assert secret in redact(text, others)
+
+
+class TestDiagnosisIsNotASecret:
+    """Issue 10 item 8: a validator's wording after 'field:' is prose, not the field's value."""
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "pipeline.yml: steps[0].config.password: expected a string, got 5",
+            "config error: credentials: expected a mapping, got 'x'",
+            "api_key: expected a string (got None)",
+            "client_secret: missing",
+            "token.secret: must not be empty",
+            "X-API-Key: is required",
+        ],
+    )
+    def test_diagnosis_after_secret_name_is_kept(self, text: str) -> None:
+        """'<secret name>: expected ...' comes out unchanged."""
+        assert redact(text) == text
+
+    @pytest.mark.parametrize(
+        ("text", "secret"),
+        [
+            ("password: hunter2", "hunter2"),
+            ("password: expected7", "expected7"),
+            ('{"password": "expected"}', "expected"),
+            ("password=expected", "expected"),
+            ("api_key: 'is'", "is'"),
+        ],
+    )
+    def test_values_are_still_masked(self, text: str, secret: str) -> None:
+        """A real value (or any quoted or '=' value) after the name is still masked."""
+        assert secret not in redact(text).split(":", 1)[-1].split("=", 1)[-1]
+
+
+class TestPathsAreNotAwsSecrets:
+    """A 40-character run of path characters is a file name, not an AWS secret access key."""
+
+    def test_lowercase_absolute_path_of_forty_characters_is_kept(self) -> None:
+        """The config path of a CI checkout survives (it once hid the file name in a message)."""
+        text = "/tmp/fresh1/configs/test/validation/test_bad_field.yml: steps[1]: bad"
+        assert redact(text) == text
+
+    def test_a_secret_with_slashes_is_still_masked(self) -> None:
+        """AWS's documented example secret (capitals, digits, slashes) is masked."""
+        assert "wJalrXUtnFEMI" not in redact("key wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY end")

@@ -6,7 +6,7 @@ import random
 
 import attrs
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from classifier import DEFAULT_POLICY, ErrorType, RetryPolicy, get_retry_delay, is_retryable
@@ -101,6 +101,7 @@ class TestGetRetryDelay:
         assert first is not None
         assert 8.0 <= first <= 16.0
 
+    @settings(deadline=None, suppress_health_check=[HealthCheck.differing_executors])
     @given(policies, st.integers(min_value=0, max_value=200))
     def test_without_jitter_delay_never_decreases(self, policy: RetryPolicy, n: int) -> None:
         """Invariant: with jitter 0, delay(n + 1) >= delay(n) for every policy and n."""
@@ -111,6 +112,7 @@ class TestGetRetryDelay:
         assert later is not None
         assert later >= now
 
+    @settings(deadline=None, suppress_health_check=[HealthCheck.differing_executors])
     @given(policies, st.integers(min_value=-5, max_value=10**6), st.integers())
     def test_with_jitter_delay_stays_in_bounds(
         self, policy: RetryPolicy, n: int, seed: int

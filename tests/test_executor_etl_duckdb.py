@@ -292,3 +292,72 @@ class TestBillingExample:
         ends = {r["entity_name"]: r for r in rows if r["to_state"] == "FAILED"}
         assert "No files found" in ends["load_export"]["error_message"]
         assert ends["cost_by_service"]["error_type"] == "DEPENDENCY_FAILURE"
+
+
+class _KillOnRetry:
+    """A sink that forwards records and stops the lock holder when a step goes RETRYING."""
+
+    def __init__(self, inner: Any, holder: Any) -> None:
+        self.inner = inner
+        self.holder = holder
+        self.retried: list[str] = []
+
+    def emit(self, record: Any) -> None:
+        self.inner.emit(record)
+        if record.to_state == "RETRYING":
+            self.retried.append(record.entity_name)
+            self.holder.kill()
+            self.holder.wait()
+
+
+class TestLockIsRetried:
+    def test_database_locked_by_another_process_is_transient_and_retried(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A DuckDB file locked by another process fails the step TRANSIENT; the retry succeeds."""
+        import subprocess
+        import sys
+
+        monkeypatch.setenv("PIPESTATE_DATA_DIR", str(tmp_path))
+        db = tmp_path / "billing.duckdb"
+        holder = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                "print('locked', flush=True); time.sleep(60)",
+                str(db),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert holder.stdout is not None
+            assert holder.stdout.readline().strip() == "locked"
+
+            async def go() -> PipelineResult:
+                store = SQLiteStore(tmp_path / "audit.db")
+                try:
+                    async with MetadataLogger(store) as logger:
+                        sink = _KillOnRetry(logger, holder)
+                        return await run_pipeline(BILLING, org_slug="test_org", logger=sink)
+                finally:
+                    store.close()
+
+            result = asyncio.run(go())
+        finally:
+            holder.kill()
+            holder.wait()
+        rows = read_rows(tmp_path / "audit.db", result.pipeline_logging_id)
+        assert result.state == "COMPLETED", result.error_message
+        load = [
+            (r["from_state"], r["to_state"], r["error_type"])
+            for r in rows
+            if r["entity_name"] == "load_export"
+        ]
+        assert load[:3] == [
+            ("PENDING", "RUNNING", None),
+            ("RUNNING", "RETRYING", "TRANSIENT"),
+            ("RETRYING", "RUNNING", None),
+        ]
+        assert load[-1][1] == "COMPLETED"

@@ -196,7 +196,7 @@ class TestMapping:
     def test_step_of_an_unseen_pipeline_is_still_named(self) -> None:
         """A step whose pipeline START was never seen gets a placeholder pipeline name."""
         run = PipelineRun.create("p", org_slug=ORG, sink=InMemorySink())
-        run.start()  # the joint rules need it; the mapper below never sees this record
+        run.start()  # the mapper below is never shown this record
         step = StepRun.create("s", pipeline=run)
         event = OpenLineageMapper().to_event(step.start())
         assert event.job.name == f"pipeline-{run.pipeline_logging_id[:8]}.s"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import importlib
 import json
@@ -30,10 +31,54 @@ def _real_class(qualified: str) -> type[BaseException] | None:
     return cls if isinstance(cls, type) and issubclass(cls, BaseException) else None
 
 
-def stand_in_class(qualified: str) -> type[Exception]:
+def stand_in_class(
+    qualified: str, bases: tuple[type[BaseException], ...] = (Exception,)
+) -> type[Exception]:
     """A class with exactly that module and qualname, as if the library were installed."""
     module_name, _, name = qualified.rpartition(".")
-    return type(name, (Exception,), {"__module__": module_name, "__qualname__": name})
+    return type(name, bases, {"__module__": module_name, "__qualname__": name})  # type: ignore[return-value]
+
+
+_ROOTS = {"builtins.Exception", "builtins.BaseException", "builtins.object"}
+
+
+def _builtin(qualified: str) -> type[BaseException] | None:
+    """The builtin exception class a qualified name denotes, if any."""
+    module_name, _, name = qualified.rpartition(".")
+    cls = getattr(builtins, name, None) if module_name == "builtins" else None
+    return cls if isinstance(cls, type) and issubclass(cls, BaseException) else None
+
+
+def stand_in_with_bases(qualified: str, bases: list[str], message: str) -> type[BaseException]:
+    """A stand-in whose MRO carries the recorded base classes (library ones as stand-ins too).
+
+    The recorded MRO is rebuilt as a chain of library stand-ins under Exception, with the
+    builtin bases (TypeError, OSError, ...) mixed in, so type and name rules see what the real
+    class would show. str() returns the recorded message, as the real class printed it.
+    """
+    parent: type[BaseException] = Exception
+    mixins: list[type[BaseException]] = []
+    for base in reversed([b for b in bases if b not in _ROOTS]):
+        builtin = _builtin(base)
+        if builtin is not None:
+            mixins.insert(0, builtin)
+        else:
+            parent = stand_in_class(base, (parent,))
+    roots = tuple(m for m in mixins if not issubclass(parent, m))
+    module_name, _, name = qualified.rpartition(".")
+    namespace = {"__module__": module_name, "__qualname__": name, "__str__": lambda _: message}
+    try:
+        return type(name, (*roots, parent), namespace)
+    except TypeError:  # incompatible builtin layouts: keep the library chain only
+        return type(name, (parent,), namespace)
+
+
+class _Response:
+    """A response object as HTTP clients attach it (status_code, status, headers)."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        """Copy the recorded fields."""
+        self.__dict__.update(fields)
 
 
 def build_exception(entry: dict[str, Any]) -> BaseException | None:
@@ -43,7 +88,7 @@ def build_exception(entry: dict[str, Any]) -> BaseException | None:
         return None
     message = entry["message"]
     exc: BaseException | None = None
-    cls = _real_class(qualified)
+    cls = _real_class(qualified) if not entry.get("bases") else None
     if cls is not None:
         try:
             exc = cls(message)
@@ -52,11 +97,29 @@ def build_exception(entry: dict[str, Any]) -> BaseException | None:
         if exc is not None and str(exc) != message and qualified != "builtins.KeyError":
             exc = None  # constructor reshaped the message; use a faithful stand-in
     if exc is None:
-        exc = stand_in_class(qualified)(message)
+        if entry.get("bases"):
+            args = entry.get("args") or [message]
+            exc = stand_in_with_bases(qualified, entry["bases"], message)(*args)
+        else:
+            exc = stand_in_class(qualified)(message)
     if entry.get("status") is not None:
         with contextlib.suppress(Exception):
             exc.code = entry["status"]  # type: ignore[attr-defined]
+    for name, value in (entry.get("attributes") or {}).items():
+        with contextlib.suppress(Exception):
+            setattr(exc, name, value)
+    if entry.get("response") is not None:
+        with contextlib.suppress(Exception):
+            exc.response = _Response(entry["response"])  # type: ignore[attr-defined]
     return exc
+
+
+def family(entry: dict[str, Any]) -> str:
+    """The family an entry is reported under: its own, else the top module of its class."""
+    if entry.get("family"):
+        return str(entry["family"])
+    qualified = entry.get("exception_class") or ""
+    return qualified.split(".", 1)[0] if qualified else "message-only"
 
 
 class _RaisingStr(Exception):

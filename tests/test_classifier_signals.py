@@ -1,0 +1,394 @@
+"""Structured signals before words: codes, library retry flags, Retry-After and class names."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from classifier import ErrorType, classify_error
+from classifier import _signals as signals
+from classifier.engine import explain
+from classifier.rules import NOT_RETRYABLE_FLAG, RETRY_AFTER, RETRY_FLAG
+from tests.strategies.errors import stand_in_class
+
+T, P, TO = ErrorType.TRANSIENT, ErrorType.PERMANENT, ErrorType.TIMEOUT
+V, D, U = ErrorType.VALIDATION_ERROR, ErrorType.DEPENDENCY_FAILURE, ErrorType.UNKNOWN
+
+
+def _exc(qualified: str, text: str = "", *args: object, **attributes: object) -> BaseException:
+    """A stand-in of that class, built with args (or the text) and carrying attributes."""
+    exc = stand_in_class(qualified)(*(args or (text,)))
+    for name, value in attributes.items():
+        setattr(exc, name, value)
+    return exc
+
+
+class _Response:
+    """A response object as requests / httpx attach it."""
+
+    def __init__(self, status_code: int, headers: Any) -> None:
+        """Keep status and headers."""
+        self.status_code = status_code
+        self.headers = headers
+
+
+class TestSqlState:
+    """SQLSTATE codes decide by exact code first, then by class."""
+
+    @pytest.mark.parametrize(
+        ("attributes", "expected"),
+        [
+            ({"pgcode": "40P01"}, T),
+            ({"sqlstate": "57014"}, TO),
+            ({"pgcode": "28P01"}, P),
+            ({"sqlstate": "23505"}, V),
+            ({"pgcode": "08006"}, T),  # class 08: connection exception
+            ({"pgcode": "53100"}, P),  # exact code beats class 53 (disk full)
+            ({"pgcode": "53999"}, T),  # class 53: insufficient resources
+            ({"sqlstate": "22999"}, V),  # class 22: data exception
+            ({"pgcode": "0A000"}, P),  # class 0A: feature not supported
+        ],
+    )
+    def test_attribute(self, attributes: dict[str, str], expected: ErrorType) -> None:
+        """pgcode / sqlstate on the exception decide whatever the message says."""
+        exc = _exc("somedriver.Error", "invalid timeout value", **attributes)
+        assert classify_error(exc) is expected
+
+    def test_psycopg3_diag(self) -> None:
+        """psycopg 3 keeps the code in exc.diag.sqlstate."""
+
+        class Diag:
+            sqlstate = "40001"
+
+        assert classify_error(_exc("psycopg.Error", "boom", diag=Diag())) is T
+
+    def test_pyspark_method(self) -> None:
+        """pyspark's getSqlState() method is called."""
+        exc = _exc("pyspark.errors.exceptions.base.PySparkException", "x")
+        exc.getSqlState = lambda: "42P01"  # type: ignore[attr-defined]
+        assert classify_error(exc) is P
+
+    def test_sqlstate_in_text(self) -> None:
+        """'SQLSTATE: 42703', 'SQLSTATE[08006]' and '(SQLSTATE(40001)' are read from the text."""
+        assert classify_error(None, "A column cannot be resolved. SQLSTATE: 42703") is V
+        assert classify_error(None, "SQLSTATE[08006] could not talk") is T
+        assert classify_error(None, "broken because of SQLSTATE(40001), ErrorCode(1)") is T
+
+    def test_snowflake_no_warehouse_refines_57p03(self) -> None:
+        """Snowflake's 57P03 with 'no active warehouse' is permanent, not 'cannot connect now'."""
+        text = "SQLSTATE[57P03]: Cannot connect now: 606 No active warehouse selected"
+        assert classify_error(None, text) is P
+        assert classify_error(_exc("x.Error", "starting up", pgcode="57P03")) is T
+
+
+class TestVendorCodes:
+    """MySQL, Snowflake, Kafka, Redis and errno codes, each in its own namespace."""
+
+    @pytest.mark.parametrize(
+        ("number", "expected"), [(1213, T), (1205, T), (2013, T), (1045, P), (1062, V), (1050, P)]
+    )
+    def test_mysql_args(self, number: int, expected: ErrorType) -> None:
+        """pymysql puts the error number in args[0]."""
+        exc = _exc("pymysql.err.OperationalError", "", number, "text that says nothing")
+        assert classify_error(exc) is expected
+
+    def test_mysql_connector_errno_and_text(self) -> None:
+        """mysql.connector's errno attribute and the '(1213, ...' text form both decide."""
+        assert classify_error(_exc("mysql.connector.errors.DatabaseError", "x", errno=1205)) is T
+        text = "(pymysql.err.OperationalError) (1213, 'Deadlock found')"
+        assert classify_error(None, text) is T
+        assert classify_error(None, "ERROR 1045 (28000): Access denied for user 'x'") is P
+
+    def test_mysql_number_not_read_outside_mysql(self) -> None:
+        """A '(1213, ...' tuple from another library is not a MySQL code."""
+        assert classify_error(_exc("other.Error", "", 1213, "thing")) is U
+
+    @pytest.mark.parametrize(("number", "expected"), [(606, P), (630, TO), (1003, V), (250001, T)])
+    def test_snowflake_errno(self, number: int, expected: ErrorType) -> None:
+        """Snowflake's own error number beats its SQLSTATE."""
+        exc = _exc(
+            "snowflake.connector.errors.ProgrammingError", "x", errno=number, sqlstate="57P03"
+        )
+        assert classify_error(exc) is expected
+
+    def test_snowflake_text_prefix(self) -> None:
+        """'000606 (57P03): ...' carries the number in the text."""
+        assert classify_error(None, "000606 (57P03): No active warehouse selected") is P
+
+    def test_kafka_python_message_code(self) -> None:
+        """kafka-python's class-level message names the broker error."""
+        exc = _exc("kafka.errors.BrokerResponseError", "x", message="REBALANCE_IN_PROGRESS")
+        assert classify_error(exc) is T
+
+    def test_confluent_kafka_error_name(self) -> None:
+        """confluent-kafka's KafkaError in args[0] names the error."""
+
+        class KafkaError:
+            def name(self) -> str:
+                return "_MSG_TIMED_OUT"
+
+            def retriable(self) -> bool:
+                return False
+
+        exc = _exc("confluent_kafka.cimpl.KafkaException", "", KafkaError())
+        assert classify_error(exc) is TO
+        assert classify_error(None, 'KafkaError{code=_TRANSPORT,val=-195,str="down"}') is T
+
+    @pytest.mark.parametrize(
+        ("reply", "expected"),
+        [
+            ("LOADING Redis is loading", T),
+            ("NOAUTH Authentication required.", P),
+            ("WRONGTYPE x", V),
+        ],
+    )
+    def test_redis_reply_prefix(self, reply: str, expected: ErrorType) -> None:
+        """The first word of a Redis error reply decides."""
+        assert classify_error(_exc("redis.exceptions.ResponseError", reply)) is expected
+
+    def test_redis_status_code_attribute(self) -> None:
+        """redis-py keeps the stripped prefix in status_code."""
+        exc = _exc("redis.exceptions.ResponseError", "Link is down", status_code="MASTERDOWN")
+        assert classify_error(exc) is T
+
+    def test_errno_of_oserror(self) -> None:
+        """An OSError's errno decides by its symbolic name."""
+        assert classify_error(OSError(28, "No space left on device")) is P
+        assert classify_error(OSError(111, "x")) is T
+        assert classify_error(OSError(110, "x")) is TO
+
+    def test_gaierror_again_vs_noname(self) -> None:
+        """getaddrinfo: EAI_AGAIN is transient, EAI_NONAME permanent, also from the text."""
+        assert classify_error(socket.gaierror(socket.EAI_AGAIN, "x")) is T
+        assert classify_error(socket.gaierror(socket.EAI_NONAME, "x")) is P
+        text = f"Failed to resolve 'h' ([Errno {socket.EAI_AGAIN}] Temporary failure)"
+        assert classify_error(None, text) is T
+
+    def test_google_reason_in_text(self) -> None:
+        """'reason: bytesBilledLimitExceeded' in a 500 message is permanent."""
+        text = "500 Query exceeded limit for bytes billed: 1. 2 or higher required.; reason: "
+        assert classify_error(None, text + "bytesBilledLimitExceeded") is P
+
+    def test_bigquery_concurrent_update_refines_invalid_query(self) -> None:
+        """invalidQuery with 'concurrent update' is transient; plain invalidQuery is not."""
+        errors = [{"reason": "invalidQuery"}]
+        text = "Could not serialize access to table p:d.t due to concurrent update"
+        assert (
+            classify_error(_exc("google.api_core.exceptions.BadRequest", text, errors=errors)) is T
+        )
+        plain = _exc("google.api_core.exceptions.BadRequest", "Syntax error", errors=errors)
+        assert classify_error(plain) is V
+
+
+class TestRetryFlag:
+    """The library's own retry flag decides retryability; other levels pick the label."""
+
+    def test_true_flag_overrides_a_permanent_message(self) -> None:
+        """retriable=True wins over 'does not exist' (kafka's UnknownTopicOrPartition)."""
+        exc = _exc("somelib.Error", "topic does not exist", retriable=True)
+        assert classify_error(exc) is T
+        assert explain(exc) is RETRY_FLAG
+
+    def test_true_flag_keeps_a_timeout(self) -> None:
+        """A retryable verdict (TIMEOUT) is kept under a true flag."""
+        assert classify_error(_exc("somelib.Error", "request timed out", retriable=True)) is TO
+
+    def test_method_flag(self) -> None:
+        """is_retryable() as a method (neo4j) is called."""
+        exc = _exc("somelib.Error", "conflict")
+        exc.is_retryable = lambda: True  # type: ignore[attr-defined]
+        assert classify_error(exc) is T
+
+    def test_false_flag_only_replaces_unknown(self) -> None:
+        """retriable=False turns UNKNOWN into PERMANENT but never overrides a decision."""
+        exc = _exc("somelib.Error", "something odd", retriable=False)
+        assert classify_error(exc) is P
+        assert explain(exc) is NOT_RETRYABLE_FLAG
+        assert classify_error(_exc("somelib.Error", "connection reset", retriable=False)) is T
+
+    def test_fatal_wins(self) -> None:
+        """confluent-kafka's fatal() marks the error not retryable."""
+
+        class KafkaError:
+            def fatal(self) -> bool:
+                return True
+
+            def retriable(self) -> bool:
+                return True
+
+        exc = _exc("confluent_kafka.cimpl.KafkaException", "", KafkaError())
+        assert classify_error(exc) is P
+
+    def test_pymongo_labels(self) -> None:
+        """pymongo's TransientTransactionError label is a retry flag."""
+        exc = _exc(
+            "pymongo.errors.OperationFailure", "odd", _error_labels={"TransientTransactionError"}
+        )
+        assert classify_error(exc) is T
+
+    def test_raising_flag_is_ignored(self) -> None:
+        """A flag method that raises decides nothing."""
+        exc = _exc("somelib.Error", "odd")
+        exc.retryable = lambda: 1 / 0  # type: ignore[attr-defined]
+        assert classify_error(exc) is U
+
+
+class TestRetryAfter:
+    """A Retry-After header or attribute means 'come back later', whatever the status."""
+
+    @pytest.mark.parametrize(
+        "headers", [{"Retry-After": "30"}, [("retry-after", "30")], {"X-RateLimit-Reset": "9"}]
+    )
+    def test_response_headers(self, headers: object) -> None:
+        """A 403 whose response carries Retry-After is a rate limit."""
+        exc = _exc("somelib.HTTPError", "403 Forbidden", response=_Response(403, headers))
+        assert classify_error(exc) is T
+        assert explain(exc) is RETRY_AFTER
+
+    def test_exception_headers_and_attribute(self) -> None:
+        """aiohttp keeps headers on the exception; some SDKs a retry_after number."""
+        assert classify_error(_exc("a.Error", "403", headers={"Retry-After": "1"}, status=403)) is T
+        assert classify_error(_exc("b.Error", "nope", retry_after=2.5)) is T
+
+    def test_botocore_metadata_headers(self) -> None:
+        """botocore keeps headers in ResponseMetadata.HTTPHeaders."""
+        response = {
+            "ResponseMetadata": {"HTTPStatusCode": 403, "HTTPHeaders": {"retry-after": "5"}}
+        }
+        assert classify_error(_exc("botocore.exceptions.ClientError", "x", response=response)) is T
+
+    def test_no_header_keeps_status(self) -> None:
+        """Without Retry-After a 403 stays permanent, and botocore's status is read."""
+        response = {"ResponseMetadata": {"HTTPStatusCode": 403, "HTTPHeaders": {}}}
+        assert classify_error(_exc("botocore.exceptions.ClientError", "x", response=response)) is P
+
+
+class TestClassNames:
+    """Words in class names decide for libraries the table never names."""
+
+    @pytest.mark.parametrize(
+        ("qualified", "expected"),
+        [
+            ("elastic_transport.ConnectionTimeout", TO),
+            ("openai.RateLimitError", T),
+            ("neo4j.exceptions.TransientError", T),
+            ("github.GithubException.BadCredentialsException", P),
+            ("clickhouse.errors.AuthenticationFailed", P),
+            ("great_expectations.exceptions.InvalidConfigError", V),
+            ("ftplib.error_perm", P),
+            ("ftplib.error_temp", T),
+            ("dagster.UpstreamFailure", D),
+        ],
+    )
+    def test_strong_names(self, qualified: str, expected: ErrorType) -> None:
+        """A strong word decides even when the message says nothing."""
+        assert classify_error(_exc(qualified, "it went wrong")) is expected
+
+    def test_strong_name_beats_message_words(self) -> None:
+        """A ConnectionTimeout whose text says 'invalid' is still a timeout."""
+        assert classify_error(_exc("x.ConnectionTimeout", "invalid response")) is TO
+
+    def test_base_class_name_is_seen(self) -> None:
+        """The MRO is walked: a subclass of a *TimeoutError counts."""
+        base = stand_in_class("lib.errors.ReadTimeoutError")
+        sub = type("Special", (base,), {"__module__": "lib.errors"})
+        assert classify_error(sub("odd")) is TO
+
+    def test_weak_names_only_when_nothing_else(self) -> None:
+        """DB-API ProgrammingError decides only an otherwise unknown message."""
+        assert classify_error(_exc("somedb.ProgrammingError", "odd")) is V
+        assert classify_error(_exc("somedb.ProgrammingError", "permission denied")) is P
+        assert classify_error(_exc("somedb.OperationalError", "odd")) is U
+
+
+class TestFastPath:
+    """Plain exceptions skip the attribute readers, with the same result."""
+
+    def test_plain_exception_has_no_signals(self) -> None:
+        """A class without signal attributes and an empty __dict__ is plain."""
+        assert not signals.has_signals(ValueError("x"))
+        assert signals.has_signals(_exc("x.Error", "x", pgcode="40001"))
+        assert signals.has_signals(OSError(2, "x"))
+
+    @settings(deadline=None, suppress_health_check=[HealthCheck.differing_executors])
+    @given(st.sampled_from(["pgcode", "retriable", "errno", "status_code", "response", "errors"]))
+    def test_any_candidate_attribute_makes_it_rich(self, name: str) -> None:
+        """Invariant: setting any attribute a reader looks at turns the slow path on."""
+        assert signals.has_signals(_exc("lib.Error", "x", **{name: None}))
+
+    def test_attr_skips_absent_names_but_sees_instance_ones(self) -> None:
+        """attr() returns None for names a class lacks, unless the instance has them."""
+        exc = ValueError("x")
+        assert signals.attr(exc, "pgcode") is None
+        exc.pgcode = "40001"  # type: ignore[attr-defined]
+        assert signals.attr(exc, "pgcode") == "40001"
+
+    def test_attr_survives_raising_property(self) -> None:
+        """A property that raises reads as None."""
+
+        class Weird(Exception):
+            @property
+            def sqlstate(self) -> str:
+                raise RuntimeError("boom")
+
+        assert signals.attr(Weird(), "sqlstate") is None
+        assert classify_error(Weird("deadlock detected")) is T
+
+
+class TestSignalEdges:
+    """Boundaries of the readers that mutation testing showed untested."""
+
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [(503, T), ("503", T), ("404", P), (600, None), (99, None), (True, None), ("5033", None)],
+    )
+    def test_http_status_bounds(self, value: object, expected: ErrorType | None) -> None:
+        """Statuses are ints or 3-digit strings in 100..599; bools and out-of-range values not."""
+        got = signals.http_status(_exc("lib.Error", "x", status_code=value))
+        assert got == (int(value) if expected is not None else None)  # type: ignore[call-overload]
+        if expected is not None:
+            assert classify_error(_exc("lib.Error", "odd", status_code=value)) is expected
+
+    def test_http_status_sources(self) -> None:
+        """code, status, response.status and botocore's HTTPStatusCode are all read."""
+        assert signals.http_status(_exc("l.E", "x", code=429)) == 429
+        assert signals.http_status(_exc("l.E", "x", code=599)) == 599
+        assert signals.http_status(_exc("l.E", "x", code=100)) == 100
+        assert signals.http_status(_exc("l.E", "x", status=502)) == 502
+        assert signals.http_status(_exc("l.E", "x", response=_Response(404, {}))) == 404
+        botocore = {"ResponseMetadata": {"HTTPStatusCode": 503}}
+        assert signals.http_status(_exc("l.E", "x", response=botocore)) == 503
+        assert signals.http_status(_exc("l.E", "x", response={"ResponseMetadata": {}})) is None
+
+    def test_errno_text_both_signs(self) -> None:
+        """'[Errno N]' maps positive numbers to errno names, negative ones to getaddrinfo."""
+        assert list(signals._errno_text(111)) == [("errno", "ECONNREFUSED")]
+        assert list(signals._errno_text(socket.EAI_NONAME)) == [("gai", "EAI_NONAME")]
+        assert list(signals._errno_text(99999)) == []
+        text = f"HTTPConnection: Failed to resolve 'x' ([Errno {socket.EAI_NONAME}] Name unknown)"
+        assert classify_error(None, text) is P
+
+    def test_class_with_getattr_is_always_read(self) -> None:
+        """A class with __getattr__ may produce any attribute, so nothing is skipped."""
+
+        class Dynamic(Exception):
+            def __getattr__(self, name: str) -> object:
+                return "40001" if name == "pgcode" else None
+
+        assert signals._absent_on(Dynamic) == frozenset()
+        assert classify_error(Dynamic("odd")) is T
+
+    def test_absent_names_are_only_the_missing_ones(self) -> None:
+        """A class attribute is never treated as absent."""
+
+        class WithFlag(Exception):
+            retriable = True
+
+        absent = signals._absent_on(WithFlag)
+        assert "retriable" not in absent
+        assert "pgcode" in absent
+        assert classify_error(WithFlag("topic does not exist")) is T
