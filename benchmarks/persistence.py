@@ -38,6 +38,7 @@ from persistence.schema import load_table_specs, sqlite_create_table, sqlite_ind
 from persistence.stores._sqlite_rows import RowPreparer
 from persistence.stores.base import STATE_TRANSITIONS
 from persistence.stores.sqlite import WAL_AUTOCHECKPOINT_PAGES
+from statemachine.ids import uuid7_str
 from statemachine.records import TransitionRecord
 
 END = dt.datetime(2025, 12, 21, 12, 0, tzinfo=dt.UTC)
@@ -51,9 +52,8 @@ ERRORS = (
 
 
 def _uuid(rng: random.Random) -> str:
-    """A random uuid4-shaped id (cheap, reproducible)."""
-    h = f"{rng.getrandbits(128):032x}"
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:]}"
+    """A new id as the engine makes them (UUIDv7, time-ordered); `rng` drives the rest."""
+    return uuid7_str()
 
 
 def pipeline_transitions(rng: random.Random, start: dt.datetime) -> list[dict[str, Any]]:

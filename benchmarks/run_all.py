@@ -12,7 +12,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +22,27 @@ ROOT = HERE.parent
 # benchmarks/classifier.py would then shadow the real `transitions` and `classifier` packages.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(ROOT))
-SKIP = {"run_all.py", "__init__.py"}
+SKIP = {"run_all.py", "__init__.py", "profile_write_path.py"}  # the profile is run by hand
 
 
-def _load(path: Path) -> Callable[[bool], dict[str, float]]:
-    """Import one benchmark script and return its run(quick) function."""
+Target = tuple[str, str, str, str, float]  # (claim, suite, figure, "<=" or ">=", target)
+
+
+def _load(path: Path) -> tuple[Callable[[bool], dict[str, float]], list[Target]]:
+    """Import one benchmark script: its run(quick) function and the targets it declares.
+
+    Adding a benchmark is adding a file: benchmarks/<name>.py with run(quick) -> figures and,
+    optionally, TARGETS = ((claim, figure, "<=" or ">=", target), ...) for its own figures.
+    """
     spec = importlib.util.spec_from_file_location(f"bench_{path.stem}", path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load benchmark {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     run: Callable[[bool], dict[str, float]] = module.run
-    return run
+    declared = getattr(module, "TARGETS", ())
+    targets = [(claim, path.stem, figure, op, float(t)) for claim, figure, op, t in declared]
+    return run, targets
 
 
 def _import_seconds(statement: str) -> float:
@@ -109,22 +118,52 @@ def demo_peak_rss_mb() -> dict[str, float]:
     }
 
 
+def _all_targets() -> list[Target]:
+    """run_all's own targets plus those every benchmark module declares."""
+    targets = list(TARGETS)
+    for path in sorted(HERE.glob("*.py")):
+        if path.name not in SKIP:
+            targets += _load(path)[1]
+    return targets
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run all benchmarks with repeats; write benchmarks/results.json and docs/performance.md."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="smaller workloads, one repeat")
+    parser.add_argument(
+        "--render-only", action="store_true", help="rewrite docs/performance.md from results.json"
+    )
+    parser.add_argument(
+        "--only",
+        help="comma-separated suites to rerun; the others keep their figures in results.json",
+    )
     args = parser.parse_args(argv)
+    if args.render_only:
+        saved: dict[str, Any] = json.loads((HERE / "results.json").read_text())
+        saved["targets"] = _all_targets()
+        (ROOT / "docs" / "performance.md").write_text(render_markdown(saved))
+        return 0
     repeats = 1 if args.quick else args.repeats
 
     suites: dict[str, Callable[[bool], dict[str, float]]] = {}
+    targets = list(TARGETS)
     for path in sorted(HERE.glob("*.py")):
         if path.name not in SKIP:
-            suites[path.stem] = _load(path)
+            suites[path.stem], declared = _load(path)
+            targets += declared
     suites["import"] = lambda quick: import_time_seconds()
     suites["cli"] = lambda quick: demo_peak_rss_mb()
 
     results: dict[str, dict[str, dict[str, float]]] = {}
+    if args.only:
+        wanted = set(args.only.split(","))
+        unknown = wanted - set(suites)
+        if unknown:
+            parser.error(f"unknown suite(s) {sorted(unknown)}; known: {sorted(suites)}")
+        results = json.loads((HERE / "results.json").read_text())["results"]
+        suites = {name: run for name, run in suites.items() if name in wanted}
     for name, run in suites.items():
         samples: dict[str, list[float]] = {}
         for _ in range(repeats):
@@ -148,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "repeats": repeats,
     }
-    out: dict[str, Any] = {"machine": machine, "results": results}
+    out: dict[str, Any] = {"machine": machine, "results": results, "targets": targets}
     (HERE / "results.json").write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
     (ROOT / "docs" / "performance.md").write_text(render_markdown(out))
     print((ROOT / "docs" / "performance.md").read_text())
@@ -157,18 +196,27 @@ def main(argv: list[str] | None = None) -> int:
 
 # Why a missed target is missed; kept next to the table so the page says it every time.
 MISSED_NOTES = (
-    "Where a target is missed, what limits it: the logging overhead over a null sink is measured",
-    "on no-op steps (~46 us each), and each step writes 2 rows that cost ~20 us each to commit in",
-    "SQLite at 100-row batches, mostly index pages written to the WAL for the random uuid4",
-    "transition_id primary key (time-ordered ids would halve it, but the audit contract asks for",
-    "uuid4). On steps that do real work the overhead is the same ~40 us per step in absolute",
-    "terms. Both per-step figures sit at the 0.1 ms edge and move by about 30 % between runs on",
-    "this shared 2-core machine.",
+    "Where a target is missed, what limits it (issue 12, measured with",
+    "benchmarks/profile_write_path.py): with the CLI's derived rows on, a no-op step logs 2",
+    "transitions and 1 step row. Each row costs ~8 us of GIL-bound Python in the writer thread",
+    "(prepare: attribute reads, datetime.isoformat, JSON; flattening multi-row INSERT",
+    "parameters) on top of SQLite's B-tree work (the transitions table has 5 indexes), and ~3-5",
+    "us on the event loop (queueing; deriving the step row). Against a ~50-80 us no-op step",
+    "that is 50-100 % overhead, not 25 %: the next steps are per-row work in C (or in SQLite),",
+    "not more Python tuning. UUIDv7 keys (inserts at the B-tree's right edge) made bare SQLite",
+    "inserts 1.26x faster in the same run; group commit with a 1 ms commit delay keeps commits",
+    "large under load and small (about a millisecond) when idle. The SIGKILL loss window is",
+    "bounded by how soon the writer thread gets a CPU and the GIL, and for the outbox by its",
+    "fsync per commit: on this shared 2-core machine (load average 8-13, /proc/pressure/cpu",
+    "'some' ~87 %, fsync ~6 ms instead of 0.2 ms) single commits were delayed by up to a few",
+    "hundred ms. Absolute figures from such a run are 4-10x slower than on a quiet machine",
+    "(compare the import time with its 0.22 s before).",
 )
 
 
 # (claim, suite, figure, "<=" or ">=", target) — the targets the issues set, checked per run.
-TARGETS: tuple[tuple[str, str, str, str, float], ...] = (
+# Benchmarks declare their own targets too (TARGETS in the module; see _load).
+TARGETS: tuple[Target, ...] = (
     (
         "classify_error, us per call (exception)",
         "classifier",
@@ -190,7 +238,7 @@ TARGETS: tuple[tuple[str, str, str, str, float], ...] = (
         "persistence",
         "e2e_default_rows_per_s",
         ">=",
-        5e4,
+        1e5,
     ),
     ("seed query 'stuck' on 1M rows, s", "persistence", "query_stuck_s", "<=", 1),
     ("seed query 'failures' on 1M rows, s", "persistence", "query_failures_s", "<=", 1),
@@ -204,31 +252,6 @@ TARGETS: tuple[tuple[str, str, str, str, float], ...] = (
         "<=",
         25,
     ),
-    ("100-step chain, ms per step (SQLite)", "executor", "chain_ms_per_step_sqlite", "<=", 0.1),
-    (
-        "1,000 x 10-step pipelines, ms per step (SQLite)",
-        "executor",
-        "concurrent_ms_per_step_sqlite",
-        "<=",
-        0.1,
-    ),
-    (
-        "logging overhead vs null sink, % (chain)",
-        "executor",
-        "chain_logging_overhead_pct",
-        "<=",
-        10,
-    ),
-    (
-        "logging overhead vs null sink, % (concurrent)",
-        "executor",
-        "concurrent_logging_overhead_pct",
-        "<=",
-        10,
-    ),
-    ("rows dropped at default settings", "executor", "concurrent_rows_dropped", "<=", 0),
-    ("HTTP submit p99, ms (50 clients, loopback)", "service", "submit_p99_ms", "<=", 20),
-    ("HTTP wall / in-process wall, 1,000 runs", "service", "http_over_inprocess", "<=", 1.5),
     ("both exporters / logger alone, per transition", "exporters", "both_over_logger", "<=", 1.3),
     ("exhaustive exploration, 1 pipeline + 4 steps, s", "joint", "explore_4_steps_s", "<=", 60),
     ("pipestate verify on 1M SQLite rows, s", "joint", "verify_s", "<=", 10),
@@ -242,10 +265,12 @@ TARGETS: tuple[tuple[str, str, str, str, float], ...] = (
 )
 
 
-def render_targets(results: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+def render_targets(
+    results: dict[str, dict[str, dict[str, float]]], targets: Sequence[Target] = TARGETS
+) -> list[str]:
     """The targets table: each claim, its median, the target and whether it was met."""
     lines = ["| claim | median | target | met |", "|---|---:|---:|---|"]
-    for claim, suite, key, op, target in TARGETS:
+    for claim, suite, key, op, target in targets:
         figure = results.get(suite, {}).get(key)
         if figure is None:
             lines.append(f"| {claim} | not measured | {op} {target:g} | ? |")
@@ -271,7 +296,7 @@ def render_markdown(out: dict[str, Any]) -> str:
         "",
         "## Targets",
         "",
-        *render_targets(out["results"]),
+        *render_targets(out["results"], out.get("targets", TARGETS)),
         "",
         *MISSED_NOTES,
         "",

@@ -36,6 +36,13 @@ sys.path.insert(0, str(_HERE.parent))
 import httpx  # noqa: E402
 
 ROOT_KEY = "bench-root-key"
+# The targets, collected by run_all.py: (claim, figure, "<=" or ">=", target).
+TARGETS = (
+    ("HTTP submit p99, ms (50 clients, loopback)", "submit_p99_ms", "<=", 20),
+    ("HTTP wall / in-process wall, 1,000 runs", "http_over_inprocess", "<=", 1.5),
+    ("HTTP non-2xx besides intended 429s", "non_2xx", "<=", 0),
+    ("HTTP rows lost", "rows_lost", "<=", 0),
+)
 CLIENTS = 50
 STEPS = 10
 PIPELINE = "pipeline_id: noop10\ntimeout_minutes: 5\nsteps:\n" + "".join(

@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 
 from classifier import ErrorType, RetryPolicy, classify_error, get_retry_delay
-from persistence._channel import Channel, Item
+from persistence._channel import Channel, Item, finished
 from persistence.settings import LoggerSettings
 from persistence.stores.base import RowError, Store, StoreError, WriteResult
 from statemachine.records import TransitionRecord
@@ -25,7 +25,7 @@ _POOL_LOCK = threading.Lock()
 _POOL_THREADS = 32
 
 
-def _writer_pool() -> concurrent.futures.ThreadPoolExecutor:
+def writer_pool() -> concurrent.futures.ThreadPoolExecutor:
     """The process-wide threads that run store writes, kept across event loops and loggers.
 
     asyncio.to_thread would use each loop's default executor: a new loop (asyncio.run per
@@ -63,17 +63,9 @@ def error_type_of(error: BaseException) -> ErrorType:
     return classify_error(error)
 
 
-def write_items(store: Store, table: str, items: Sequence[Item]) -> WriteResult:
-    """Convert items to rows and write them (runs in a worker thread, off the event loop).
-
-    A store with write_records(table, items) (SQLiteStore) takes the records as they are and
-    builds its parameters without a dict per record; any other store gets to_row() dicts.
-    """
-    write_records = getattr(store, "write_records", None)
-    if write_records is not None:
-        result: WriteResult = write_records(table, items)
-        return result
-    rows: list[Any] = []
+def to_rows(items: Sequence[Item]) -> tuple[list[Mapping[str, Any]], list[RowError]]:
+    """Items as row dicts (records via to_row()); an item that cannot become one is rejected."""
+    rows: list[Mapping[str, Any]] = []
     bad: list[RowError] = []
     for item in items:
         if isinstance(item, TransitionRecord):
@@ -85,10 +77,28 @@ def write_items(store: Store, table: str, items: Sequence[Item]) -> WriteResult:
             rows.append(item)
         else:
             bad.append(RowError(f"<{type(item).__name__}>", "not a TransitionRecord or row"))
-    result = store.write_batch(table, rows) if rows else WriteResult(written=0)
-    if bad:
-        return WriteResult(written=result.written, rejected=(*result.rejected, *bad))
-    return result
+    return rows, bad
+
+
+def with_rejected(result: WriteResult, bad: Sequence[RowError]) -> WriteResult:
+    """`result` with rows rejected before the store saw them added."""
+    if not bad:
+        return result
+    return WriteResult(written=result.written, rejected=(*result.rejected, *bad))
+
+
+def write_items(store: Store, table: str, items: Sequence[Item]) -> WriteResult:
+    """Convert items to rows and write them (runs in a worker thread, off the event loop).
+
+    A store with write_records(table, items) (SQLiteStore) takes the records as they are and
+    builds its parameters without a dict per record; any other store gets to_row() dicts.
+    """
+    write_records = getattr(store, "write_records", None)
+    if write_records is not None:
+        result: WriteResult = write_records(table, items)
+        return result
+    rows, bad = to_rows(items)
+    return with_rejected(store.write_batch(table, rows) if rows else WriteResult(written=0), bad)
 
 
 class Batcher:
@@ -166,11 +176,18 @@ class Batcher:
         """Write one batch; retry retryable failures with backoff; settle every row exactly once."""
         channel = self.channel
         attempt = 0
+        ticket = channel.write_started()
         try:
             while True:
                 try:
                     result = await asyncio.get_running_loop().run_in_executor(
-                        _writer_pool(), write_items, self.store, channel.table, batch
+                        writer_pool(),
+                        finished,
+                        (ticket,),
+                        write_items,
+                        self.store,
+                        channel.table,
+                        batch,
                     )
                     break
                 except Exception as error:
@@ -192,6 +209,8 @@ class Batcher:
         except asyncio.CancelledError:
             channel.settle(len(batch), drops={"shutdown": len(batch)})
             raise
+        finally:
+            channel.write_ended(ticket)
         for row_error in result.rejected:
             _log.warning(
                 "metadata_row_rejected",

@@ -6,7 +6,7 @@ import asyncio
 import collections
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -21,13 +21,35 @@ _WARN_EVERY_SECONDS = 5.0
 _log = structlog.get_logger("persistence.logger")
 
 
+class WriteTicket:
+    """One write in flight: when it started, and whether the store has finished it."""
+
+    __slots__ = ("done", "started")
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.done = False  # set by the writer thread as soon as the store accepted the rows
+
+
+def finished(tickets: Sequence[WriteTicket], write: Callable[..., Any], *args: Any) -> Any:
+    """Call write(*args) (in the writer thread); mark the tickets done if it returns."""
+    result = write(*args)
+    for ticket in tickets:
+        ticket.done = True
+    return result
+
+
 class Channel:
     """Queue + overflow + counters of one table; counters are safe to bump from any thread.
 
-    Rows emitted while the queue is full wait in `overflow` (oldest first) for at most
-    put_timeout seconds: the caller never waits, the row does. Every submitted row is
-    eventually `processed`: written, rejected or dropped with a reason; flush() and stop()
-    wait for processed to reach submitted.
+    Rows emitted while the queue is full wait in `overflow` (oldest first): the caller never
+    waits, the row does. A parked row is dropped as queue_full once it has waited put_timeout
+    seconds while a write of this table has been in flight for put_timeout seconds: the store
+    is stuck or failing. A store that keeps finishing its writes is only behind (10,000
+    pipelines started at once on a busy machine), and so is a logger whose event loop has not
+    yet come round to the next write; dropping audit rows then would be worse than holding them
+    in memory. Every submitted row is eventually `processed`: written, rejected or dropped with
+    a reason; flush() and stop() wait for processed to reach submitted.
     """
 
     def __init__(self, table: str, short: str, capacity: int, put_timeout: float) -> None:
@@ -44,6 +66,8 @@ class Channel:
         self.rows_written = 0
         self.in_flight = 0
         self.drops: collections.Counter[str] = collections.Counter()
+        # The writes of this table in flight (started, not yet settled), oldest first.
+        self._writes: collections.deque[WriteTicket] = collections.deque()
         self.flush_failures = 0
         self.last_flush_error: str | None = None
         self._last_warning: dict[str, float] = {}
@@ -118,6 +142,15 @@ class Channel:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def wait_with(self, waiter: asyncio.Future[None], count: int) -> None:
+        """Resolve `waiter` (which other channels may share) once `count` rows are ready."""
+        self._waiter, self._wake_at = waiter, min(count, self.capacity)
+
+    def forget(self, waiter: asyncio.Future[None]) -> None:
+        """Stop resolving `waiter` (its wait is over)."""
+        if self._waiter is waiter:
+            self._waiter = None
+
     async def wait_for_rows(self, count: int, timeout: float) -> None:  # noqa: ASYNC109
         """Return once `count` rows are ready (or the queue is full), on wake(), or on timeout.
 
@@ -147,10 +180,37 @@ class Channel:
         if self._expiry is None:
             self._expiry = loop.call_at(deadline, self._expire, loop)
 
+    def write_started(self) -> WriteTicket:
+        """Note that a write of this table began; pass the ticket to write_ended()."""
+        ticket = WriteTicket(time.monotonic())
+        self._writes.append(ticket)
+        return ticket
+
+    def write_ended(self, ticket: WriteTicket) -> None:
+        """Note that a write is over and settled (written, given up or cancelled)."""
+        self._writes.remove(ticket)
+
+    def stuck_for(self) -> float:
+        """Seconds the oldest unfinished write has been running (0 when none is).
+
+        A write the store has finished (ticket.done, set by the writer thread) does not count
+        even before the event loop has come round to settle it.
+        """
+        for ticket in self._writes:
+            if not ticket.done:
+                return time.monotonic() - ticket.started
+        return 0.0
+
     def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Drop every parked row whose wait is over; re-arm for the next one."""
+        """Drop every parked row whose wait is over, if a write has been stuck as long."""
         self._expiry = None
         now = loop.time()
+        stuck = self.stuck_for()
+        if stuck < self.put_timeout:
+            # The store is behind, not stuck (or no write has started yet): look again once
+            # the oldest write in flight, or a write starting now, could have been stuck long.
+            self._expiry = loop.call_at(now + self.put_timeout - stuck, self._expire, loop)
+            return
         expired = 0
         while self.overflow and self.overflow[0][0] <= now:
             self.overflow.popleft()

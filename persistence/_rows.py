@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
+import json
 from typing import Any
 
+from statemachine._scrub import encodable
+from statemachine.ids import uuid7_str
 from statemachine.records import TransitionRecord, dumps_metadata
+
+_UTC = dt.UTC
+# dumps_metadata's output for plain JSON: sorted keys, non-ASCII kept (see merged_metadata).
+_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
 
 
 def utc(value: dt.datetime | None) -> dt.datetime:
     """An aware UTC datetime; None means now, a naive value is taken as UTC (datetime.utcnow())."""
     if value is None:
         return dt.datetime.now(dt.UTC)
+    if value.tzinfo is _UTC:  # already UTC (every record's time): skip astimezone()
+        return value
     if value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
     return value.astimezone(dt.UTC)
@@ -35,10 +43,20 @@ def step_log_id(step_logging_id: str, attempt: int, phase: str) -> str:
 
 def merged_metadata(metadata: dict[str, Any] | None, error_context: dict[str, Any] | None) -> str:
     """The metadata JSON with error_context merged in under "error_context", as the seed shows."""
+    if not metadata and error_context is None:
+        return "{}"  # what dumps_metadata({}) returns; most derived start rows
     merged = dict(metadata or {})
     if error_context is not None:
         merged["error_context"] = error_context
-    return dumps_metadata(merged)
+    try:
+        # Plain JSON values (the usual case) need no `default`; one encoder built once is
+        # cheaper than json.dumps(**kwargs). Anything else takes dumps_metadata's own path.
+        text = _ENCODER.encode(merged)
+    except Exception:
+        return dumps_metadata(merged)
+    if "NaN" in text or "Infinity" in text:
+        return dumps_metadata(merged)
+    return encodable(text)
 
 
 def _duration_ms(start: dt.datetime, end: dt.datetime | None, given: int | None) -> int | None:
@@ -161,7 +179,7 @@ def transition_record(
     """A TransitionRecord from the seed's log_state_transition keyword arguments."""
     when = utc(transition_time)
     return TransitionRecord(
-        transition_id=transition_id or str(uuid.uuid4()),
+        transition_id=transition_id or uuid7_str(),
         org_slug=org_slug,
         pipeline_logging_id=pipeline_logging_id,
         step_logging_id=step_logging_id,

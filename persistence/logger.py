@@ -16,8 +16,9 @@ import structlog
 from classifier import redact
 from persistence import _derive
 from persistence._api import SeedLoggingAPI
-from persistence._batcher import Batcher
+from persistence._batcher import Batcher, writer_pool
 from persistence._channel import Channel, Item
+from persistence._group_commit import GroupCommitter
 from persistence.settings import LoggerSettings
 from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS, Store
 from statemachine import scrub_metadata, scrub_text
@@ -74,7 +75,7 @@ class MetadataLogger(SeedLoggingAPI):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._urgent: asyncio.Event | None = None
-        self._batchers: list[Batcher] = []
+        self._batchers: list[Batcher | GroupCommitter] = []
         self._runners: list[asyncio.Task[None]] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._flushers = 0
@@ -97,13 +98,26 @@ class MetadataLogger(SeedLoggingAPI):
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._urgent = asyncio.Event()
+        await self._prepare_store()
         # SQLite serialises writers: more concurrent flushes than a store can use only contend
         # for its lock (and the GIL); a store says how many it takes (max_concurrent_writes).
         writers = min(
             self.settings.workers,
             int(getattr(self.store, "max_concurrent_writes", 0) or self.settings.workers),
         )
-        for channel in self.channels.values():
+        if getattr(self.store, "group_commit", False):
+            # A local store: one flush worker commits every queue's rows as soon as it is free.
+            committer = GroupCommitter(
+                list(self.channels.values()),
+                self.store,
+                self.settings,
+                stop_deadline=lambda: self._stop_deadline,
+            )
+            self._batchers.append(committer)
+            self._runners.append(
+                asyncio.create_task(committer.run(), name="pipestate-group-commit")
+            )
+        for channel in () if self._batchers else self.channels.values():
             batcher = Batcher(
                 channel,
                 self.store,
@@ -118,6 +132,19 @@ class MetadataLogger(SeedLoggingAPI):
             )
         self._atexit_hook = functools.partial(_warn_not_stopped, weakref.ref(self))
         atexit.register(self._atexit_hook)
+
+    async def _prepare_store(self) -> None:
+        """Let a store that can (SQLiteStore) open its file and tables before the first row.
+
+        A failure is logged only: the writes will fail, be retried and be counted as usual.
+        """
+        prepare = getattr(self.store, "prepare_writes", None)
+        if prepare is None:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(writer_pool(), prepare)
+        except Exception as error:
+            _log.warning("metadata_store_prepare_failed", store=repr(self.store), error=repr(error))
 
     async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 - seed API
         """Wait until every row submitted so far is written, rejected or dropped (True if so)."""

@@ -52,6 +52,12 @@ _MAX_BACKOFF_EXPONENT = 64
 class OutboxStore:
     """A Store that makes rows durable locally, then ships them to `remote` in the background."""
 
+    # Hints the logger reads (persistence._batcher): the local file is written by group commit
+    # (whatever is queued, as soon as the previous commit is done, one commit at a time), so a
+    # row reaches the disk within about a commit's time; the uploader still ships in batches.
+    group_commit = True
+    max_concurrent_writes = 1
+
     def __init__(
         self,
         remote: Store,
@@ -106,26 +112,32 @@ class OutboxStore:
 
     def write_batch(self, table: str, rows: Sequence[Mapping[str, Any]]) -> WriteResult:
         """Commit rows to the outbox file; raise StoreError(retryable=False) if it is unwritable."""
+        return self.write_many([(table, rows)])[0]
+
+    def write_many(
+        self, parts: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]
+    ) -> list[WriteResult]:
+        """write_batch for several tables in one outbox commit (the logger's group commit)."""
         if self._closed:
             raise StoreError(
                 f"outbox {self.path!r} is closed; rows were not recorded", retryable=False
             )
-        if not rows:
-            return WriteResult(written=0)
-        try:
-            self._db.enqueue(table, rows)
-        except StoreError as exc:
-            self._count("enqueue_errors")
-            self._note_error(str(exc))
-            raise
-        self._count("rows_enqueued", len(rows))
-        self._ensure_uploader()
-        with self._state_lock:
-            self._unshipped_writes += len(rows)
-            full = self._unshipped_writes >= self.batch_size
-        if full:
-            self._wake.set()
-        return WriteResult(written=len(rows))
+        total = sum(len(rows) for _, rows in parts)
+        if total:
+            try:
+                self._db.enqueue_many(parts)
+            except StoreError as exc:
+                self._count("enqueue_errors")
+                self._note_error(str(exc))
+                raise
+            self._count("rows_enqueued", total)
+            self._ensure_uploader()
+            with self._state_lock:
+                self._unshipped_writes += total
+                full = self._unshipped_writes >= self.batch_size
+            if full:
+                self._wake.set()
+        return [WriteResult(written=len(rows)) for _, rows in parts]
 
     def query(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Run the query on the remote, after shipping what is pending (bounded wait)."""

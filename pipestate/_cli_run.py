@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -66,9 +65,10 @@ async def _run(
     from persistence.logger import MetadataLogger
     from pipestate._cli_export import start_fanout, stop_fanout
     from pipestate._signals import cancel_on_signals
+    from statemachine.ids import uuid7_str
 
     # Our own id: a run cancelled by a signal raises instead of returning its result.
-    pipeline_logging_id = str(uuid.uuid4())
+    pipeline_logging_id = uuid7_str()  # time-ordered, like every engine id (statemachine.ids)
     result: PipelineResult | None = None
     # The CLI fills org_meta_pipeline_runs / org_meta_step_logs too (derived from transitions).
     async with MetadataLogger(store, settings, derive_run_rows=True) as logger:

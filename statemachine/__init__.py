@@ -4,7 +4,7 @@ from statemachine._scrub import scrub_metadata, scrub_text
 from statemachine.clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
 from statemachine.entities import PipelineRun, StepRun
 from statemachine.errors import IllegalTransition, InvalidDefinition, JointRuleViolation
-from statemachine.ids import uuid4_str
+from statemachine.ids import uuid4_str, uuid7_str
 from statemachine.machines import sink_failure_count
 from statemachine.records import TransitionRecord
 from statemachine.sink import InMemorySink, NullSink, TransitionSink
@@ -30,4 +30,5 @@ __all__ = [
     "scrub_text",
     "sink_failure_count",
     "uuid4_str",
+    "uuid7_str",
 ]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from statemachine.clock import SYSTEM_CLOCK, Clock
-from statemachine.ids import IdSource, uuid4_str
+from statemachine.ids import IdSource, new_id
 from statemachine.machines import PIPELINE_ENGINE, STEP_ENGINE
 from statemachine.records import TransitionRecord
 from statemachine.sink import TransitionSink
@@ -73,7 +73,7 @@ class PipelineRun:
         _require_text("org_slug", org_slug)
         _require_sink(sink)
         clock = SYSTEM_CLOCK if clock is None else clock
-        ids = uuid4_str if id_source is None else id_source
+        ids = new_id if id_source is None else id_source
         return cls(
             entity_name=entity_name,
             org_slug=org_slug,

@@ -227,6 +227,7 @@ class TestStoreFirst:
 
         monkeypatch.setattr(SQLiteStore, "write_records", refuse)
         monkeypatch.setattr(SQLiteStore, "write_batch", refuse)
+        monkeypatch.setattr(SQLiteStore, "write_many", refuse)  # the logger's group commit
         assert _run(store, "test/success/test_success", "--org", "acme") == 1
         captured = capsys.readouterr()
         assert "pipeline test-success: COMPLETED" in captured.out

@@ -72,13 +72,13 @@ class TestCreate:
     """The create classmethods."""
 
     def test_pipeline_defaults(self, sink: InMemorySink) -> None:
-        """A new pipeline is PENDING with a uuid4 logging id and the system clock."""
+        """A new pipeline is PENDING with a UUIDv7 logging id and the system clock."""
         run = PipelineRun.create("p", org_slug="acme", sink=sink)
         assert run.state == "PENDING"
         assert run.retry_count == 0
         assert run.trigger_type == "api"
         assert run.user_id is None
-        assert uuid.UUID(run.pipeline_logging_id).version == 4
+        assert uuid.UUID(run.pipeline_logging_id).version == 7
         assert run.entered_at.tzinfo is not None
         assert not run.is_terminal
         assert sink.records == []

@@ -7,6 +7,7 @@ import itertools
 import json
 import operator
 import re
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -16,7 +17,13 @@ from statemachine.records import RECORD_FIELDS, TransitionRecord, dumps_metadata
 
 CANONICAL_TIMESTAMP = "%Y-%m-%dT%H:%M:%S.%f+00:00"
 _CANONICAL_LENGTH = 32
-_MAX_PARAMETERS = 999  # SQLITE_MAX_VARIABLE_NUMBER before SQLite 3.32
+# SQLITE_MAX_VARIABLE_NUMBER: 999 before SQLite 3.32, 32,766 since.
+_MAX_PARAMETERS = 32_766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
+# Rows per multi-row INSERT: each statement hands the GIL to a busy event loop and back (up to
+# sys.getswitchinterval() each way), so fewer, larger statements keep a commit from trailing
+# its rows by tens of milliseconds; 500 bounds the SQL text SQLite compiles per statement.
+_MAX_ROWS_PER_STATEMENT = 500
+_SQL_CACHE_SIZE = 64  # distinct row counts kept per table (group commit sizes vary)
 _UTC = dt.UTC
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # Compact-enough, sorted JSON like dumps_metadata, but built once: json.dumps() with keyword
@@ -150,7 +157,9 @@ class RowPreparer:
         # step, so executemany of single rows hands the GIL to the event loop and back once per
         # row; 52 rows per step (19 columns, under SQLite's historic 999-parameter limit) cut
         # those handoffs 52-fold and the per-row cost by ~20%.
-        self.rows_per_statement = max(1, _MAX_PARAMETERS // len(self.columns))
+        self.rows_per_statement = max(
+            1, min(_MAX_ROWS_PER_STATEMENT, _MAX_PARAMETERS // len(self.columns))
+        )
         self._row_marks = f"({marks})"
         self._multi_sql: dict[int, str] = {}
         # A table whose columns are all TransitionRecord fields reads records without a dict:
@@ -172,6 +181,8 @@ class RowPreparer:
         if sql is None:
             head = self.insert_sql.partition(" VALUES ")[0]
             sql = f"{head} VALUES {', '.join([self._row_marks] * rows)}"
+            if len(self._multi_sql) >= _SQL_CACHE_SIZE:
+                self._multi_sql.clear()
             self._multi_sql[rows] = sql
         return sql
 

@@ -65,7 +65,11 @@ class Store(Protocol):
     - max_batch_rows: int: a backlog is written up to this many rows per call (default: the
       logger's batch size);
     - max_concurrent_writes: int: at most this many writes per table in flight (default: the
-      logger's worker count).
+      logger's worker count);
+    - group_commit: bool: a local store (SQLite, the outbox file) whose rows are written as
+      soon as the previous write is done, not when a batch fills or the interval passes;
+    - prepare_writes() -> None: open connections and create tables; the logger calls it (in a
+      thread) from start(), so the first rows do not wait for the set-up.
     """
 
     def write_batch(self, table: str, rows: Sequence[Mapping[str, Any]]) -> WriteResult:

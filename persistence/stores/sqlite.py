@@ -68,8 +68,10 @@ class SQLiteStore:
     # a transaction's fixed cost (WAL frames of every touched index page) dwarfs its per-row
     # cost, so one flush in flight per table, taking a whole backlog in one transaction, beats
     # several small ones contending for the lock (benchmarks/persistence.py: ~2x).
-    max_batch_rows = 20_000
+    max_batch_rows = 5_000
     max_concurrent_writes = 1
+    # Commit whatever is queued as soon as the previous write is done (see Batcher).
+    group_commit = True
 
     def __init__(
         self,
@@ -142,6 +144,19 @@ class SQLiteStore:
                 retryable=False,
             ) from None
 
+    def prepare_writes(self) -> None:
+        """Open the file and create missing tables now (StoreError if it cannot be written).
+
+        The logger calls it from start(), so the first rows of a run never wait behind the
+        connection set-up and the schema's DDL while the run is already emitting.
+        """
+        with self._lock:
+            self._connection()
+            try:
+                self._ensure_schema()
+            except sqlite3.Error as exc:
+                raise _store_error("creating the tables", exc) from exc
+
     # -- Store protocol -----------------------------------------------------------------------
 
     def write_batch(self, table: str, rows: Sequence[Mapping[str, Any]]) -> WriteResult:
@@ -161,6 +176,50 @@ class SQLiteStore:
         preparer = self._preparers[self._spec(table).name]
         good, rejected = preparer.prepare_items(items)
         return self._insert(preparer, good, rejected)
+
+    def write_many(
+        self, parts: Sequence[tuple[str, Sequence[TransitionRecord | Mapping[str, Any]]]]
+    ) -> list[WriteResult]:
+        """write_records for several tables in one transaction (the logger's group commit).
+
+        One statement (the usual small group) runs on its own, as its own transaction: every
+        extra call into SQLite hands the GIL back and forth with a busy event loop, which is
+        what delays a commit most under load. A row SQLite refuses sends the group down the
+        per-table path, which rejects only that row.
+        """
+        prepared = []
+        for table, items in parts:
+            preparer = self._preparers[self._spec(table).name]
+            good, rejected = preparer.prepare_items(items)
+            prepared.append((preparer, good, rejected))
+        statements = [s for preparer, good, _ in prepared for s in preparer.statements(good)]
+        if statements:
+            with self._lock:
+                conn = self._connection()
+                self._ensure_schema()
+                try:
+                    self._run_group(conn, statements)
+                except _ROW_ERRORS:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    return [self._insert(p, good, rejected) for p, good, rejected in prepared]
+                except sqlite3.Error as exc:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    rows = sum(len(good) + len(rejected) for _, good, rejected in prepared)
+                    raise _store_error(f"writing {rows} rows", exc) from exc
+        return [WriteResult(len(good), tuple(rejected)) for _, good, rejected in prepared]
+
+    @staticmethod
+    def _run_group(conn: sqlite3.Connection, statements: list[tuple[str, list[Any]]]) -> None:
+        """Run the statements as one transaction (a lone statement is one by itself)."""
+        if len(statements) == 1:
+            conn.execute(*statements[0])
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        for sql, params in statements:
+            conn.execute(sql, params)
+        conn.execute("COMMIT")
 
     def _insert(
         self, preparer: RowPreparer, good: list[list[Any]], rejected: list[RowError]
