@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PACKAGES := classifier statemachine persistence executor pipestate
 
-.PHONY: demo test lint typecheck pytest bq-emulator bench bench-peers docs docs-gen docs-check wheel-check clean mutation
+.PHONY: demo test lint typecheck pytest bq-emulator bench bench-peers docs docs-gen docs-check wheel-check clean mutation chromium screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,18 @@ mutation: $(STAMP)
 
 bench-peers: $(STAMP)
 	bash benchmarks/peers/run.sh
+
+# Debian's Chromium for the browser tests and screenshots (Playwright drives it; it never
+# downloads a browser of its own). Needs root or sudo; does nothing when chromium is there.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	    SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
+	@chromium --version
+
+# The dashboard screenshots in docs/img/ (README, docs/dashboard.md), taken in Chromium.
+screenshots: $(STAMP) chromium
+	$(BIN)/python scripts/screenshots.py docs/img
 
 clean:
 	rm -rf $(VENV) .venv-bq .pytest_cache .mypy_cache .ruff_cache pipestate.db* site dist build .coverage

@@ -262,6 +262,15 @@ TARGETS: tuple[Target, ...] = (
         "<=",
         0.3,
     ),
+    ("dashboard overview on 1M rows, server s", "dashboard", "overview_server_s", "<=", 1),
+    (
+        "dashboard overview, Chromium load-to-render ms",
+        "dashboard",
+        "chromium_load_to_render_ms",
+        "<=",
+        2000,
+    ),
+    ("static report for the 1M-row store, MB", "dashboard", "report_mb", "<=", 5),
 )
 
 

@@ -9,15 +9,14 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import structlog
-
 from classifier import ErrorType, RetryPolicy, classify_error, get_retry_delay
 from persistence._channel import Channel, Item, finished
 from persistence.settings import LoggerSettings
 from persistence.stores.base import RowError, Store, StoreError, WriteResult
+from statemachine._log import lazy_logger
 from statemachine.records import TransitionRecord
 
-_log = structlog.get_logger("persistence.logger")
+_log = lazy_logger("persistence.logger")
 
 
 _POOLS: dict[int, concurrent.futures.ThreadPoolExecutor] = {}  # by process id: fork-safe

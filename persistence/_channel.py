@@ -9,8 +9,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import structlog
-
+from statemachine._log import lazy_logger
 from statemachine.records import TransitionRecord
 
 # A queued item: a record (converted to a row in the flush thread) or a ready row dict.
@@ -18,7 +17,7 @@ Item = TransitionRecord | Mapping[str, Any]
 DROP_REASONS = ("queue_full", "shutdown", "store_rejected", "store_unavailable", "invalid")
 _WARN_EVERY_SECONDS = 5.0
 
-_log = structlog.get_logger("persistence.logger")
+_log = lazy_logger("persistence.logger")
 
 
 class WriteTicket:

@@ -15,13 +15,13 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import structlog
+from statemachine._log import lazy_logger
 
 if TYPE_CHECKING:
     from persistence.fanout import Exporter, ExportSettings
     from statemachine.records import TransitionRecord
 
-_log = structlog.get_logger("persistence.fanout")
+_log = lazy_logger("persistence.fanout")
 # A dead receiver fails every batch: warn on the first failure, then once per this many.
 _WARN_EVERY = 100
 

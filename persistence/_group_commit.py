@@ -17,8 +17,6 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import structlog
-
 from classifier import ErrorType, get_retry_delay
 from persistence._batcher import (
     error_type_of,
@@ -31,8 +29,9 @@ from persistence._batcher import (
 from persistence._channel import Channel, Item, finished
 from persistence.settings import LoggerSettings
 from persistence.stores.base import Store, WriteResult
+from statemachine._log import lazy_logger
 
-_log = structlog.get_logger("persistence.logger")
+_log = lazy_logger("persistence.logger")
 
 Group = list[tuple[Channel, list[Item]]]
 # How long the committer lets a burst gather after its first row (PostgreSQL's commit_delay):

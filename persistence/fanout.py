@@ -15,12 +15,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
-import structlog
 
+from statemachine._log import lazy_logger
 from statemachine.records import TransitionRecord
 from statemachine.sink import TransitionSink
 
-_log = structlog.get_logger("persistence.fanout")
+_log = lazy_logger("persistence.fanout")
 
 # Field -> environment variable; the same knobs for every exporter.
 EXPORT_ENV_VARS: Mapping[str, str] = {

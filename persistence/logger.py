@@ -11,8 +11,6 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-import structlog
-
 from classifier import redact
 from persistence import _derive
 from persistence._api import SeedLoggingAPI
@@ -22,9 +20,10 @@ from persistence._group_commit import GroupCommitter
 from persistence.settings import LoggerSettings
 from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS, Store
 from statemachine import scrub_metadata, scrub_text
+from statemachine._log import lazy_logger
 from statemachine.records import TransitionRecord
 
-_log = structlog.get_logger("persistence.logger")
+_log = lazy_logger("persistence.logger")
 
 # Queue short names: get_queue_depths() keys, e.g. "state_transition_queue_utilization_pct".
 QUEUE_NAMES = {STATE_TRANSITIONS: "state_transition", PIPELINE_RUNS: "pipeline", STEP_LOGS: "step"}

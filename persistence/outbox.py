@@ -22,8 +22,6 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from classifier import (
     ErrorType,
     RetryPolicy,
@@ -34,11 +32,12 @@ from classifier import (
 )
 from persistence._outbox_db import OutboxDB, OutboxRow
 from persistence.stores.base import Bootstrappable, Store, StoreError, WriteResult
+from statemachine._log import lazy_logger
 
 if TYPE_CHECKING:
     from persistence.schema import TableSpec
 
-_log = structlog.get_logger("persistence.outbox")
+_log = lazy_logger("persistence.outbox")
 
 DEFAULT_PATH = "pipestate-outbox.db"
 OUTBOX_ENV = "PIPESTATE_OUTBOX"

@@ -55,6 +55,17 @@ SQLITE_INDEXES: Mapping[str, tuple[SqliteIndex, ...]] = {
         SqliteIndex("pipeline_day", ("transition_date",), "entity_type = 'PIPELINE'"),
         # timeline, and the hung query's "no later transition" probe
         SqliteIndex("run_time", ("pipeline_logging_id", "transition_time")),
+        # dashboard (persistence/queries/_dashboard_sql.py): the overview's from x to heatmap
+        # reads one org's window from this index alone (covering), never the table
+        SqliteIndex("ui_window", ("org_slug", "transition_date", "from_state", "to_state")),
+        # dashboard: retry success starts from the (rare) RETRYING rows of the window
+        SqliteIndex("ui_retrying", ("org_slug", "transition_date"), "to_state = 'RETRYING'"),
+        # dashboard: the stuck list's hung pipelines, then their steps through run_time
+        SqliteIndex(
+            "ui_pipeline_running",
+            ("org_slug", "transition_date"),
+            "entity_type = 'PIPELINE' AND to_state = 'RUNNING'",
+        ),
     ),
     "org_meta_pipeline_runs": (
         SqliteIndex("run", ("pipeline_logging_id",)),

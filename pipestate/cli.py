@@ -71,6 +71,7 @@ class _LazyGroup(click.Group):
         "validate": "pipestate.cli_validate:validate",
         "purge": "pipestate.cli_purge:purge",
         "verify": "pipestate.cli_verify:verify_command",
+        "report": "pipestate.cli_report:report",
         "serve": "pipestate.cli_serve:serve_command",
         "keys": "pipestate.cli_keys:keys",
     }
@@ -125,21 +126,29 @@ def cli(debug: bool) -> None:
 
 
 def configure_logging(*, debug: bool) -> None:
-    """Send library log lines to stderr, warnings only unless --debug (stdout stays clean)."""
+    """Send library log lines to stderr, warnings only unless --debug (stdout stays clean).
+
+    structlog is configured when the engine first logs through it, not here: importing it costs
+    more than a whole quiet run (statemachine/_log.py).
+    """
     import logging
 
-    import structlog
+    from statemachine._log import configure_when_used
 
     level = logging.DEBUG if debug else logging.WARNING
     logging.basicConfig(
         stream=sys.stderr, level=level, format="%(levelname)s %(name)s: %(message)s"
     )
-    structlog.configure(
-        # Resolve sys.stderr per call: in-process callers (tests, click's runner) swap it.
-        logger_factory=lambda *args: structlog.PrintLogger(sys.stderr),
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        cache_logger_on_first_use=False,
-    )
+
+    def configure(structlog: Any) -> None:
+        structlog.configure(
+            # Resolve sys.stderr per call: in-process callers (tests, click's runner) swap it.
+            logger_factory=lambda *args: structlog.PrintLogger(sys.stderr),
+            wrapper_class=structlog.make_filtering_bound_logger(level),
+            cache_logger_on_first_use=False,
+        )
+
+    configure_when_used(configure)
 
 
 @cli.command("run")

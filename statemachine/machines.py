@@ -283,9 +283,9 @@ class TransitionEngine:
         with self._failure_lock:
             self.sink_failures += 1
         # structlog (with its dev renderer) costs ~150 ms to import: load it only on failure.
-        import structlog
+        from statemachine._log import lazy_logger
 
-        structlog.get_logger("statemachine").warning(
+        lazy_logger("statemachine").warning(
             "transition_sink_failed",
             sink=type(sink).__qualname__,
             transition_id=record.transition_id,

@@ -28,6 +28,8 @@ from typing import Any
 from persistence.queries import bigquery as bq_sql
 from persistence.queries._scope import ORG_PARAM
 from persistence.queries.catalog import CATALOG
+from persistence.queries.dashboard import DASHBOARD
+from persistence.queries.dashboard_bigquery import DASHBOARD_BIGQUERY_SQL
 from persistence.schema import DEFAULT_DATASET, TableSpec, load_table_specs
 from persistence.stores import _bigquery_rows as rows_
 from persistence.stores._select import where_clause
@@ -239,7 +241,16 @@ class BigQueryStore:
     def query(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Run the named catalog query's BigQuery SQL with query parameters only."""
         self._check_open()
-        if name not in bq_sql.BIGQUERY_SQL or name not in CATALOG:
+        if name in DASHBOARD:  # the dashboard's aggregations (persistence.queries.dashboard)
+            spec = DASHBOARD[name]
+            sql = DASHBOARD_BIGQUERY_SQL[name].replace(
+                bq_sql.TABLE_TOKEN, self.table_ref(spec.table)
+            )
+        elif name in bq_sql.BIGQUERY_SQL and name in CATALOG:
+            spec = CATALOG[name]
+            scoped = params.get(ORG_PARAM) is not None
+            sql = bq_sql.render(name, self.table_ref(spec.table), org_scoped=scoped)
+        else:
             raise StoreError(
                 f"unknown query {name!r}; expected one of {sorted(bq_sql.BIGQUERY_SQL)}",
                 retryable=False,
@@ -247,9 +258,6 @@ class BigQueryStore:
         from google.api_core import exceptions as gexc
         from google.cloud import bigquery
 
-        spec = CATALOG[name]
-        scoped = params.get(ORG_PARAM) is not None
-        sql = bq_sql.render(name, self.table_ref(spec.table), org_scoped=scoped)
         types = {p.name: p.type for p in spec.params}
         parameters = []
         for param in bq_sql.parameter_names(sql):
