@@ -29,6 +29,7 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/coverage erase
 	$(BIN)/coverage run -m pytest
+	$(BIN)/coverage combine -q  # subprocesses (servers, CLI runs) write their own data files
 	$(BIN)/coverage report --format=total >/dev/null || ($(BIN)/coverage report --skip-covered | tail -40; exit 1)
 	$(BIN)/python scripts/coverage_by_package.py
 

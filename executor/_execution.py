@@ -7,6 +7,8 @@ import functools
 import inspect
 import logging
 from collections import deque
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from classifier import (
@@ -50,6 +52,7 @@ class Execution:
         concurrency: int,
         fail_fast: bool,
         store: Any = None,
+        params: Mapping[str, Any] | None = None,
     ) -> None:
         from statemachine import StepRun
 
@@ -58,6 +61,7 @@ class Execution:
         self.concurrency = max(1, concurrency)
         self.fail_fast = fail_fast
         self.store = store
+        self.params: Mapping[str, Any] = MappingProxyType(dict(params or {}))
         self.dag = Dag({s.step_id: s.depends_on for s in config.steps})
         self.step_configs: dict[str, StepConfig] = {s.step_id: s for s in config.steps}
         self.steps: dict[str, StepRun] = {
@@ -83,10 +87,13 @@ class Execution:
     async def execute(self) -> None:
         """Run every step to a terminal state, then end the pipeline; re-raise cancellation."""
         cfg = self.config
-        self.run.start(
-            reason="Pipeline execution started",
-            metadata={"total_steps": len(cfg.steps), "timeout_minutes": cfg.timeout_minutes},
-        )
+        started: dict[str, Any] = {
+            "total_steps": len(cfg.steps),
+            "timeout_minutes": cfg.timeout_minutes,
+        }
+        if self.params:
+            started["params"] = dict(self.params)
+        self.run.start(reason="Pipeline execution started", metadata=started)
         loop = asyncio.get_running_loop()
         timer = loop.call_later(cfg.timeout_minutes * 60.0, self._on_deadline)
         running: dict[str, asyncio.Task[None]] = {}
@@ -248,6 +255,7 @@ class Execution:
             store=self.store,
             config_source=self.config.source,
             timeout_seconds=None if cfg.timeout_minutes is None else cfg.timeout_minutes * 60.0,
+            params=self.params,
         )
         if cfg.timeout_minutes is None:
             try:

@@ -19,6 +19,7 @@ from classifier.errors import ValidationError
 from executor._yaml import YamlGuardError, load_guarded
 from executor.config import IDENTIFIER_RE, PipelineConfig, RetryDefaults, StepConfig
 from executor.dag import find_cycle
+from executor.params import ParamSpec, check_schema
 
 MAX_DEPTH = 50
 MAX_NODES = 100_000
@@ -99,6 +100,27 @@ def _make_converter() -> cattrs.Converter:
     steps_type = tuple[StepConfig, ...]
     conv.register_structure_hook_func(lambda t: t == steps_type, tuple_hook(StepConfig))
 
+    def params_hook(value: Any, _: Any) -> dict[str, ParamSpec]:
+        raw = mapping_hook(value, _)
+        out: dict[str, ParamSpec] = {}
+        errors: list[Exception] = []
+        for key, item in raw.items():
+            try:
+                if not isinstance(item, Mapping):
+                    raise _TypeMismatch("a mapping like {type: date, required: true}", item)
+                out[key] = conv.structure(item, ParamSpec)
+            except Exception as exc:
+                exc.add_note(IterableValidationNote(f"@ .{key}", key, ParamSpec))
+                errors.append(exc)
+        if errors:
+            raise IterableValidationError("While structuring params", errors, dict)
+        return out
+
+    conv.register_structure_hook_func(lambda t: t == dict[str, ParamSpec], params_hook)
+    conv.register_structure_hook(
+        ParamSpec,
+        cattrs.gen.make_dict_structure_fn(ParamSpec, conv, _cattrs_forbid_extra_keys=True),
+    )
     conv.register_structure_hook(
         PipelineConfig,
         cattrs.gen.make_dict_structure_fn(
@@ -258,6 +280,7 @@ def validate_config(config: PipelineConfig) -> None:
             )
         if step.max_retries is not None:
             check(step.max_retries >= 0, f"{at}.max_retries", "an integer >= 0", step.max_retries)
+    problems.extend(check_schema(config.params))
     ids = {s.step_id for s in config.steps}
     for i, step in enumerate(config.steps):
         for j, dep in enumerate(step.depends_on):

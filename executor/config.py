@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 
 from classifier.errors import ValidationError
+from executor.params import ParamSpec
 
 CONFIG_DIR_ENV = "PIPESTATE_CONFIG_DIR"
 DEFAULT_CONFIG_DIR = "configs"
@@ -54,6 +55,8 @@ class PipelineConfig:
     retry: RetryDefaults = attrs.field(factory=RetryDefaults)
     concurrency: int = 8
     fail_fast: bool = False
+    # Declared run parameters (executor.params); empty: parameters pass through unchecked.
+    params: dict[str, ParamSpec] = attrs.field(factory=dict)
     source: str | None = attrs.field(default=None, eq=False)
 
     def step(self, step_id: str) -> StepConfig:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import attrs
@@ -27,8 +28,9 @@ class ProcessorContext:
     # directory) and the time the step may run, if bounded (processors pass it to remote jobs).
     config_source: str | None = None
     timeout_seconds: float | None = None
-    # The run's parameters (the seed's {"date": "2025-12-01"}, `--param date=...`).
-    params: Mapping[str, Any] = attrs.field(factory=dict)
+    # The run's parameters (the seed's {"date": "2025-12-01"}, `--param date=...`), checked
+    # against the pipeline's `params:` schema; read-only.
+    params: Mapping[str, Any] = attrs.field(factory=lambda: MappingProxyType({}))
 
 
 class ConfigProblem(ValueError):
@@ -59,6 +61,7 @@ class ProcessorSpec:
 
 _REGISTRY: dict[str, ProcessorSpec] = {}
 _lock = threading.Lock()
+_load_lock = threading.Lock()
 _loaded = False
 
 
@@ -94,14 +97,18 @@ def _ensure_loaded() -> None:
     global _loaded
     if _loaded:
         return
-    with _lock:
+    # A lock of its own (registering takes _lock), held until loading is done: a second
+    # thread (configs are loaded in worker threads by the service) must not see an empty
+    # registry while the first is still importing.
+    with _load_lock:
         if _loaded:
             return
-        _loaded = True
-    import executor._builtins
-    import executor.etl  # noqa: F401 - registers duckdb.sql, http.extract, gcp.bq_etl (lazy deps)
+        # Registers generic.*, then duckdb.sql, http.extract, gcp.bq_etl (their deps load lazily).
+        import executor._builtins
+        import executor.etl  # noqa: F401
 
-    load_plugins()
+        load_plugins()
+        _loaded = True
 
 
 def load_plugins() -> list[str]:

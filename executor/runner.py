@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -11,6 +12,8 @@ from classifier import redact
 from classifier.engine import safe_str
 from classifier.errors import ValidationError
 from executor.config import IDENTIFIER_RE, PipelineConfig, load_pipeline_config
+from executor.params import check_values
+from executor.params import resolve as resolve_params
 
 if TYPE_CHECKING:
     from statemachine import Clock, PipelineRun, TransitionSink
@@ -52,12 +55,16 @@ async def run_pipeline(
     clock: Clock | None = None,
     store: Any = None,
     pipeline_logging_id: str | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> PipelineResult:
     """Run one pipeline to a terminal state, emitting every transition to `logger`.
 
     A missing or invalid config is not raised: it yields the seed's trail PENDING -> RUNNING ->
-    FAILED (VALIDATION_ERROR) under the requested name. Cancellation ends every step and the
-    pipeline FAILED, then propagates. An invalid org_slug raises ValidationError (nothing to log).
+    FAILED (VALIDATION_ERROR) under the requested name; so do `params` that do not match the
+    pipeline's `params:` schema (the error names the parameter). The resolved params reach every
+    processor as `context.params` and are recorded in the PENDING -> RUNNING metadata.
+    Cancellation ends every step and the pipeline FAILED, then propagates. An invalid org_slug
+    raises ValidationError (nothing to log).
     """
     if not isinstance(org_slug, str) or not IDENTIFIER_RE.match(org_slug):
         raise ValidationError(
@@ -88,8 +95,9 @@ async def run_pipeline(
         requested = os.fspath(config_or_path)
     try:
         config = _load(config_or_path, config_dir)
+        resolved = resolve_params(config.params, params)
     except ValidationError as exc:
-        return _invalid(new_run(requested[:200] or "<unnamed>"), exc)
+        return _invalid(new_run(requested[:200] or "<unnamed>"), exc, params)
 
     from executor._execution import Execution
     from executor.lease import open_lease
@@ -102,6 +110,7 @@ async def run_pipeline(
         concurrency=config.concurrency if concurrency is None else concurrency,
         fail_fast=config.fail_fast if fail_fast is None else fail_fast,
         store=store,
+        params=resolved,
     )
     await (execution.execute() if lease is None else lease.run(execution.execute()))
     failed = execution.failures[0] if execution.failures and run.state != "COMPLETED" else None
@@ -130,10 +139,18 @@ def _load(
     return load_pipeline_config(config_or_path, config_dir=config_dir)
 
 
-def _invalid(run: PipelineRun, exc: ValidationError) -> PipelineResult:
+def _invalid(
+    run: PipelineRun, exc: ValidationError, params: Mapping[str, Any] | None
+) -> PipelineResult:
     from classifier import ErrorType
 
-    run.start(reason="Pipeline execution started")
+    # The requested params are recorded when they are a plain mapping (they may be the culprit).
+    try:
+        check_values(params or {})
+        started = {"params": dict(params)} if params else None
+    except ValidationError:
+        started = None
+    run.start(reason="Pipeline execution started", metadata=started)
     run.fail(
         exc,
         error_type=ErrorType.VALIDATION_ERROR,

@@ -156,6 +156,16 @@ class OutboxStore:
         rows: list[dict[str, Any]] = run_sql(template, params)
         return rows
 
+    def select_rows(
+        self, table: str, where: Mapping[str, str], *, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Read rows from the remote (the service's key table is written there directly)."""
+        select = getattr(self.remote, "select_rows", None)
+        if select is None:
+            raise StoreError(f"{self.remote!r} cannot select rows", retryable=False)
+        rows: list[dict[str, Any]] = select(table, where, limit=limit)
+        return rows
+
     def close(self, timeout: float | None = None) -> None:
         """Stop the uploader, ship what fits in `timeout`, keep the rest on disk; idempotent."""
         if self._closed:

@@ -195,6 +195,8 @@ def load_table_specs(partition_expiration_days: int | None = None) -> tuple[Tabl
     for table in config["tables"]:
         name = table["table_name"]
         partitioning = table.get("partitioning") or {}
+        # A table may opt out of expiry with `partition_expiration_days: null` (the key table).
+        table_expiration = table.get("partition_expiration_days", expiration)
         specs.append(
             TableSpec(
                 name=name,
@@ -204,7 +206,7 @@ def load_table_specs(partition_expiration_days: int | None = None) -> tuple[Tabl
                 partition_type=partitioning.get("type", "DAY"),
                 clustering=tuple(table.get("clustering") or ()),
                 description=table.get("description", ""),
-                expiration_days=expiration,
+                expiration_days=table_expiration,
                 schema_path=table["schema_path"],
             )
         )

@@ -29,6 +29,7 @@ class RunOptions:
     trigger_type: str = "cli"
     concurrency: int | None = None
     fail_fast: bool | None = None
+    params: dict[str, str] = attrs.field(factory=dict)
     as_json: bool = False
     show_all: bool = False
     lineage: bool = False
@@ -86,6 +87,7 @@ async def _run(
                 fail_fast=opts.fail_fast,
                 store=store,
                 pipeline_logging_id=pipeline_logging_id,
+                params=opts.params,
             )
         )
         with cancel_on_signals(task) as received, display:

@@ -72,6 +72,8 @@ class _LazyGroup(click.Group):
         "purge": "pipestate.cli_purge:purge",
         "verify": "pipestate.cli_verify:verify_command",
         "report": "pipestate.cli_report:report",
+        "serve": "pipestate.cli_serve:serve_command",
+        "keys": "pipestate.cli_keys:keys",
     }
     lazy |= {c: f"pipestate.cli_watch:{c}" for c in ("watch", "recover", "alerts")}
 
@@ -168,6 +170,13 @@ def configure_logging(*, debug: bool) -> None:
 @click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Max parallel steps.")
 @click.option("--fail-fast/--no-fail-fast", default=None, help="Cancel the rest on a failure.")
 @click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A run parameter (repeatable), e.g. --param date=2025-12-01; see the pipeline's params:.",
+)
+@click.option(
     "--all",
     "show_all",
     is_flag=True,
@@ -199,6 +208,7 @@ def run_command(
     trigger_type: str,
     concurrency: int | None,
     fail_fast: bool | None,
+    params: Sequence[str],
     show_all: bool,
     imports: Sequence[str],
     lineage: bool,
@@ -211,10 +221,15 @@ def run_command(
     Exit codes: 0 COMPLETED; 1 FAILED, TIMEOUT or a store error; 2 configuration or usage
     error; 130 interrupted (SIGINT), 143 terminated (SIGTERM), after every row is flushed.
     """
+    from executor.params import parse_assignments
     from pipestate._cli_run import RunOptions, run_and_report
 
     if not org:
         raise click.UsageError("--org is required (or set $PIPESTATE_ORG).")
+    try:
+        run_params = parse_assignments(tuple(params))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     import_modules(imports)
     options = RunOptions(
         pipeline=pipeline,
@@ -225,6 +240,7 @@ def run_command(
         trigger_type=trigger_type,
         concurrency=concurrency,
         fail_fast=fail_fast,
+        params=run_params,
         as_json=as_json,
         show_all=show_all,
         lineage=lineage,

@@ -2,7 +2,7 @@
 
 from hypothesis import HealthCheck, settings
 
-pytest_plugins = ["tests.bq_emulator", "tests.ui_server"]
+pytest_plugins = ["tests.bq_emulator", "tests.ui_server", "tests.service_support"]
 
 # Hypothesis' deadline and too_slow checks are timings: on a shared 2-core machine they fail for
 # reasons that say nothing about the code. Properties keep their example counts; timings belong

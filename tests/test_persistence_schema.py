@@ -17,7 +17,7 @@ from persistence.schema import (
     sqlite_indexes,
     table_spec,
 )
-from persistence.stores.base import ID_COLUMNS, TABLES
+from persistence.stores.base import API_KEYS, ID_COLUMNS, TABLES
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "persistence" / "schemas"
 
@@ -43,16 +43,19 @@ class TestTableSpecs:
         assert {n: s.id_column for n, s in specs.items()} == ID_COLUMNS
         assert specs["org_meta_state_transitions"].partition_field == "transition_date"
         assert specs["org_meta_pipeline_runs"].partition_field == "run_date"
-        by_run = [s for n, s in specs.items() if n != "org_meta_alerts"]
+        by_run = [s for n, s in specs.items() if n not in ("org_meta_alerts", API_KEYS)]
         assert all(s.clustering == ("org_slug", "pipeline_logging_id") for s in by_run)
         assert specs["org_meta_alerts"].clustering == ("rule_kind", "dedup_key")
+        assert specs[API_KEYS].clustering == ("key_id",)
         assert all(s.partition_type == "DAY" and s.description for s in specs.values())
         assert dataset_name() == "organizations"
 
     def test_expiration_defaults_to_90_days_and_can_be_overridden(self) -> None:
         """Partition expiration is 90 days unless the caller passes another value."""
-        assert {s.expiration_days for s in load_table_specs()} == {90}
-        assert {s.expiration_days for s in load_table_specs(30)} == {30}
+        expiry = {s.name: s.expiration_days for s in load_table_specs()}
+        assert expiry.pop(API_KEYS) is None  # keys never expire with the audit partitions
+        assert set(expiry.values()) == {90}
+        assert {s.expiration_days for s in load_table_specs(30) if s.name != API_KEYS} == {30}
 
     def test_non_positive_expiration_is_rejected(self) -> None:
         """An expiration of 0 days or less is an error naming the setting."""

@@ -5,11 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
+from persistence.queries._scope import ORG_PARAM
 from persistence.queries.catalog import CATALOG, FLOAT_DIGITS, QueryParam, QuerySpec
 from persistence.stores.base import Store
+
+# The executor's identifier rule for org slugs (not imported: persistence sits below executor).
+_ORG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 
 
 class QueryError(ValueError):
@@ -91,8 +96,26 @@ def _coerce(query: str, param: QueryParam, value: Any) -> Any:
         ) from None
 
 
+def _org_scope(spec: QuerySpec, params: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+    """Split off the `org_slug` every query accepts (it scopes the query to one organisation);
+    a query that declares it as its own parameter keeps it too."""
+    rest = dict(params)
+    declared = any(p.name == ORG_PARAM for p in spec.caller_params)
+    org = rest.get(ORG_PARAM) if declared else rest.pop(ORG_PARAM, None)
+    if org is not None and (not isinstance(org, str) or not _ORG_RE.match(org)):
+        raise QueryError(
+            f"query {spec.name!r}: parameter {ORG_PARAM!r} must be an org slug of letters, "
+            f"digits, '_', '-', '.' (got {org!r})."
+        )
+    return rest, org
+
+
 def resolve_params(spec: QuerySpec, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate caller params against the spec; fill defaults, run-time values and derived ones."""
+    """Validate caller params against the spec; fill defaults, run-time values and derived ones.
+
+    Every query also takes `org_slug`: given, the store reads only that organisation's rows.
+    """
+    params, org = _org_scope(spec, params)
     allowed = {p.name: p for p in spec.caller_params}
     unknown = sorted(set(params) - set(allowed))
     if unknown:
@@ -115,6 +138,8 @@ def resolve_params(spec: QuerySpec, params: Mapping[str, Any]) -> dict[str, Any]
                 value = param.default
         resolved[name] = None if value is None else _coerce(spec.name, param, value)
     resolved.update(spec.derive(dict(resolved)))
+    if org is not None:
+        resolved[ORG_PARAM] = org
     return resolved
 
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from persistence.queries._scope import scope_bigquery
+
 TABLE_TOKEN = "__TABLE__"
 _PARAM = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -209,11 +211,17 @@ BIGQUERY_SQL: Mapping[str, str] = {
 }
 
 
-def render(name: str, table_ref: str) -> str:
-    """Return query `name`'s SQL reading from `table_ref` (an already validated identifier)."""
+def render(name: str, table_ref: str, *, org_scoped: bool = False) -> str:
+    """Return query `name`'s SQL reading from `table_ref` (an already validated identifier).
+
+    org_scoped: read only the rows of `@org_slug` (see persistence.queries._scope).
+    """
     if "`" in table_ref:
         raise ValueError(f"table reference must not contain backticks (got {table_ref!r}).")
-    return BIGQUERY_SQL[name].replace(TABLE_TOKEN, table_ref)
+    template = BIGQUERY_SQL[name]
+    if org_scoped:
+        template = scope_bigquery(template)
+    return template.replace(TABLE_TOKEN, table_ref)
 
 
 def parameter_names(sql: str) -> tuple[str, ...]:

@@ -16,7 +16,9 @@ PIPELINE_RUNS = "org_meta_pipeline_runs"
 STEP_LOGS = "org_meta_step_logs"
 RUN_LEASES = "org_meta_run_leases"  # watchdog: persistence/watch
 ALERTS = "org_meta_alerts"  # watchdog: persistence/watch
-TABLES = (STATE_TRANSITIONS, PIPELINE_RUNS, STEP_LOGS, RUN_LEASES, ALERTS)
+# The HTTP service's org API keys (hashes only), kept next to the audit trail it protects.
+API_KEYS = "org_api_keys"
+TABLES = (STATE_TRANSITIONS, PIPELINE_RUNS, STEP_LOGS, RUN_LEASES, ALERTS, API_KEYS)
 
 # The insert key of each table (bootstrap.yml's id_column); every store de-duplicates on it.
 ID_COLUMNS = {
@@ -25,6 +27,7 @@ ID_COLUMNS = {
     STEP_LOGS: "step_log_id",
     RUN_LEASES: "lease_row_id",
     ALERTS: "alert_id",
+    API_KEYS: "event_id",
 }
 
 

@@ -26,11 +26,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from persistence.queries import bigquery as bq_sql
+from persistence.queries._scope import ORG_PARAM
 from persistence.queries.catalog import CATALOG
 from persistence.queries.dashboard import DASHBOARD
 from persistence.queries.dashboard_bigquery import DASHBOARD_BIGQUERY_SQL
 from persistence.schema import DEFAULT_DATASET, TableSpec, load_table_specs
 from persistence.stores import _bigquery_rows as rows_
+from persistence.stores._select import where_clause
 from persistence.stores.base import RowError, StoreError, WriteResult
 
 ENV_PROJECT = "PIPESTATE_BQ_PROJECT"
@@ -246,7 +248,8 @@ class BigQueryStore:
             )
         elif name in bq_sql.BIGQUERY_SQL and name in CATALOG:
             spec = CATALOG[name]
-            sql = bq_sql.render(name, self.table_ref(spec.table))
+            scoped = params.get(ORG_PARAM) is not None
+            sql = bq_sql.render(name, self.table_ref(spec.table), org_scoped=scoped)
         else:
             raise StoreError(
                 f"unknown query {name!r}; expected one of {sorted(bq_sql.BIGQUERY_SQL)}",
@@ -308,6 +311,31 @@ class BigQueryStore:
             return [dict(row.items()) for row in result]
         except (gexc.GoogleAPIError, OSError, TimeoutError) as exc:
             raise _failure("engine query", exc) from exc
+
+    def select_rows(
+        self, table: str, where: Mapping[str, str], *, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Rows of a known table whose STRING columns equal `where`'s values (query parameters)."""
+        self._check_open()
+        from google.api_core import exceptions as gexc
+        from google.cloud import bigquery
+
+        spec = self._spec(table)
+        clause = where_clause(spec, where, lambda i: f"@p{i}").replace('"', "`")
+        sql = f"SELECT * FROM `{self.table_ref(spec.name)}` WHERE {clause} LIMIT {int(limit)}"
+        parameters = [
+            bigquery.ScalarQueryParameter(f"p{i}", "STRING", value)
+            for i, value in enumerate(where.values())
+        ]
+        config = bigquery.QueryJobConfig(query_parameters=parameters)
+        try:
+            job = self._client.query(
+                sql, job_config=config, retry=self._retry, timeout=self._timeout, job_retry=None
+            )
+            result = job.result(retry=self._retry, job_retry=None, timeout=self._query_timeout)
+            return [dict(row.items()) for row in result]
+        except (gexc.GoogleAPIError, OSError, TimeoutError) as exc:
+            raise _failure(f"read of {spec.name}", exc) from exc
 
     def close(self) -> None:
         """Close the HTTP session of a client this store created; safe to call twice."""

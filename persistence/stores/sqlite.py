@@ -9,6 +9,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from persistence.queries._scope import ORG_PARAM, scope_sqlite
 from persistence.queries.dashboard_sqlite import DASHBOARD_SQLITE_SQL
 from persistence.queries.sqlite import SQLITE_SQL
 from persistence.schema import (
@@ -18,6 +19,7 @@ from persistence.schema import (
     sqlite_create_table,
     sqlite_indexes,
 )
+from persistence.stores._select import where_clause as _where_clause
 from persistence.stores._sqlite_rows import RowPreparer, canonical_param, encodable_values
 from persistence.stores.base import RowError, StoreError, WriteResult
 from statemachine.records import TransitionRecord
@@ -303,6 +305,8 @@ class SQLiteStore:
             raise StoreError(
                 f"unknown query {name!r}; expected one of {sorted(SQLITE_SQL)}", retryable=False
             ) from None
+        if params.get(ORG_PARAM) is not None:
+            sql = scope_sqlite(sql)
         bound = {key: canonical_param(value) for key, value in params.items()}
         with self._lock:
             conn = self._connection()
@@ -331,6 +335,23 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 raise _store_error("engine query", exc) from exc
 
+    def select_rows(
+        self, table: str, where: Mapping[str, str], *, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Rows of a known table whose STRING columns equal `where`'s values (bound, read-only)."""
+        spec = self._spec(table)
+        clause = _where_clause(spec, where, lambda i: "?")
+        sql = f'SELECT * FROM "{spec.name}" WHERE {clause} LIMIT {int(limit)}'
+        with self._lock:
+            conn = self._connection()
+            self._ensure_schema()
+            try:
+                cursor = conn.execute(sql, tuple(where.values()))
+                columns = [d[0] for d in cursor.description]
+                return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+            except sqlite3.Error as exc:
+                raise _store_error(f"reading {spec.name}", exc) from exc
+
     def close(self) -> None:
         """Close the connection; safe to call twice."""
         with self._lock:
@@ -353,6 +374,8 @@ class SQLiteStore:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 for spec in self._specs.values():
+                    if spec.expiration_days is None:  # never expires (org_api_keys)
+                        continue
                     cursor = conn.execute(
                         f'DELETE FROM "{spec.name}" WHERE "{spec.partition_field}" < ?', (cutoff,)
                     )
@@ -388,9 +411,14 @@ class SQLiteStore:
         statements: list[str] = []
         for spec in specs:
             if spec.name not in tables:
+                retention = (
+                    "kept for ever"
+                    if spec.expiration_days is None
+                    else f"retention {spec.expiration_days} days via purge"
+                )
                 actions.append(
                     f"create table {spec.name} ({len(spec.fields)} columns, primary key "
-                    f"{spec.id_column}; retention {spec.expiration_days} days via purge)"
+                    f"{spec.id_column}; {retention})"
                 )
                 statements.append(sqlite_create_table(spec))
             else:

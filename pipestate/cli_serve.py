@@ -1,0 +1,92 @@
+"""`pipestate serve`: the HTTP API (needs the `pipestate[service]` extra)."""
+
+from __future__ import annotations
+
+import click
+
+from pipestate.cli import EXIT_OK, ConfigError
+
+
+@click.command("serve")
+@click.option("--host", envvar="PIPESTATE_HOST", default="127.0.0.1", show_default=True)
+@click.option("--port", envvar="PIPESTATE_PORT", type=click.IntRange(0, 65535), default=8001)
+@click.option(
+    "--store",
+    envvar="PIPESTATE_STORE",
+    default="sqlite:pipestate.db",
+    show_default=True,
+    help="sqlite:PATH or bigquery:PROJECT.DATASET.",
+)
+@click.option(
+    "--config-dir",
+    envvar="PIPESTATE_CONFIG_DIR",
+    default="configs",
+    show_default=True,
+    type=click.Path(file_okay=False),
+)
+@click.option(
+    "--outbox",
+    envvar="PIPESTATE_OUTBOX",
+    default=None,
+    help="Outbox file of a bigquery store, one per process (default pipestate-outbox-PORT.db).",
+)
+@click.option("--max-running", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option(
+    "--max-running-per-org",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Fair share of one org (default: half of --max-running).",
+)
+@click.option(
+    "--grace-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="On SIGTERM/SIGINT, time running pipelines get before they are cancelled.",
+)
+@click.option(
+    "--key-cache-seconds",
+    type=click.FloatRange(min=0.01, max=5.0),
+    default=2.0,
+    show_default=True,
+    help="How long a replica trusts what it read about a key (revocation delay).",
+)
+@click.option("--log-level", default="warning", show_default=True)
+def serve_command(
+    host: str,
+    port: int,
+    store: str,
+    config_dir: str,
+    outbox: str | None,
+    max_running: int,
+    max_running_per_org: int | None,
+    grace_seconds: float,
+    key_cache_seconds: float,
+    log_level: str,
+) -> int:
+    """Serve the HTTP API (root key from $CA_ROOT_API_KEY)."""
+    try:
+        from pipestate.service import ServiceSettings
+        from pipestate.service.server import serve
+    except ImportError as exc:
+        raise ConfigError(
+            f"pipestate serve needs the service extra: pip install 'pipestate[service]' ({exc})"
+        ) from None
+    if outbox is None and store.startswith("bigquery:"):
+        # One outbox per process: replicas started in one directory must not share a file.
+        outbox = f"pipestate-outbox-{port}.db"
+    settings = ServiceSettings.from_env(
+        store_url=store,
+        config_dir=config_dir,
+        outbox_path=outbox,
+        max_running=max_running,
+        max_running_per_org=max_running_per_org,
+        grace_seconds=grace_seconds,
+        key_cache_seconds=key_cache_seconds,
+    )
+    if not settings.root_key:
+        click.echo(
+            "warning: CA_ROOT_API_KEY is not set; root routes will refuse every call", err=True
+        )
+    code = serve(settings, host=host, port=port, log_level=log_level)
+    return EXIT_OK if code == 0 else code

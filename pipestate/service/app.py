@@ -1,0 +1,148 @@
+"""create_app(settings): the FastAPI app, its lifespan, routers, handlers and plug points.
+
+Nothing starts at import. The lifespan opens the store, starts the MetadataLogger, the key ring
+and the RunManager, then any plug-ins; on the way out it cancels what still runs, stops the
+plug-ins, drains the logger and closes the store (which drains an outbox).
+
+Plug points for the pieces that come later (watcher, exporters, UI):
+- `routers`: extra APIRouters mounted as given (e.g. build_ui_router(...));
+- `sinks`: factories `(state) -> TransitionSink` fed every transition (e.g. build_exporters);
+- `lifecycles`: factories `(state) -> async context manager` entered after the runs start
+  and left before the logger stops (e.g. a Watcher's start()/stop()).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import attrs
+from fastapi import APIRouter, FastAPI
+
+from pipestate.service._middleware import BodyLimit, Timing
+from pipestate.service.deps import ServiceState
+from pipestate.service.errors import install_handlers
+from pipestate.service.keys import KeyRing
+from pipestate.service.metrics import ServiceMetrics
+from pipestate.service.models import Problem
+from pipestate.service.routers import admin, health, keys, pipelines, queries, runs
+from pipestate.service.runs import RunManager
+from pipestate.service.settings import ServiceSettings
+
+SinkFactory = Callable[[ServiceState], Any]
+LifecycleFactory = Callable[[ServiceState], contextlib.AbstractAsyncContextManager[Any]]
+
+
+@attrs.frozen(kw_only=True)
+class Plugins:
+    """Extra routers, transition sinks and lifecycles plugged into one app."""
+
+    routers: tuple[APIRouter, ...] = ()
+    sinks: tuple[SinkFactory, ...] = ()
+    lifecycles: tuple[LifecycleFactory, ...] = ()
+
+
+def _open_store(settings: ServiceSettings) -> Any:
+    from persistence.stores import open_store
+
+    outbox: bool | str = settings.outbox_path or True
+    return open_store(settings.store_url, outbox=outbox)
+
+
+def create_app(
+    settings: ServiceSettings | None = None,
+    *,
+    plugins: Plugins | None = None,
+    store: Any = None,
+) -> FastAPI:
+    """Build the service app; `store` overrides settings.store_url (tests, benchmarks)."""
+    from persistence.logger import MetadataLogger
+
+    settings = settings or ServiceSettings.from_env()
+    plugins = plugins or Plugins()
+    metrics = ServiceMetrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        backend = store if store is not None else await asyncio.to_thread(_open_store, settings)
+        logger = MetadataLogger(backend, derive_run_rows=True)
+        await logger.start()
+        metrics.sources = (logger, backend)
+        state = ServiceState(
+            settings=settings,
+            store=backend,
+            logger=logger,
+            keys=KeyRing(backend, cache_ttl=settings.key_cache_seconds),
+            runs=RunManager(settings, logger, store=backend, metrics=metrics),
+            metrics=metrics,
+        )
+        state.runs.sinks = tuple(factory(state) for factory in plugins.sinks)
+        app.state.service = state
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                for factory in plugins.lifecycles:
+                    await stack.enter_async_context(factory(state))
+                try:
+                    yield
+                finally:
+                    await state.runs.close()
+        finally:
+            await logger.stop()
+            if store is None:
+                await asyncio.to_thread(backend.close)
+
+    app = FastAPI(
+        title="pipestate",
+        version=_version(),
+        description="Run pipelines as state machines; read their audit trail. Errors are "
+        "RFC 9457 problem details.",
+        lifespan=lifespan,
+        responses={
+            "4XX": {"model": Problem, "description": "Problem details"},
+            "5XX": {"model": Problem, "description": "Problem details"},
+        },
+    )
+    install_handlers(app)
+    app.include_router(health.router)
+    for router in (admin.router, keys.router, pipelines.router, runs.router, queries.router):
+        app.include_router(router)
+    for router in plugins.routers:
+        app.include_router(router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Timing, metrics=metrics)
+    app.openapi = functools.partial(_problem_openapi, app)  # type: ignore[method-assign]
+    return app
+
+
+def _problem_openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document with every error response as application/problem+json + Problem."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+    )
+    problem = {"schema": {"$ref": "#/components/schemas/Problem"}}
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for code, response in operation.get("responses", {}).items():
+                if str(code)[0] in "45":
+                    response["content"] = {"application/problem+json": problem}
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    app.openapi_schema = schema
+    return schema
+
+
+def _version() -> str:
+    from pipestate import __version__
+
+    return __version__

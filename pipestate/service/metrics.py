@@ -1,0 +1,93 @@
+"""Prometheus metrics of one service process (one registry per app, nothing global).
+
+Counters and the latency histogram are updated as things happen; queue depths, drops and the
+outbox backlog are read from the logger and the store at scrape time by a custom collector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class _LoggerCollector(Collector):
+    """Queue depth, utilisation, rows written and dropped, outbox pending: read per scrape."""
+
+    def __init__(self, sources: Callable[[], tuple[Any, Any]]) -> None:
+        self._sources = sources
+
+    def collect(self) -> Iterator[Any]:
+        """Yield the logger's and the outbox's figures (nothing before the app started)."""
+        logger, store = self._sources()
+        if logger is None:
+            return
+        depth = GaugeMetricFamily(
+            "pipestate_queue_depth", "Rows waiting in a logger queue", labels=["queue"]
+        )
+        util = GaugeMetricFamily(
+            "pipestate_queue_utilization_pct", "Logger queue fill level (%)", labels=["queue"]
+        )
+        written = CounterMetricFamily(
+            "pipestate_rows_written", "Rows the logger wrote to the store", labels=["table"]
+        )
+        dropped = CounterMetricFamily(
+            "pipestate_rows_dropped", "Rows the logger dropped", labels=["table", "reason"]
+        )
+        for channel in logger.channels.values():
+            snap = channel.snapshot()
+            depth.add_metric([channel.short], snap["depth"])
+            util.add_metric([channel.short], snap["utilization_pct"])
+            written.add_metric([snap["table"]], snap["rows_written"])
+            for reason, count in snap["drops_by_reason"].items():
+                dropped.add_metric([snap["table"], reason], count)
+        yield from (depth, util, written, dropped)
+        status = getattr(store, "status", None)
+        if callable(status):
+            pending = GaugeMetricFamily(
+                "pipestate_outbox_pending", "Rows in the outbox not yet shipped to the remote"
+            )
+            pending.add_metric([], float(status().get("pending_total") or 0))
+            yield pending
+
+
+class ServiceMetrics:
+    """The service's metrics, registered in a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.sources: tuple[Any, Any] = (None, None)
+        self.runs = Counter(
+            "pipestate_runs",
+            "Pipeline runs ended, by final state",
+            ["state"],
+            registry=self.registry,
+        )
+        self.running = Gauge(
+            "pipestate_runs_running", "Pipelines running in this process", registry=self.registry
+        )
+        self.transitions = Counter(
+            "pipestate_transitions",
+            "State transitions emitted, by entity type",
+            ["entity_type"],
+            registry=self.registry,
+        )
+        self.rejections = Counter(
+            "pipestate_run_rejections",
+            "Run requests refused by admission, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "pipestate_http_request_duration_seconds",
+            "HTTP request latency by route template, method and status",
+            ["method", "route", "status"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_LoggerCollector(lambda: self.sources))

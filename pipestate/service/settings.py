@@ -1,0 +1,50 @@
+"""ServiceSettings: what `pipestate serve` runs with (flags > environment > these defaults)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import attrs
+
+ROOT_KEY_ENV = "CA_ROOT_API_KEY"
+DEFAULT_MAX_RUNNING = 100
+
+
+def _positive(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"ServiceSettings.{attribute.name} must be > 0 (got {value!r}).")
+
+
+@attrs.frozen(kw_only=True)
+class ServiceSettings:
+    """Store, configs, admission limits, timeouts and the root key of one service process."""
+
+    store_url: str = "sqlite:pipestate.db"
+    config_dir: str = "configs"
+    # Pipelines running at once in this process, and per organisation (its fair share).
+    max_running: int = attrs.field(default=DEFAULT_MAX_RUNNING, validator=_positive)
+    max_running_per_org: int | None = None
+    # SIGTERM/SIGINT: running pipelines get this long to finish before they are cancelled.
+    grace_seconds: float = attrs.field(default=30.0, validator=_positive)
+    # ?wait=true answers after at most this long (with the run still going if it is).
+    max_wait_seconds: float = attrs.field(default=60.0, validator=_positive)
+    max_body_bytes: int = attrs.field(default=64 * 1024, validator=_positive)
+    key_cache_seconds: float = attrs.field(default=2.0, validator=_positive)
+    retry_after_seconds: int = attrs.field(default=1, validator=_positive)
+    # Never shown: repr=False keeps it out of logs and tracebacks.
+    root_key: str | None = attrs.field(default=None, repr=False)
+    outbox_path: str | None = None
+
+    @property
+    def per_org_limit(self) -> int:
+        """Runs one org may hold at once: the setting, else half the process limit (>= 1)."""
+        if self.max_running_per_org is not None:
+            return max(1, min(self.max_running_per_org, self.max_running))
+        return max(1, self.max_running // 2)
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> ServiceSettings:
+        """Settings with the root key from $CA_ROOT_API_KEY unless given; overrides win."""
+        overrides.setdefault("root_key", os.environ.get(ROOT_KEY_ENV) or None)
+        return cls(**overrides)  # type: ignore[arg-type]
