@@ -52,6 +52,20 @@ from pipestate.cli import EXIT_OK, ConfigError
     help="How long a replica trusts what it read about a key (revocation delay).",
 )
 @click.option("--log-level", default="warning", show_default=True)
+@click.option(
+    "--ui/--no-ui", default=True, show_default=True, help="Serve the dashboard under /ui."
+)
+@click.option(
+    "--watch/--no-watch",
+    envvar="PIPESTATE_SERVE_WATCH",
+    default=True,
+    show_default=True,
+    help="Run the watcher (orphan recovery and alerts) inside the service.",
+)
+@click.option(
+    "--lineage", is_flag=True, envvar="PIPESTATE_LINEAGE", help="Emit OpenLineage events."
+)
+@click.option("--otel", is_flag=True, envvar="PIPESTATE_OTEL", help="Emit OpenTelemetry spans.")
 def serve_command(
     host: str,
     port: int,
@@ -63,6 +77,10 @@ def serve_command(
     grace_seconds: float,
     key_cache_seconds: float,
     log_level: str,
+    ui: bool,
+    watch: bool,
+    lineage: bool,
+    otel: bool,
 ) -> int:
     """Serve the HTTP API (root key from $CA_ROOT_API_KEY)."""
     try:
@@ -88,5 +106,8 @@ def serve_command(
         click.echo(
             "warning: CA_ROOT_API_KEY is not set; root routes will refuse every call", err=True
         )
-    code = serve(settings, host=host, port=port, log_level=log_level)
+    from pipestate.service.plugins import service_plugins
+
+    plugins = service_plugins(ui=ui, watch=watch, lineage=lineage, otel=otel)
+    code = serve(settings, host=host, port=port, log_level=log_level, plugins=plugins)
     return EXIT_OK if code == 0 else code
