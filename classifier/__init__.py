@@ -11,12 +11,32 @@ Usage::
 
 from __future__ import annotations
 
-from classifier.context import create_error_context
-from classifier.engine import classify_error
-from classifier.errors import DependencyFailure, PipestateError, ValidationError
-from classifier.redact import redact
-from classifier.retry import DEFAULT_POLICY, RetryPolicy, get_retry_delay
-from classifier.types import ErrorType, is_retryable
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from classifier.context import create_error_context
+    from classifier.engine import classify_error
+    from classifier.errors import DependencyFailure, PipestateError, ValidationError
+    from classifier.redact import redact
+    from classifier.retry import DEFAULT_POLICY, RetryPolicy, get_retry_delay
+    from classifier.types import ErrorType, is_retryable
+
+# Public names are imported on first use: `import classifier._x` (a light submodule) must not load
+# the whole package, and `pipestate validate` / `--help` should not pay for what they never call.
+_WHERE: dict[str, str] = {
+    "DEFAULT_POLICY": "classifier.retry",
+    "DependencyFailure": "classifier.errors",
+    "ErrorType": "classifier.types",
+    "PipestateError": "classifier.errors",
+    "RetryPolicy": "classifier.retry",
+    "ValidationError": "classifier.errors",
+    "classify_error": "classifier.engine",
+    "create_error_context": "classifier.context",
+    "get_retry_delay": "classifier.retry",
+    "is_retryable": "classifier.types",
+    "redact": "classifier.redact",
+}
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -31,3 +51,18 @@ __all__ = [
     "is_retryable",
     "redact",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from the submodule that defines it, on first use."""
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'classifier' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """List the public API (for tab completion and help())."""
+    return sorted({*globals(), *_WHERE})

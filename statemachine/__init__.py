@@ -1,14 +1,45 @@
 """Pipelines and steps as explicit, provably legal state machines with one audit row per move."""
 
-from statemachine._scrub import scrub_metadata, scrub_text
-from statemachine.clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
-from statemachine.entities import PipelineRun, StepRun
-from statemachine.errors import IllegalTransition, InvalidDefinition, JointRuleViolation
-from statemachine.ids import uuid4_str, uuid7_str
-from statemachine.machines import sink_failure_count
-from statemachine.records import TransitionRecord
-from statemachine.sink import InMemorySink, NullSink, TransitionSink
-from statemachine.spec import PipelineState, StepState
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from statemachine._scrub import scrub_metadata, scrub_text
+    from statemachine.clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
+    from statemachine.entities import PipelineRun, StepRun
+    from statemachine.errors import IllegalTransition, InvalidDefinition, JointRuleViolation
+    from statemachine.ids import uuid4_str, uuid7_str
+    from statemachine.machines import sink_failure_count
+    from statemachine.records import TransitionRecord
+    from statemachine.sink import InMemorySink, NullSink, TransitionSink
+    from statemachine.spec import PipelineState, StepState
+
+# Public names are imported on first use: `import statemachine._x` (a light submodule) must not load
+# the whole package, and `pipestate validate` / `--help` should not pay for what they never call.
+_WHERE: dict[str, str] = {
+    "Clock": "statemachine.clock",
+    "IllegalTransition": "statemachine.errors",
+    "InMemorySink": "statemachine.sink",
+    "InvalidDefinition": "statemachine.errors",
+    "JointRuleViolation": "statemachine.errors",
+    "ManualClock": "statemachine.clock",
+    "NullSink": "statemachine.sink",
+    "PipelineRun": "statemachine.entities",
+    "PipelineState": "statemachine.spec",
+    "SYSTEM_CLOCK": "statemachine.clock",
+    "StepRun": "statemachine.entities",
+    "StepState": "statemachine.spec",
+    "SystemClock": "statemachine.clock",
+    "TransitionRecord": "statemachine.records",
+    "TransitionSink": "statemachine.sink",
+    "scrub_metadata": "statemachine._scrub",
+    "scrub_text": "statemachine._scrub",
+    "sink_failure_count": "statemachine.machines",
+    "uuid4_str": "statemachine.ids",
+    "uuid7_str": "statemachine.ids",
+}
 
 __all__ = [
     "SYSTEM_CLOCK",
@@ -32,3 +63,18 @@ __all__ = [
     "uuid4_str",
     "uuid7_str",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from the submodule that defines it, on first use."""
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'statemachine' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """List the public API (for tab completion and help())."""
+    return sorted({*globals(), *_WHERE})
