@@ -14,11 +14,15 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+# `redact` is both a function and the submodule that defines it: importing the submodule would
+# otherwise set the package attribute to the module, so the function is bound eagerly (cheap:
+# its regexes compile on first use).
+from classifier.redact import redact
+
 if TYPE_CHECKING:
     from classifier.context import create_error_context
     from classifier.engine import classify_error
     from classifier.errors import DependencyFailure, PipestateError, ValidationError
-    from classifier.redact import redact
     from classifier.retry import DEFAULT_POLICY, RetryPolicy, get_retry_delay
     from classifier.types import ErrorType, is_retryable
 
@@ -35,7 +39,6 @@ _WHERE: dict[str, str] = {
     "create_error_context": "classifier.context",
     "get_retry_delay": "classifier.retry",
     "is_retryable": "classifier.types",
-    "redact": "classifier.redact",
 }
 
 __all__ = [

@@ -72,3 +72,22 @@ def test_engine_packages_import_only_downstream(package: str) -> None:
 def test_all_lists_exactly_the_lazy_names() -> None:
     """__all__ and the lazy-import table name the same public API (plus __version__)."""
     assert set(pipestate.__all__) == set(pipestate._WHERE) | {"__version__"}
+
+
+@pytest.mark.parametrize("package", ["classifier", "statemachine", "persistence", "executor"])
+def test_lazy_exports_are_never_shadowed_by_submodules(package: str) -> None:
+    """After every submodule is imported, each public name is still the object, not a module."""
+    code = (
+        "import importlib, pkgutil, types, sys\n"
+        f"pkg = importlib.import_module('{package}')\n"
+        "for info in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
+        "    if 'bigquery' in info.name or info.name.endswith(('__main__', 'docs', 'explore')):\n"
+        "        continue\n"
+        "    importlib.import_module(info.name)\n"
+        "bad = [n for n in pkg.__all__ if isinstance(getattr(pkg, n), types.ModuleType)]\n"
+        "print(bad)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout
+    assert out.strip() == "[]"
