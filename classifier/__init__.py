@@ -11,8 +11,9 @@ Usage::
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from classifier._lazy import lazy_exports
 
 # `redact` is both a function and the submodule that defines it: importing the submodule would
 # otherwise set the package attribute to the module, so the function is bound eagerly (cheap:
@@ -55,17 +56,4 @@ __all__ = [
     "redact",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    """Import a public name from the submodule that defines it, on first use."""
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'classifier' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """List the public API (for tab completion and help())."""
-    return sorted({*globals(), *_WHERE})
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

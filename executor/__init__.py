@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from classifier._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from executor.config import (
@@ -40,12 +42,4 @@ _WHERE = {
     "run_pipeline": "executor.runner",
 }
 
-
-def __getattr__(name: str) -> Any:
-    """Import public names on first use."""
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'executor' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from classifier._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from persistence.logger import MetadataLogger
@@ -22,12 +23,4 @@ _WHERE: dict[str, str] = {
 
 __all__ = ["LoggerSettings", "MetadataLogger", "SQLiteStore", "open_store"]
 
-
-def __getattr__(name: str) -> Any:
-    """Import a public name from the submodule that defines it, on first use."""
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'persistence' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

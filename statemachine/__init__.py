@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from classifier._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from statemachine._scrub import scrub_metadata, scrub_text
@@ -64,17 +65,4 @@ __all__ = [
     "uuid7_str",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    """Import a public name from the submodule that defines it, on first use."""
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'statemachine' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """List the public API (for tab completion and help())."""
-    return sorted({*globals(), *_WHERE})
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
