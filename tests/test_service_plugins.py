@@ -13,7 +13,7 @@ pytest.importorskip("fastapi")
 
 def test_serve_mounts_the_dashboard_behind_real_org_keys(tmp_path: Path) -> None:
     """The served /ui signs in with a key the API issued, shows only that org's runs, refuses a
-    revoked key, and the watcher runs beside the API without disturbing it."""
+    revoked key and ends that key's open session, and the watcher runs beside the API."""
     store = f"sqlite:{tmp_path / 'serve.db'}"
     with run_server(tmp_path, store=store, config_dir=make_config_dir(tmp_path)) as server:
         with server.client() as api:
@@ -30,6 +30,7 @@ def test_serve_mounts_the_dashboard_behind_real_org_keys(tmp_path: Path) -> None
                     json={},
                 )
                 assert run.json()["state"] == "COMPLETED"
+        browser_b = server.client()
         with server.client() as browser:
             assert browser.get("/ui/runs").status_code in (303, 307)  # not signed in
             login = browser.post("/ui/login", data={"api_key": keys["org_a"]["api_key"]})
@@ -38,11 +39,16 @@ def test_serve_mounts_the_dashboard_behind_real_org_keys(tmp_path: Path) -> None
             assert page.status_code == 200
             assert "org_a" in page.text
             assert "org_b" not in page.text
+        browser_b.post("/ui/login", data={"api_key": keys["org_b"]["api_key"]})
+        assert browser_b.get("/ui/runs").status_code == 200  # org_b's open session
         with server.client() as api:
             revoked = api.delete(
                 f"/api/v1/admin/keys/{keys['org_b']['key_id']}", headers={"X-CA-Root-Key": ROOT_KEY}
             )
             assert revoked.status_code == 200
+        # The open session of the revoked key ends at once (this replica updated its key cache).
+        assert browser_b.get("/ui/runs").status_code in (303, 307)
+        browser_b.close()
         with server.client() as browser:
             refused = browser.post("/ui/login", data={"api_key": keys["org_b"]["api_key"]})
             assert "org_b" not in refused.text

@@ -45,6 +45,7 @@ class _StoreProxy:
 
 
 def _ui_router(running: _Running) -> Any:
+    from pipestate.service.keys import parse_key_id
     from pipestate.ui.router import build_ui_router
 
     def authenticate(api_key: str) -> str | None:
@@ -54,10 +55,19 @@ def _ui_router(running: _Running) -> Any:
         key = running.state.keys.authenticate(api_key)
         return None if key is None else str(key.org_slug)
 
+    def still_active(key_id: str) -> bool:
+        """A session lasts only while its key does (the key ring caches reads for 2 s)."""
+        if running.state is None:
+            return False
+        key = running.state.keys.get(key_id)
+        return key is not None and bool(key.active)
+
     return build_ui_router(
         _StoreProxy(running),
         authenticate,
         secret=os.environ.get("PIPESTATE_UI_SECRET") or None,
+        subject_of=parse_key_id,
+        session_valid=still_active,
     )
 
 

@@ -44,17 +44,26 @@ class SessionSigner:
         """The itsdangerous serializer for this secret."""
         return URLSafeTimedSerializer(self.secret, salt=_SALT)
 
-    def issue(self, org: str) -> str:
-        """A signed, timestamped token naming the org."""
-        return str(self._serializer.dumps({"org": org}))
+    def issue(self, org: str, subject: str | None = None) -> str:
+        """A signed, timestamped token naming the org (and the key id it was opened with)."""
+        return str(self._serializer.dumps({"org": org, "sub": subject}))
 
-    def org_of(self, token: str | None) -> str | None:
-        """The org a valid, unexpired token names; None for anything else."""
+    def session_of(self, token: str | None) -> tuple[str, str | None] | None:
+        """(org, subject) of a valid, unexpired token; None for anything else."""
         if not token:
             return None
         try:
             payload = self._serializer.loads(token, max_age=self.max_age_seconds)
         except BadSignature:  # also SignatureExpired, a subclass
             return None
-        org = payload.get("org") if isinstance(payload, dict) else None
-        return org if isinstance(org, str) and org else None
+        if not isinstance(payload, dict):
+            return None
+        org, subject = payload.get("org"), payload.get("sub")
+        if not isinstance(org, str) or not org:
+            return None
+        return org, subject if isinstance(subject, str) else None
+
+    def org_of(self, token: str | None) -> str | None:
+        """The org a valid, unexpired token names; None for anything else."""
+        session = self.session_of(token)
+        return None if session is None else session[0]

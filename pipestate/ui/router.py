@@ -80,14 +80,26 @@ def build_ui_router(
     session_hours: float = 8.0,
     poll_ms: int = 2000,
     prefix: str = "/ui",
+    subject_of: Callable[[str], str | None] | None = None,
+    session_valid: Callable[[str], bool] | None = None,
 ) -> APIRouter:
-    """The dashboard's routes on `store`; `authenticate(api_key)` returns the key's org or None."""
+    """The dashboard's routes on `store`; `authenticate(api_key)` returns the key's org or None.
+
+    With `subject_of` (api key -> key id) and `session_valid` (key id -> still usable), a session
+    ends as soon as the key it was opened with is revoked, not when the cookie expires.
+    """
     signer = SessionSigner(secret or default_secret(), int(session_hours * 3600))
     router = APIRouter(prefix=prefix, include_in_schema=False)
 
     def session_org(request: Request) -> str | None:
-        """The org of the request's valid session cookie, if any."""
-        return signer.org_of(request.cookies.get(COOKIE_NAME))
+        """The org of the request's valid session cookie, if any (and if its key still works)."""
+        session = signer.session_of(request.cookies.get(COOKIE_NAME))
+        if session is None:
+            return None
+        org, subject = session
+        if session_valid is not None and (subject is None or not session_valid(subject)):
+            return None
+        return org
 
     def page(org: str | None, section: str, **extra: Any) -> render.Page:
         """A served page for this router's prefix."""
@@ -128,7 +140,7 @@ def build_ui_router(
         )
         response.set_cookie(
             COOKIE_NAME,
-            signer.issue(org),
+            signer.issue(org, subject_of(api_key) if subject_of else None),
             max_age=signer.max_age_seconds,
             path=prefix,
             httponly=True,
