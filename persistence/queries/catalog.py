@@ -77,12 +77,12 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _since(params: dict[str, Any]) -> dict[str, Any]:
+def since_window(params: dict[str, Any]) -> dict[str, Any]:
     """First date of the window: as_of minus `days` days (the seed's CURRENT_DATE() - N)."""
     return {"since": params["as_of"] - dt.timedelta(days=params["days"])}
 
 
-def _stuck(params: dict[str, Any]) -> dict[str, Any]:
+def stuck_window(params: dict[str, Any]) -> dict[str, Any]:
     """Hung cut-off: now - running_for_ms (default min_duration_ms); window: now's date - days."""
     running_for = params["running_for_ms"]
     if running_for is None:
@@ -94,11 +94,11 @@ def _stuck(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_AS_OF = QueryParam("as_of", "DATE", description="'Today' for the date window (default: UTC today)")
-_SINCE = QueryParam("since", "DATE", derived=True, description="as_of - days")
+AS_OF = QueryParam("as_of", "DATE", description="'Today' for the date window (default: UTC today)")
+SINCE = QueryParam("since", "DATE", derived=True, description="as_of - days")
 
 
-def _days(default: int = 7) -> QueryParam:
+def days_param(default: int = 7) -> QueryParam:
     """The window length parameter."""
     return QueryParam("days", "INT64", default, description="Look back this many days")
 
@@ -153,7 +153,7 @@ STUCK = QuerySpec(
         QueryColumn("duration_minutes", "FLOAT64"),
         QueryColumn("reason", "STRING"),
     ),
-    derive=_stuck,
+    derive=stuck_window,
 )
 
 FAILURES = QuerySpec(
@@ -163,14 +163,14 @@ FAILURES = QuerySpec(
         "a failed pipeline counts only when no step of it failed (a config error, a crash); "
         "cancellations are left out unless include_cancelled."
     ),
-    params=(_days(), _INCLUDE_CANCELLED, _AS_OF, _SINCE),
+    params=(days_param(), _INCLUDE_CANCELLED, AS_OF, SINCE),
     columns=(
         QueryColumn("error_type", "STRING"),
         QueryColumn("failure_count", "INT64"),
         QueryColumn("pipelines_affected", "INT64"),
         QueryColumn("avg_duration_seconds", "FLOAT64"),
     ),
-    derive=_since,
+    derive=since_window,
 )
 
 STEPS = QuerySpec(
@@ -180,14 +180,14 @@ STEPS = QuerySpec(
         "as a list of {value, count} (count desc, then value; null first); cancelled steps are "
         "left out unless include_cancelled."
     ),
-    params=(_days(), _limit(20), _INCLUDE_CANCELLED, _AS_OF, _SINCE),
+    params=(days_param(), _limit(20), _INCLUDE_CANCELLED, AS_OF, SINCE),
     columns=(
         QueryColumn("step_name", "STRING"),
         QueryColumn("error_type", "STRING"),
         QueryColumn("failures", "INT64"),
         QueryColumn("top_error_classes", "JSON"),
     ),
-    derive=_since,
+    derive=since_window,
 )
 
 RETRIES = QuerySpec(
@@ -197,7 +197,7 @@ RETRIES = QuerySpec(
         "max_retries it was allowed, all its transitions, the error type of its last failure "
         "and its outcome (COMPLETED after retrying, FAILED, CANCELLED or IN_PROGRESS)."
     ),
-    params=(_days(), _limit(50), _AS_OF, _SINCE),
+    params=(days_param(), _limit(50), AS_OF, SINCE),
     columns=(
         QueryColumn("pipeline_logging_id", "STRING"),
         QueryColumn("entity_name", "STRING"),
@@ -207,7 +207,7 @@ RETRIES = QuerySpec(
         QueryColumn("transition_count", "INT64"),
         QueryColumn("outcome", "STRING"),
     ),
-    derive=_since,
+    derive=since_window,
 )
 
 TIMELINE = QuerySpec(
@@ -234,13 +234,13 @@ RUNS = QuerySpec(
         "start, end, duration, error type, and whether the run was cancelled."
     ),
     params=(
-        _days(),
+        days_param(),
         _limit(20),
         QueryParam("pipeline_id", "STRING", description="Only runs of this pipeline"),
         QueryParam("state", "STRING", description="Only runs in this state (e.g. FAILED)"),
         QueryParam("org_slug", "STRING", description="Only runs of this organisation"),
-        _AS_OF,
-        _SINCE,
+        AS_OF,
+        SINCE,
     ),
     columns=(
         QueryColumn("pipeline_logging_id", "STRING"),
@@ -253,7 +253,7 @@ RUNS = QuerySpec(
         QueryColumn("error_type", "STRING"),
         QueryColumn("cancelled", "BOOL"),
     ),
-    derive=_since,
+    derive=since_window,
 )
 
 CATALOG: Mapping[str, QuerySpec] = {

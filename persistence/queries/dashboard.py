@@ -10,42 +10,34 @@ that both stores give identical answers whatever a processor put there.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
 from persistence.queries._run import normalise_rows, resolve_params
-from persistence.queries.catalog import QueryColumn, QueryParam, QuerySpec
+from persistence.queries.catalog import (
+    AS_OF as _AS_OF,
+)
+from persistence.queries.catalog import (
+    SINCE as _SINCE,
+)
+from persistence.queries.catalog import (
+    QueryColumn,
+    QueryParam,
+    QuerySpec,
+)
+from persistence.queries.catalog import (
+    days_param as _days,
+)
+from persistence.queries.catalog import (
+    since_window as _since,
+)
+from persistence.queries.catalog import (
+    stuck_window as _stuck,
+)
 from persistence.stores.base import Store
 
 _ORG = QueryParam("org", "STRING", required=True, description="The org whose rows are read")
 _RUN = QueryParam("pipeline_logging_id", "STRING", required=True, description="The run's id")
-_AS_OF = QueryParam("as_of", "DATE", description="Last day of the window (default: today, UTC)")
-_SINCE = QueryParam("since", "DATE", derived=True, description="as_of - days")
-
-
-def _days(default: int = 7) -> QueryParam:
-    """The window length parameter."""
-    return QueryParam("days", "INT64", default, description="Window: this many days before as_of")
-
-
-def _since(params: dict[str, Any]) -> dict[str, Any]:
-    """First date of the window: as_of minus `days` days."""
-    return {"since": params["as_of"] - dt.timedelta(days=params["days"])}
-
-
-def _stuck(params: dict[str, Any]) -> dict[str, Any]:
-    """Derived values of the stuck list: the hung threshold's cut-off and the window's first day."""
-    running_for = params["running_for_ms"]
-    if running_for is None:
-        running_for = params["min_duration_ms"]
-    now = params["now"]
-    return {
-        "running_since": now - dt.timedelta(milliseconds=running_for),
-        "since": now.date() - dt.timedelta(days=params["days"]),
-    }
-
-
 _RUN_COLUMNS = (
     QueryColumn("pipeline_logging_id", "STRING"),
     QueryColumn("pipeline_name", "STRING"),
