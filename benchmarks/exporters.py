@@ -2,12 +2,17 @@
 
 Run: .venv/bin/python benchmarks/exporters.py [--quick]
 
-Both runs drive the same real StepRun transitions on one event loop into a MetadataLogger on
+Both variants drive the same real StepRun transitions on one event loop into a MetadataLogger on
 SQLite (run/step rows derived, as the CLI does); the second wraps the logger in a FanoutSink with
-both exporters on, sending over HTTP to a receiver on 127.0.0.1 (OpenLineage client HTTP
-transport, OTLP/HTTP) whose worker threads run while the transitions are timed. Timed: the
-transitions only (what a pipeline pays); the exporters' drain afterwards is reported apart.
-Also: a 5 s-per-request receiver, to show that it costs the pipeline nothing.
+both exporters on (one child process for both), sending over HTTP to a receiver process on
+127.0.0.1 (OpenLineage client HTTP transport, OTLP/HTTP) while the transitions are timed.
+Timed: the transitions only (what a pipeline pays); the exporters' drain at stop() is reported
+apart. The two variants alternate (pairs, the first of each pair alternating) and every ratio is
+the median of the pairs' ratios, so a load change on this shared machine hits both sides of a
+pair alike; the load average is printed with the figures. Besides wall time, the pipeline
+process's CPU time (all its threads, not the exporters' child) gives the parent-side cost.
+Also: a receiver that sleeps 5 s per request, to show that it costs the pipeline nothing, and
+that stop() leaves no exporter process behind.
 Target (issue 17): both exporters <= 1.3 x the logger alone per transition.
 """
 
@@ -17,10 +22,10 @@ import argparse
 import asyncio
 import gc
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -32,12 +37,13 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
 from persistence import LoggerSettings, MetadataLogger, SQLiteStore  # noqa: E402
-from persistence._export_worker import ExportWorker  # noqa: E402
+from persistence._export_process import ExportProcess  # noqa: E402
 from persistence.exporters import build_exporters  # noqa: E402
 from persistence.fanout import ExportSettings, FanoutSink  # noqa: E402
 from statemachine import InMemorySink, NullSink, PipelineRun, StepRun  # noqa: E402
 
 TARGET_RATIO = 1.3
+_Pair = tuple[dict[str, float], dict[str, float]]
 
 
 # The receiver runs in its own process, as a real one would: its CPU is not the pipeline's.
@@ -93,14 +99,14 @@ class _Receiver:
             self.process.wait(10)
 
 
-async def _drive(sink: Any, steps: int) -> float:
-    """Seconds for `steps` step start/complete pairs plus the pipeline's own two transitions."""
+async def _drive(sink: Any, steps: int) -> tuple[float, float]:
+    """(wall s, process CPU s) for `steps` step start/complete pairs plus the pipeline's two."""
     run = PipelineRun.create("bench", org_slug="bench", sink=sink)
     objs = [StepRun.create(f"s{i % 50}", pipeline=run) for i in range(steps)]
     gc.collect()
     gc.disable()
     try:
-        started = time.perf_counter()
+        cpu, started = time.process_time(), time.perf_counter()
         run.start()
         for index, step in enumerate(objs):
             step.start()
@@ -108,12 +114,12 @@ async def _drive(sink: Any, steps: int) -> float:
             if index % 64 == 63:
                 await asyncio.sleep(0)  # let the logger's tasks run, as a real pipeline does
         run.complete()
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - cpu
     finally:
         gc.enable()
 
 
-async def _one(steps: int, exporters: bool, receiver_url: str | None) -> dict[str, float]:
+async def _one(steps: int, exporters: bool, stop_timeout: float = 60) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         store = SQLiteStore(os.path.join(tmp, "bench.db"))
         try:
@@ -126,17 +132,19 @@ async def _one(steps: int, exporters: bool, receiver_url: str | None) -> dict[st
                     )
                     fanout = FanoutSink(logger, workers)
                     fanout.start()
-                    # Exporter processes start with the run; measure the steady state.
+                    # The exporter process starts with the run; measure the steady state.
                     for worker in workers:
-                        worker.wait_ready(60)
+                        getattr(worker, "wait_ready", lambda _t: True)(60)
                     sink = fanout
-                elapsed = await _drive(sink, steps)
+                elapsed, cpu = await _drive(sink, steps)
                 await logger.flush()
-                figures = {"elapsed": elapsed}
+                figures = {"elapsed": elapsed, "cpu": cpu}
                 if fanout is not None:
                     started = time.perf_counter()
-                    await asyncio.to_thread(fanout.stop, 60 if receiver_url else 0.2)
+                    await asyncio.to_thread(fanout.stop, stop_timeout)
                     figures["drain"] = time.perf_counter() - started
+                    # stop() promises no exporter thread or process outlives it: check.
+                    figures["left_running"] = sum(not w.join(0) for w in fanout.workers)
                     stats = fanout.stats()
                     figures["dropped"] = sum(s["dropped_total"] for s in stats.values())
                 return figures
@@ -145,22 +153,11 @@ async def _one(steps: int, exporters: bool, receiver_url: str | None) -> dict[st
 
 
 def emit_overhead_us(count: int) -> float:
-    """Microseconds FanoutSink.emit adds per record over its primary sink (two exporter queues).
+    """Microseconds FanoutSink.emit adds per record over its primary sink (both exporters on).
 
-    The workers are blocked (their exporter waits on an event), so this is the pipeline
-    thread's own cost: two lock-protected appends. Best of five.
+    One ExportProcess (both exporters) whose thread is not started, so this is exactly the
+    pipeline thread's own cost: one lock-protected append. Best of five.
     """
-    gate = threading.Event()
-
-    class _Blocked:
-        name = "blocked"
-
-        def export(self, records: Any) -> None:
-            gate.wait(60)
-
-        def shutdown(self, timeout: float) -> None:
-            return None
-
     sink = InMemorySink()
     run = PipelineRun.create("bench", org_slug="bench", sink=sink)
     run.start()
@@ -172,9 +169,8 @@ def emit_overhead_us(count: int) -> float:
     best = float("inf")
     for _ in range(5):
         settings = ExportSettings(queue_size=len(records) + 1, batch_size=len(records) + 1)
-        workers = [ExportWorker(_Blocked(), settings) for _ in range(2)]
-        fanout = FanoutSink(NullSink(), workers)
-        fanout.start()
+        process = ExportProcess(("openlineage", "otel"), settings)
+        fanout = FanoutSink(NullSink(), [process])
         null = NullSink()
         gc.disable()
         try:
@@ -188,9 +184,7 @@ def emit_overhead_us(count: int) -> float:
             fanned = time.perf_counter() - started
         finally:
             gc.enable()
-        gate.set()
-        fanout.stop(5)
-        gate.clear()
+        fanout.stop(0)  # never started: the queue is counted dropped, no child to end
         best = min(best, (fanned - bare) / len(records) * 1e6)
     return best
 
@@ -202,44 +196,62 @@ def _env(url: str) -> None:
         os.environ.pop(name, None)
 
 
+def _pairs(count: int, steps: int, stop_timeout: float) -> list[_Pair]:
+    """`count` (alone, both) pairs, run alternately alone-first and both-first."""
+    pairs = []
+    for index in range(count):
+        order = (False, True) if index % 2 == 0 else (True, False)
+        runs = {on: asyncio.run(_one(steps, on, stop_timeout)) for on in order}
+        pairs.append((runs[False], runs[True]))
+    return pairs
+
+
+def _ratio(pairs: list[_Pair], key: str) -> float:
+    return statistics.median(both[key] / alone[key] for alone, both in pairs)
+
+
 def run(quick: bool) -> dict[str, float]:
-    """Measure logger alone, logger + both exporters, and a slow receiver; return the figures."""
+    """Measure logger alone vs logger + both exporters in pairs, and a slow receiver."""
     import logging
 
     logging.getLogger("opentelemetry").setLevel(logging.CRITICAL)  # the slow run's timeouts
-    # Many short interleaved pairs, best of each: this shared 2-core machine is noisy.
-    steps, repeats = (1_000, 5) if quick else (2_000, 11)
+    steps, repeats = (1_000, 7) if quick else (2_000, 15)
     transitions = 2 * steps + 2
+    load_before = os.getloadavg()[0]
     receiver = _Receiver()
     try:
         _env(receiver.url)
-        asyncio.run(_one(200, True, receiver.url))  # warm up imports and connections
-        alone, both, drain = [], [], []
-        for _ in range(repeats):
-            alone.append(asyncio.run(_one(steps, False, None))["elapsed"])
-            figures = asyncio.run(_one(steps, True, receiver.url))
-            both.append(figures["elapsed"])
-            drain.append(figures["drain"])
-            dropped = figures["dropped"]
+        asyncio.run(_one(200, True))  # warm up imports and connections
+        pairs = _pairs(repeats, steps, 60)
     finally:
         receiver.close()
     slow = _Receiver(delay=5.0)
     try:
         _env(slow.url)
-        slow_runs = [asyncio.run(_one(steps, True, None)) for _ in range(3)]
-        slow_figures = min(slow_runs, key=lambda figures: figures["elapsed"])
+        # 0.2 s to drain: the receiver holds every request 5 s, so most records are dropped.
+        slow_pairs = _pairs(3, steps, 0.2)
     finally:
         slow.close()
-    best_alone, best_both = min(alone), min(both)
+    alone = [a for a, _ in pairs]
+    both = [b for _, b in pairs]
+    per = 1e6 / transitions
     return {
-        "logger_us_per_transition": round(1e6 * best_alone / transitions, 3),
-        "both_exporters_us_per_transition": round(1e6 * best_both / transitions, 3),
-        "both_over_logger": round(best_both / best_alone, 3),
-        "export_drain_us_per_transition": round(1e6 * min(drain) / transitions, 1),
-        "export_dropped": dropped,
+        "logger_us_per_transition": round(per * statistics.median(r["elapsed"] for r in alone), 3),
+        "both_exporters_us_per_transition": round(
+            per * statistics.median(r["elapsed"] for r in both), 3
+        ),
+        "both_over_logger": round(_ratio(pairs, "elapsed"), 3),
+        "both_over_logger_cpu": round(_ratio(pairs, "cpu"), 3),
+        "export_drain_us_per_transition": round(
+            per * statistics.median(r["drain"] for r in both), 1
+        ),
+        "export_dropped": max(r["dropped"] for r in both),
         "fanout_emit_overhead_us": round(emit_overhead_us(20_000), 3),
-        "slow_receiver_over_logger": round(slow_figures["elapsed"] / best_alone, 3),
-        "slow_receiver_dropped": slow_figures["dropped"],
+        "slow_receiver_over_logger": round(_ratio(slow_pairs, "elapsed"), 3),
+        "slow_receiver_dropped": statistics.median(b["dropped"] for _, b in slow_pairs),
+        "left_running_after_stop": sum(b["left_running"] for _, b in pairs + slow_pairs),
+        "load_average_1m_before": round(load_before, 2),
+        "load_average_1m_after": round(os.getloadavg()[0], 2),
     }
 
 

@@ -1,17 +1,25 @@
-"""The exporter child process: `python -m persistence._export_child KIND [SERVICE_NAME]`.
+"""The exporter child process: `python -m persistence._export_child OPTIONS_JSON`.
 
-Reads length-prefixed batches of packed records on stdin, exports them, and answers each with
-(delivered, failed, error); exits when stdin closes, after shutting its exporter down.
+Hosts every exporter the parent asked for, each behind its own ExportWorker (queue, thread,
+drops by reason), so a slow receiver of one never holds up another. Reads length-prefixed
+messages on stdin: ("batch", rows) is unpacked once and offered to every exporter (no answer);
+("flush", timeout) and ("stop", timeout) are answered with (kind, all_settled, counts per
+exporter). After a stop, or when stdin closes, it exits at once: an export still stuck on a
+receiver is abandoned (counted as "shutdown"), never waited for past the parent's budget.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
+import time
+from collections.abc import Mapping
 from typing import IO, Any
 
-CHILD_NICENESS = 10
+# Lowest priority: best-effort telemetry, the pipeline gets the CPU first.
+CHILD_NICENESS = 19
 
 
 def build(kind: str, service_name: str | None) -> Any:
@@ -27,49 +35,95 @@ def build(kind: str, service_name: str | None) -> Any:
     raise ValueError(f"exporter kind must be 'openlineage' or 'otel' (got {kind!r})")
 
 
-def serve(exporter: Any, source: IO[bytes], sink: IO[bytes]) -> None:
-    """Answer batches until the parent closes our stdin."""
+def counts(workers: Mapping[str, Any], final: bool = False) -> dict[str, dict[str, Any]]:
+    """Each exporter's exported / dropped / queued / in flight; final: all unsettled is lost."""
+    report: dict[str, dict[str, Any]] = {}
+    for kind, worker in workers.items():
+        stats = worker.stats()
+        dropped = dict(stats["dropped"])
+        queued, in_flight = stats["queued"], stats["in_flight"]
+        if final and queued + in_flight:
+            # We exit now: an export still waiting on its receiver is not known to have arrived.
+            dropped["shutdown"] = dropped.get("shutdown", 0) + queued + in_flight
+            queued = in_flight = 0
+        report[kind] = {
+            "exported": stats["exported"],
+            "dropped": dropped,
+            "queued": queued,
+            "in_flight": in_flight,
+        }
+    return report
+
+
+def _settle(workers: Mapping[str, Any], timeout: float | None, *, stop: bool) -> bool:
+    """Flush (or stop) every worker within one shared deadline; True if all settled."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    ok = True
+    for worker in workers.values():  # they drain concurrently: waiting on one delays none
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        ok = (worker.stop(left) if stop else worker.flush(left)) and ok
+    return ok
+
+
+def serve(workers: Mapping[str, Any], source: IO[bytes], sink: IO[bytes]) -> None:
+    """Feed batches to every worker and answer flush/stop, until stop or the end of stdin."""
     from persistence._export_process import read_frame, unpack, write_frame
 
+    offers = [worker.offer for worker in workers.values()]
     while True:
         try:
-            rows = read_frame(source)
+            kind, payload = read_frame(source)
         except EOFError:
+            _settle(workers, 0.0, stop=True)
             return
-        records = [unpack(row) for row in rows]
-        try:
-            exporter.export(records)
-        except Exception as error:
-            failed = getattr(error, "failed", len(records))
-            detail = f"{type(error).__name__}: {error}"
-            write_frame(sink, (len(records) - failed, failed, detail))
-        else:
-            write_frame(sink, (len(records), 0, ""))
+        if kind == "batch":
+            for row in payload:
+                record = unpack(row)
+                for offer in offers:
+                    offer(record)
+        elif kind == "flush":
+            ok = _settle(workers, payload, stop=False)
+            write_frame(sink, ("flushed", ok, counts(workers)))
+        else:  # "stop"
+            ok = _settle(workers, payload, stop=True)
+            write_frame(sink, ("stopped", ok, counts(workers, final=True)))
+            return
 
 
 def main(argv: list[str]) -> int:
-    """Build the exporter, say ready, serve batches until stdin closes."""
+    """Build the exporters, say ready, serve until stopped; exit without waiting on stragglers."""
     from persistence._export_process import write_frame
+    from persistence._export_worker import ExportWorker
+    from persistence.fanout import ExportSettings
 
     with contextlib.suppress(OSError):
-        os.nice(CHILD_NICENESS)  # best-effort telemetry: the pipeline gets the CPU first
-    source, sink = sys.stdin.buffer, sys.stdout.buffer
-    sys.stdout = sys.stderr  # nothing but frames may reach the parent's pipe
-    kind, service_name = argv[0], (argv[1] if len(argv) > 1 and argv[1] else None)
+        os.nice(CHILD_NICENESS)
+    # Frames go to a private copy of the pipe; fd 1 (and sys.stdout) become stderr, so nothing
+    # a library prints (the OTel console exporter, a transport's debug output) corrupts them.
+    source = sys.stdin.buffer
+    sink = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     try:
-        exporter = build(kind, service_name)
+        options = json.loads(argv[0])
+        settings = ExportSettings(**options["settings"])
+        workers = {
+            kind: ExportWorker(build(kind, options["service_name"]), settings)
+            for kind in options["kinds"]
+        }
     except Exception as error:
         write_frame(sink, ("error", f"{type(error).__name__}: {error}"))
         return 1
+    for worker in workers.values():
+        worker.start()
     write_frame(sink, ("ready", ""))
-    try:
-        serve(exporter, source, sink)
-    except (BrokenPipeError, ConnectionError):
-        pass  # the parent went away without waiting for our answer
-    finally:
-        exporter.shutdown(5.0)
+    with contextlib.suppress(BrokenPipeError, ConnectionError):  # the parent went away
+        serve(workers, source, sink)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    sys.stderr.flush()
+    # Not sys.exit: the libraries' atexit hooks would wait on an export stuck on its receiver.
+    os._exit(code)

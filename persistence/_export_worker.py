@@ -68,7 +68,8 @@ class ExportWorker:
                 return
             queue.append(record)
             self._accepted += 1
-            if len(queue) >= self._batch_size:
+            # Once per batch: the worker checks the length itself before it waits again.
+            if len(queue) == self._batch_size:
                 self._work.notify()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -215,6 +216,10 @@ class ExportWorker:
             _log.warning("export_shutdown_failed", exporter=self.name, error=repr(error)[:300])
 
     # -- monitoring ---------------------------------------------------------------------------
+
+    def exporter_stats(self) -> dict[str, dict[str, Any]]:
+        """{exporter name: stats()} (FanoutSink merges these over all its workers)."""
+        return {self.name: self.stats()}
 
     def stats(self) -> dict[str, Any]:
         """Queued, capacity, accepted, exported, in flight and dropped (by reason and total)."""

@@ -52,6 +52,31 @@ class Exporter(Protocol):
         """Release connections; called once after the last export."""
 
 
+@runtime_checkable
+class ExportWorkerLike(Protocol):
+    """What FanoutSink drives: ExportWorker (one exporter) or ExportProcess (several, isolated)."""
+
+    name: str
+
+    def offer(self, record: TransitionRecord) -> None:
+        """Queue a record or count it dropped; never blocks for long, never raises."""
+
+    def start(self) -> None:
+        """Start working (idempotent)."""
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until what was offered so far is exported or counted dropped."""
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Drain within `timeout`, count the rest dropped, release everything."""
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until every thread (and process) of the worker has ended."""
+
+    def exporter_stats(self) -> dict[str, dict[str, Any]]:
+        """Per exporter name: queued, capacity, submitted, exported, in flight, dropped."""
+
+
 def _positive_int(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(
@@ -112,11 +137,9 @@ class FanoutSink:
     export worker only appends to its bounded queue (or counts a drop).
     """
 
-    def __init__(self, primary: TransitionSink, workers: Sequence[Any] = ()) -> None:
-        from persistence._export_worker import ExportWorker
-
+    def __init__(self, primary: TransitionSink, workers: Sequence[ExportWorkerLike] = ()) -> None:
         self.primary = primary
-        self.workers: tuple[ExportWorker, ...] = tuple(workers)
+        self.workers: tuple[ExportWorkerLike, ...] = tuple(workers)
         # Bound methods looked up once: emit() is on every transition's path.
         self._primary_emit = primary.emit
         self._offers = tuple(worker.offer for worker in self.workers)
@@ -158,7 +181,10 @@ class FanoutSink:
 
     def stats(self) -> dict[str, dict[str, Any]]:
         """Per exporter name: queued, capacity, submitted, exported, dropped by reason."""
-        return {worker.name: worker.stats() for worker in self.workers}
+        stats: dict[str, dict[str, Any]] = {}
+        for worker in self.workers:
+            stats.update(worker.exporter_stats())
+        return stats
 
     def __enter__(self) -> FanoutSink:
         """Start the workers."""

@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from persistence._export_worker import ExportWorker
-    from persistence.fanout import ExportSettings
+    from persistence.fanout import ExportSettings, ExportWorkerLike
 
 # Environment switches (the CLI flags --lineage / --otel read the same variables).
 LINEAGE_ENV = "PIPESTATE_LINEAGE"
@@ -61,27 +60,28 @@ def build_exporters(
     span_exporter: Any = None,
     service_name: str | None = None,
     isolate: bool | None = None,
-) -> list[ExportWorker]:
-    """One unstarted ExportWorker per exporter asked for; feed them with FanoutSink.
+) -> list[ExportWorkerLike]:
+    """The unstarted workers for the exporters asked for; feed them with FanoutSink.
 
-    By default each exporter runs in a child process (isolate=True): the libraries' CPU cost
-    then never slows the pipeline's process, which does not even import them. Passing an
-    `openlineage_client` or `span_exporter` object (tests: an in-memory exporter) runs that
-    exporter in the worker thread instead. The OpenLineage client reads its own configuration;
-    the span exporter follows the OTEL_* variables. A missing extra raises ImportError naming
-    the package to install; a bad OTEL_* value raises ValueError naming the variable.
+    By default (isolate=True) all of them run together in one child process behind one
+    ExportProcess: the libraries' CPU cost then never slows the pipeline's process, which does
+    not even import them, and each record is packed and sent once for all exporters. Passing an
+    `openlineage_client` or `span_exporter` object (tests: an in-memory exporter), or
+    isolate=False, runs that exporter in an ExportWorker thread instead. The OpenLineage client
+    reads its own configuration; the span exporter follows the OTEL_* variables. A missing extra
+    raises ImportError naming the package to install; a bad OTEL_* value raises ValueError
+    naming the variable.
     """
     from persistence._export_worker import ExportWorker
     from persistence.fanout import ExportSettings
 
     chosen = settings if settings is not None else ExportSettings.from_env()
-    workers: list[ExportWorker] = []
+    workers: list[ExportWorkerLike] = []
+    isolated: list[str] = []
     if lineage:
         _require("lineage")
         if isolate is not False and openlineage_client is None:
-            from persistence._export_process import IsolatedExporter
-
-            workers.append(ExportWorker(IsolatedExporter("openlineage"), chosen))
+            isolated.append("openlineage")
         else:
             from persistence.exporters.openlineage import OpenLineageExporter
 
@@ -89,17 +89,19 @@ def build_exporters(
     if otel:
         _require("otel")
         if isolate is not False and span_exporter is None:
-            from persistence._export_process import IsolatedExporter
             from persistence.exporters._otel_env import otel_exporter_choice
 
             otel_exporter_choice()  # a bad OTEL_* value is refused here, not in the child
-            isolated = IsolatedExporter("otel", service_name=service_name)
-            workers.append(ExportWorker(isolated, chosen))
+            isolated.append("otel")
         else:
             from persistence.exporters.otel import OTelExporter
 
             exporter = OTelExporter(span_exporter, service_name=service_name)
             workers.append(ExportWorker(exporter, chosen))
+    if isolated:
+        from persistence._export_process import ExportProcess
+
+        workers.append(ExportProcess(isolated, chosen, service_name=service_name))
     return workers
 
 
