@@ -1,4 +1,4 @@
-"""ExportProcess and its child: one queue and one pipe for all isolated exporters; stop() ends all."""
+"""ExportProcess and its child: one queue, one pipe for all isolated exporters; stop() ends all."""
 
 from __future__ import annotations
 
