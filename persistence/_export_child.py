@@ -67,7 +67,7 @@ def _settle(workers: Mapping[str, Any], timeout: float | None, *, stop: bool) ->
 
 def serve(workers: Mapping[str, Any], source: IO[bytes], sink: IO[bytes]) -> None:
     """Feed batches to every worker and answer flush/stop, until stop or the end of stdin."""
-    from persistence._export_process import read_frame, unpack, write_frame
+    from persistence._export_wire import read_frame, unpack, write_frame
 
     offers = [worker.offer for worker in workers.values()]
     while True:
@@ -92,7 +92,7 @@ def serve(workers: Mapping[str, Any], source: IO[bytes], sink: IO[bytes]) -> Non
 
 def main(argv: list[str]) -> int:
     """Build the exporters, say ready, serve until stopped; exit without waiting on stragglers."""
-    from persistence._export_process import write_frame
+    from persistence._export_wire import write_frame
     from persistence._export_worker import ExportWorker
     from persistence.fanout import ExportSettings
 

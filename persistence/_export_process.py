@@ -26,58 +26,25 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import operator
-import os
-import pickle
-import struct
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Sequence
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
+from persistence._export_wire import child_command, pack, read_frame, write_frame
 from statemachine._log import lazy_logger
-from statemachine.records import RECORD_FIELDS, TransitionRecord, trusted_record
 
 if TYPE_CHECKING:
     from persistence.fanout import ExportSettings
+    from statemachine.records import TransitionRecord
 
 _log = lazy_logger("persistence.fanout")
 
-# transition_date is derived from transition_time: not sent. The order is trusted_record's.
-PACKED_FIELDS = tuple(f for f in RECORD_FIELDS if f != "transition_date")
-pack = operator.attrgetter(*PACKED_FIELDS)
-_HEADER = struct.Struct("!I")
 # After a stop request the child gets the budget less this, to report before we give up on it.
 _REPORT_MARGIN = 0.1
 # How long stop() waits for a killed child and our thread to notice it.
 _KILL_GRACE = 2.0
-
-
-def write_frame(stream: IO[bytes], payload: Any) -> None:
-    """Write one length-prefixed pickle."""
-    data = pickle.dumps(payload, pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(data)))
-    stream.write(data)
-    stream.flush()
-
-
-def read_frame(stream: IO[bytes]) -> Any:
-    """Read one length-prefixed pickle; EOFError when the stream ended."""
-    header = stream.read(_HEADER.size)
-    if len(header) < _HEADER.size:
-        raise EOFError("stream closed")
-    (size,) = _HEADER.unpack(header)
-    data = stream.read(size)
-    if len(data) < size:
-        raise EOFError("stream closed mid-frame")
-    return pickle.loads(data)
-
-
-def unpack(row: tuple[Any, ...]) -> TransitionRecord:
-    """The TransitionRecord of a packed row (fields already checked when it was first built)."""
-    return trusted_record(*row)
 
 
 class _Counts:
@@ -247,26 +214,7 @@ class ExportProcess:
 
     def _start_child(self) -> None:
         """Start the child and wait for its "ready" (importing the libraries takes a while)."""
-        import json
-
-        options = json.dumps(
-            {
-                "kinds": list(self.kinds),
-                "service_name": self.service_name,
-                "settings": {
-                    "queue_size": self.settings.queue_size,
-                    "batch_size": self.settings.batch_size,
-                    "interval_seconds": self.settings.interval_seconds,
-                    "stop_timeout_seconds": self.settings.stop_timeout_seconds,
-                },
-            }
-        )
-        # -P: the working directory is not put first on sys.path (a user's own "persistence"
-        # folder there must not shadow ours).
-        command = [sys.executable, "-P", "-m", "persistence._export_child", options]
-        env = dict(os.environ)
-        # The child imports what we import, from where we import it (a source checkout too).
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        command, env = child_command(self.kinds, self.settings, self.service_name)
         try:
             process = subprocess.Popen(
                 command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, process_group=0
@@ -288,7 +236,9 @@ class ExportProcess:
             self._end_child(process)
             with self._lock:
                 self._process = None
-            self._child_failed(str(detail))
+                stopping = self._stop_deadline is not None
+            if not stopping:  # killed by stop() while starting: not a broken configuration
+                self._child_failed(str(detail))
 
     def _child_failed(self, detail: str) -> None:
         """The child could not start: its records are lost from now on (not retried)."""

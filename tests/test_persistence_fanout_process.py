@@ -16,7 +16,8 @@ import pytest
 from hypothesis import given, settings
 
 from persistence._export_child import serve
-from persistence._export_process import ExportProcess, pack, read_frame, unpack, write_frame
+from persistence._export_process import ExportProcess
+from persistence._export_wire import pack, read_frame, unpack, write_frame
 from persistence._export_worker import ExportWorker
 from persistence.fanout import ExportSettings, FanoutSink
 from statemachine import NullSink, TransitionRecord
