@@ -119,37 +119,54 @@ async def _drive(sink: Any, steps: int) -> tuple[float, float]:
         gc.enable()
 
 
-async def _one(steps: int, exporters: bool, stop_timeout: float = 60) -> dict[str, float]:
+async def _pair(steps: int, both_first: bool, stop_timeout: float) -> _Pair:
+    """One (alone, both) pair: two loggers on two stores, set up and settled before either
+    is timed, so both sides start alike (the exporter child is up, the loggers are idle)."""
     with tempfile.TemporaryDirectory() as tmp:
-        store = SQLiteStore(os.path.join(tmp, "bench.db"))
+        stores = [SQLiteStore(os.path.join(tmp, f"{name}.db")) for name in ("alone", "both")]
         try:
-            async with MetadataLogger(store, LoggerSettings(), derive_run_rows=True) as logger:
-                fanout = None
-                sink: Any = logger
-                if exporters:
-                    workers = build_exporters(
-                        True, True, settings=ExportSettings(queue_size=65536, batch_size=256)
-                    )
-                    fanout = FanoutSink(logger, workers)
-                    fanout.start()
-                    # The exporter process starts with the run; measure the steady state.
-                    for worker in workers:
-                        getattr(worker, "wait_ready", lambda _t: True)(60)
-                    sink = fanout
-                elapsed, cpu = await _drive(sink, steps)
-                await logger.flush()
-                figures = {"elapsed": elapsed, "cpu": cpu}
-                if fanout is not None:
+            settings = LoggerSettings()
+            async with (
+                MetadataLogger(stores[0], settings, derive_run_rows=True) as alone_logger,
+                MetadataLogger(stores[1], settings, derive_run_rows=True) as both_logger,
+            ):
+                workers = build_exporters(
+                    True, True, settings=ExportSettings(queue_size=65536, batch_size=256)
+                )
+                fanout = FanoutSink(both_logger, workers)
+                fanout.start()
+                for worker in workers:  # the child starts with the run: time the steady state
+                    getattr(worker, "wait_ready", lambda _t: True)(60)
+                results: dict[str, dict[str, float]] = {}
+
+                async def timed(name: str, sink: Any, logger: MetadataLogger) -> None:
+                    elapsed, cpu = await _drive(sink, steps)
+                    await logger.flush()
+                    results[name] = {"elapsed": elapsed, "cpu": cpu}
+
+                drain = 0.0
+                if both_first:
+                    await timed("both", fanout, both_logger)
+                    # The child's work must not spill into the other side's timing.
                     started = time.perf_counter()
-                    await asyncio.to_thread(fanout.stop, stop_timeout)
-                    figures["drain"] = time.perf_counter() - started
-                    # stop() promises no exporter thread or process outlives it: check.
-                    figures["left_running"] = sum(not w.join(0) for w in fanout.workers)
-                    stats = fanout.stats()
-                    figures["dropped"] = sum(s["dropped_total"] for s in stats.values())
-                return figures
+                    await asyncio.to_thread(fanout.flush, stop_timeout)
+                    drain = time.perf_counter() - started
+                    await timed("alone", alone_logger, alone_logger)
+                else:
+                    await timed("alone", alone_logger, alone_logger)
+                    await timed("both", fanout, both_logger)
+                started = time.perf_counter()
+                await asyncio.to_thread(fanout.stop, stop_timeout)
+                figures = results["both"]
+                figures["drain"] = drain + time.perf_counter() - started
+                # stop() promises no exporter thread or process outlives it: check.
+                figures["left_running"] = sum(not w.join(0) for w in fanout.workers)
+                stats = fanout.stats()
+                figures["dropped"] = sum(s["dropped_total"] for s in stats.values())
+                return results["alone"], figures
         finally:
-            store.close()
+            for store in stores:
+                store.close()
 
 
 def emit_overhead_us(count: int) -> float:
@@ -197,13 +214,8 @@ def _env(url: str) -> None:
 
 
 def _pairs(count: int, steps: int, stop_timeout: float) -> list[_Pair]:
-    """`count` (alone, both) pairs, run alternately alone-first and both-first."""
-    pairs = []
-    for index in range(count):
-        order = (False, True) if index % 2 == 0 else (True, False)
-        runs = {on: asyncio.run(_one(steps, on, stop_timeout)) for on in order}
-        pairs.append((runs[False], runs[True]))
-    return pairs
+    """`count` (alone, both) pairs, timed alternately alone-first and both-first."""
+    return [asyncio.run(_pair(steps, index % 2 == 1, stop_timeout)) for index in range(count)]
 
 
 def _ratio(pairs: list[_Pair], key: str) -> float:
@@ -221,7 +233,7 @@ def run(quick: bool) -> dict[str, float]:
     receiver = _Receiver()
     try:
         _env(receiver.url)
-        asyncio.run(_one(200, True))  # warm up imports and connections
+        asyncio.run(_pair(200, False, 60))  # warm up imports and connections
         pairs = _pairs(repeats, steps, 60)
     finally:
         receiver.close()
