@@ -32,7 +32,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from persistence._export_wire import child_command, pack, read_frame, write_frame
+from persistence._export_wire import child_command, encode_frame, pack, read_frame, write_frame
 from statemachine._log import lazy_logger
 
 if TYPE_CHECKING:
@@ -153,11 +153,13 @@ class ExportProcess:
             token = self._flush_asked
             self._flush_deadline = None if timeout is None else time.monotonic() + timeout
             self._work.notify()
-            done = self._progress.wait_for(lambda: self._flush_done >= token, timeout)
-            return done and self._flush_ok
+            done = self._progress.wait_for(
+                lambda: self._flush_done >= token or self._stopped, timeout
+            )
+            return done and (self._stopped or self._flush_ok)
 
     def stop(self, timeout: float | None = None) -> bool:
-        """Refuse new records, drain within `timeout`, end the child; True if nothing was lost.
+        """Refuse new records, drain within `timeout`, end the child; True if all was drained.
 
         When it returns, the child process and the thread are gone, whatever the receivers do.
         """
@@ -188,11 +190,13 @@ class ExportProcess:
             self._stopped = True
             self._progress.notify_all()
             alive = thread is not None and thread.is_alive()
-        lost = {kind: dict(counts["dropped"]) for kind, counts in self.exporter_stats().items()}
-        complete = not any(lost.values())
-        if not complete or alive:
-            _log.warning("export_stop_incomplete", exporter=self.name, timeout=limit, dropped=lost)
-        return complete and not alive
+        dropped = {kind: stats["dropped"] for kind, stats in self.exporter_stats().items()}
+        drained = not any(counts.get("shutdown") for counts in dropped.values())
+        if not drained or alive:
+            _log.warning(
+                "export_stop_incomplete", exporter=self.name, timeout=limit, dropped=dropped
+            )
+        return drained and not alive
 
     @property
     def child_pid(self) -> int | None:
@@ -293,9 +297,16 @@ class ExportProcess:
             with self._lock:
                 self._drops[self._lost_reason()] += len(batch)
             return
-        rows = [pack(record) for record in batch]
         try:
-            write_frame(process.stdin, ("batch", rows))
+            data = encode_frame(("batch", [pack(record) for record in batch]))
+        except Exception as error:  # a value pickle refuses: lose this batch, not the thread
+            with self._lock:
+                self._drops["export_failed"] += len(batch)
+            _log.warning("export_encode_failed", exporter=self.name, error=repr(error)[:300])
+            return
+        try:
+            process.stdin.write(data)
+            process.stdin.flush()
         except (OSError, ValueError):  # the child died (broken pipe) or stop() killed it
             with self._lock:
                 self._drops[self._lost_reason()] += len(batch)

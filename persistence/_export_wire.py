@@ -26,11 +26,15 @@ pack = operator.attrgetter(*PACKED_FIELDS)
 _HEADER = struct.Struct("!I")
 
 
+def encode_frame(payload: Any) -> bytes:
+    """One length-prefixed pickle."""
+    data = pickle.dumps(payload, pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(data)) + data
+
+
 def write_frame(stream: IO[bytes], payload: Any) -> None:
     """Write one length-prefixed pickle."""
-    data = pickle.dumps(payload, pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(data)))
-    stream.write(data)
+    stream.write(encode_frame(payload))
     stream.flush()
 
 

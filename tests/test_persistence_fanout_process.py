@@ -9,9 +9,11 @@ import pickle
 import select
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 
@@ -135,7 +137,7 @@ class TestExportProcess:
         for record in _records(3):
             process.offer(record)
         assert process.flush(30)
-        assert process.stop(5) is False
+        assert process.stop(5)
         assert process.join(0)
         stats = process.exporter_stats()["nonsense"]
         assert (stats["exported"], stats["dropped"]) == (0, {"export_failed": 3})
@@ -191,7 +193,29 @@ class TestExportProcess:
             process.offer(record)
         assert process.flush(60)
         second = process.child_pid
-        assert process.stop(10) is False
+        assert process.stop(10)
         stats = process.exporter_stats()["otel"]
         assert (stats["exported"], stats["dropped"]) == (8, {"export_failed": 4})
         assert second not in (None, first)
+
+    def test_unpicklable_batch_lost_alone_and_frozen_child_killed(self, receiver_env: Any) -> None:
+        """A record pickle refuses loses only its batch (export_failed); a child that stops
+        answering (SIGSTOP) is killed by stop(), which returns soon after its timeout."""
+        process = ExportProcess(["otel"], FAST)
+        process.start()
+        assert process.wait_ready(60)
+        good = _records(6)
+        process.offer(attrs.evolve(good[0], metadata={"lock": threading.Lock()}))
+        assert process.flush(30)
+        for record in good[1:]:
+            process.offer(record)
+        assert process.flush(30)
+        pid = process.child_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        started = time.monotonic()
+        assert process.stop(0.5)  # all was exported before the freeze: nothing left to drop
+        assert time.monotonic() - started < 0.5 + 3
+        assert _gone(pid)
+        stats = process.exporter_stats()["otel"]
+        assert (stats["exported"], stats["dropped"]) == (5, {"export_failed": 1})
