@@ -20,6 +20,12 @@ from typing import IO, Any
 
 # Lowest priority: best-effort telemetry, the pipeline gets the CPU first.
 CHILD_NICENESS = 19
+# While draining, how often to check that the parent is still there to hear the answer.
+_PARENT_POLL_SECONDS = 0.1
+
+
+class Orphaned(Exception):
+    """The parent process went away: nobody is left to export for."""
 
 
 def build(kind: str, service_name: str | None) -> Any:
@@ -55,13 +61,33 @@ def counts(workers: Mapping[str, Any], final: bool = False) -> dict[str, dict[st
     return report
 
 
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
 def _settle(workers: Mapping[str, Any], timeout: float | None, *, stop: bool) -> bool:
-    """Flush (or stop) every worker within one shared deadline; True if all settled."""
+    """Flush (or stop) every worker within one shared deadline; True if all settled.
+
+    Waits in short slices, checking the parent is still alive: a parent killed while we drain
+    (its stdin is not read meanwhile) must not leave us exporting until the deadline.
+    """
+    parent = os.getppid()
     deadline = None if timeout is None else time.monotonic() + timeout
+    waiting = list(workers.values())
+    while waiting:
+        if os.getppid() != parent:
+            raise Orphaned
+        left = _left(deadline)
+        if left == 0.0:
+            break
+        step = _PARENT_POLL_SECONDS if left is None else min(_PARENT_POLL_SECONDS, left)
+        # They drain concurrently: waiting on one delays none.
+        waiting = [worker for worker in waiting if not worker.flush(step)]
+    if not stop:
+        return not waiting
     ok = True
-    for worker in workers.values():  # they drain concurrently: waiting on one delays none
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        ok = (worker.stop(left) if stop else worker.flush(left)) and ok
+    for worker in workers.values():
+        ok = worker.stop(_left(deadline)) and ok
     return ok
 
 
@@ -117,7 +143,7 @@ def main(argv: list[str]) -> int:
     for worker in workers.values():
         worker.start()
     write_frame(sink, ("ready", ""))
-    with contextlib.suppress(BrokenPipeError, ConnectionError):  # the parent went away
+    with contextlib.suppress(BrokenPipeError, ConnectionError, Orphaned):  # the parent went away
         serve(workers, source, sink)
     return 0
 

@@ -26,6 +26,7 @@ class Receiver:
         self.delay = delay
         self.requests: list[Received] = []
         self.arrived = threading.Semaphore(0)
+        self.entered = threading.Semaphore(0)  # released as a request begins (before any delay)
         # Set on close: a delayed handler returns at once, so no thread outlives the test.
         self.release = threading.Event()
         self._lock = threading.Lock()
@@ -48,6 +49,7 @@ class Receiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                receiver.entered.release()
                 if receiver.delay:
                     receiver.release.wait(receiver.delay)
                 with receiver._lock:

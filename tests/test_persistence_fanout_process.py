@@ -8,9 +8,12 @@ import os
 import pickle
 import select
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -219,3 +222,54 @@ class TestExportProcess:
         assert _gone(pid)
         stats = process.exporter_stats()["otel"]
         assert (stats["exported"], stats["dropped"]) == (5, {"export_failed": 1})
+
+
+_ORPHAN_PARENT = """
+import sys, threading
+from persistence._export_process import ExportProcess
+from persistence.fanout import ExportSettings
+from tests.test_persistence_fanout import _records
+
+process = ExportProcess(["otel"], ExportSettings(queue_size=64, batch_size=1))
+process.start()
+process.wait_ready(60)
+for record in _records(4):
+    process.offer(record)
+print(process.child_pid, flush=True)
+process.flush(600)  # the receiver holds the export: the child drains for up to 600 s
+"""
+
+
+class TestOrphan:
+    """A child whose parent is killed never outlives it by more than a moment."""
+
+    def test_child_exits_when_parent_killed_mid_drain(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The parent dies (SIGKILL) while its child drains a flush toward a receiver that
+        holds every request 5 s: the child notices and exits long before the drain would end."""
+        with receiving(delay=5.0) as receiver:
+            monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+            monkeypatch.delenv("OTEL_TRACES_EXPORTER", raising=False)
+            monkeypatch.delenv("OTEL_EXPORTER_OTLP_PROTOCOL", raising=False)
+            root = Path(__file__).resolve().parent.parent
+            parent = subprocess.Popen(
+                [sys.executable, "-c", _ORPHAN_PARENT],
+                stdout=subprocess.PIPE,
+                text=True,
+                cwd=root,
+                env={**os.environ, "PYTHONPATH": str(root)},
+            )
+            assert parent.stdout is not None
+            child = int(parent.stdout.readline())
+            assert receiver.entered.acquire(timeout=30)  # the child is exporting, held
+            pidfd = os.pidfd_open(child)
+            try:
+                parent.kill()
+                parent.wait(10)
+                ended = bool(select.select([pidfd], [], [], 3.0)[0])
+            finally:
+                os.close(pidfd)
+                receiver.release.set()
+            parent.stdout.close()
+        assert ended
