@@ -1,4 +1,5 @@
-"""ExportWorker: one exporter's bounded queue and worker thread (the fan-out's per-exporter half).
+"""ExportWorker: one exporter's bounded queue and worker thread (in the exporter child process,
+or in the pipeline's process for an exporter object passed in).
 
 Modelled on OpenTelemetry's BatchProcessor: the worker wakes when a batch fills, on a timer, on
 flush() or on stop(); drops are counted by reason ("queue_full", "already_shutdown",

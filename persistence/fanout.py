@@ -1,9 +1,11 @@
 """FanoutSink: one transition feeds the MetadataLogger and any number of exporters.
 
-The primary sink (the logger) gets each record first, exactly as it would alone. Every exporter
-then gets it through its own ExportWorker: a bounded queue and a worker thread, so a slow or
-dead receiver only ever fills its own queue (drops counted by reason) and never delays the
-pipeline or the other exporters.
+The primary sink (the logger) gets each record first, exactly as it would alone. The exporters
+then get it through their workers: by default one ExportProcess for all of them (one bounded
+queue, one append per record, the exporters in one child process, each behind its own queue
+there), or an ExportWorker thread per in-process exporter. A slow or dead receiver only ever
+fills its own exporter's queue (drops counted by reason) and never delays the pipeline or the
+other exporters.
 """
 
 from __future__ import annotations
