@@ -74,6 +74,7 @@ def _settle(workers: Mapping[str, Any], timeout: float | None, *, stop: bool) ->
     parent = os.getppid()
     deadline = None if timeout is None else time.monotonic() + timeout
     waiting = list(workers.values())
+    gone = False  # a worker whose thread ended unsettled: nothing more will settle there
     while waiting:
         if os.getppid() != parent:
             raise Orphaned
@@ -81,10 +82,17 @@ def _settle(workers: Mapping[str, Any], timeout: float | None, *, stop: bool) ->
         if left == 0.0:
             break
         step = _PARENT_POLL_SECONDS if left is None else min(_PARENT_POLL_SECONDS, left)
-        # They drain concurrently: waiting on one delays none.
-        waiting = [worker for worker in waiting if not worker.flush(step)]
+        still = []
+        for worker in waiting:  # they drain concurrently: waiting on one delays none
+            if worker.flush(step):
+                continue
+            if worker.join(0):
+                gone = True
+            else:
+                still.append(worker)
+        waiting = still
     if not stop:
-        return not waiting
+        return not waiting and not gone
     ok = True
     for worker in workers.values():
         ok = worker.stop(_left(deadline)) and ok
