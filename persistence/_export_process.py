@@ -3,9 +3,9 @@
 The OpenLineage client and the OpenTelemetry SDK spend far more CPU per event than a
 transition costs; in the pipeline's process that time would be taken from the pipeline,
 whatever thread spent it (GIL). So they run in one child process, and the pipeline's process
-pays only this: FanoutSink appends each record to one bounded queue (a lock, no thread
-wake-up but one per batch); one thread packs each batch once (a tuple of fields per record,
-one pickle) and writes it to the child's stdin, for all exporters at once. The child
+pays only this: FanoutSink appends each record to one bounded queue (lock-free; one thread
+wake-up per batch, not per record); one thread packs each batch once (a tuple of fields per
+record, one pickle) and writes it to the child's stdin, for all exporters at once. The child
 (persistence/_export_child.py) gives every exporter its own ExportWorker there, so a slow
 receiver of one never holds up the other.
 
@@ -17,9 +17,9 @@ its niceness really yields the CPU to the pipeline (a new session would get an a
 its own, competing as an equal); a separate process group, so a terminal's Ctrl-C does not
 kill it mid-drain.
 
-stop(timeout) guarantees: it returns within about `timeout`; by then the child has exited (it
-is killed if it has not reported in time) and this thread has ended, and every record offered
-is counted once, as exported or as dropped by reason.
+stop(timeout) guarantees: it returns within `timeout` plus a short grace; by then the child
+has exited (it is killed if it has not reported in time) and this thread has ended, and every
+record offered is counted once, as exported or as dropped by reason.
 """
 
 from __future__ import annotations
