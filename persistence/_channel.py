@@ -77,10 +77,10 @@ class Channel:
 
     # -- counting -----------------------------------------------------------------------------
 
-    def submit(self) -> None:
-        """Count one row the logger has taken responsibility for."""
+    def submit(self, rows: int = 1) -> None:
+        """Count rows the logger has taken responsibility for (one by default)."""
         with self._lock:
-            self.submitted += 1
+            self.submitted += rows
 
     def settle(
         self, rows: int, *, written: int = 0, drops: Mapping[str, int] | None = None
