@@ -126,11 +126,13 @@ class GroupCommitter:
         settings: LoggerSettings,
         *,
         stop_deadline: Callable[[], float | None],
+        urgent: asyncio.Event | None = None,
         derive: Callable[[], bool] = lambda: False,
         on_derive_failures: Callable[[int], None] = lambda count: None,
     ) -> None:
         self.channels = tuple(channels)
         self.by_table = {channel.table: channel for channel in self.channels}
+        self.urgent = urgent  # set while flush()/stop() waits: no commit delay then
         # derive(): write the run/step rows of the group's records too (read per commit, as
         # run_pipeline may switch a logger's derive_run_rows on after it was built).
         self.derive = derive
@@ -153,7 +155,8 @@ class GroupCommitter:
             group: Group = []
             try:
                 await self._wait_for_rows()
-                if not any(c.ready_count() >= self.max_rows for c in self.channels):
+                urgent = self.urgent is not None and self.urgent.is_set()
+                if not urgent and not any(c.ready_count() >= self.max_rows for c in self.channels):
                     # Commit delay: rows of the same burst that arrive within a millisecond
                     # share this commit (each commit rewrites its index pages to the WAL).
                     await asyncio.sleep(self.delay)

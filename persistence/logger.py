@@ -114,6 +114,7 @@ class MetadataLogger(SeedLoggingAPI):
                 self.store,
                 self.settings,
                 stop_deadline=lambda: self._stop_deadline,
+                urgent=self._urgent,
                 derive=lambda: bool(self.derive_run_rows),
                 on_derive_failures=self._count_derive_failures,
             )

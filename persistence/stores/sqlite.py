@@ -20,6 +20,7 @@ from persistence.schema import (
     sqlite_indexes,
 )
 from persistence.stores._select import where_clause as _where_clause
+from persistence.stores._sqlite_process import WriterProcess
 from persistence.stores._sqlite_rows import RowPreparer, canonical_param, encodable_values
 from persistence.stores.base import RowError, StoreError, WriteResult
 from statemachine.records import TransitionRecord
@@ -48,6 +49,14 @@ def _execute(conn: sqlite3.Connection, preparer: RowPreparer, rows: list[list[An
     """Insert rows with multi-row statements (see RowPreparer.rows_per_statement)."""
     for sql, params in preparer.statements(rows):
         conn.execute(sql, params)
+
+
+def _default_writer_process() -> bool:
+    """A writer process where fork exists, unless PIPESTATE_SQLITE_WRITER=thread."""
+    choice = os.environ.get("PIPESTATE_SQLITE_WRITER", "process").strip().lower()
+    if choice not in ("process", "thread"):
+        raise ValueError(f"PIPESTATE_SQLITE_WRITER must be process or thread (got {choice!r}).")
+    return choice == "process" and hasattr(os, "fork")
 
 
 def _literal_path(path: str) -> str:
@@ -80,6 +89,7 @@ class SQLiteStore:
         *,
         busy_timeout_seconds: float = 30.0,
         synchronous: str = "NORMAL",
+        writer_process: bool | None = None,
     ) -> None:
         if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(
@@ -98,6 +108,24 @@ class SQLiteStore:
         self._schema_ready = False
         self._specs = {spec.name: spec for spec in load_table_specs()}
         self._preparers = {name: RowPreparer(spec) for name, spec in self._specs.items()}
+        # The logger's commits (write_many) run in a forked writer process by default; see
+        # persistence/stores/_sqlite_process.py. Every other call stays on this connection.
+        if writer_process is None:
+            writer_process = _default_writer_process()
+        self._writer: WriterProcess | None = None
+        if writer_process:
+            options = {"busy_timeout_seconds": busy_timeout_seconds, "synchronous": synchronous}
+            self._writer = WriterProcess(self.path, options)
+
+    @property
+    def derives_rows(self) -> bool:
+        """True when write_many(parts, derive=True) derives run/step rows in the writer process."""
+        return self._writer is not None
+
+    @property
+    def writer_pid(self) -> int | None:
+        """The writer process's id while it runs (None in thread mode or before the first write)."""
+        return None if self._writer is None else self._writer.pid
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -157,6 +185,8 @@ class SQLiteStore:
                 self._ensure_schema()
             except sqlite3.Error as exc:
                 raise _store_error("creating the tables", exc) from exc
+        if self._writer is not None:
+            self._writer.start()
 
     # -- Store protocol -----------------------------------------------------------------------
 
@@ -179,9 +209,30 @@ class SQLiteStore:
         return self._insert(preparer, good, rejected)
 
     def write_many(
+        self,
+        parts: Sequence[tuple[str, Sequence[TransitionRecord | Mapping[str, Any]]]],
+        *,
+        derive: bool = False,
+    ) -> Any:
+        """write_records for several tables in one transaction (the logger's group commit).
+
+        With a writer process the transaction runs there; derive=True (writer process only)
+        also writes the run/step rows the records imply and returns (results, derived,
+        failures) as persistence._group_commit.write_group_derived does.
+        """
+        if self._writer is not None:
+            if self._closed:
+                raise StoreError(f"SQLiteStore({self.path!r}) is closed", retryable=False)
+            for table, _ in parts:
+                self._spec(table)
+            results, derived, failures = self._writer.write(parts, derive)
+            return (results, derived, failures) if derive else results
+        return self._write_many_here(parts)
+
+    def _write_many_here(
         self, parts: Sequence[tuple[str, Sequence[TransitionRecord | Mapping[str, Any]]]]
     ) -> list[WriteResult]:
-        """write_records for several tables in one transaction (the logger's group commit).
+        """write_many on this process's connection.
 
         One statement (the usual small group) runs on its own, as its own transaction: every
         extra call into SQLite hands the GIL back and forth with a busy event loop, which is
@@ -353,7 +404,9 @@ class SQLiteStore:
                 raise _store_error(f"reading {spec.name}", exc) from exc
 
     def close(self) -> None:
-        """Close the connection; safe to call twice."""
+        """Close the connection (and end the writer process, after its commits); idempotent."""
+        if self._writer is not None:
+            self._writer.close()
         with self._lock:
             self._closed = True
             if self._conn is not None:

@@ -1,0 +1,326 @@
+"""SQLiteStore's writer process: the logger's commits run in a forked child with its own GIL.
+
+Why a process: a commit costs ~8 us of GIL-bound Python per row (row preparation, timestamp
+text, parameter binding) plus the run/step rows derived from each record; in a thread that work
+competes with the event loop for the one GIL, so logging slowed every step by ~100 %. The child
+does all of it on the other core: the parent only turns each record into a plain tuple (one C
+call) and pickles a group (C), and its writer thread then waits on a pipe with the GIL released.
+
+Why fork: the child needs the store's modules already imported; exec'ing a fresh interpreter
+costs ~250 ms of imports before the first commit, while fork costs the parent ~1-3 ms (page
+tables) on the logger's writer thread, never on the event loop. The child uses nothing of the
+parent but code: its own store object and SQLite connection, no threads.
+
+Crash behaviour: a group is written into the pipe before its commit is awaited. If the parent
+dies (even SIGKILL), the child still reads and commits everything already in the pipe, then
+sees end-of-file and exits; it ignores SIGINT/SIGTERM for the same reason (a Ctrl-C reaches the
+whole process group; the parent's stop() drains, then closes the pipe). The parent reaps the
+child in close() (also from a weakref finalizer and at interpreter exit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import operator
+import os
+import pickle
+import signal
+import struct
+import sys
+import threading
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import IO, Any
+
+from persistence.stores.base import RowError, StoreError, WriteResult
+from statemachine.records import RECORD_FIELDS, TransitionRecord
+
+_HEADER = struct.Struct("!I")
+_record_values = operator.attrgetter(*RECORD_FIELDS)
+_SETTERS = tuple(getattr(TransitionRecord, name).__set__ for name in RECORD_FIELDS)
+_new = object.__new__
+# Every client's parent-side pipe ends: a process forked later (another writer, a test's
+# multiprocessing child) closes them, or a writer child would never see end-of-file.
+_OPEN_CLIENTS: weakref.WeakSet[WriterProcess] = weakref.WeakSet()
+
+# (results, derived (table, result) pairs, derive failures) of one group.
+GroupOutcome = tuple[list[WriteResult], list[tuple[str, WriteResult]], int]
+
+
+def _record(values: tuple[Any, ...]) -> TransitionRecord:
+    """The record whose fields are `values` (in RECORD_FIELDS order), without re-validation."""
+    record = _new(TransitionRecord)
+    for setter, value in zip(_SETTERS, values, strict=True):
+        setter(record, value)
+    return record
+
+
+def _encode_parts(
+    parts: Sequence[tuple[str, Sequence[Any]]],
+) -> tuple[list[tuple[str, list[Any], list[int]]], list[list[RowError]]]:
+    """Parts as picklable lists: records as value tuples (their indexes noted), rows as dicts.
+
+    An item that is neither is rejected here, as to_rows() would.
+    """
+    encoded = []
+    rejected: list[list[RowError]] = []
+    for table, items in parts:
+        values: list[Any] = []
+        records: list[int] = []
+        bad: list[RowError] = []
+        for item in items:
+            if type(item) is TransitionRecord:
+                records.append(len(values))
+                values.append(_record_values(item))
+            elif isinstance(item, Mapping):
+                values.append(dict(item))
+            else:
+                bad.append(RowError(f"<{type(item).__name__}>", "not a TransitionRecord or row"))
+        encoded.append((table, values, records))
+        rejected.append(bad)
+    return encoded, rejected
+
+
+def _decode_parts(encoded: list[tuple[str, list[Any], list[int]]]) -> list[tuple[str, list[Any]]]:
+    """The parts back as records and rows (in the child)."""
+    parts = []
+    for table, values, records in encoded:
+        for index in records:
+            values[index] = _record(values[index])
+        parts.append((table, values))
+    return parts
+
+
+def _write_frame(stream: IO[bytes], payload: bytes) -> None:
+    stream.write(_HEADER.pack(len(payload)))
+    stream.write(payload)
+    stream.flush()
+
+
+def _read_frame(stream: IO[bytes]) -> bytes | None:
+    """One frame, or None at end-of-file."""
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None
+    (size,) = _HEADER.unpack(header)
+    payload = stream.read(size)
+    if len(payload) < size:
+        return None
+    return payload
+
+
+def _error_reply(error: BaseException) -> tuple[str, str, str, bool | None]:
+    """A failure as plain values (StoreError's keyword-only argument does not unpickle)."""
+    retryable = error.retryable if isinstance(error, StoreError) else None
+    return ("error", type(error).__name__, str(error), retryable)
+
+
+def _child_main(path: str, options: dict[str, Any], requests: int, replies: int) -> None:
+    """The child: commit each group it reads; after end-of-file, close the store and return."""
+    from persistence._group_commit import write_group_derived
+    from persistence.stores.sqlite import SQLiteStore
+
+    # Everything inherited from the parent is frozen out of the cyclic GC: a collection that
+    # walked the parent's heap would copy (copy-on-write) and scan every page of it.
+    gc.freeze()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    store = SQLiteStore(path, writer_process=False, **options)
+    inbox = os.fdopen(requests, "rb")
+    outbox: IO[bytes] | None = os.fdopen(replies, "wb")
+    try:
+        while (payload := _read_frame(inbox)) is not None:
+            encoded, derive = pickle.loads(payload)
+            try:
+                reply: Any = ("ok", write_group_derived(store, _decode_parts(encoded), derive))
+            except Exception as error:  # the parent retries or drops, as for a thread's write
+                reply = _error_reply(error)
+            if outbox is None:
+                continue  # the parent is gone: keep committing what is in the pipe
+            try:
+                _write_frame(outbox, pickle.dumps(reply, pickle.HIGHEST_PROTOCOL))
+            except OSError:
+                outbox = None
+    finally:
+        store.close()
+
+
+def _close_inherited_pipes() -> None:
+    """In any forked child: drop the parent's writer pipes (see _OPEN_CLIENTS)."""
+    for client in list(_OPEN_CLIENTS):
+        client._forget_in_child()
+
+
+os.register_at_fork(after_in_child=_close_inherited_pipes)
+
+
+class WriterProcess:
+    """The parent's handle on one writer child: send a group, wait for its outcome."""
+
+    def __init__(self, path: str, options: dict[str, Any]) -> None:
+        self.path = path
+        self.options = options
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._owner = 0  # the process that forked the child (a forked parent starts its own)
+        self._send: IO[bytes] | None = None
+        self._receive: IO[bytes] | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs."""
+        return self._pid if self._owner == os.getpid() else None
+
+    def start(self) -> None:
+        """Fork the child unless it runs (called from the logger's writer thread)."""
+        with self._lock:
+            self._ensure_started()
+
+    def _ensure_started(self) -> None:
+        if self._pid is not None and self._owner == os.getpid():
+            return
+        requests_r, requests_w = os.pipe()
+        replies_r, replies_w = os.pipe()
+        _grow_pipe(requests_w)
+        for stream in (sys.stdout, sys.stderr):  # buffered output must not be written twice
+            with contextlib.suppress(Exception):
+                stream.flush()
+        pid = os.fork()
+        if pid == 0:  # the child
+            code = 0
+            try:
+                os.close(requests_w)
+                os.close(replies_r)
+                _child_main(self.path, self.options, requests_r, replies_w)
+            except BaseException:
+                code = 1
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        os.close(requests_r)
+        os.close(replies_w)
+        self._pid, self._owner = pid, os.getpid()
+        self._send = os.fdopen(requests_w, "wb")
+        self._receive = os.fdopen(replies_r, "rb")
+        _OPEN_CLIENTS.add(self)
+        if self._finalizer is None:
+            self._finalizer = weakref.finalize(self, WriterProcess._stop_child, self._state())
+
+    def _state(self) -> list[Any]:
+        """What the finalizer needs to stop the child without a reference to self."""
+        return [self._pid, self._owner, self._send, self._receive]
+
+    def write(self, parts: Sequence[tuple[str, Sequence[Any]]], derive: bool) -> GroupOutcome:
+        """Commit one group in the child; StoreError (retryable) if the child is gone."""
+        encoded, rejected = _encode_parts(parts)
+        payload = pickle.dumps((encoded, derive), pickle.HIGHEST_PROTOCOL)
+        with self._lock:
+            self._ensure_started()
+            assert self._send is not None
+            assert self._receive is not None
+            try:
+                _write_frame(self._send, payload)
+                reply_bytes = _read_frame(self._receive)
+            except OSError as exc:
+                reply_bytes = None
+                cause: BaseException | None = exc
+            else:
+                cause = None
+            if reply_bytes is None:
+                self._reap(kill=True)
+                raise StoreError(
+                    f"SQLite writer process for {self.path!r} exited; the group is retried",
+                    retryable=True,
+                ) from cause
+        reply = pickle.loads(reply_bytes)
+        if reply[0] == "error":
+            _, kind, message, retryable = reply
+            if retryable is None:
+                raise StoreError(f"{kind}: {message}", retryable=False)
+            raise StoreError(message, retryable=retryable)
+        results, derived, failures = reply[1]
+        results = [
+            WriteResult(r.written, (*r.rejected, *bad)) if bad else r
+            for r, bad in zip(results, rejected, strict=True)
+        ]
+        return results, derived, failures
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Close the pipe: the child commits what it has read, exits, and is reaped."""
+        with self._lock:
+            self._reap(kill=False, timeout=timeout)
+
+    def _reap(self, *, kill: bool, timeout: float = 60.0) -> None:
+        """End the child (gracefully unless kill) and forget it; the caller holds the lock."""
+        state = self._state()
+        self._pid, self._send, self._receive = None, None, None
+        _OPEN_CLIENTS.discard(self)
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        WriterProcess._stop_child(state, kill=kill, timeout=timeout)
+
+    def _forget_in_child(self) -> None:
+        """In a forked process: close the inherited pipe ends without touching the child."""
+        for stream in (self._send, self._receive):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    os.close(stream.fileno())
+        self._pid, self._send, self._receive = None, None, None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+
+    @staticmethod
+    def _stop_child(state: list[Any], *, kill: bool = False, timeout: float = 60.0) -> None:
+        """Close the pipes, then wait for the child (killing it after `timeout`)."""
+        pid, owner, send, receive = state
+        if pid is None or owner != os.getpid():
+            return
+        for stream in (send, receive):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        if kill:
+            _signal(pid, signal.SIGKILL)
+        _wait(pid, timeout)
+
+
+def _signal(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
+def _wait(pid: int, timeout: float) -> None:
+    """Reap the child; kill it if it has not exited within `timeout` seconds."""
+    import select
+
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # not Linux >= 5.3: wait without a bound
+        pidfd = None
+    if pidfd is not None:
+        try:
+            ready, _, _ = select.select([pidfd], [], [], timeout)
+        finally:
+            os.close(pidfd)
+        if not ready:
+            _signal(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def _grow_pipe(fd: int) -> None:
+    """Let the request pipe hold ~1 MiB (Linux): a burst sent before a crash waits there."""
+    import fcntl
+
+    setter = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if setter is None:
+        return
+    # Above /proc/sys/fs/pipe-max-size for an unprivileged user: keep the default 64 KiB.
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, setter, 1 << 20)
