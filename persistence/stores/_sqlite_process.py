@@ -20,6 +20,7 @@ child in close() (also from a weakref finalizer and at interpreter exit).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
 import operator
@@ -31,6 +32,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from typing import IO, Any
 
 from persistence.stores.base import RowError, StoreError, WriteResult
@@ -155,32 +157,119 @@ def _close_inherited_pipes() -> None:
 os.register_at_fork(after_in_child=_close_inherited_pipes)
 
 
+class _Child:
+    """One forked writer: its pipes, the groups awaiting a reply (in send order), a reader."""
+
+    def __init__(self, pid: int, send: IO[bytes], receive: IO[bytes], path: str) -> None:
+        self.pid = pid
+        self.owner = os.getpid()
+        self.send = send
+        self.receive = receive
+        self.path = path
+        self.alive = True
+        # The child answers in the order it read: the oldest pending group gets the next reply.
+        self.pending: collections.deque[tuple[Future[GroupOutcome], list[list[RowError]]]] = (
+            collections.deque()
+        )
+        self.pending_lock = threading.Lock()
+        self.reader = threading.Thread(
+            target=self._read_replies, name="pipestate-sqlite-replies", daemon=True
+        )
+        self.reader.start()
+
+    def _read_replies(self) -> None:
+        """Resolve each pending group with its reply; at end-of-file fail the rest and reap."""
+        while True:
+            try:
+                payload = _read_frame(self.receive)
+            except (OSError, ValueError):
+                payload = None
+            if payload is None:
+                break
+            with self.pending_lock:
+                future, rejected = self.pending.popleft()
+            try:
+                future.set_result(_outcome(pickle.loads(payload), rejected))
+            except Exception as error:
+                future.set_exception(error)
+        with self.pending_lock:
+            self.alive = False
+            left = list(self.pending)
+            self.pending.clear()
+        for future, _ in left:
+            future.set_exception(
+                StoreError(
+                    f"SQLite writer process for {self.path!r} exited; the group is retried",
+                    retryable=True,
+                )
+            )
+        with contextlib.suppress(OSError):
+            self.receive.close()
+        _wait(self.pid, 60.0)
+
+    def forget(self) -> None:
+        """In a forked process: close the inherited pipe ends (no thread runs here)."""
+        for stream in (self.send, self.receive):
+            with contextlib.suppress(OSError):
+                os.close(stream.fileno())
+        self.alive = False
+
+
+def _outcome(reply: Any, rejected: list[list[RowError]]) -> GroupOutcome:
+    """A child's reply as a GroupOutcome (rows refused in the parent added), or raise."""
+    if reply[0] == "error":
+        _, kind, message, retryable = reply
+        if retryable is None:
+            raise StoreError(f"{kind}: {message}", retryable=False)
+        raise StoreError(message, retryable=retryable)
+    results, derived, failures = reply[1]
+    results = [
+        WriteResult(r.written, (*r.rejected, *bad)) if bad else r
+        for r, bad in zip(results, rejected, strict=True)
+    ]
+    return results, derived, failures
+
+
+def _finish_child(child: _Child, timeout: float) -> None:
+    """Close the request pipe: the child commits what it has read, answers, exits, is reaped."""
+    if child.owner != os.getpid():
+        return
+    with contextlib.suppress(OSError):
+        child.send.close()
+    child.reader.join(timeout)
+    if child.reader.is_alive():  # a child that will not finish: kill it; the reader reaps it
+        _signal(child.pid, signal.SIGKILL)
+        child.reader.join()
+
+
 class WriterProcess:
-    """The parent's handle on one writer child: send a group, wait for its outcome."""
+    """The parent's handle on the writer child: send groups (pipelined), get their outcomes."""
 
     def __init__(self, path: str, options: dict[str, Any]) -> None:
         self.path = path
         self.options = options
-        self._lock = threading.Lock()
-        self._pid: int | None = None
-        self._owner = 0  # the process that forked the child (a forked parent starts its own)
-        self._send: IO[bytes] | None = None
-        self._receive: IO[bytes] | None = None
+        self._send_lock = threading.Lock()  # frames are written whole and in pending order
+        self._child: _Child | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
 
     @property
     def pid(self) -> int | None:
         """The child's process id while it runs."""
-        return self._pid if self._owner == os.getpid() else None
+        child = self._child
+        return child.pid if child is not None and child.alive else None
 
     def start(self) -> None:
         """Fork the child unless it runs (called from the logger's writer thread)."""
-        with self._lock:
-            self._ensure_started()
+        with self._send_lock:
+            self._running_child()
 
-    def _ensure_started(self) -> None:
-        if self._pid is not None and self._owner == os.getpid():
-            return
+    def _running_child(self) -> _Child:
+        """The live child, forked now if there is none; the caller holds the send lock."""
+        child = self._child
+        if child is not None and child.alive and child.owner == os.getpid():
+            return child
+        if child is not None and child.owner == os.getpid():
+            _finish_child(child, 5.0)  # a dead child: close its pipe, let its reader reap it
         requests_r, requests_w = os.pipe()
         replies_r, replies_w = os.pipe()
         _grow_pipe(requests_w)
@@ -203,91 +292,64 @@ class WriterProcess:
                 os._exit(code)
         os.close(requests_r)
         os.close(replies_w)
-        self._pid, self._owner = pid, os.getpid()
-        self._send = os.fdopen(requests_w, "wb")
-        self._receive = os.fdopen(replies_r, "rb")
+        child = _Child(pid, os.fdopen(requests_w, "wb"), os.fdopen(replies_r, "rb"), self.path)
+        self._child = child
         _OPEN_CLIENTS.add(self)
-        if self._finalizer is None:
-            self._finalizer = weakref.finalize(self, WriterProcess._stop_child, self._state())
-
-    def _state(self) -> list[Any]:
-        """What the finalizer needs to stop the child without a reference to self."""
-        return [self._pid, self._owner, self._send, self._receive]
-
-    def write(self, parts: Sequence[tuple[str, Sequence[Any]]], derive: bool) -> GroupOutcome:
-        """Commit one group in the child; StoreError (retryable) if the child is gone."""
-        encoded, rejected = _encode_parts(parts)
-        payload = pickle.dumps((encoded, derive), pickle.HIGHEST_PROTOCOL)
-        with self._lock:
-            self._ensure_started()
-            assert self._send is not None
-            assert self._receive is not None
-            try:
-                _write_frame(self._send, payload)
-                reply_bytes = _read_frame(self._receive)
-            except OSError as exc:
-                reply_bytes = None
-                cause: BaseException | None = exc
-            else:
-                cause = None
-            if reply_bytes is None:
-                self._reap(kill=True)
-                raise StoreError(
-                    f"SQLite writer process for {self.path!r} exited; the group is retried",
-                    retryable=True,
-                ) from cause
-        reply = pickle.loads(reply_bytes)
-        if reply[0] == "error":
-            _, kind, message, retryable = reply
-            if retryable is None:
-                raise StoreError(f"{kind}: {message}", retryable=False)
-            raise StoreError(message, retryable=retryable)
-        results, derived, failures = reply[1]
-        results = [
-            WriteResult(r.written, (*r.rejected, *bad)) if bad else r
-            for r, bad in zip(results, rejected, strict=True)
-        ]
-        return results, derived, failures
-
-    def close(self, timeout: float = 60.0) -> None:
-        """Close the pipe: the child commits what it has read, exits, and is reaped."""
-        with self._lock:
-            self._reap(kill=False, timeout=timeout)
-
-    def _reap(self, *, kill: bool, timeout: float = 60.0) -> None:
-        """End the child (gracefully unless kill) and forget it; the caller holds the lock."""
-        state = self._state()
-        self._pid, self._send, self._receive = None, None, None
-        _OPEN_CLIENTS.discard(self)
         if self._finalizer is not None:
             self._finalizer.detach()
-            self._finalizer = None
-        WriterProcess._stop_child(state, kill=kill, timeout=timeout)
+        self._finalizer = weakref.finalize(self, _finish_child, child, 60.0)
+        return child
+
+    def submit(
+        self, parts: Sequence[tuple[str, Sequence[Any]]], derive: bool
+    ) -> Future[GroupOutcome]:
+        """Send one group to the child now; the future resolves once it is committed there.
+
+        Groups are pipelined: a burst is in the pipe (and survives the parent's death) while
+        the child is still committing earlier groups. The call blocks only while the pipe is
+        full. A child that died fails its pending groups with a retryable StoreError.
+        """
+        encoded, rejected = _encode_parts(parts)
+        payload = pickle.dumps((encoded, derive), pickle.HIGHEST_PROTOCOL)
+        future: Future[GroupOutcome] = Future()
+        with self._send_lock:
+            child = self._running_child()
+            with child.pending_lock:
+                if not child.alive:  # died since: the next submit forks a new one
+                    future.set_exception(
+                        StoreError(f"SQLite writer for {self.path!r} exited", retryable=True)
+                    )
+                    return future
+                child.pending.append((future, rejected))
+            try:
+                _write_frame(child.send, payload)
+            except (OSError, ValueError):  # the child is gone: its reader fails the group
+                _signal(child.pid, signal.SIGKILL)
+        return future
+
+    def write(self, parts: Sequence[tuple[str, Sequence[Any]]], derive: bool) -> GroupOutcome:
+        """Commit one group in the child and wait for the outcome."""
+        return self.submit(parts, derive).result()
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Let the child commit what it has, then reap it (bounded by timeout)."""
+        with self._send_lock:
+            child, self._child = self._child, None
+            if self._finalizer is not None:
+                self._finalizer.detach()
+                self._finalizer = None
+            _OPEN_CLIENTS.discard(self)
+        if child is not None:
+            _finish_child(child, timeout)
 
     def _forget_in_child(self) -> None:
         """In a forked process: close the inherited pipe ends without touching the child."""
-        for stream in (self._send, self._receive):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    os.close(stream.fileno())
-        self._pid, self._send, self._receive = None, None, None
+        child, self._child = self._child, None
+        if child is not None:
+            child.forget()
         if self._finalizer is not None:
             self._finalizer.detach()
             self._finalizer = None
-
-    @staticmethod
-    def _stop_child(state: list[Any], *, kill: bool = False, timeout: float = 60.0) -> None:
-        """Close the pipes, then wait for the child (killing it after `timeout`)."""
-        pid, owner, send, receive = state
-        if pid is None or owner != os.getpid():
-            return
-        for stream in (send, receive):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
-        if kill:
-            _signal(pid, signal.SIGKILL)
-        _wait(pid, timeout)
 
 
 def _signal(pid: int, signum: int) -> None:

@@ -7,6 +7,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 from persistence.queries._scope import ORG_PARAM, scope_sqlite
@@ -121,6 +122,30 @@ class SQLiteStore:
     def derives_rows(self) -> bool:
         """True when write_many(parts, derive=True) derives run/step rows in the writer process."""
         return self._writer is not None
+
+    @property
+    def pipelined(self) -> bool:
+        """True when submit_many() can take groups before earlier ones are committed."""
+        return self._writer is not None
+
+    def submit_many(
+        self,
+        parts: Sequence[tuple[str, Sequence[TransitionRecord | Mapping[str, Any]]]],
+        *,
+        derive: bool,
+    ) -> Future[tuple[list[WriteResult], list[tuple[str, WriteResult]], int]]:
+        """Send a group to the writer process now; the future resolves once it is committed.
+
+        Returns (results, derived (table, result) pairs, derive failures), as
+        persistence._group_commit.write_group_derived. Writer-process mode only.
+        """
+        if self._writer is None:
+            raise StoreError("submit_many needs the writer process", retryable=False)
+        if self._closed:
+            raise StoreError(f"SQLiteStore({self.path!r}) is closed", retryable=False)
+        for table, _ in parts:
+            self._spec(table)
+        return self._writer.submit(parts, derive)
 
     @property
     def writer_pid(self) -> int | None:
