@@ -86,7 +86,9 @@ def kill_mid_burst(
         line = child.stdout.readline()  # blocks until the child has emitted ready_after rows
         killed_at = time.monotonic_ns()
         os.kill(child.pid, signal.SIGKILL)
-        child.wait(timeout=60)
+        # Read to end-of-file: the store's writer process inherited this pipe and closes it
+        # when it exits, after committing every group that was already in its own pipe.
+        child.communicate(timeout=60)
     finally:
         if child.poll() is None:
             child.kill()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import sqlite3
 import threading
@@ -10,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 
+from persistence._writer_process import WriterProcess, writer_process_default
 from persistence.queries._scope import ORG_PARAM, scope_sqlite
 from persistence.queries.dashboard_sqlite import DASHBOARD_SQLITE_SQL
 from persistence.queries.sqlite import SQLITE_SQL
@@ -21,7 +23,6 @@ from persistence.schema import (
     sqlite_indexes,
 )
 from persistence.stores._select import where_clause as _where_clause
-from persistence.stores._sqlite_process import WriterProcess
 from persistence.stores._sqlite_rows import RowPreparer, canonical_param, encodable_values
 from persistence.stores.base import RowError, StoreError, WriteResult
 from statemachine.records import TransitionRecord
@@ -50,14 +51,6 @@ def _execute(conn: sqlite3.Connection, preparer: RowPreparer, rows: list[list[An
     """Insert rows with multi-row statements (see RowPreparer.rows_per_statement)."""
     for sql, params in preparer.statements(rows):
         conn.execute(sql, params)
-
-
-def _default_writer_process() -> bool:
-    """A writer process where fork exists, unless PIPESTATE_SQLITE_WRITER=thread."""
-    choice = os.environ.get("PIPESTATE_SQLITE_WRITER", "process").strip().lower()
-    if choice not in ("process", "thread"):
-        raise ValueError(f"PIPESTATE_SQLITE_WRITER must be process or thread (got {choice!r}).")
-    return choice == "process" and hasattr(os, "fork")
 
 
 def _literal_path(path: str) -> str:
@@ -110,13 +103,21 @@ class SQLiteStore:
         self._specs = {spec.name: spec for spec in load_table_specs()}
         self._preparers = {name: RowPreparer(spec) for name, spec in self._specs.items()}
         # The logger's commits (write_many) run in a forked writer process by default; see
-        # persistence/stores/_sqlite_process.py. Every other call stays on this connection.
+        # persistence/_writer_process.py. Every other call stays on this connection.
         if writer_process is None:
-            writer_process = _default_writer_process()
+            writer_process = writer_process_default()
         self._writer: WriterProcess | None = None
         if writer_process:
-            options = {"busy_timeout_seconds": busy_timeout_seconds, "synchronous": synchronous}
-            self._writer = WriterProcess(self.path, options)
+            self._writer = WriterProcess(
+                self.path,
+                functools.partial(
+                    SQLiteStore,
+                    self.path,
+                    busy_timeout_seconds=busy_timeout_seconds,
+                    synchronous=synchronous,
+                    writer_process=False,
+                ),
+            )
 
     @property
     def derives_rows(self) -> bool:

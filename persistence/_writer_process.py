@@ -1,4 +1,6 @@
-"""SQLiteStore's writer process: the logger's commits run in a forked child with its own GIL.
+"""The writer process of local SQLite files: the logger's commits run in a forked child.
+
+Used by SQLiteStore and OutboxStore (group commit) unless PIPESTATE_SQLITE_WRITER=thread.
 
 Why a process: a commit costs ~8 us of GIL-bound Python per row (row preparation, timestamp
 text, parameter binding) plus the run/step rows derived from each record; in a thread that work
@@ -26,19 +28,22 @@ import gc
 import operator
 import os
 import pickle
+import select
 import signal
 import struct
 import sys
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import IO, Any
 
 from persistence.stores.base import RowError, StoreError, WriteResult
 from statemachine.records import RECORD_FIELDS, TransitionRecord
 
+WRITER_ENV = "PIPESTATE_SQLITE_WRITER"
 _HEADER = struct.Struct("!I")
+_MAX_GROUPS_PER_COMMIT = 64
 _record_values = operator.attrgetter(*RECORD_FIELDS)
 _SETTERS = tuple(getattr(TransitionRecord, name).__set__ for name in RECORD_FIELDS)
 _new = object.__new__
@@ -118,34 +123,111 @@ def _error_reply(error: BaseException) -> tuple[str, str, str, bool | None]:
     return ("error", type(error).__name__, str(error), retryable)
 
 
-def _child_main(path: str, options: dict[str, Any], requests: int, replies: int) -> None:
-    """The child: commit each group it reads; after end-of-file, close the store and return."""
-    from persistence._group_commit import write_group_derived
-    from persistence.stores.sqlite import SQLiteStore
+def writer_process_default() -> bool:
+    """A writer process where fork exists, unless PIPESTATE_SQLITE_WRITER=thread."""
+    choice = os.environ.get(WRITER_ENV, "process").strip().lower()
+    if choice not in ("process", "thread"):
+        raise ValueError(f"{WRITER_ENV} must be process or thread (got {choice!r}).")
+    return choice == "process" and hasattr(os, "fork")
 
+
+class _FrameReader:
+    """The child's end of the request pipe: whole frames, blocking or only what has arrived."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffer = bytearray()
+        self.eof = False
+
+    def _frame(self) -> bytes | None:
+        if len(self.buffer) < _HEADER.size:
+            return None
+        (size,) = _HEADER.unpack_from(self.buffer)
+        end = _HEADER.size + size
+        if len(self.buffer) < end:
+            return None
+        frame = bytes(self.buffer[_HEADER.size : end])
+        del self.buffer[:end]
+        return frame
+
+    def next(self, *, block: bool) -> bytes | None:
+        """The next frame; None at end-of-file, or (block=False) when none has fully arrived."""
+        while (frame := self._frame()) is None:
+            if self.eof:
+                return None
+            if not block and not select.select([self.fd], [], [], 0)[0]:
+                return None
+            chunk = os.read(self.fd, 1 << 20)
+            if not chunk:
+                self.eof = True
+            self.buffer += chunk
+        return frame
+
+
+def _commit(store: Any, groups: list[tuple[Any, bool]]) -> list[Any]:
+    """Commit groups that arrived together in one transaction; one reply per group.
+
+    One commit (one fsync on the outbox) for all of them is what lets the child keep up with a
+    parent that sends a group every millisecond. Derived rows are counted on the first reply
+    (the parent counts them per table, not per group). A failure fails every group of the
+    transaction; the parent retries each one.
+    """
+    from persistence._group_commit import write_group_derived
+
+    derive = groups[0][1]
+    parts = [part for encoded, _ in groups for part in _decode_parts(encoded)]
+    try:
+        results, derived, failures = write_group_derived(store, parts, derive)
+    except Exception as error:
+        return [_error_reply(error)] * len(groups)
+    replies: list[Any] = []
+    offset = 0
+    for encoded, _ in groups:
+        own = results[offset : offset + len(encoded)]
+        offset += len(encoded)
+        replies.append(("ok", (own, derived, failures) if not replies else (own, [], 0)))
+    return replies
+
+
+def _child_main(factory: Callable[[], Any], requests: int, replies: int) -> None:
+    """The child: commit what it reads, in arrival order; after end-of-file, close and return."""
     # Everything inherited from the parent is frozen out of the cyclic GC: a collection that
     # walked the parent's heap would copy (copy-on-write) and scan every page of it.
     gc.freeze()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    store = SQLiteStore(path, writer_process=False, **options)
-    inbox = os.fdopen(requests, "rb")
+    store = factory()
+    inbox = _FrameReader(requests)
     outbox: IO[bytes] | None = os.fdopen(replies, "wb")
     try:
-        while (payload := _read_frame(inbox)) is not None:
-            encoded, derive = pickle.loads(payload)
-            try:
-                reply: Any = ("ok", write_group_derived(store, _decode_parts(encoded), derive))
-            except Exception as error:  # the parent retries or drops, as for a thread's write
-                reply = _error_reply(error)
-            if outbox is None:
-                continue  # the parent is gone: keep committing what is in the pipe
-            try:
-                _write_frame(outbox, pickle.dumps(reply, pickle.HIGHEST_PROTOCOL))
-            except OSError:
-                outbox = None
+        while (payload := inbox.next(block=True)) is not None:
+            groups: list[tuple[Any, bool]] = [pickle.loads(payload)]
+            # Whatever else has arrived joins this commit (same derive flag, bounded).
+            while len(groups) < _MAX_GROUPS_PER_COMMIT:
+                more = inbox.next(block=False)
+                if more is None:
+                    break
+                group = pickle.loads(more)
+                if group[1] != groups[0][1]:
+                    for reply in _commit(store, groups):
+                        outbox = _reply(outbox, reply)
+                    groups = []
+                groups.append(group)
+            for reply in _commit(store, groups):
+                outbox = _reply(outbox, reply)
     finally:
         store.close()
+
+
+def _reply(outbox: IO[bytes] | None, reply: Any) -> IO[bytes] | None:
+    """Send one reply; None once the parent is gone (the child keeps committing the pipe)."""
+    if outbox is None:
+        return None
+    try:
+        _write_frame(outbox, pickle.dumps(reply, pickle.HIGHEST_PROTOCOL))
+    except OSError:
+        return None
+    return outbox
 
 
 def _close_inherited_pipes() -> None:
@@ -199,7 +281,7 @@ class _Child:
         for future, _ in left:
             future.set_exception(
                 StoreError(
-                    f"SQLite writer process for {self.path!r} exited; the group is retried",
+                    f"writer process for {self.path!r} exited; the group is retried",
                     retryable=True,
                 )
             )
@@ -245,9 +327,9 @@ def _finish_child(child: _Child, timeout: float) -> None:
 class WriterProcess:
     """The parent's handle on the writer child: send groups (pipelined), get their outcomes."""
 
-    def __init__(self, path: str, options: dict[str, Any]) -> None:
-        self.path = path
-        self.options = options
+    def __init__(self, path: str, factory: Callable[[], Any]) -> None:
+        self.path = path  # the file the child writes (for messages)
+        self.factory = factory  # builds the child's own store (thread mode) after the fork
         self._send_lock = threading.Lock()  # frames are written whole and in pending order
         self._child: _Child | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
@@ -282,7 +364,7 @@ class WriterProcess:
             try:
                 os.close(requests_w)
                 os.close(replies_r)
-                _child_main(self.path, self.options, requests_r, replies_w)
+                _child_main(self.factory, requests_r, replies_w)
             except BaseException:
                 code = 1
                 import traceback
@@ -317,7 +399,7 @@ class WriterProcess:
             with child.pending_lock:
                 if not child.alive:  # died since: the next submit forks a new one
                     future.set_exception(
-                        StoreError(f"SQLite writer for {self.path!r} exited", retryable=True)
+                        StoreError(f"writer process for {self.path!r} exited", retryable=True)
                     )
                     return future
                 child.pending.append((future, rejected))
