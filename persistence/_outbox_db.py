@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from persistence._writer_process import register_sqlite_user
 from persistence.stores.base import ID_COLUMNS, StoreError
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -133,6 +134,7 @@ class OutboxDB:
         self._synchronous = synchronous
         self._max_bytes = max_bytes
         self._lock = threading.Lock()
+        register_sqlite_user(self)  # a writer fork waits until no call here is in SQLite
         self._conn: sqlite3.Connection | None = None
         self._closed = False
 

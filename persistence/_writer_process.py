@@ -230,6 +230,35 @@ def _reply(outbox: IO[bytes] | None, reply: Any) -> IO[bytes] | None:
     return outbox
 
 
+# Locks of every object in this process that calls into SQLite (SQLiteStore, OutboxDB). A fork
+# copies SQLite's global mutexes as they are: forking while another thread is inside SQLite
+# (opening a file, allocating) would leave the child waiting for a mutex nobody will release.
+# The fork therefore happens with all these locks held, i.e. with no SQLite call in progress.
+_SQLITE_USERS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def register_sqlite_user(owner: Any) -> None:
+    """Declare an object whose `_lock` guards all its SQLite calls (see _quiet_fork)."""
+    _SQLITE_USERS.add(owner)
+
+
+def _quiet_fork() -> int:
+    """os.fork() while no registered object is inside SQLite (their locks held meanwhile)."""
+    parent = os.getpid()
+    held = []
+    owners = list(_SQLITE_USERS)  # a snapshot: the set may change while we wait
+    try:
+        for owner in sorted(owners, key=id):
+            lock = owner._lock
+            if lock.acquire(timeout=30):
+                held.append(lock)
+        return os.fork()
+    finally:
+        if os.getpid() == parent:  # the child never uses the parent's objects
+            for lock in held:
+                lock.release()
+
+
 def _close_inherited_pipes() -> None:
     """In any forked child: drop the parent's writer pipes (see _OPEN_CLIENTS)."""
     for client in list(_OPEN_CLIENTS):
@@ -324,6 +353,13 @@ def _finish_child(child: _Child, timeout: float) -> None:
         child.reader.join()
 
 
+def _release_child(child: _Child) -> None:
+    """Close the request pipe only: the child commits what it has and exits; its reader reaps."""
+    if child.owner == os.getpid():
+        with contextlib.suppress(OSError):
+            child.send.close()
+
+
 class WriterProcess:
     """The parent's handle on the writer child: send groups (pipelined), get their outcomes."""
 
@@ -358,7 +394,7 @@ class WriterProcess:
         for stream in (sys.stdout, sys.stderr):  # buffered output must not be written twice
             with contextlib.suppress(Exception):
                 stream.flush()
-        pid = os.fork()
+        pid = _quiet_fork()
         if pid == 0:  # the child
             code = 0
             try:
@@ -379,7 +415,8 @@ class WriterProcess:
         _OPEN_CLIENTS.add(self)
         if self._finalizer is not None:
             self._finalizer.detach()
-        self._finalizer = weakref.finalize(self, _finish_child, child, 60.0)
+        # Dropped without close(): end the child without blocking (a GC pass must not wait).
+        self._finalizer = weakref.finalize(self, _release_child, child)
         return child
 
     def submit(

@@ -11,7 +11,7 @@ held rows for up to 5 s or a full batch. The number lost, and how many of them w
 
 The 50 ms figure itself is a latency target, so it is asserted where timings belong: in
 benchmarks/loss_window.py (`make bench`), measured on a machine not shared with other work. On a
-2-core machine running other processes the writer thread can wait for the CPU longer than 50 ms,
+2-core machine running other processes the event loop can wait for the CPU longer than 50 ms,
 which says nothing about the write path (docs/reliability.md gives the figures).
 """
 

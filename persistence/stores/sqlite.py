@@ -11,7 +11,11 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from persistence._writer_process import WriterProcess, writer_process_default
+from persistence._writer_process import (
+    WriterProcess,
+    register_sqlite_user,
+    writer_process_default,
+)
 from persistence.queries._scope import ORG_PARAM, scope_sqlite
 from persistence.queries.dashboard_sqlite import DASHBOARD_SQLITE_SQL
 from persistence.queries.sqlite import SQLITE_SQL
@@ -97,6 +101,7 @@ class SQLiteStore:
         self._busy_timeout_ms = int(busy_timeout_seconds * 1000)
         self._synchronous = synchronous
         self._lock = threading.RLock()
+        register_sqlite_user(self)  # a writer fork waits until no call here is in SQLite
         self._conn: sqlite3.Connection | None = None
         self._closed = False
         self._schema_ready = False
