@@ -290,7 +290,7 @@ class GroupCommitter:
 
         def done(_: object) -> None:  # the store finished (reader thread): not a stuck write
             for ticket in tickets:
-                ticket.done = True
+                ticket.finish()
 
         future.add_done_callback(done)
         outcome: tuple[list[WriteResult], list[tuple[str, WriteResult]], int]
