@@ -14,6 +14,7 @@ Batcher's (persistence._batcher).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -41,8 +42,9 @@ Group = list[tuple[Channel, list[Item]]]
 # it bounds the latency a lone row pays and, measured on the 100-step chain, cuts the commits
 # (and the CPU per row) several-fold while a pipeline emits continuously.
 COMMIT_DELAY_SECONDS = 0.001
-# Groups sent to a pipelined store and not yet committed, at most (the pipe holds ~1 MiB too).
-PIPELINED_GROUPS = 32
+# Groups sent to a pipelined store and not yet committed, at most (the pipe holds ~1 MiB too):
+# enough that a child slowed by fsyncs or a busy CPU never makes rows wait in this process.
+PIPELINED_GROUPS = 256
 
 
 Parts = Sequence[tuple[str, Sequence[Item]]]
@@ -156,6 +158,9 @@ class GroupCommitter:
         # (a parent killed then still has them committed), the child commits them in order.
         self.pipelined = bool(getattr(store, "pipelined", False))
         self.slots = asyncio.Semaphore(PIPELINED_GROUPS)
+        # Sends are serialised by the pipe anyway: one thread of its own, so a full pipe never
+        # holds more than one thread (the shared writer pool serves every other store).
+        self._sender: concurrent.futures.ThreadPoolExecutor | None = None
 
     async def run(self) -> None:
         """Forever: wait for a first row in any queue, take everything ready, write it."""
@@ -286,7 +291,11 @@ class GroupCommitter:
     ) -> tuple[list[WriteResult], list[tuple[str, WriteResult]], int]:
         """Hand a group to a pipelined store (a thread only while its pipe is full), await it."""
         submit = functools.partial(self.store.submit_many, parts, derive=derive)  # type: ignore[attr-defined]
-        future = await asyncio.get_running_loop().run_in_executor(writer_pool(), submit)
+        if self._sender is None:
+            self._sender = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="pipestate-send"
+            )
+        future = await asyncio.get_running_loop().run_in_executor(self._sender, submit)
 
         def done(_: object) -> None:  # the store finished (reader thread): not a stuck write
             for ticket in tickets:
