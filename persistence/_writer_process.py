@@ -33,6 +33,7 @@ import signal
 import struct
 import sys
 import threading
+import warnings
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
@@ -252,7 +253,11 @@ def _quiet_fork() -> int:
             lock = owner._lock
             if lock.acquire(timeout=30):
                 held.append(lock)
-        return os.fork()
+        with warnings.catch_warnings():
+            # Python 3.12+ warns about fork() with threads running: the child here only uses
+            # its own store object, with every SQLite user's lock held across the fork.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return os.fork()
     finally:
         if os.getpid() == parent:  # the child never uses the parent's objects
             for lock in held:
