@@ -32,7 +32,7 @@ from classifier import (
     is_retryable,
     redact,
 )
-from persistence._outbox_db import OutboxDB, OutboxRow
+from persistence._outbox_db import OutboxDB, OutboxFile, OutboxRow
 from persistence._writer_process import WriterProcess, writer_process_default
 from persistence.stores.base import Bootstrappable, Store, StoreError, WriteResult
 from statemachine._log import lazy_logger
@@ -49,33 +49,6 @@ DEFAULT_RETRY_POLICY = RetryPolicy(
     max_retries=1_000_000, base_delay_seconds=0.5, multiplier=2.0, max_delay_seconds=15.0
 )
 _MAX_BACKOFF_EXPONENT = 64
-
-
-class OutboxFile:
-    """The writer process's side of an outbox: commits groups of rows to the file."""
-
-    def __init__(self, path: str, synchronous: str, max_bytes: int | None) -> None:
-        self._db = OutboxDB(path, synchronous=synchronous, max_bytes=max_bytes)
-
-    def write_many(
-        self, parts: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]
-    ) -> list[WriteResult]:
-        """Enqueue every table's rows in one commit."""
-        if any(rows for _, rows in parts):
-            self._db.enqueue_many(parts)
-        return [WriteResult(written=len(rows)) for _, rows in parts]
-
-    def write_batch(self, table: str, rows: Sequence[Mapping[str, Any]]) -> WriteResult:
-        """One table's rows (the Store protocol)."""
-        return self.write_many([(table, rows)])[0]
-
-    def query(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """Not used in the writer process."""
-        raise StoreError("the outbox writer process runs no queries", retryable=False)
-
-    def close(self) -> None:
-        """Close the file."""
-        self._db.close()
 
 
 class OutboxStore:
