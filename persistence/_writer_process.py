@@ -125,7 +125,8 @@ def _close_inherited_pipes() -> None:
         client._forget_in_child()
 
 
-os.register_at_fork(after_in_child=_close_inherited_pipes)
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere there is no fork and no writer process
+    os.register_at_fork(after_in_child=_close_inherited_pipes)
 
 
 class _Child:
