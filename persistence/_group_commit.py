@@ -297,9 +297,12 @@ class GroupCommitter:
             )
         future = await asyncio.get_running_loop().run_in_executor(self._sender, submit)
 
-        def done(_: object) -> None:  # the store finished (reader thread): not a stuck write
-            for ticket in tickets:
-                ticket.finish()
+        def done(finished_future: concurrent.futures.Future[Any]) -> None:
+            # The store committed the group (reader thread): not a stuck write. A failure is
+            # not progress: the retry keeps the ticket, as a thread's failed write does.
+            if finished_future.exception() is None:
+                for ticket in tickets:
+                    ticket.finish()
 
         future.add_done_callback(done)
         outcome: tuple[list[WriteResult], list[tuple[str, WriteResult]], int]
