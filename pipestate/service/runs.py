@@ -73,6 +73,7 @@ class LiveRun:
     timeline_complete: bool = True
     # The task runs on the runner loop and is only touched there.
     task: asyncio.Task[PipelineResult] | None = attrs.field(default=None, repr=False)
+    started: bool = False  # the task took its first step (set on the runner loop)
     result: PipelineResult | None = None
     # Resolved by the runner loop once the task ended (result set); any thread may wait on it.
     finished: concurrent.futures.Future[None] = attrs.field(
@@ -248,7 +249,7 @@ class RunManager:
     def _launch(self, run: LiveRun, work: Coroutine[Any, Any, PipelineResult]) -> None:
         """On the runner loop: start the run's task (a cancel scheduled later finds it)."""
         run.task = asyncio.get_running_loop().create_task(
-            work, name=f"pipestate-run-{run.pipeline_logging_id}"
+            _execute(run, work), name=f"pipestate-run-{run.pipeline_logging_id}"
         )
         run.task.add_done_callback(lambda task: self._finished(run, task))
 
@@ -370,7 +371,22 @@ class RunManager:
             await asyncio.wait([asyncio.wrap_future(run.finished) for run in live], timeout=timeout)
 
 
+async def _execute(run: LiveRun, work: Coroutine[Any, Any, PipelineResult]) -> PipelineResult:
+    """The run's task: note that it began, then run the pipeline."""
+    run.started = True
+    return await work
+
+
 def _cancel_on_loop(run: LiveRun, source: str, by: str | None) -> None:
-    """On the runner loop: cancel the run's task if it still runs (cancellation contract)."""
-    if run.task is not None and not run.task.done():
-        request_cancel(run.task, source=source, by=by)
+    """On the runner loop: cancel the run's task if it still runs (cancellation contract).
+
+    A task cancelled before its first step would never run the pipeline, so it would store
+    nothing; such a cancel waits one loop turn, after which the run has created its entities
+    and reached its first await (as a cancel on the run's own loop always found it).
+    """
+    if run.task is None or run.task.done():
+        return
+    if not run.started:
+        asyncio.get_running_loop().call_soon(_cancel_on_loop, run, source, by)
+        return
+    request_cancel(run.task, source=source, by=by)
