@@ -20,6 +20,7 @@ T = TypeVar("T")
 # How long a thread holding the GIL keeps it when another thread wants it (CPython's default
 # is 5 ms). The API thread waits that long for the GIL on each wake-up while the runner thread
 # is busy; 1 ms keeps a submit's share of that wait small at a small cost in switches.
+# `pipestate serve` sets it (server.py); an app embedded elsewhere leaves its host's alone.
 SWITCH_INTERVAL = 0.001
 
 
