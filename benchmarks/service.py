@@ -6,7 +6,7 @@ One local `pipestate serve` subprocess on 127.0.0.1 (SQLite store, default setti
 --max-running-per-org 100 so that one org may use the whole process), loaded by 50 httpx
 clients (one AsyncClient and one connection each, all in this process). Each client submits
 its share of the runs, then follows each with GET ...?wait=true; on a 429 it waits for one of
-its own runs to end and retries.
+its own runs to end (or, with none, for Retry-After) and retries.
 
 Figures:
 - submit_p50_ms / submit_p99_ms: latency of POST /api/v1/pipelines/run/... (202) seen by a
@@ -182,9 +182,12 @@ async def _client(client: httpx.AsyncClient, jobs: asyncio.Queue[int], out: dict
                 out["latencies"].append(elapsed)
                 mine.append(response.json()["pipeline_logging_id"])
                 break
-            if response.status_code == 429 and mine:
+            if response.status_code == 429:
                 out["rejected_429"] += 1
-                await _finish(client, mine.pop(0), out)
+                if mine:  # room comes back when one of our own runs ends
+                    await _finish(client, mine.pop(0), out)
+                else:  # all the room is other clients': come back when the server says
+                    await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
                 continue
             out["non_2xx"] += 1
             break

@@ -73,7 +73,8 @@ class LiveRun:
     timeline_complete: bool = True
     # The task runs on the runner loop and is only touched there.
     task: asyncio.Task[PipelineResult] | None = attrs.field(default=None, repr=False)
-    started: bool = False  # the task took its first step (set on the runner loop)
+    # A cancel asked before the pipeline went RUNNING: (source, by), delivered then.
+    pending_cancel: tuple[str, str | None] | None = attrs.field(default=None, repr=False)
     result: PipelineResult | None = None
     # Resolved by the runner loop once the task ended (result set); any thread may wait on it.
     finished: concurrent.futures.Future[None] = attrs.field(
@@ -165,6 +166,9 @@ class RunManager:
                 run.steps[record.entity_name] = record.to_state
         if record.entity_type == "PIPELINE" and record.to_state in TERMINAL:
             self.metrics.runs.labels(record.to_state).inc()
+        if run.pending_cancel is not None and record.to_state == "RUNNING":
+            asyncio.get_running_loop().call_soon(_cancel_on_loop, run, *run.pending_cancel)
+            run.pending_cancel = None
 
     # -- admission and start ------------------------------------------------------------------
 
@@ -249,7 +253,7 @@ class RunManager:
     def _launch(self, run: LiveRun, work: Coroutine[Any, Any, PipelineResult]) -> None:
         """On the runner loop: start the run's task (a cancel scheduled later finds it)."""
         run.task = asyncio.get_running_loop().create_task(
-            _execute(run, work), name=f"pipestate-run-{run.pipeline_logging_id}"
+            work, name=f"pipestate-run-{run.pipeline_logging_id}"
         )
         run.task.add_done_callback(lambda task: self._finished(run, task))
 
@@ -371,22 +375,16 @@ class RunManager:
             await asyncio.wait([asyncio.wrap_future(run.finished) for run in live], timeout=timeout)
 
 
-async def _execute(run: LiveRun, work: Coroutine[Any, Any, PipelineResult]) -> PipelineResult:
-    """The run's task: note that it began, then run the pipeline."""
-    run.started = True
-    return await work
-
-
 def _cancel_on_loop(run: LiveRun, source: str, by: str | None) -> None:
     """On the runner loop: cancel the run's task if it still runs (cancellation contract).
 
-    A task cancelled before its first step would never run the pipeline, so it would store
-    nothing; such a cancel waits one loop turn, after which the run has created its entities
-    and reached its first await (as a cancel on the run's own loop always found it).
+    A run cancelled before its pipeline went RUNNING (its task not started yet, or acquiring
+    its lease) would end without a single row; such a cancel is kept and delivered by emit()
+    the moment the pipeline goes RUNNING, so the rows end FAILED and say who cancelled.
     """
     if run.task is None or run.task.done():
         return
-    if not run.started:
-        asyncio.get_running_loop().call_soon(_cancel_on_loop, run, source, by)
+    if run.state == "PENDING":
+        run.pending_cancel = (source, by)
         return
     request_cancel(run.task, source=source, by=by)
