@@ -22,6 +22,7 @@ from persistence import MetadataLogger
 from persistence.bootstrap import bootstrap
 from persistence.stores.sqlite import SQLiteStore
 from pipestate.service._runner import RunnerLoop
+from pipestate.service.errors import Unprocessable
 from pipestate.service.metrics import ServiceMetrics
 from pipestate.service.runs import RunManager
 from pipestate.service.settings import ServiceSettings
@@ -165,3 +166,24 @@ def test_close_cancels_live_runs_as_shutdown_across_the_thread_boundary(service:
         final = {(r["entity_type"], r["entity_name"]): r for r in rows}
         assert {r["to_state"] for r in final.values()} == {"FAILED"}
         assert json.loads(final[("PIPELINE", "slow")]["metadata"])["cancel_source"] == "shutdown"
+
+
+def test_an_edited_or_removed_config_is_read_again(service: Service, tmp_path: Path) -> None:
+    """A cached config is used while its file is unchanged; an edit or a removal is seen."""
+    path = tmp_path / "configs" / "t" / "svc" / "noop.yml"
+
+    async def api() -> tuple[set[str], set[str], str | None]:
+        first = await service.runs.start(ORG, "t/svc/noop", {}, key_id="k1")
+        await service.runs.wait(first, BOUND)
+        path.write_text(NOOP_YML.replace("step_id: one", "step_id: edited_step"))
+        second = await service.runs.start(ORG, "t/svc/noop", {}, key_id="k1")
+        await service.runs.wait(second, BOUND)
+        path.unlink()
+        with pytest.raises(Unprocessable) as refused:
+            await service.runs.start(ORG, "t/svc/noop", {}, key_id="k1")
+        return set(first.view().steps), set(second.view().steps), refused.value.extra.get("state")
+
+    first_steps, second_steps, refused_state = asyncio.run(api())
+    assert first_steps == {"one"}
+    assert second_steps == {"edited_step"}
+    assert refused_state == "FAILED"  # the seed's trail for a pipeline that does not exist

@@ -42,7 +42,9 @@ class ServiceState:
     store_probe: tuple[float, str] | None = None
 
 
-def _state(request: Request) -> ServiceState:
+# Dependencies are `async def` even when they do not await: FastAPI runs a plain `def`
+# dependency in its thread pool, a thread hop per dependency per request.
+async def _state(request: Request) -> ServiceState:
     state: ServiceState = request.app.state.service
     return state
 
@@ -50,15 +52,15 @@ def _state(request: Request) -> ServiceState:
 StateDep = Annotated[ServiceState, Depends(_state)]
 
 
-def _store(state: StateDep) -> Any:
+async def _store(state: StateDep) -> Any:
     return state.store
 
 
-def _runs(state: StateDep) -> RunManager:
+async def _runs(state: StateDep) -> RunManager:
     return state.runs
 
 
-def _keys(state: StateDep) -> KeyRing:
+async def _keys(state: StateDep) -> KeyRing:
     return state.keys
 
 

@@ -268,15 +268,13 @@ class RunManager:
         """The pipeline's config, parsed once per version of its file (path, mtime, size)."""
         from executor.config import load_pipeline_config, resolve_pipeline
 
-        path = resolve_pipeline(pipeline, self.settings.config_dir)
-        try:
-            stat = path.stat()
-        except OSError:
-            stat = None
-        version = (str(path), stat.st_mtime_ns, stat.st_size) if stat else None
         cached = self._configs.get(pipeline)
-        if version is not None and cached is not None and cached[0] == version:
+        if cached is not None and _version(Path(cached[0][0])) == cached[0]:
+            # The hot path: one stat of the file found last time (resolving the name again
+            # walks every path component: a quarter of a submit's time on the API thread).
             return cached[1]
+        path = resolve_pipeline(pipeline, self.settings.config_dir)
+        version = _version(path)
         config = await asyncio.to_thread(
             load_pipeline_config, pipeline, config_dir=self.settings.config_dir
         )
@@ -373,6 +371,15 @@ class RunManager:
             self.runner.call_soon(_cancel_on_loop, run, "shutdown", None)
         if live:
             await asyncio.wait([asyncio.wrap_future(run.finished) for run in live], timeout=timeout)
+
+
+def _version(path: Path) -> tuple[str, int, int] | None:
+    """(path, mtime, size) of a config file, None when it cannot be read."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (str(path), stat.st_mtime_ns, stat.st_size)
 
 
 def _cancel_on_loop(run: LiveRun, source: str, by: str | None) -> None:
