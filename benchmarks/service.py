@@ -10,10 +10,12 @@ its own runs to end (or, with none, for Retry-After) and retries.
 
 Figures:
 - submit_p50_ms / submit_p99_ms: latency of POST /api/v1/pipelines/run/... (202) seen by a
-  *probe*: a separate process with one connection that submits one run every 20 ms while the
+  *probe*: a separate process with one connection that submits one run every 40 ms while the
   50 clients load the server (target p99 <= 20 ms on loopback). It measures what the server
   gives a request (loopback, the API loop's queue, admission, the hand-over to the runner
-  thread) without the 50 clients' own queueing;
+  thread) without the 50 clients' own queueing. probe_healthz_p99_ms is its control: the same
+  probe's GET /healthz (no work at all) in between, under the same load; when the two are
+  close, a submit's tail is the process waiting for a core or the GIL, not the submit's work;
 - loaded_submit_p50_ms / loaded_submit_p99_ms: the same latency as the 50 load clients see
   it; it includes the time a response waits for the clients' own event loop, which is busy
   with the other 49 clients (see client_floor_p99_ms);
@@ -33,7 +35,9 @@ Figures:
   client: 2,000 requests of httpx) sharing the machine's cores; client_floor_over_inprocess
   (the client's wall alone, on /healthz, over the in-process wall) is the part of the ratio
   the client costs by itself, whatever the server does;
-- client_cpu_s / server_cpu_s / inprocess_cpu_s: CPU seconds each side spent (Linux /proc).
+- client_cpu_s / server_cpu_s / inprocess_cpu_s: CPU seconds each side spent (Linux /proc);
+  client_cpu_ms_per_request and server_cpu_ms_per_healthz: what one request costs the client,
+  and the server for the cheapest route (the HTTP stack alone).
 """
 
 from __future__ import annotations
@@ -126,7 +130,11 @@ def _key(url: str, org: str) -> str:
 
 
 def _probe_main(url: str, key: str) -> None:
-    """Submit a run every PROBE_INTERVAL until stdin closes; print latencies and statuses."""
+    """Until stdin closes, every PROBE_INTERVAL submit a run or (every other tick) GET /healthz.
+
+    Prints the submit latencies (202s), the /healthz latencies (the control: a request that
+    does no work, under the same load) and the statuses.
+    """
     stop = threading.Event()
 
     def watch_stdin() -> None:
@@ -135,16 +143,21 @@ def _probe_main(url: str, key: str) -> None:
 
     threading.Thread(target=watch_stdin, daemon=True).start()
     latencies: list[float] = []
+    control: list[float] = []
     statuses: dict[str, int] = {}
+    submit = True
     with httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=60) as client:
         while not stop.wait(PROBE_INTERVAL):  # pacing the probe, not waiting for a worker
             started = time.perf_counter()
-            response = client.post(ROUTE.format(org="probe"))
+            response = client.post(ROUTE.format(org="probe")) if submit else client.get("/healthz")
             elapsed = time.perf_counter() - started
             statuses[str(response.status_code)] = statuses.get(str(response.status_code), 0) + 1
-            if response.status_code == 202:
+            if not submit:
+                control.append(elapsed)
+            elif response.status_code == 202:
                 latencies.append(elapsed)
-    print(json.dumps({"latencies": latencies, "statuses": statuses}))
+            submit = not submit
+    print(json.dumps({"latencies": latencies, "control": control, "statuses": statuses}))
 
 
 def _start_probe(url: str, key: str) -> subprocess.Popen[str]:
@@ -291,7 +304,9 @@ def run(quick: bool = False) -> dict[str, float]:
             load = asyncio.run(_http_load(url, key, runs))
             server_cpu = _cpu_seconds(proc.pid) - server_cpu
             probed = _stop_probe(probe)
+            floor_cpu = _cpu_seconds(proc.pid)
             floor = asyncio.run(_client_floor(url, load["requests"]))
+            floor_cpu = _cpu_seconds(proc.pid) - floor_cpu
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=120)
@@ -304,6 +319,7 @@ def run(quick: bool = False) -> dict[str, float]:
         "submit_p50_ms": statistics.median(probed["latencies"]) * 1000,
         "submit_p99_ms": _percentile(probed["latencies"], 0.99) * 1000,
         "probe_submits": float(probe_runs),
+        "probe_healthz_p99_ms": _percentile(probed["control"], 0.99) * 1000,
         "loaded_submit_p50_ms": statistics.median(load["latencies"]) * 1000,
         "loaded_submit_p99_ms": _percentile(load["latencies"], 0.99) * 1000,
         "client_floor_p99_ms": floor["p99"] * 1000,
@@ -317,6 +333,8 @@ def run(quick: bool = False) -> dict[str, float]:
         "client_cpu_s": load["cpu"],
         "server_cpu_s": server_cpu,
         "inprocess_cpu_s": inproc_cpu,
+        "server_cpu_ms_per_healthz": 1000 * floor_cpu / max(1, load["requests"]),
+        "client_cpu_ms_per_request": 1000 * load["cpu"] / max(1, load["requests"]),
     }
 
 
