@@ -4,40 +4,47 @@ Run: .venv/bin/python benchmarks/service.py [--quick]
 
 One local `pipestate serve` subprocess on 127.0.0.1 (SQLite store, default settings except
 --max-running-per-org 100 so that one org may use the whole process), loaded by 50 httpx
-clients (one AsyncClient and one connection each, all in this process). Each client submits
-its share of the runs, then follows each with GET ...?wait=true; on a 429 it waits for one of
-its own runs to end (or, with none, for Retry-After) and retries.
+clients (one AsyncClient and one connection each, all in this process), in two phases:
+1. *wait*: each client runs its share of the runs one at a time with POST ...?wait=true (one
+   request a run, at most 50 runs in flight): the same shape as the in-process side, where 50
+   callers each await one run_pipeline at a time. A 429 (not expected: 50 < 100) is retried
+   after Retry-After.
+2. *follow*: each client submits its share (202) as fast as admission lets it, then follows
+   each run with GET ...?wait=true; on a 429 it waits for one of its own runs to end (or,
+   with none, for Retry-After) and retries. This is the submit-heavy load.
 
 Figures:
 - submit_p50_ms / submit_p99_ms: latency of POST /api/v1/pipelines/run/... (202) seen by a
-  *probe*: a separate process with one connection that submits one run every 40 ms while the
-  50 clients load the server (target p99 <= 20 ms on loopback). It measures what the server
-  gives a request (loopback, the API loop's queue, admission, the hand-over to the runner
-  thread) without the 50 clients' own queueing. probe_healthz_p99_ms is its control: the same
-  probe's GET /healthz (no work at all) in between, under the same load; when the two are
-  close, a submit's tail is the process waiting for a core or the GIL, not the submit's work;
-- loaded_submit_p50_ms / loaded_submit_p99_ms: the same latency as the 50 load clients see
-  it; it includes the time a response waits for the clients' own event loop, which is busy
-  with the other 49 clients (see client_floor_p99_ms);
-- client_floor_p99_ms / client_floor_wall_s: the same 50 clients sending as many requests to
-  GET /healthz (which costs the server almost nothing): the latency and wall time this
-  client alone imposes;
-- http_runs_per_s: runs submitted and finished per second over HTTP;
+  *probe*: a separate process with one connection that submits one run every 40 ms during
+  both phases (target p99 <= 20 ms on loopback). It measures what the server gives a request
+  (loopback, the API loop's queue, admission, the hand-over to the runner thread) without the
+  50 clients' own queueing. probe_healthz_p99_ms is its control: the same probe's GET
+  /healthz (no work at all) in between, under the same load; when the two are close, a
+  submit's tail is the process waiting for a core or the GIL, not the submit's work;
+- loaded_submit_p50_ms / loaded_submit_p99_ms: the submit latency the 50 clients see in the
+  follow phase; it includes the time a response waits for the clients' own event loop, busy
+  with the other 49 clients (compare client_floor_p99_ms);
+- client_floor_p99_ms: the same 50 clients sending as many requests as the wait phase did to
+  GET /healthz (which costs the server almost nothing): the latency this client alone imposes;
+- http_runs_per_s / http_follow_runs_per_s: runs started and finished per second in each phase;
 - non_2xx / rejected_429: responses other than 2xx besides the intended 429s (target 0), and
   the 429s;
-- rows_lost: transitions expected (load and probe runs) minus stored after the drain (target 0);
+- rows_lost: transitions expected (both phases and the probe's runs) minus stored after the
+  drain (target 0);
 - inprocess_runs_per_s: the same runs through run_pipeline in this process, 50 at a time, on
   one MetadataLogger + SQLite store;
-- http_over_inprocess = HTTP wall / in-process wall (target <= 1.5). Its meaning: how much
-  longer 1,000 runs take when 50 clients submit and follow them over HTTP than when one
-  process calls run_pipeline directly, on the same machine, in the same run. The HTTP side
-  pays for two processes (the server: the same pipeline work plus two requests per run; the
-  client: 2,000 requests of httpx) sharing the machine's cores; client_floor_over_inprocess
-  (the client's wall alone, on /healthz, over the in-process wall) is the part of the ratio
-  the client costs by itself, whatever the server does;
-- client_cpu_s / server_cpu_s / inprocess_cpu_s: CPU seconds each side spent (Linux /proc);
-  client_cpu_ms_per_request and server_cpu_ms_per_healthz: what one request costs the client,
-  and the server for the cheapest route (the HTTP stack alone).
+- http_over_inprocess = wait-phase wall / in-process wall (target <= 1.5). Its meaning: how
+  much longer 1,000 runs take when 50 callers each run them over HTTP than when 50 callers
+  each call run_pipeline in one process, on the same machine, in the same run. The HTTP side
+  pays for two processes sharing the machine's cores: the server (the same pipeline work, plus
+  a request per run through FastAPI, on the same GIL) and the client (a request per run of
+  httpx). client_floor_over_inprocess (the client's wall alone on /healthz, over the
+  in-process wall) is the part of the ratio the client costs by itself, whatever the server
+  does; http_follow_over_inprocess is the same ratio for the follow phase (about 2 requests a
+  run, and admission-bound);
+- client_cpu_s / server_cpu_s / inprocess_cpu_s: CPU seconds of the wait phase on each side
+  (Linux /proc); client_cpu_ms_per_request and server_cpu_ms_per_healthz: what one request
+  costs the client, and the server for the cheapest route (the HTTP stack alone).
 """
 
 from __future__ import annotations
@@ -178,7 +185,32 @@ def _stop_probe(probe: subprocess.Popen[str]) -> dict[str, Any]:
 # -- the 50 load clients ------------------------------------------------------------------
 
 
-async def _client(client: httpx.AsyncClient, jobs: asyncio.Queue[int], out: dict[str, Any]) -> None:
+async def _client_wait(
+    client: httpx.AsyncClient, jobs: asyncio.Queue[int], out: dict[str, Any]
+) -> None:
+    """Run the queue's runs one at a time, each with POST ...?wait=true (one request a run)."""
+    while True:
+        try:
+            jobs.get_nowait()
+        except asyncio.QueueEmpty:
+            break
+        while True:
+            response = await client.post(ROUTE.format(org="bench") + "?wait=true")
+            out["requests"] += 1
+            if response.status_code == 429:
+                out["rejected_429"] += 1
+                await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+                continue
+            if response.status_code == 202:  # the wait bound passed first: follow the run
+                await _finish(client, response.json()["pipeline_logging_id"], out)
+            elif response.status_code != 200 or response.json()["state"] != "COMPLETED":
+                out["non_2xx"] += 1
+            break
+
+
+async def _client_follow(
+    client: httpx.AsyncClient, jobs: asyncio.Queue[int], out: dict[str, Any]
+) -> None:
     """Submit runs from the queue; on 429 wait for an own run to end, then retry."""
     mine: list[str] = []
     while True:
@@ -225,14 +257,15 @@ def _clients(url: str, key: str | None) -> list[httpx.AsyncClient]:
     ]
 
 
-async def _http_load(url: str, key: str, runs: int) -> dict[str, Any]:
+async def _http_load(url: str, key: str, runs: int, *, follow: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"latencies": [], "non_2xx": 0, "rejected_429": 0, "requests": 0}
     jobs: asyncio.Queue[int] = asyncio.Queue()
     for i in range(runs):
         jobs.put_nowait(i)
     clients = _clients(url, key)
     started, cpu = time.perf_counter(), time.process_time()
-    await asyncio.gather(*(_client(client, jobs, out) for client in clients))
+    one = _client_follow if follow else _client_wait
+    await asyncio.gather(*(one(client, jobs, out) for client in clients))
     out["wall"] = time.perf_counter() - started
     out["cpu"] = time.process_time() - cpu
     for client in clients:
@@ -301,8 +334,9 @@ def run(quick: bool = False) -> dict[str, float]:
             key = _key(url, "bench")
             probe = _start_probe(url, _key(url, "probe"))
             server_cpu = _cpu_seconds(proc.pid)
-            load = asyncio.run(_http_load(url, key, runs))
+            load = asyncio.run(_http_load(url, key, runs, follow=False))
             server_cpu = _cpu_seconds(proc.pid) - server_cpu
+            followed = asyncio.run(_http_load(url, key, runs, follow=True))
             probed = _stop_probe(probe)
             floor_cpu = _cpu_seconds(proc.pid)
             floor = asyncio.run(_client_floor(url, load["requests"]))
@@ -320,21 +354,25 @@ def run(quick: bool = False) -> dict[str, float]:
         "submit_p99_ms": _percentile(probed["latencies"], 0.99) * 1000,
         "probe_submits": float(probe_runs),
         "probe_healthz_p99_ms": _percentile(probed["control"], 0.99) * 1000,
-        "loaded_submit_p50_ms": statistics.median(load["latencies"]) * 1000,
-        "loaded_submit_p99_ms": _percentile(load["latencies"], 0.99) * 1000,
+        "loaded_submit_p50_ms": statistics.median(followed["latencies"]) * 1000,
+        "loaded_submit_p99_ms": _percentile(followed["latencies"], 0.99) * 1000,
         "client_floor_p99_ms": floor["p99"] * 1000,
         "http_runs_per_s": runs / load["wall"],
-        "non_2xx": float(load["non_2xx"]),
-        "rejected_429": float(load["rejected_429"]),
-        "rows_lost": float((runs + probe_runs) * (STEPS + 1) * 2 - stored),
+        "http_follow_runs_per_s": runs / followed["wall"],
+        "non_2xx": float(load["non_2xx"] + followed["non_2xx"]),
+        "rejected_429": float(load["rejected_429"] + followed["rejected_429"]),
+        "rows_lost": float((2 * runs + probe_runs) * (STEPS + 1) * 2 - stored),
         "inprocess_runs_per_s": runs / inproc_wall,
         "http_over_inprocess": load["wall"] / inproc_wall,
+        "http_follow_over_inprocess": followed["wall"] / inproc_wall,
         "client_floor_over_inprocess": floor["wall"] / inproc_wall,
         "client_cpu_s": load["cpu"],
         "server_cpu_s": server_cpu,
         "inprocess_cpu_s": inproc_cpu,
         "server_cpu_ms_per_healthz": 1000 * floor_cpu / max(1, load["requests"]),
-        "client_cpu_ms_per_request": 1000 * load["cpu"] / max(1, load["requests"]),
+        "client_cpu_ms_per_request": 1000
+        * (load["cpu"] + followed["cpu"])
+        / max(1, load["requests"] + followed["requests"]),
     }
 
 

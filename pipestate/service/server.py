@@ -11,13 +11,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import sys
 from types import FrameType
 from typing import Any
 
 import uvicorn
 
-from pipestate.service._runner import SWITCH_INTERVAL
 from pipestate.service.app import Plugins, create_app
 from pipestate.service.settings import ServiceSettings
 
@@ -88,9 +86,6 @@ def serve(
     log_level: str = "warning",
 ) -> int:
     """Run the service until a signal; return the exit code (0 after a clean drain)."""
-    # The API thread waits for the GIL on each wake-up while the runner thread works: a
-    # shorter switch interval than CPython's 5 ms bounds that wait (one process, ours).
-    sys.setswitchinterval(SWITCH_INTERVAL)
     app = create_app(settings, plugins=plugins)
     config = uvicorn.Config(
         app,
