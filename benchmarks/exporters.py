@@ -6,10 +6,11 @@ Both variants drive the same real StepRun transitions on one event loop into a M
 SQLite (run/step rows derived, as the CLI does); the second wraps the logger in a FanoutSink with
 both exporters on (one child process for both), sending over HTTP to a receiver process on
 127.0.0.1 (OpenLineage client HTTP transport, OTLP/HTTP) while the transitions are timed.
-Timed: the transitions only (what a pipeline pays); the exporters' drain at stop() is reported
-apart. The two variants alternate (pairs, the first of each pair alternating) and every ratio is
-the median of the pairs' ratios, so a load change on this shared machine hits both sides of a
-pair alike; the load average is printed with the figures. Besides wall time, the pipeline
+Timed: the transitions only (what a pipeline pays); the child's catch-up afterwards (the drain)
+is reported apart. One set-up (two loggers, one child) serves every pair; the two variants are
+timed back to back in pairs, the first of each pair alternating, and every ratio is the median
+of the pairs' ratios, so a load change on this shared machine hits both sides of a pair alike;
+the load average is printed with the figures. Besides wall time, the pipeline
 process's CPU time (all its threads, not the exporters' child) gives the parent-side cost.
 Also: a receiver that sleeps 5 s per request, to show that it costs the pipeline nothing, and
 that stop() leaves no exporter process behind.
