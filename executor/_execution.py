@@ -11,15 +11,9 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from classifier import (
-    ErrorType,
-    RetryPolicy,
-    classify_error,
-    get_retry_delay,
-    is_retryable,
-    redact,
-)
-from classifier.engine import safe_str
+# classifier.engine (its rule tables) is imported only when a step fails: a run that succeeds
+# never classifies anything (tests/test_cold_start.py checks it stays unloaded).
+from classifier import ErrorType, RetryPolicy, get_retry_delay, is_retryable, redact
 from classifier.errors import DependencyFailure
 from executor._results import result_metadata
 from executor._threads import SyncRunner
@@ -396,6 +390,8 @@ class Execution:
             sid, error, error_type = self.failures[0]
         else:  # unreachable unless a step failed without a recorded cause
             sid, error, error_type = "", RuntimeError("unknown failure"), ErrorType.UNKNOWN
+        from classifier.engine import safe_str
+
         self.run.fail(
             error,
             error_type=error_type,
@@ -422,4 +418,6 @@ def _is_async(fn: Any) -> bool:
 
 def step_error_type(exc: BaseException) -> str:
     """Classify an exception a processor raised."""
+    from classifier.engine import classify_error
+
     return str(classify_error(exc))
