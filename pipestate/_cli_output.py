@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pipestate._cli_plain import PIPE_WIDTH, PlainColumn, print_plain
+from pipestate._cli_plain import PIPE_WIDTH, PlainColumn, print_plain, print_plain_line
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -69,10 +69,12 @@ def print_rows(rows: Sequence[Mapping[str, Any]], *, title: str, wide: bool = Fa
     """
     columns = list(rows[0]) if rows else []
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    width = 1000 if wide else PIPE_WIDTH
     if rows:
-        plain = [PlainColumn(c) for c in columns]
-        if print_plain(title, plain, cells, width=1000 if wide else PIPE_WIDTH):
+        if print_plain(title, [PlainColumn(c) for c in columns], cells, width=width):
             return  # piped, plain text: rich's exact output without loading rich
+    elif print_plain_line(f"{title}: no rows", width=width):
+        return
     from rich.table import Table
 
     console = console_for_output()

@@ -96,16 +96,27 @@ def render(
     return "\n".join(out) + "\n"
 
 
+def render_line(text: str, width: int) -> str | None:
+    """A line of text as rich prints it to a non-terminal `width` columns wide, or None."""
+    return text + "\n" if _plain(text) and len(text) <= width else None
+
+
+def _write(text: str | None) -> bool:
+    stream = sys.stdout
+    encoding = (getattr(stream, "encoding", None) or "utf-8").lower()
+    if text is None or not encoding.startswith("utf") or rich_would_colour(stream):
+        return False
+    stream.write(text)
+    return True
+
+
 def print_plain(
     title: str, columns: Sequence[PlainColumn], rows: Sequence[Sequence[str]], *, width: int
 ) -> bool:
     """Print the table to stdout without rich if that gives rich's exact output; say if it did."""
-    stream = sys.stdout
-    encoding = (getattr(stream, "encoding", None) or "utf-8").lower()
-    if not encoding.startswith("utf") or rich_would_colour(stream):
-        return False
-    text = render(title, columns, rows, width)
-    if text is None:
-        return False
-    stream.write(text)
-    return True
+    return _write(render(title, columns, rows, width))
+
+
+def print_plain_line(text: str, *, width: int) -> bool:
+    """Print one line without rich if that gives rich's exact output; say if it did."""
+    return _write(render_line(text, width))

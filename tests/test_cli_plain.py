@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipestate._cli_output import TIMELINE_COLUMNS
-from pipestate._cli_plain import PlainColumn, print_plain, render, rich_would_colour
+from pipestate._cli_plain import PlainColumn, print_plain, render, render_line, rich_would_colour
 
 # Printable ASCII (the plain path's domain), or text with what it must refuse mixed in.
 _PLAIN = st.text(alphabet=st.sampled_from([*"abcXYZ019.:->_()"]), max_size=30)
@@ -77,6 +77,15 @@ class TestRender:
         text = render(title, columns, rows, width)
         if text is not None:
             assert text == _rich(title, columns, rows, width)
+
+    @given(_HOSTILE | _PLAIN, st.integers(1, 40))
+    def test_a_plain_line_is_riches_line(self, text: str, width: int) -> None:
+        """Invariant: a line printed plain is what rich prints for the same string."""
+        line = render_line(text, width)
+        if line is not None:
+            out = io.StringIO()
+            Console(file=out, width=width, highlight=False, emoji=False).print(text)
+            assert line == out.getvalue()
 
     def test_a_run_timeline_is_drawn_plain(self) -> None:
         """A typical short timeline (ASCII, fits 160 columns) takes the plain path."""
