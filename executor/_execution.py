@@ -17,12 +17,12 @@ from classifier import ErrorType, RetryPolicy, get_retry_delay, is_retryable, re
 from classifier.errors import DependencyFailure
 from executor._results import result_metadata
 from executor._threads import SyncRunner
-from executor.cancellation import CancelRequest, decode_cancel
 from executor.dag import Dag
 from executor.errors import PipelineCancelled, PipelineTimeout, StepTimeout
 from executor.processors import ProcessorContext, ProcessorSpec, get_processor
 
 if TYPE_CHECKING:
+    from executor.cancellation import CancelRequest
     from executor.config import PipelineConfig, StepConfig
     from statemachine import PipelineRun, StepRun
 
@@ -94,6 +94,9 @@ class Execution:
         try:
             await self._schedule(running)
         except asyncio.CancelledError as cancel:
+            # Imported on cancellation only: each attrs class costs a cold start ~1 ms.
+            from executor.cancellation import decode_cancel
+
             self.cancel_request = decode_cancel(cancel)
             self._abort_cancelled(running, self.cancel_request)
             await self._drain(running)
@@ -321,7 +324,7 @@ class Execution:
                 "RUNNING": f"Cancelled: step {failed} failed and fail_fast is set",
                 "RETRYING": f"Cancelled retry: step {failed} failed and fail_fast is set",
             },
-            {**CancelRequest("fail_fast").metadata(), "upstream_step": failed},
+            {**_fail_fast_metadata(), "upstream_step": failed},
         )
 
     def _abort_timeout(self, running: dict[str, asyncio.Task[None]]) -> None:
@@ -407,6 +410,12 @@ class Execution:
             "steps_failed": states.count("FAILED"),
             **extra,
         }
+
+
+def _fail_fast_metadata() -> dict[str, object]:
+    from executor.cancellation import CancelRequest
+
+    return CancelRequest("fail_fast").metadata()
 
 
 def _is_async(fn: Any) -> bool:
