@@ -17,7 +17,6 @@ from persistence._writer_process import (
     writer_process_default,
 )
 from persistence.queries._scope import ORG_PARAM, scope_sqlite
-from persistence.queries.dashboard_sqlite import DASHBOARD_SQLITE_SQL
 from persistence.queries.sqlite import SQLITE_SQL
 from persistence.schema import (
     SQLITE_TYPES,
@@ -382,7 +381,12 @@ class SQLiteStore:
     def query(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Run the named catalog (or dashboard) query's SQLite SQL with bound parameters only."""
         try:
-            sql = SQLITE_SQL[name] if name in SQLITE_SQL else DASHBOARD_SQLITE_SQL[name]
+            if name in SQLITE_SQL:
+                sql = SQLITE_SQL[name]
+            else:  # the dashboard's SQL is built on first use: a CLI run never reads it
+                from persistence.queries.dashboard_sqlite import DASHBOARD_SQLITE_SQL
+
+                sql = DASHBOARD_SQLITE_SQL[name]
         except KeyError:
             raise StoreError(
                 f"unknown query {name!r}; expected one of {sorted(SQLITE_SQL)}", retryable=False
