@@ -20,6 +20,11 @@ _REDIS = "Redis error reply prefix (the first word of the reply)"
 _ERRNO = "errno of an OSError, or '[Errno N]' in the message"
 _GAI = "socket.gaierror errno (getaddrinfo EAI_* codes)"
 _KAFKA = "Kafka error name (kafka-python message, confluent-kafka KafkaError.name())"
+_SQLITE = (
+    "SQLite result code name (sqlite3 `sqlite_errorname`; extended codes fall back to the primary)"
+)
+_SMTP = "SMTP reply code (smtplib `smtp_code`, or each refused recipient's code)"
+_SMTP_CLASS = "SMTP reply class (first digit), when the exact code is not listed"
 
 
 # Snowflake reuses SQLSTATE 57P03 ("cannot connect now") for a session without a warehouse,
@@ -275,4 +280,45 @@ SNOWFLAKE_RULES: tuple[CodeRule, ...] = (
         _SNOWFLAKE,
         kind="snowflake",
     ),
+)
+
+# SQLite result codes (https://sqlite.org/rescode.html), as sqlite3 exposes them since Python
+# 3.11. SQLITE_ERROR is the generic code for any statement error, so it is not listed: the
+# message decides those.
+SQLITE_RULES: tuple[CodeRule, ...] = (
+    CodeRule(
+        _split("SQLITE_BUSY SQLITE_LOCKED SQLITE_PROTOCOL"),
+        T,
+        "another connection holds the lock: the same statement succeeds once it is released",
+        _SQLITE,
+        kind="sqlite",
+    ),
+    CodeRule(
+        _split(
+            """SQLITE_READONLY SQLITE_CANTOPEN SQLITE_NOTADB SQLITE_CORRUPT SQLITE_FULL
+            SQLITE_PERM SQLITE_AUTH SQLITE_MISUSE SQLITE_IOERR SQLITE_NOLFS SQLITE_NOTFOUND"""
+        ),
+        P,
+        "the file cannot be opened or written, is not a database, is corrupt or full, or the "
+        "connection is misused: a retry repeats it",
+        _SQLITE,
+        kind="sqlite",
+    ),
+    CodeRule(
+        _split("SQLITE_CONSTRAINT SQLITE_MISMATCH SQLITE_TOOBIG SQLITE_RANGE SQLITE_FORMAT"),
+        V,
+        "a constraint, type, size or parameter-index violation by the data or statement",
+        _SQLITE,
+        kind="sqlite",
+    ),
+)
+
+# SMTP reply codes (RFC 5321 section 4.2): 4yz is a transient negative completion, 5yz a
+# permanent one; 501 is a syntax error in the parameters (a malformed address).
+SMTP_RULES: tuple[CodeRule, ...] = (
+    CodeRule(_split("501 553"), V, "a malformed address or parameter", _SMTP, kind="smtp"),
+    CodeRule(
+        _split("4"), T, "transient negative completion: try again later", _SMTP_CLASS, "smtp-class"
+    ),
+    CodeRule(_split("5"), P, "permanent negative completion", _SMTP_CLASS, "smtp-class"),
 )

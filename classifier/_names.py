@@ -38,14 +38,16 @@ NAME_RULES: tuple[NameRule, ...] = (
         r"NotAuthori[sz]ed|AuthorizationFail|Credential|Password|NotFound|DoesNotExist|NoSuch|"
         r"AlreadyExists|NotImplemented|NotSupported|Unsupported|Certificate|InvalidToken|"
         r"Permanent|error_perm|"
-        r"ExpiredToken|TokenExpired",
+        r"ExpiredToken|TokenExpired|InvalidOperation|InvalidState|IllegalState|TooLarge|"
+        r"PreconditionFailed",
         P,
         "the class says a credential, permission or resource is missing",
         ("AuthenticationFailed", "NotFoundError", "NoCredentialsError"),
     ),
     NameRule(
         r"Validation|Invalid|Schema|Integrity|DataError|Parse|Syntax|Decode|Malformed|Mismatch|"
-        r"Constraint|BadRequest|Unprocessable|TypeError|ValueError|^Bad[A-Z]",
+        r"Constraint|BadRequest|Unprocessable|TypeError|ValueError|^Bad[A-Z]|Unpickl|BadZip|"
+        r"Decompress",
         V,
         "the class says the input is malformed",
         ("ValidationError", "InvalidArgument", "IntegrityError", "ParserError"),

@@ -80,6 +80,9 @@ _CANDIDATES = frozenset(
         "name",
         "__cause__",
         "__context__",
+        "sqlite_errorname",
+        "smtp_code",
+        "recipients",
     ]
 )
 _ABSENT: dict[type, frozenset[str]] = {}
@@ -193,9 +196,33 @@ def exception_codes(exc: BaseException) -> Iterator[Code]:
         if prefix is not None:
             yield "redis", prefix
     yield from _sqlstates(exc)
+    yield from _sqlite_codes(exc)
     if isinstance(exc, OSError):
         yield from _errno_codes(exc)
+        yield from _smtp_codes(exc)
     yield from _service_codes(exc)
+
+
+def _sqlite_codes(exc: BaseException) -> Iterator[Code]:
+    """sqlite3's result code name; an extended code (SQLITE_BUSY_SNAPSHOT) then its primary."""
+    name = _short_str(attr(exc, "sqlite_errorname"))
+    if name is not None and name.startswith("SQLITE_"):
+        yield "sqlite", name
+        primary = "_".join(name.split("_", 2)[:2])
+        if primary != name:
+            yield "sqlite", primary
+
+
+def _smtp_codes(exc: OSError) -> Iterator[Code]:
+    """smtplib's reply code, or the codes of the refused recipients (a dict of (code, msg))."""
+    code = _int(attr(exc, "smtp_code"))
+    if code is not None:
+        yield "smtp", str(code)
+    recipients = attr(exc, "recipients")
+    if isinstance(recipients, dict):
+        for reply in list(recipients.values())[:8]:
+            if isinstance(reply, tuple | list) and reply and _int(reply[0]) is not None:
+                yield "smtp", str(reply[0])
 
 
 def _sqlstates(exc: BaseException) -> Iterator[Code]:

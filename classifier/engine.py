@@ -108,17 +108,29 @@ def _code_rule(exception: BaseException | None, rich: bool, lowered: str, text: 
     """Level 1a: the first code with a rule; then the class of any SQLSTATE seen."""
     found = exception_codes(exception) if rich and exception is not None else iter(())
     classes: list[tuple[str, str]] = []
+    service: list[str] = []
     for kind, code in itertools.chain(found, message_codes(lowered, text, exception)):
         rule = _CODE_INDEX.get((kind, code.casefold()))
         if rule is not None:
             return first_refinement(rule.refine, lowered) or rule
-        if kind == "sqlstate":
-            classes.append(("sqlstate-class", code[:2].casefold()))
+        if kind in _CODE_CLASSES:
+            class_kind, width = _CODE_CLASSES[kind]
+            classes.append((class_kind, code[:width].casefold()))
+        elif kind == "service" and code.isidentifier():
+            service.append(code)
     for key in classes:
         rule = _CODE_INDEX.get(key)
         if rule is not None:
             return rule
+    for code in service:  # an unlisted service code is named like a class: read its words
+        name_rule = _words(code, NAME_RULES)
+        if name_rule is not None:
+            return name_rule
     return None
+
+
+# Code kinds whose leading characters form a class with its own rules (SQLSTATE "40", SMTP "4").
+_CODE_CLASSES = {"sqlstate": ("sqlstate-class", 2), "smtp": ("smtp-class", 1)}
 
 
 def match_patterns(lowered: str) -> PatternRule | None:
@@ -157,14 +169,26 @@ def _lookup_mro(cls: type) -> TypeRule | None:
 
 
 def _name_rule(cls: type, rules: tuple[NameRule, ...]) -> NameRule | None:
-    """The first name rule matching the most specific non-builtin class name in the MRO."""
+    """The first name rule matching the most specific non-builtin exception class in the MRO."""
     for klass in _mro(cls):
         name = getattr(klass, "__name__", None)
         if getattr(klass, "__module__", None) == "builtins" or not isinstance(name, str):
             continue
-        for rule in rules:
-            if rule.regex.search(name[:200]):
-                return rule
+        # Mixins are not exceptions: urllib's HTTPError also derives from a temporary-file
+        # wrapper, whose name says nothing about the error.
+        if not (isinstance(klass, type) and issubclass(klass, BaseException)):
+            continue
+        rule = _words(name, rules)
+        if rule is not None:
+            return rule
+    return None
+
+
+def _words(name: str, rules: tuple[NameRule, ...]) -> NameRule | None:
+    """The first name rule whose words occur in a class name or service code."""
+    for rule in rules:
+        if rule.regex.search(name[:200]):
+            return rule
     return None
 
 

@@ -110,6 +110,8 @@ CODE_RULES: tuple[CodeRule, ...] = (
     *_codes_mod.REDIS_RULES,
     *_codes_mod.SQLSTATE_RULES,
     *_codes_mod.ERRNO_RULES,
+    *_codes_mod.SQLITE_RULES,
+    *_codes_mod.SMTP_RULES,
     CodeRule(
         _codes(
             """Throttling ThrottlingException ThrottledException RequestThrottledException
@@ -338,6 +340,11 @@ TYPE_RULES: tuple[TypeRule, ...] = (
             pyarrow.lib: ArrowInvalid ArrowTypeError ArrowKeyError ArrowIndexError
             cattrs.errors: ClassValidationError
             yaml: YAMLError
+            _csv csv binascii xml.parsers.expat: Error
+            xml.parsers.expat pyexpat: ExpatError
+            tarfile: ReadError HeaderError
+            decimal: InvalidOperation ConversionSyntax
+            redis.exceptions valkey.exceptions: ResponseError
             """
         ),
         V,

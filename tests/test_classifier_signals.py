@@ -392,3 +392,105 @@ class TestSignalEdges:
         assert "retriable" not in absent
         assert "pgcode" in absent
         assert classify_error(WithFlag("topic does not exist")) is T
+
+
+def _os_exc(qualified: str, text: str, **attributes: object) -> BaseException:
+    """A stand-in OSError subclass of that qualified name, carrying attributes."""
+    cls = stand_in_class(qualified, (OSError,))
+    exc = cls(text)
+    for name, value in attributes.items():
+        setattr(exc, name, value)
+    return exc
+
+
+class TestFamilyCodes:
+    """SQLite result codes, SMTP replies, unlisted service codes read as words, mixins skipped."""
+
+    @pytest.mark.parametrize(
+        ("name", "expected"),
+        [
+            ("SQLITE_BUSY", T),
+            ("SQLITE_BUSY_SNAPSHOT", T),
+            ("SQLITE_LOCKED_SHAREDCACHE", T),
+            ("SQLITE_READONLY", P),
+            ("SQLITE_READONLY_DBMOVED", P),
+            ("SQLITE_NOTADB", P),
+            ("SQLITE_CONSTRAINT_UNIQUE", V),
+            ("SQLITE_MISMATCH", V),
+        ],
+    )
+    def test_sqlite_result_codes(self, name: str, expected: ErrorType) -> None:
+        """sqlite3's sqlite_errorname decides; an extended code falls back to its primary."""
+        exc = _exc("sqlite3.OperationalError", "text that says nothing", sqlite_errorname=name)
+        assert classify_error(exc) is expected
+
+    def test_sqlite_generic_error_code_leaves_it_to_the_message(self) -> None:
+        """SQLITE_ERROR is every statement error: the message decides, not the code."""
+        exc = _exc("sqlite3.OperationalError", "no such table: t", sqlite_errorname="SQLITE_ERROR")
+        assert classify_error(exc) is P
+        odd = _exc("sqlite3.OperationalError", "nothing", sqlite_errorname="NOT_SQLITE_BUSY")
+        assert classify_error(odd) is U
+
+    @pytest.mark.parametrize(
+        ("code", "expected"), [(421, T), (451, T), (550, P), (554, P), (501, V)]
+    )
+    def test_smtp_reply_code(self, code: int, expected: ErrorType) -> None:
+        """smtplib's smtp_code: exact codes, then the reply class (4 transient, 5 permanent)."""
+        exc = _os_exc("smtplib.SMTPDataError", "text that says nothing", smtp_code=code)
+        assert classify_error(exc) is expected
+
+    def test_smtp_refused_recipients(self) -> None:
+        """SMTPRecipientsRefused carries one (code, reply) per address; their codes decide."""
+        refused = {"a@example.com": (450, b"4.2.0 mailbox busy")}
+        exc = _os_exc("smtplib.SMTPRecipientsRefused", str(refused), recipients=refused)
+        assert classify_error(exc) is T
+        bad = {"a@example.com": [550, "5.1.1 user unknown"]}
+        assert classify_error(_os_exc("smtplib.SMTPRecipientsRefused", "x", recipients=bad)) is P
+        assert classify_error(_os_exc("smtplib.SMTPRecipientsRefused", "x", recipients=[])) is U
+
+    @pytest.mark.parametrize(
+        ("code", "expected"),
+        [("InvalidBucketName", V), ("EntityTooLarge", P), ("PreconditionFailed", P)],
+    )
+    def test_unlisted_service_code_read_as_words(self, code: str, expected: ErrorType) -> None:
+        """A botocore code the table does not list is read with the class-name words."""
+        exc = _exc("botocore.exceptions.ClientError", "An error occurred", response={})
+        exc.response = {"Error": {"Code": code}}  # type: ignore[attr-defined]
+        assert classify_error(exc) is expected
+
+    def test_service_code_with_spaces_is_not_read_as_words(self) -> None:
+        """A reason phrase ('Service Unavailable Now') is not an identifier and says nothing."""
+        exc = _exc("other.Error", "nothing here", reason="Timeout Unavailable")
+        assert classify_error(exc) is U
+
+    def test_non_exception_mixin_names_are_not_read(self) -> None:
+        """A mixin that is not an exception (a temp-file wrapper) lends the error no words."""
+        mixin = type("_TemporaryFileWrapper", (), {"__module__": "tempfile"})
+        cls = type("HTTPError", (OSError, mixin), {"__module__": "urllib.error"})
+        exc = cls("HTTP Error 401: Unauthorized")
+        exc.code = 401
+        assert classify_error(exc) is P
+        plain = type("HTTPError", (OSError, mixin), {"__module__": "urllib.error"})("nothing")
+        assert classify_error(plain) is U
+
+    def test_redis_plain_response_error_is_a_rejected_command(self) -> None:
+        """redis-py's ResponseError with no known prefix is an 'ERR' reply: the command is wrong."""
+        assert (
+            classify_error(_exc("redis.exceptions.ResponseError", "DB index is out of range")) is V
+        )
+        loading = _exc("redis.exceptions.ResponseError", "LOADING Redis is loading the dataset")
+        assert classify_error(loading) is T
+
+    @pytest.mark.parametrize(
+        ("qualified", "expected"),
+        [
+            ("pickle.UnpicklingError", V),
+            ("zipfile.BadZipFile", V),
+            ("pymongo.errors.InvalidOperation", P),
+            ("decimal.InvalidOperation", V),
+            ("_csv.Error", V),
+        ],
+    )
+    def test_data_format_and_misuse_names(self, qualified: str, expected: ErrorType) -> None:
+        """Unpickling/zip/csv errors are bad data; an invalid operation on a client is misuse."""
+        assert classify_error(_exc(qualified, "text that says nothing")) is expected
