@@ -226,7 +226,7 @@ LABELLING_RULES = (
     "malformed data, request or statement (syntax error, unknown column, function or "
     "operator, wrong type or arity of a value or parameter), a constraint, check or "
     "uniqueness violation, data that does not parse or decode, a malformed URL or address, "
-    "HTTP 400/422.",
+    "HTTP 400/422; a connection string, URI or option that does not parse.",
     "**PERMANENT**: nothing in the input is wrong, but no retry will succeed until someone "
     "changes the environment: bad or missing credentials, no permission, a missing table, "
     "bucket, key, file, host name or topic, a schema state the statement conflicts with "
@@ -234,8 +234,10 @@ LABELLING_RULES = (
     "of disk, billing), misuse of a closed handle, unsupported features, bugs (TypeError, "
     "AttributeError), HTTP 401/403/404, an SMTP 5xx reply.",
     "Ties: a missing *stored object* (table, bucket, file) is PERMANENT; a statement that names "
-    "a column, function or operator the object does not have is VALIDATION_ERROR. The label "
-    "is decided from the message and the library's documentation, never from the classifier.",
+    "a column, function or operator the object does not have is VALIDATION_ERROR. A "
+    "configuration that parses but names something missing (profile, service, template) is "
+    "PERMANENT. The label is decided from the message and the library's documentation, "
+    "never from the classifier.",
 )
 
 
