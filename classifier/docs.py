@@ -220,7 +220,8 @@ LABELLING_RULES = (
     "when the text also names the cause the client saw while waiting.",
     "**TRANSIENT**: the same call, unchanged, succeeds later by itself: connection refused, "
     "reset or closed, DNS 'try again', 429 / 5xx, rate limits and throttling, deadlock, "
-    "serialization or lock conflicts, too many connections, a server loading, failing over or "
+    "serialization or lock conflicts (a lock-wait timeout too: the conflict is the cause), too "
+    "many connections, a server loading, failing over or "
     "read-only during failover, an SMTP 4xx reply.",
     "**VALIDATION_ERROR**: the input as written is wrong and the same input fails again: "
     "malformed data, request or statement (syntax error, unknown column, function or "

@@ -124,6 +124,8 @@ def record(meta: dict[str, Any], exc: BaseException) -> dict[str, Any]:
     elif meta["split"] == "generalisation":
         entry["holdout"] = True
         entry["generalisation"] = True
+    if meta.get("batch"):
+        entry["batch"] = meta["batch"]
     return entry
 
 
@@ -218,9 +220,18 @@ def main(out: str, only: str | None = None) -> None:
     import error_corpus_more  # noqa: F401 - registers the held-out cases
     import error_corpus_servers  # noqa: F401 - registers the server cases
 
+    before = len(CASES)
+    import error_corpus_batch3  # noqa: F401 - batch 3, named libraries (blind)
+    import error_corpus_batch3b  # noqa: F401 - batch 3, libraries no rule names (blind)
+
+    for meta, _ in CASES[before:]:
+        meta["batch"] = 3
     entries = []
     for meta, func in CASES:
-        if only and only not in meta["family"]:
+        if only == "batch3":
+            if meta.get("batch") != 3:
+                continue
+        elif only and only not in meta["family"]:
             continue
         try:
             result = func()
