@@ -301,6 +301,8 @@ def message_codes(lowered: str, raw: str, exc: BaseException | None) -> Iterator
         if snowflake is not None:
             yield "snowflake", str(int(snowflake.group(1)))
             yield "sqlstate", snowflake.group(2)
+    if raw[:3].isdigit() and exc is not None and _module(exc) == "ftplib":
+        yield "ftp", raw[:3]  # ftplib's errors are the server's reply, which starts with its code
     first = raw.lstrip()[:12].split(" ", 1)[0]
     if first.isupper() and first.isalpha():
         yield "redis", first

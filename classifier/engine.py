@@ -95,12 +95,14 @@ def _decide(exception: BaseException | None, text: str) -> Rule | None:
         type_rule = _type_rule(type(exception))
         if isinstance(type_rule, TypeRule):
             return first_refinement(type_rule.refine, lowered) or type_rule
-        if type_rule is not None:
-            return type_rule
+        # An HTTP status is the server's own verdict: it outranks words in a class name
+        # (websockets' InvalidStatus says "Invalid" whether the answer was 403 or 503).
         status = http_status(exception) if rich else None
         status_rule = _STATUS_INDEX.get(status) if status is not None else None
         if status_rule is not None:
             return first_refinement(status_rule.refine, lowered) or status_rule
+        if type_rule is not None:
+            return type_rule
     return match_patterns(lowered)
 
 
@@ -130,7 +132,11 @@ def _code_rule(exception: BaseException | None, rich: bool, lowered: str, text: 
 
 
 # Code kinds whose leading characters form a class with its own rules (SQLSTATE "40", SMTP "4").
-_CODE_CLASSES = {"sqlstate": ("sqlstate-class", 2), "smtp": ("smtp-class", 1)}
+_CODE_CLASSES = {
+    "sqlstate": ("sqlstate-class", 2),
+    "smtp": ("smtp-class", 1),
+    "ftp": ("ftp-class", 1),
+}
 
 
 def match_patterns(lowered: str) -> PatternRule | None:

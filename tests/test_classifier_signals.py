@@ -494,3 +494,103 @@ class TestFamilyCodes:
     def test_data_format_and_misuse_names(self, qualified: str, expected: ErrorType) -> None:
         """Unpickling/zip/csv errors are bad data; an invalid operation on a client is misuse."""
         assert classify_error(_exc(qualified, "text that says nothing")) is expected
+
+
+class TestSecondPass:
+    """Rules added after batch 3 was measured (so batch 3 is no longer blind for them)."""
+
+    @pytest.mark.parametrize(
+        ("sqlstate", "expected"),
+        [("42P04", P), ("42P06", P), ("42710", P), ("25001", P), ("25006", T), ("42601", V)],
+    )
+    def test_sqlstate_duplicate_objects_and_transaction_state(
+        self, sqlstate: str, expected: ErrorType
+    ) -> None:
+        """Creating what exists and class 25 are PERMANENT; read-only 25006 stays TRANSIENT."""
+        exc = _exc("psycopg2.errors.Error", "text that says nothing", pgcode=sqlstate)
+        assert classify_error(exc) is expected
+
+    @pytest.mark.parametrize("number", [1007, 1008, 1099, 1109])
+    def test_mysql_schema_state_codes(self, number: int) -> None:
+        """Database exists / missing, table locked for READ, unknown information_schema table."""
+        exc = _exc("pymysql.err.OperationalError", "", number, "text that says nothing")
+        assert classify_error(exc) is P
+
+    @pytest.mark.parametrize("prefix", ["BUSYGROUP", "NOGROUP", "BUSYKEY"])
+    def test_redis_group_and_key_prefixes(self, prefix: str) -> None:
+        """Redis replies about a consumer group or key that exists (or not) are PERMANENT."""
+        exc = _exc("redis.exceptions.ResponseError", f"{prefix} text that says nothing")
+        assert classify_error(exc) is P
+
+    @pytest.mark.parametrize(
+        ("reply", "expected"),
+        [("501 Syntax error", V), ("550 No such file", P), ("452 No space", T), ("425 x", T)],
+    )
+    def test_ftp_reply_codes(self, reply: str, expected: ErrorType) -> None:
+        """ftplib errors carry the reply: 501 is a syntax error, 4yz transient, 5yz permanent."""
+        assert classify_error(_exc("ftplib.error_perm", reply)) is expected
+        assert classify_error(_exc("other.error_perm", reply)) is P  # outside ftplib: the name
+
+    @pytest.mark.parametrize(
+        ("status", "expected"), [(409, P), (451, P), (412, P), (415, V), (416, V), (431, V)]
+    )
+    def test_more_http_statuses(self, status: int, expected: ErrorType) -> None:
+        """409/412/451 will not change on retry; 415/416/431 are malformed requests."""
+        assert classify_error(_exc("other.HTTPError", "nothing", code=status)) is expected
+
+    def test_conflict_that_says_try_again_is_transient(self) -> None:
+        """A 409 whose text says to try again (S3 OperationAborted) is TRANSIENT."""
+        exc = _exc("other.HTTPError", "conflicting operation in progress. Please try again.")
+        exc.code = 409  # type: ignore[attr-defined]
+        assert classify_error(exc) is T
+
+    def test_status_outranks_class_name_words(self) -> None:
+        """websockets' InvalidStatus says 'Invalid' for any status: the status decides."""
+        for status, expected in ((403, P), (503, T), (400, V)):
+            exc = _exc("websockets.exceptions.InvalidStatus", "rejected", code=status)
+            assert classify_error(exc) is expected
+        assert classify_error(_exc("websockets.exceptions.InvalidStatus", "rejected")) is V
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "Cannot operate on a closed cursor.",
+            "Connection Error: Connection already closed!",
+            "This session is closed",
+            "Cannot use MongoClient after close",
+        ],
+    )
+    def test_closed_handle_is_permanent(self, text: str) -> None:
+        """Using a handle the program closed itself is a bug a retry repeats."""
+        assert classify_error(None, text) is P
+
+    def test_server_closing_the_connection_stays_transient(self) -> None:
+        """The closed-handle wording does not swallow a server that closed the connection."""
+        assert classify_error(None, "Connection closed by server.") is T
+        assert classify_error(None, "server closed the connection unexpectedly") is T
+
+    def test_kafka_not_enough_replicas(self) -> None:
+        """Too few in-sync replicas clears once they catch up, in any client's wording."""
+        assert classify_error(None, "Broker: Not enough in-sync replicas") is T
+        assert (
+            classify_error(None, "org.apache.kafka.common.errors.NotEnoughReplicasException") is T
+        )
+
+    @pytest.mark.parametrize(
+        ("qualified", "expected"),
+        [
+            ("jinja2.exceptions.UndefinedError", V),
+            ("sqlalchemy.exc.NoResultFound", P),
+            ("sqlalchemy.exc.ResourceClosedError", P),
+            ("paramiko.ssh_exception.IncompatiblePeer", P),
+            ("botocore.errorfactory.InvalidObjectState", P),
+            ("botocore.errorfactory.BucketAlreadyOwnedByYou", P),
+            ("http.client.BadStatusLine", P),
+            ("http.client.IncompleteRead", T),
+            ("zlib.error", V),
+            ("configparser.Error", V),
+        ],
+    )
+    def test_second_pass_names(self, qualified: str, expected: ErrorType) -> None:
+        """Class-name words and stdlib types added in the second pass."""
+        assert classify_error(_exc(qualified, "text that says nothing")) is expected

@@ -16,7 +16,7 @@ from error_corpus_servers import _my, _my_table, _pg, _pg_table, _redis, _redis_
 H = "holdout"
 
 
-# -- PostgreSQL 15 via psycopg2 ----------------------------------------------------------------
+# -- PostgreSQL 15 via psycopg2 -------------------------------------------------------------------
 for _label, _what, _sql in (
     (V, "INSERT with more values than columns", "insert into customers (id) values (2, 3)"),
     (V, "square root of a negative number", "select sqrt(-1)"),
@@ -69,7 +69,7 @@ def pg_admin_terminate() -> object:
     return victim.cursor().execute("select 1")
 
 
-# -- MariaDB 10.11 via pymysql -----------------------------------------------------------------
+# -- MariaDB 10.11 via pymysql --------------------------------------------------------------------
 for _label, _what, _sql in (
     (P, "DROP TABLE of an unknown table", "drop table no_such"),
     (P, "CREATE DATABASE that exists", "create database ps16"),
@@ -103,7 +103,7 @@ def my_statement_time() -> object:
     return cur.execute("select sleep(2) from (select 1 union select 2) t")
 
 
-# -- Redis 7.0 via redis-py --------------------------------------------------------------------
+# -- Redis 7.0 via redis-py -----------------------------------------------------------------------
 def _redis_call(*command: object, setup: tuple[tuple[object, ...], ...] = ()) -> object:
     with _redis_server() as port:
         client = _redis(port)
@@ -113,15 +113,35 @@ def _redis_call(*command: object, setup: tuple[tuple[object, ...], ...] = ()) ->
 
 
 for _label, _what, _command, _setup in (
-    (V, "HINCRBYFLOAT on a non-float field", ("hincrbyfloat", "h", "f", 1), (("hset", "h", "f", "x"),)),
+    (
+        V,
+        "HINCRBYFLOAT on a non-float field",
+        ("hincrbyfloat", "h", "f", 1),
+        (("hset", "h", "f", "x"),),
+    ),
     (V, "ZADD with a score that is not a float", ("zadd", "z", "abc", "m"), ()),
     (V, "CONFIG SET of an unknown option", ("config", "set", "nope", "1"), ()),
     (V, "SETRANGE with a negative offset", ("setrange", "k", -1, "x"), ()),
-    (V, "EVAL of a script that calls an unknown command", ("eval", "return redis.call('nope')", 0), ()),
+    (
+        V,
+        "EVAL of a script that calls an unknown command",
+        ("eval", "return redis.call('nope')", 0),
+        (),
+    ),
     (V, "EVAL of a script that does not compile", ("eval", "return (", 0), ()),
     (V, "XADD with the ID 0-0", ("xadd", "s", "0-0", "f", "v"), ()),
-    (P, "XGROUP CREATE of a group that exists", ("xgroup", "create", "s", "g", "$"), (("xadd", "s", "*", "f", "v"), ("xgroup", "create", "s", "g", "$"))),
-    (P, "XREADGROUP on a group that does not exist", ("xreadgroup", "group", "g", "c", "streams", "s", ">"), (("xadd", "s", "*", "f", "v"),)),
+    (
+        P,
+        "XGROUP CREATE of a group that exists",
+        ("xgroup", "create", "s", "g", "$"),
+        (("xadd", "s", "*", "f", "v"), ("xgroup", "create", "s", "g", "$")),
+    ),
+    (
+        P,
+        "XREADGROUP on a group that does not exist",
+        ("xreadgroup", "group", "g", "c", "streams", "s", ">"),
+        (("xadd", "s", "*", "f", "v"),),
+    ),
 ):
     case(_label, "redis", "redis", f"Redis 7.0: {_what}", H)(
         lambda _c=_command, _s=_setup: _redis_call(*_c, setup=_s)
@@ -137,7 +157,7 @@ def rs_acl_key() -> object:
         return redis.Redis(port=port, username="etl", password="pw").get("secret")
 
 
-# -- HTTP clients against a scripted 127.0.0.1 server -----------------------------------------
+# -- HTTP clients against a scripted 127.0.0.1 server ---------------------------------------------
 def _requests(status: int, **kwargs: object) -> object:
     import requests
 
@@ -193,17 +213,16 @@ def _aiohttp(status: int, json: bool = False) -> object:
     import aiohttp
 
     async def go(url: str) -> object:
-        async with aiohttp.ClientSession() as session:
-            async with session.get(url) as resp:
-                if json:
-                    return await resp.json()
-                return resp.raise_for_status()
+        async with aiohttp.ClientSession() as session, session.get(url) as resp:
+            if json:
+                return await resp.json()
+            return resp.raise_for_status()
 
     with http_server(status, body=b"<html></html>", content_type="text/html") as url:
         return asyncio.run(go(url))
 
 
-# -- botocore against a scripted S3 endpoint ----------------------------------------------------
+# -- botocore against a scripted S3 endpoint ------------------------------------------------------
 def _s3_error(status: int, code: str, message: str, call: str = "get_object") -> object:
     import boto3
     from botocore.config import Config
@@ -227,13 +246,51 @@ def _s3_error(status: int, code: str, message: str, call: str = "get_object") ->
 
 
 for _label, _status, _code, _message, _call in (
-    (P, 403, "InvalidObjectState", "The operation is not valid for the object's storage class", "get_object"),
-    (P, 409, "BucketAlreadyOwnedByYou", "Your previous request to create the named bucket succeeded and you already own it.", "create_bucket"),
-    (P, 403, "RequestTimeTooSkewed", "The difference between the request time and the current time is too large.", "get_object"),
+    (
+        P,
+        403,
+        "InvalidObjectState",
+        "The operation is not valid for the object's storage class",
+        "get_object",
+    ),
+    (
+        P,
+        409,
+        "BucketAlreadyOwnedByYou",
+        "Your previous request to create the named bucket succeeded and you already own it.",
+        "create_bucket",
+    ),
+    (
+        P,
+        403,
+        "RequestTimeTooSkewed",
+        "The difference between the request time and the current time is too large.",
+        "get_object",
+    ),
     (V, 416, "InvalidRange", "The requested range is not satisfiable", "get_object"),
-    (T, 409, "OperationAborted", "A conflicting conditional operation is currently in progress against this resource. Please try again.", "create_bucket"),
-    (P, 400, "TooManyBuckets", "You have attempted to create more buckets than allowed", "create_bucket"),
-    (P, 403, "AccountProblem", "There is a problem with your AWS account that prevents the operation from completing successfully.", "get_object"),
+    (
+        T,
+        409,
+        "OperationAborted",
+        "A conflicting conditional operation is currently in progress against this resource. "
+        "Please try again.",
+        "create_bucket",
+    ),
+    (
+        P,
+        400,
+        "TooManyBuckets",
+        "You have attempted to create more buckets than allowed",
+        "create_bucket",
+    ),
+    (
+        P,
+        403,
+        "AccountProblem",
+        "There is a problem with your AWS account that prevents the operation from completing "
+        "successfully.",
+        "get_object",
+    ),
     (V, 400, "InvalidArgument", "Invalid Argument", "get_object"),
 ):
     case(_label, "botocore", "botocore", f"botocore S3 error {_code} ({_status})", H)(
@@ -241,7 +298,7 @@ for _label, _status, _code, _message, _call in (
     )
 
 
-# -- SQLAlchemy --------------------------------------------------------------------------------
+# -- SQLAlchemy -----------------------------------------------------------------------------------
 def _sa_sqlite() -> object:
     import sqlalchemy as sa
 
@@ -295,7 +352,10 @@ def sa_pool_timeout() -> object:
     import sqlalchemy as sa
 
     engine = sa.create_engine(
-        "sqlite:////tmp/s16/pool.db", pool_size=1, max_overflow=0, pool_timeout=0.1,
+        "sqlite:////tmp/s16/pool.db",
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=0.1,
         poolclass=sa.pool.QueuePool,
     )
     held = engine.connect()
@@ -313,7 +373,7 @@ def sa_refused() -> object:
     return sa.create_engine(url).connect()
 
 
-# -- pyarrow -----------------------------------------------------------------------------------
+# -- pyarrow --------------------------------------------------------------------------------------
 @case(V, "arrow", "pyarrow", "pyarrow: pa.array of mixed int and str", H)
 def pa_mixed() -> object:
     import pyarrow as pa
@@ -357,7 +417,7 @@ def pa_missing() -> object:
     return pq.read_table("/nonexistent/orders.parquet")
 
 
-# -- pydantic / jsonschema ---------------------------------------------------------------------
+# -- pydantic / jsonschema ------------------------------------------------------------------------
 @case(V, "validation", "pydantic", "pydantic: int field given 'abc'", H)
 def pyd_int() -> object:
     import pydantic
@@ -385,7 +445,7 @@ def js_required() -> object:
     return jsonschema.validate({"a": 1}, {"type": "object", "required": ["b"]})
 
 
-# -- sqlite3 (result codes) --------------------------------------------------------------------
+# -- sqlite3 (result codes) -----------------------------------------------------------------------
 def _sq(*statements: str, strict: bool = False) -> object:
     db = sqlite3.connect(":memory:", isolation_level=None)
     db.execute("create table t (a integer, b text)" + (" strict" if strict else ""))
@@ -396,8 +456,18 @@ def _sq(*statements: str, strict: bool = False) -> object:
 
 
 for _label, _what, _stmts, _strict in (
-    (V, "TEXT into an INTEGER column of a STRICT table", ("insert into t values ('x', 'y')",), True),
-    (P, "ATTACH of a file in a missing directory", ("attach database '/nonexistent/d/x.db' as x",), False),
+    (
+        V,
+        "TEXT into an INTEGER column of a STRICT table",
+        ("insert into t values ('x', 'y')",),
+        True,
+    ),
+    (
+        P,
+        "ATTACH of a file in a missing directory",
+        ("attach database '/nonexistent/d/x.db' as x",),
+        False,
+    ),
     (V, "json() of malformed JSON", ("select json('{bad')",), False),
     (V, "abs() of the smallest integer", ("select abs(-9223372036854775808)",), False),
     (P, "CREATE INDEX on a missing table", ("create index i on nope(a)",), False),
@@ -425,28 +495,44 @@ def sq_two() -> object:
     return sqlite3.connect(":memory:").execute("select 1; select 2")
 
 
-# -- smtplib (reply codes) against a scripted server --------------------------------------------
+# -- smtplib (reply codes) against a scripted server ----------------------------------------------
 def _smtp(replies: list[bytes]) -> object:
     import smtplib
 
     greeting = b"220 mx.example.com ESMTP\r\n"
-    with tcp_script(greeting=greeting, replies=replies) as port:
-        with contextlib.closing(smtplib.SMTP("127.0.0.1", port, timeout=3)) as smtp:
-            return smtp.sendmail("etl@example.com", ["ops@example.com"], "Subject: x\r\n\r\nbody")
+    with (
+        tcp_script(greeting=greeting, replies=replies) as port,
+        contextlib.closing(smtplib.SMTP("127.0.0.1", port, timeout=3)) as smtp,
+    ):
+        return smtp.sendmail("etl@example.com", ["ops@example.com"], "Subject: x\r\n\r\nbody")
 
 
 _EHLO = b"250-mx.example.com\r\n250 SIZE 1000\r\n"
 for _label, _what, _replies in (
     (T, "450 on RCPT TO", [_EHLO, b"250 ok\r\n", b"450 4.2.0 Mailbox busy, try later\r\n"]),
-    (P, "552 on DATA", [_EHLO, b"250 ok\r\n", b"250 ok\r\n", b"552 5.3.4 Message size exceeds fixed limit\r\n"]),
+    (
+        P,
+        "552 on DATA",
+        [_EHLO, b"250 ok\r\n", b"250 ok\r\n", b"552 5.3.4 Message size exceeds fixed limit\r\n"],
+    ),
     (P, "530 on MAIL FROM", [_EHLO, b"530 5.7.0 Authentication required\r\n"]),
-    (T, "451 after the message body", [_EHLO, b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"451 4.3.0 Local error in processing\r\n"]),
+    (
+        T,
+        "451 after the message body",
+        [
+            _EHLO,
+            b"250 ok\r\n",
+            b"250 ok\r\n",
+            b"354 go\r\n",
+            b"451 4.3.0 Local error in processing\r\n",
+        ],
+    ),
     (V, "501 on MAIL FROM", [_EHLO, b"501 5.1.7 Bad sender address syntax\r\n"]),
 ):
     case(_label, "smtp", "python", f"smtplib: {_what}", H)(lambda _r=_replies: _smtp(_r))
 
 
-# -- stdlib modules the table names --------------------------------------------------------------
+# -- stdlib modules the table names ---------------------------------------------------------------
 @case(P, "stdlib", "python", "csv: a field larger than field_size_limit", H)
 def csv_too_large() -> object:
     import csv
@@ -496,9 +582,24 @@ def ssl_self_signed() -> object:
     import threading
 
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-         "-keyout", "/tmp/s16/key.pem", "-out", "/tmp/s16/cert.pem", "-days", "1"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "/tmp/s16/key.pem",
+            "-out",
+            "/tmp/s16/cert.pem",
+            "-days",
+            "1",
+        ],
+        check=True,
+        capture_output=True,
     )
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_ctx.load_cert_chain("/tmp/s16/cert.pem", "/tmp/s16/key.pem")

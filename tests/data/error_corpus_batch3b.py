@@ -151,7 +151,7 @@ def duck_parquet() -> object:
     return duckdb.sql("select * from read_parquet('/tmp/s16/orders.csv')").fetchall()
 
 
-# -- ftplib / poplib / imaplib against scripted servers ---------------------------------------------
+# -- ftplib / poplib / imaplib against scripted servers -------------------------------------------
 def _ftp(reply: bytes, command: str = "RETR orders.csv") -> object:
     import ftplib
 
@@ -190,7 +190,7 @@ case(T, "mail", "python", "poplib: -ERR [SYS/TEMP] on PASS", G)(
 )
 
 
-# -- http.client --------------------------------------------------------------------------------
+# -- http.client ----------------------------------------------------------------------------------
 def _http_client(reply: bytes) -> object:
     import http.client
 
@@ -215,7 +215,7 @@ def http_bad_port() -> object:
     return http.client.HTTPConnection("warehouse.internal:abc")
 
 
-# -- stdlib modules the table does not name ------------------------------------------------------
+# -- stdlib modules the table does not name -------------------------------------------------------
 @case(V, "stdlib", "python", "tomllib: a key defined twice", G)
 def toml_dup() -> object:
     import tomllib
@@ -380,7 +380,7 @@ def jinja_missing() -> object:
     return jinja2.Environment(loader=jinja2.DictLoader({})).get_template("orders.sql")
 
 
-# -- cryptography / packaging / dateutil / jmespath / idna ---------------------------------------
+# -- cryptography / packaging / dateutil / jmespath / idna ----------------------------------------
 @case(P, "crypto", "cryptography", "cryptography: Fernet.decrypt of a token for another key", G)
 def fernet_token() -> object:
     from cryptography.fernet import Fernet
@@ -400,7 +400,9 @@ def fernet_key() -> object:
 def pem_garbage() -> object:
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-    return load_pem_private_key(b"-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\n", None)
+    return load_pem_private_key(
+        b"-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\n", None
+    )
 
 
 @case(V, "packaging", "packaging", "packaging: Version of a malformed version", G)
@@ -438,7 +440,7 @@ def idna_long() -> object:
     return idna.encode("a" * 64 + ".example.com")
 
 
-# -- grpc ------------------------------------------------------------------------------------------
+# -- grpc -----------------------------------------------------------------------------------------
 def _grpc(port: int, timeout: float) -> object:
     import grpc
 
@@ -458,7 +460,7 @@ def grpc_deadline() -> object:
         return _grpc(port, 0.3)
 
 
-# -- websockets -------------------------------------------------------------------------------------
+# -- websockets -----------------------------------------------------------------------------------
 def _ws(uri: str) -> object:
     from websockets.sync.client import connect
 
@@ -485,7 +487,7 @@ def _ws_status(status: int) -> object:
         return _ws(f"ws://127.0.0.1:{port}/feed")
 
 
-# -- pg8000 against PostgreSQL 15 -------------------------------------------------------------------
+# -- pg8000 against PostgreSQL 15 -----------------------------------------------------------------
 def _pg8000(**overrides: object) -> object:
     import pg8000
 
@@ -528,6 +530,4 @@ for _label, _what, _stmts in (
 case(P, "pg8000", "pg8000", "pg8000 + PostgreSQL 15: wrong password", G)(
     lambda: _pg8000(password="wrong")
 )
-case(T, "pg8000", "pg8000", "pg8000: connection refused", G)(
-    lambda: _pg8000(port=refused_port())
-)
+case(T, "pg8000", "pg8000", "pg8000: connection refused", G)(lambda: _pg8000(port=refused_port()))
