@@ -10,6 +10,7 @@ import contextlib
 import errno as _errno
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 from classifier._lazyre import lazy
 
@@ -104,6 +105,14 @@ def _absent_on(cls: type) -> frozenset[str]:
     return absent
 
 
+def _cached(table: dict[type, Any], cls: type) -> Any:
+    """table[cls], or None when absent or when the class is unhashable (an odd metaclass)."""
+    try:
+        return table.get(cls)
+    except TypeError:
+        return None
+
+
 # Every exception has these; they carry no signal of their own.
 _TRIVIAL = frozenset({"args", "__cause__", "__context__"})
 _PLAIN_ARGS = (str, bytes, int, float, type(None), BaseException, dict, list, tuple)
@@ -117,9 +126,9 @@ def has_signals(exc: BaseException) -> bool:
     classify_error within its budget of a few microseconds.
     """
     cls = type(exc)
-    rich = _RICH.get(cls)
+    rich = _cached(_RICH, cls)
     if rich is None:
-        absent = _ABSENT.get(cls)
+        absent = _cached(_ABSENT, cls)
         if absent is None:
             absent = _absent_on(cls)
         rich = bool(_CANDIDATES - absent - _TRIVIAL)
@@ -136,7 +145,7 @@ def has_signals(exc: BaseException) -> bool:
 def attr(obj: object, name: str) -> object:
     """getattr that survives properties which raise, and skips names the object cannot have."""
     cls = type(obj)
-    absent = _ABSENT.get(cls)
+    absent = _cached(_ABSENT, cls)
     if absent is None:
         absent = _absent_on(cls)
     if name in absent:

@@ -173,3 +173,31 @@ class TestPathsAreNotAwsSecrets:
     def test_a_secret_with_slashes_is_still_masked(self) -> None:
         """AWS's documented example secret (capitals, digits, slashes) is masked."""
         assert "wJalrXUtnFEMI" not in redact("key wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY end")
+
+
+class TestAwsSecretShapes:
+    """Which 40-character runs _mask_if_secret_like masks (each clause has its own case)."""
+
+    @pytest.mark.parametrize(
+        "token",
+        [
+            "wJalrXUtnFEMIK7MDENGbPxRfiCY1EXAMPLEKEY2",  # mixed case and digits, no / or +
+            "abcdefghij+klmnopqrstuvwxyzabcdefghijklm",  # lower case with a plus
+            "abcdefghij/klmnopqrstuvwxyzabcdefghijklm",  # lower case with a slash inside
+        ],
+    )
+    def test_random_looking_runs_are_masked(self, token: str) -> None:
+        """A run with mixed case and digits, or with '/' or '+', is a secret."""
+        assert len(token) == 40
+        assert token not in redact(f"aws_secret {token} end")
+
+    def test_plain_lower_case_word_run_is_kept(self) -> None:
+        """Forty lower-case letters with no digit, '/' or '+' are not a secret."""
+        token = "abcdefghijklmnopqrstuvwxyzabcdefghijklmn"
+        assert token in redact(f"column {token} end")
+
+    def test_undecodable_bytes_are_redacted_not_rejected(self) -> None:
+        """Bytes that are not UTF-8 are decoded leniently and still masked."""
+        out = redact(b"\xff\xfe password=hunter2 end")  # type: ignore[arg-type]
+        assert "hunter2" not in out
+        assert out.endswith("end")

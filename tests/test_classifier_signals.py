@@ -594,3 +594,30 @@ class TestSecondPass:
     def test_second_pass_names(self, qualified: str, expected: ErrorType) -> None:
         """Class-name words and stdlib types added in the second pass."""
         assert classify_error(_exc(qualified, "text that says nothing")) is expected
+
+
+class TestUnhashableClasses:
+    """The per-class caches never break classification."""
+
+    def test_unhashable_metaclass_still_classifies(self) -> None:
+        """A class whose metaclass is unhashable is read, twice, without a cache."""
+        meta = type("Meta", (type,), {"__hash__": None, "__eq__": lambda a, b: a is b})
+        cls = meta("Err", (Exception,), {"__module__": "lib"})
+        for _ in range(2):
+            exc = cls("nothing to see")
+            exc.status_code = 503
+            assert classify_error(exc) is T
+
+    def test_cached_class_is_read_again(self) -> None:
+        """The second exception of a class with signals is classified like the first."""
+        cls = stand_in_class("lib.Thing")
+        for status, expected in ((503, T), (404, P), (503, T)):
+            exc = cls("nothing to see")
+            exc.status_code = status  # type: ignore[attr-defined]
+            assert classify_error(exc) is expected
+
+    def test_status_only_on_response_status(self) -> None:
+        """aiohttp-style responses carry the code in .status."""
+        exc = _exc("lib.ClientError", "nothing to see")
+        exc.response = type("R", (), {"status": 503})()  # type: ignore[attr-defined]
+        assert classify_error(exc) is T
