@@ -201,3 +201,26 @@ class TestAwsSecretShapes:
         out = redact(b"\xff\xfe password=hunter2 end")  # type: ignore[arg-type]
         assert "hunter2" not in out
         assert out.endswith("end")
+
+
+class TestExactShapes:
+    """What survives around each mask: the context a reader needs, and nothing of the secret."""
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("got token Bearer abc123def456 in body", "got token Bearer *** in body"),
+            ("Authorization: Bearer abc.def.ghi", "Authorization: Bearer ***"),
+            ("Authorization: abcdef123456", "Authorization: ***"),
+            ("authorization=abcdef123456", "authorization=***"),
+            ("GET /x?token=abc123&y=1", "GET /x?token=***&y=1"),
+            ("-----BEGIN PRIVATE KEY-----\nMIIEabc", "-----BEGIN PRIVATE KEY-----***"),
+            (
+                "-----BEGIN RSA PRIVATE KEY-----\nMIIEabc\n-----END RSA PRIVATE KEY----- tail",
+                "-----BEGIN RSA PRIVATE KEY-----***-----END RSA PRIVATE KEY----- tail",
+            ),
+        ],
+    )
+    def test_exact_output(self, text: str, expected: str) -> None:
+        """The header name, scheme word, parameter name and PEM armour are kept verbatim."""
+        assert redact(text) == expected
