@@ -42,6 +42,12 @@ from tests.strategies.errors import build_exception, exceptions, family, load_co
 
 LABEL_FLOOR = 0.95
 RETRY_FLOOR = 0.99
+# Which parts are still blind: printed next to the figures so nobody reads a tuned part as one.
+BATCH_3_NOTE = (
+    "\nbatch-3: measured blind once with the rules frozen at 73bf9a8 (labels 0.719, retry "
+    "0.972; named libraries 0.726 / 0.972, never-named 0.708 / 0.972); the rules were tuned "
+    "after that, so the batch-3 figures below are NOT blind. Batches 1-2 are not blind either."
+)
 
 
 def _verdict(entry: dict[str, Any]) -> ErrorType:
@@ -124,6 +130,7 @@ class TestCorpus:
                 _accuracy([e for e in corpus if split(e) == name], name)
             _accuracy([e for e in corpus if split(e) != "tune"], "all-held-out")
             _accuracy([e for e in corpus if e.get("batch") == 2], "held-out-batch-2")
+            print(BATCH_3_NOTE)
             _batch_report([e for e in corpus if e.get("batch") == 3], "batch-3")
         assert label_acc >= LABEL_FLOOR
         assert retry_acc >= RETRY_FLOOR
