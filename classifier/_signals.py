@@ -39,7 +39,6 @@ _IN_TEXT = lazy(
     r"|\bcode=(_?[a-z][a-z_]{2,40}),val=-?\d"  # confluent-kafka KafkaError{code=...}
     r"|\breason: ?([a-z][a-z]{5,40})\b"  # Google "reason: bytesBilledLimitExceeded"
 )
-_TEXT_MARKERS = ("an error occurred (", "sqlstate", "[errno", "code=", "reason:")
 _MYSQL_IN_TEXT = lazy(r"(?:^|\) )\((\d{4}), ['\"]|\berror (\d{4}) \([0-9a-z]{5}\)|^(\d{4}) \(")
 _SNOWFLAKE_IN_TEXT = lazy(r"^(\d{6}) \(([0-9a-z]{5})\):")
 
@@ -291,7 +290,14 @@ def _service_codes(exc: BaseException) -> Iterator[Code]:
 def message_codes(lowered: str, raw: str, exc: BaseException | None) -> Iterator[Code]:
     """Codes quoted in the text: botocore, SQLSTATE, [Errno N], KafkaError{code=..}, MySQL."""
     head = lowered[:4096]
-    if any(marker in head for marker in _TEXT_MARKERS):  # substring tests are ~50x cheaper
+    # Substring tests are ~50x cheaper than the regex; spelled out, not any(), to skip a generator.
+    if (
+        "sqlstate" in head
+        or "[errno" in head
+        or "an error occurred (" in head
+        or "code=" in head
+        or "reason:" in head
+    ):
         for match in _IN_TEXT.finditer(head):
             service, sqlstate, number, kafka, reason = match.groups()
             if service or reason:

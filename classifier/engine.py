@@ -65,11 +65,13 @@ def _verdict(
     exception: BaseException | None, error_message: object
 ) -> tuple[ErrorType, Rule | None]:
     """Levels 1-4, then the library's retry flag and the weak class names (levels 5-6)."""
-    rule = _decide(exception, message_text(exception, error_message))
     if not isinstance(exception, BaseException):
+        rule = _decide(None, message_text(None, error_message))
         return (rule.error_type, rule) if rule is not None else (ErrorType.UNKNOWN, None)
+    rich = has_signals(exception)  # once per call: _decide and the flag below both need it
+    rule = _decide(exception, message_text(exception, error_message), rich)
     verdict = rule.error_type if rule is not None else _from_chain(exception)
-    flag = retry_flag(exception, RETRY_FLAG.attributes) if has_signals(exception) else None
+    flag = retry_flag(exception, RETRY_FLAG.attributes) if rich else None
     if flag is True and verdict not in RETRYABLE:
         return RETRY_FLAG.error_type, RETRY_FLAG  # the library knows its own errors best
     if verdict is not ErrorType.UNKNOWN:
@@ -82,10 +84,11 @@ def _verdict(
     return ErrorType.UNKNOWN, None
 
 
-def _decide(exception: BaseException | None, text: str) -> Rule | None:
-    """Levels 1-3 for one exception and its message text."""
+def _decide(exception: BaseException | None, text: str, rich: bool | None = None) -> Rule | None:
+    """Levels 1-3 for one exception and its message text (rich: has_signals, if known)."""
     lowered = text.lower()
-    rich = isinstance(exception, BaseException) and has_signals(exception)
+    if rich is None:
+        rich = isinstance(exception, BaseException) and has_signals(exception)
     code_rule = _code_rule(exception, rich, lowered, text)
     if code_rule is not None:
         return code_rule
