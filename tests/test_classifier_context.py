@@ -146,3 +146,16 @@ class TestCreateErrorContext:
         json.dumps(ctx, allow_nan=False)
         assert set(ctx) == SEED_KEYS
         assert ctx["stack_trace_truncated"] is None or len(ctx["stack_trace_truncated"]) <= 2000
+
+
+class TestQualifiedName:
+    """error_class names the exception's real home."""
+
+    def test_library_class_keeps_its_module(self) -> None:
+        """A library exception is named module.qualname, not as a builtin."""
+        from classifier.context import qualified_name
+
+        cls = type("Err", (Exception,), {"__module__": "lib.errors", "__qualname__": "Outer.Err"})
+        assert qualified_name(cls("x")) == "lib.errors.Outer.Err"
+        assert qualified_name(ValueError("x")) == "builtins.ValueError"
+        assert qualified_name(None) is None

@@ -621,3 +621,17 @@ class TestUnhashableClasses:
         exc = _exc("lib.ClientError", "nothing to see")
         exc.response = type("R", (), {"status": 503})()  # type: ignore[attr-defined]
         assert classify_error(exc) is T
+
+
+class TestErrnoAttribute:
+    """The errno attribute decides even when the text does not quote it."""
+
+    def test_errno_without_text(self) -> None:
+        """An OSError subclass with errno ECONNREFUSED and a bland message is TRANSIENT."""
+        import errno
+
+        exc = stand_in_class("lib.Oops", (OSError,))("nothing to see")
+        exc.errno = errno.ECONNREFUSED  # type: ignore[attr-defined]
+        assert classify_error(exc) is T
+        exc.errno = errno.ENOENT  # type: ignore[attr-defined]
+        assert classify_error(exc) is P
