@@ -159,3 +159,24 @@ class TestQualifiedName:
         assert qualified_name(cls("x")) == "lib.errors.Outer.Err"
         assert qualified_name(ValueError("x")) == "builtins.ValueError"
         assert qualified_name(None) is None
+
+
+class TestBounds:
+    """retry_count and the message bound, which mutation testing found untested."""
+
+    def test_retry_count_is_clamped_to_a_natural_number(self) -> None:
+        """A negative or non-integer retry_count is stored as 0; the default is 0."""
+        exc = ValueError("x")
+        assert create_error_context(exc, "load")["retry_count"] == 0
+        assert create_error_context(exc, "load", retry_count=-3)["retry_count"] == 0
+        assert create_error_context(exc, "load", retry_count=0)["retry_count"] == 0
+        assert create_error_context(exc, "load", retry_count=2)["retry_count"] == 2
+
+    def test_long_message_keeps_its_full_bound_and_masks_a_straddling_secret(self) -> None:
+        """A secret that straddles the cut is masked whole, and the message keeps its bound."""
+        from classifier.context import MAX_MESSAGE_CHARS
+
+        text = "x" * (MAX_MESSAGE_CHARS - 12) + " password=hunter2secretvalue " + "y" * 5000
+        out = create_error_context(ValueError(text), "load")["error_message"]
+        assert len(out) == MAX_MESSAGE_CHARS
+        assert "hunter" not in out
