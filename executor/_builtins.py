@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import importlib
 import math
@@ -59,6 +58,8 @@ async def slow_processor(
     context: ProcessorContext, config: Mapping[str, Any]
 ) -> dict[str, Any] | None:
     """Sleep for sleep_seconds (the seed's timeout demo), then succeed."""
+    import asyncio  # here: `pipestate validate` imports this module, not asyncio
+
     await asyncio.sleep(_number(config, "sleep_seconds", 1.0))
     return _rows(config)
 
@@ -191,6 +192,8 @@ def _check_sql(config: Mapping[str, Any]) -> None:
 @processor("generic.sql", check_config=_check_sql)
 async def sql(context: ProcessorContext, config: Mapping[str, Any]) -> dict[str, Any]:
     """Run a named query on the run's store in a thread; rows_processed is the row count."""
+    import asyncio  # here: `pipestate validate` imports this module, not asyncio
+
     if context.store is None:
         raise ValidationError(f"step {context.step_id}: generic.sql needs a store (--store)")
     from persistence.queries import run_query

@@ -11,24 +11,18 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from classifier import (
-    ErrorType,
-    RetryPolicy,
-    classify_error,
-    get_retry_delay,
-    is_retryable,
-    redact,
-)
-from classifier.engine import safe_str
+# classifier.engine (its rule tables) is imported only when a step fails: a run that succeeds
+# never classifies anything (tests/test_cold_start.py checks it stays unloaded).
+from classifier import ErrorType, RetryPolicy, get_retry_delay, is_retryable, redact
 from classifier.errors import DependencyFailure
 from executor._results import result_metadata
 from executor._threads import SyncRunner
-from executor.cancellation import CancelRequest, decode_cancel
 from executor.dag import Dag
 from executor.errors import PipelineCancelled, PipelineTimeout, StepTimeout
 from executor.processors import ProcessorContext, ProcessorSpec, get_processor
 
 if TYPE_CHECKING:
+    from executor.cancellation import CancelRequest
     from executor.config import PipelineConfig, StepConfig
     from statemachine import PipelineRun, StepRun
 
@@ -100,6 +94,9 @@ class Execution:
         try:
             await self._schedule(running)
         except asyncio.CancelledError as cancel:
+            # Imported on cancellation only: each attrs class costs a cold start ~1 ms.
+            from executor.cancellation import decode_cancel
+
             self.cancel_request = decode_cancel(cancel)
             self._abort_cancelled(running, self.cancel_request)
             await self._drain(running)
@@ -327,7 +324,7 @@ class Execution:
                 "RUNNING": f"Cancelled: step {failed} failed and fail_fast is set",
                 "RETRYING": f"Cancelled retry: step {failed} failed and fail_fast is set",
             },
-            {**CancelRequest("fail_fast").metadata(), "upstream_step": failed},
+            {**_fail_fast_metadata(), "upstream_step": failed},
         )
 
     def _abort_timeout(self, running: dict[str, asyncio.Task[None]]) -> None:
@@ -396,6 +393,8 @@ class Execution:
             sid, error, error_type = self.failures[0]
         else:  # unreachable unless a step failed without a recorded cause
             sid, error, error_type = "", RuntimeError("unknown failure"), ErrorType.UNKNOWN
+        from classifier.engine import safe_str
+
         self.run.fail(
             error,
             error_type=error_type,
@@ -413,6 +412,12 @@ class Execution:
         }
 
 
+def _fail_fast_metadata() -> dict[str, object]:
+    from executor.cancellation import CancelRequest
+
+    return CancelRequest("fail_fast").metadata()
+
+
 def _is_async(fn: Any) -> bool:
     """True for an `async def` (or a partial of one, or an object with an async __call__)."""
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
@@ -422,4 +427,6 @@ def _is_async(fn: Any) -> bool:
 
 def step_error_type(exc: BaseException) -> str:
     """Classify an exception a processor raised."""
+    from classifier.engine import classify_error
+
     return str(classify_error(exc))

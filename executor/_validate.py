@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import cattrs
 import yaml
-from cattrs.errors import (
-    ClassValidationError,
-    ForbiddenExtraKeysError,
-    IterableValidationError,
-    IterableValidationNote,
-)
 
 from classifier.errors import ValidationError
 from executor._yaml import YamlGuardError, load_guarded
 from executor.config import IDENTIFIER_RE, PipelineConfig, RetryDefaults, StepConfig
 from executor.dag import find_cycle
 from executor.params import ParamSpec, check_schema
+
+if TYPE_CHECKING:
+    import cattrs
 
 MAX_DEPTH = 50
 MAX_NODES = 100_000
@@ -60,7 +57,12 @@ def _strict(kind: type, expected: str, accept: tuple[type, ...]) -> Callable[[An
     return hook
 
 
-def _make_converter() -> cattrs.Converter:
+@functools.cache
+def converter() -> cattrs.Converter:
+    """The strict cattrs converter for configs (built on first use: cattrs is slow to import)."""
+    import cattrs
+    from cattrs.errors import IterableValidationError, IterableValidationNote
+
     conv = cattrs.Converter(forbid_extra_keys=True)
     conv.register_structure_hook(str, _strict(str, "a string", (str,)))
     conv.register_structure_hook(int, _strict(int, "an integer", (int,)))
@@ -133,10 +135,10 @@ def _make_converter() -> cattrs.Converter:
     return conv
 
 
-_CONVERTER = _make_converter()
-
-
 def _format_exception(exc: BaseException, typ: type | None) -> str:
+    import cattrs
+    from cattrs.errors import ForbiddenExtraKeysError
+
     if isinstance(exc, _TypeMismatch):
         return str(exc)
     if isinstance(exc, ForbiddenExtraKeysError):
@@ -195,15 +197,28 @@ def parse_config_bytes(data: bytes, *, source: str) -> PipelineConfig:
         raise ValidationError(f"{source}: {exc}") from None
     if not isinstance(doc, dict):
         raise ValidationError(f"{source}: expected a mapping at the top level, got {describe(doc)}")
+    from executor._fast_structure import structure
+
+    config = structure(doc)  # a well-formed config, without importing cattrs
+    if config is None:
+        config = _structure_with_cattrs(doc, source)
+    config = _with_source(config, source)
+    validate_config(config)
+    return config
+
+
+def _structure_with_cattrs(doc: dict[Any, Any], source: str) -> PipelineConfig:
+    """Structure through cattrs, turning its errors into one readable ValidationError."""
+    import cattrs
+    from cattrs.errors import ClassValidationError, IterableValidationError
+
     try:
-        config = _CONVERTER.structure(doc, PipelineConfig)
+        config: PipelineConfig = converter().structure(doc, PipelineConfig)
     except (ClassValidationError, IterableValidationError) as exc:
         problems = cattrs.transform_error(exc, "", _format_exception)
         raise ValidationError(_join(source, problems)) from None
     except _TypeMismatch as exc:
         raise ValidationError(f"{source}: {exc}") from None
-    config = _with_source(config, source)
-    validate_config(config)
     return config
 
 

@@ -65,10 +65,14 @@ class RunLease:
 
     async def run(self, work: Awaitable[None]) -> None:
         """Await `work` while holding the lease; a lost lease ends it quietly (no more rows)."""
-        self._task = asyncio.current_task()
+        self._task = task = asyncio.current_task()
         self._loop = asyncio.get_running_loop()
         self.keeper.on_lost = self._on_lost
-        await asyncio.to_thread(self.keeper.start)
+        pending = await self._start_keeper()
+        if pending is not None and task is not None:
+            # A cancel that came while the lease was being taken is delivered now, so the run
+            # goes RUNNING and ends FAILED with the cancel's rows instead of leaving none.
+            task.cancel(*pending.args)
         try:
             await work
         except asyncio.CancelledError:
@@ -77,6 +81,21 @@ class RunLease:
             self._task.uncancel()  # our own cancellation: the run ends, the caller goes on
         finally:
             await asyncio.to_thread(self.keeper.stop)
+
+    async def _start_keeper(self) -> asyncio.CancelledError | None:
+        """Take the lease in a thread; a cancel meanwhile is held (returned), not lost."""
+        starting = asyncio.ensure_future(asyncio.to_thread(self.keeper.start))
+        pending: asyncio.CancelledError | None = None
+        while not starting.done():
+            try:
+                await asyncio.shield(starting)
+            except asyncio.CancelledError as cancel:
+                if starting.cancelled() or self._task is None:
+                    raise
+                pending = pending or cancel
+                self._task.uncancel()
+        starting.result()  # a failure to take the lease propagates as before
+        return pending
 
 
 def _cancel(task: asyncio.Task[Any]) -> None:

@@ -107,8 +107,48 @@ def _ensure_loaded() -> None:
         import executor._builtins
         import executor.etl  # noqa: F401
 
-        load_plugins()
+        if plugins_may_exist():
+            load_plugins()
         _loaded = True
+
+
+def plugins_may_exist() -> bool:
+    """False only when no installed distribution declares a `pipestate.processors` entry point.
+
+    importlib.metadata costs about as much CPU as a whole 1-step `pipestate run` may take (its
+    import and a parse of every distribution's metadata). This looks where its path finder
+    looks, directories on sys.path holding *.dist-info / *.egg-info, for the group's header in
+    an entry_points.txt, and says True (so load_plugins decides) when it finds one or meets
+    anything it cannot read the same way: a zip on sys.path or another distribution finder.
+    """
+    import os
+    import sys
+    from importlib.machinery import PathFinder
+
+    for finder in sys.meta_path:
+        if hasattr(finder, "find_distributions") and finder is not PathFinder:
+            return True
+    header = f"[{ENTRY_POINT_GROUP}]"
+    for entry in sys.path:
+        root = entry or "."
+        try:
+            names = os.listdir(root)
+        except NotADirectoryError:
+            return True  # a zip archive: importlib.metadata reads inside it
+        except OSError:
+            continue  # missing or unreadable: importlib.metadata skips it too
+        egg = root.lower().endswith(".egg")
+        for name in names:
+            low = name.lower()
+            if not (low.endswith((".dist-info", ".egg-info")) or (egg and low == "egg-info")):
+                continue
+            try:
+                with open(os.path.join(root, name, "entry_points.txt"), encoding="utf-8") as fh:
+                    if header in fh.read():
+                        return True
+            except (OSError, UnicodeDecodeError):
+                continue
+    return False
 
 
 def load_plugins() -> list[str]:

@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from classifier import redact
-from classifier.engine import safe_str
 from classifier.errors import ValidationError
 from executor.config import IDENTIFIER_RE, PipelineConfig, load_pipeline_config
 from executor.params import check_values
@@ -174,6 +172,9 @@ def _pipeline_error(
         limit = execution.config.timeout_minutes
         return "TIMEOUT", f"pipeline exceeded its timeout of {limit:g} minutes"
     if failed is not None:
+        from classifier import redact
+        from classifier.engine import safe_str
+
         detail = redact(safe_str(failed[1]))
         return str(failed[2]), f"step {failed[0]}: {type(failed[1]).__name__}: {detail}"
     return "UNKNOWN", None

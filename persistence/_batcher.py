@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from classifier import ErrorType, RetryPolicy, classify_error, get_retry_delay
+from classifier import ErrorType, RetryPolicy, get_retry_delay
 from persistence._channel import Channel, Item, finished
 from persistence.settings import LoggerSettings
 from persistence.stores.base import RowError, Store, StoreError, WriteResult
@@ -59,6 +59,9 @@ def error_type_of(error: BaseException) -> ErrorType:
     """StoreError says itself whether to retry; anything else is asked of the classifier."""
     if isinstance(error, StoreError):
         return ErrorType.TRANSIENT if error.retryable else ErrorType.PERMANENT
+    # Imported on the first failed write: the classifier's rule tables cost a cold start.
+    from classifier.engine import classify_error
+
     return classify_error(error)
 
 

@@ -23,18 +23,24 @@ _log = lazy_logger("persistence.logger")
 class WriteTicket:
     """One write in flight: when it started, and whether the store has finished it."""
 
-    __slots__ = ("done", "started")
+    __slots__ = ("done", "done_at", "started")
 
     def __init__(self, started: float) -> None:
         self.started = started
         self.done = False  # set by the writer thread as soon as the store accepted the rows
+        self.done_at = 0.0
+
+    def finish(self) -> None:
+        """The store has finished this write (called from the thread that saw it finish)."""
+        self.done_at = time.monotonic()
+        self.done = True
 
 
 def finished(tickets: Sequence[WriteTicket], write: Callable[..., Any], *args: Any) -> Any:
     """Call write(*args) (in the writer thread); mark the tickets done if it returns."""
     result = write(*args)
     for ticket in tickets:
-        ticket.done = True
+        ticket.finish()
     return result
 
 
@@ -67,6 +73,7 @@ class Channel:
         self.drops: collections.Counter[str] = collections.Counter()
         # The writes of this table in flight (started, not yet settled), oldest first.
         self._writes: collections.deque[WriteTicket] = collections.deque()
+        self._last_done = 0.0  # when the store last finished a write of this table
         self.flush_failures = 0
         self.last_flush_error: str | None = None
         self._last_warning: dict[str, float] = {}
@@ -77,10 +84,10 @@ class Channel:
 
     # -- counting -----------------------------------------------------------------------------
 
-    def submit(self) -> None:
-        """Count one row the logger has taken responsibility for."""
+    def submit(self, rows: int = 1) -> None:
+        """Count rows the logger has taken responsibility for (one by default)."""
         with self._lock:
-            self.submitted += 1
+            self.submitted += rows
 
     def settle(
         self, rows: int, *, written: int = 0, drops: Mapping[str, int] | None = None
@@ -188,17 +195,28 @@ class Channel:
     def write_ended(self, ticket: WriteTicket) -> None:
         """Note that a write is over and settled (written, given up or cancelled)."""
         self._writes.remove(ticket)
+        if ticket.done:
+            self._last_done = max(self._last_done, ticket.done_at)
 
     def stuck_for(self) -> float:
-        """Seconds the oldest unfinished write has been running (0 when none is).
+        """Seconds the store has made no progress while a write was unfinished (0 if none is).
 
-        A write the store has finished (ticket.done, set by the writer thread) does not count
-        even before the event loop has come round to settle it.
+        Progress is the oldest unfinished write's start or the last write the store finished,
+        whichever is later: a pipelined store (the writer process) with many groups in flight
+        is behind, not stuck, while it keeps finishing them. A write the store has finished
+        (ticket.done, set by the writer's thread) counts even before the event loop has come
+        round to settle it.
         """
+        progress = self._last_done
+        oldest: float | None = None
         for ticket in self._writes:
-            if not ticket.done:
-                return time.monotonic() - ticket.started
-        return 0.0
+            if ticket.done:
+                progress = max(progress, ticket.done_at)
+            elif oldest is None:
+                oldest = ticket.started
+        if oldest is None:
+            return 0.0
+        return time.monotonic() - max(oldest, progress)
 
     def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
         """Drop every parked row whose wait is over, if a write has been stuck as long."""

@@ -14,6 +14,8 @@ Batcher's (persistence._batcher).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,10 +28,12 @@ from persistence._batcher import (
     write_items,
     writer_pool,
 )
-from persistence._channel import Channel, Item, finished
+from persistence._channel import Channel, Item, WriteTicket, finished
+from persistence._derive import derive_run_rows
 from persistence.settings import LoggerSettings
-from persistence.stores.base import Store, WriteResult
+from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS, Store, WriteResult
 from statemachine._log import lazy_logger
+from statemachine.records import TransitionRecord
 
 _log = lazy_logger("persistence.logger")
 
@@ -38,9 +42,67 @@ Group = list[tuple[Channel, list[Item]]]
 # it bounds the latency a lone row pays and, measured on the 100-step chain, cuts the commits
 # (and the CPU per row) several-fold while a pipeline emits continuously.
 COMMIT_DELAY_SECONDS = 0.001
+# Groups sent to a pipelined store and not yet committed, at most (the pipe holds ~1 MiB too):
+# enough that a child slowed by fsyncs or a busy CPU never makes rows wait in this process.
+PIPELINED_GROUPS = 256
 
 
-def write_group(store: Store, parts: Sequence[tuple[str, Sequence[Item]]]) -> list[WriteResult]:
+Parts = Sequence[tuple[str, Sequence[Item]]]
+DERIVED_TABLES = (PIPELINE_RUNS, STEP_LOGS)
+
+
+def derive_parts(parts: Parts) -> tuple[list[tuple[str, list[Item]]], int]:
+    """The run and step rows the group's transition records imply, and how many failed.
+
+    Runs where the rows are written (the writer thread, or the SQLite writer process), so the
+    event loop pays nothing for them; only TransitionRecords emitted by the engine are in the
+    transitions queue as records (log_state_transition queues rows), as emit() derived before.
+    """
+    derived: dict[str, list[Item]] = {table: [] for table in DERIVED_TABLES}
+    failures = 0
+    for table, items in parts:
+        if table != STATE_TRANSITIONS:
+            continue
+        for item in items:
+            if type(item) is not TransitionRecord:
+                continue
+            try:
+                for derived_table, row in derive_run_rows(item):
+                    derived[derived_table].append(row)
+            except Exception as error:  # counted and logged; the transition itself still lands
+                failures += 1
+                _log.warning(
+                    "metadata_derive_failed",
+                    transition_id=getattr(item, "transition_id", None),
+                    error=repr(error),
+                )
+    return [(table, rows) for table, rows in derived.items() if rows], failures
+
+
+def write_group_derived(
+    store: Store, parts: Parts, derive: bool
+) -> tuple[list[WriteResult], list[tuple[str, WriteResult]], int]:
+    """write_group, plus (derive=True) the derived run/step rows in the same transaction.
+
+    Returns (one result per part, (table, result) per derived part, derive failures). A store
+    that derives on its own side (SQLiteStore's writer process: derives_rows) gets the flag.
+    """
+    if not derive:
+        return write_group(store, parts), [], 0
+    if getattr(store, "derives_rows", False):
+        results, derived, failures = store.write_many(parts, derive=True)  # type: ignore[attr-defined]
+        return results, derived, failures
+    extra, failures = derive_parts(parts)
+    results = write_group(store, [*parts, *extra])
+    own = results[: len(parts)]
+    return (
+        own,
+        [(table, r) for (table, _), r in zip(extra, results[len(parts) :], strict=True)],
+        failures,
+    )
+
+
+def write_group(store: Store, parts: Parts) -> list[WriteResult]:
     """Write each table's items, in one transaction where the store has write_many (a thread).
 
     write_many(parts) takes the items as they are from a store with write_records (SQLite),
@@ -69,8 +131,17 @@ class GroupCommitter:
         settings: LoggerSettings,
         *,
         stop_deadline: Callable[[], float | None],
+        urgent: asyncio.Event | None = None,
+        derive: Callable[[], bool] = lambda: False,
+        on_derive_failures: Callable[[int], None] = lambda count: None,
     ) -> None:
         self.channels = tuple(channels)
+        self.by_table = {channel.table: channel for channel in self.channels}
+        self.urgent = urgent  # set while flush()/stop() waits: no commit delay then
+        # derive(): write the run/step rows of the group's records too (read per commit, as
+        # run_pipeline may switch a logger's derive_run_rows on after it was built).
+        self.derive = derive
+        self.on_derive_failures = on_derive_failures
         self.store = store
         self.settings = settings
         self.stop_deadline = stop_deadline
@@ -82,14 +153,27 @@ class GroupCommitter:
         hint = int(getattr(store, "max_batch_rows", 0) or 0)
         self.max_rows = max(settings.batch_size, hint)
         self.delay = min(COMMIT_DELAY_SECONDS, settings.flush_interval_seconds)
+        # A pipelined store (SQLiteStore's writer process) takes the next group before the
+        # previous one is committed: rows leave this process within about the commit delay
+        # (a parent killed then still has them committed), the child commits them in order.
+        self.pipelined = bool(getattr(store, "pipelined", False))
+        self.slots = asyncio.Semaphore(PIPELINED_GROUPS)
+        # Sends are serialised by the pipe anyway: one thread of its own, so a full pipe never
+        # holds more than one thread (the shared writer pool serves every other store).
+        self._sender: concurrent.futures.ThreadPoolExecutor | None = None
 
     async def run(self) -> None:
         """Forever: wait for a first row in any queue, take everything ready, write it."""
         while True:
             group: Group = []
+            slot = False
             try:
+                if self.pipelined:
+                    await self.slots.acquire()
+                    slot = True
                 await self._wait_for_rows()
-                if not any(c.ready_count() >= self.max_rows for c in self.channels):
+                urgent = self.urgent is not None and self.urgent.is_set()
+                if not urgent and not any(c.ready_count() >= self.max_rows for c in self.channels):
                     # Commit delay: rows of the same burst that arrive within a millisecond
                     # share this commit (each commit rewrites its index pages to the WAL).
                     await asyncio.sleep(self.delay)
@@ -100,13 +184,20 @@ class GroupCommitter:
                         group.append((channel, batch))
                         channel.in_flight += len(batch)
             except asyncio.CancelledError:
+                if slot:
+                    self.slots.release()
                 self._settle_all(group, "shutdown")
                 raise
             if not group:  # woken by flush() or stop() with nothing queued
+                if slot:
+                    self.slots.release()
                 continue
             task = asyncio.create_task(self._flush(group))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
+            if self.pipelined:
+                task.add_done_callback(lambda _: self.slots.release())
+                continue
             try:
                 await asyncio.shield(task)  # one commit at a time: the next takes the backlog
             except asyncio.CancelledError:
@@ -132,18 +223,34 @@ class GroupCommitter:
         attempt = 0
         writes = [(channel, channel.write_started()) for channel, _ in group]
         tickets = [ticket for _, ticket in writes]
+        derive = self.derive()
         try:
             while True:
                 try:
-                    results = await asyncio.get_running_loop().run_in_executor(
-                        writer_pool(), finished, tickets, write_group, self.store, parts
-                    )
+                    if self.pipelined:
+                        results, derived, failures = await self._submit(parts, derive, tickets)
+                    else:
+                        (
+                            results,
+                            derived,
+                            failures,
+                        ) = await asyncio.get_running_loop().run_in_executor(
+                            writer_pool(),
+                            finished,
+                            tickets,
+                            write_group_derived,
+                            self.store,
+                            parts,
+                            derive,
+                        )
                     break
                 except Exception as error:
                     for channel, _ in group:
                         channel.note_failure(error)
                     delay = self._delay(error, attempt)
                     if delay is None:
+                        if derive:
+                            self._drop_derived(parts, self._reason(error))
                         self._give_up(group, error, attempt)
                         return
                     _log.info(
@@ -157,6 +264,8 @@ class GroupCommitter:
                     await asyncio.sleep(delay)
                     attempt += 1
         except asyncio.CancelledError:
+            if derive:
+                self._drop_derived(parts, "shutdown")
             self._settle_all(group, "shutdown")
             raise
         finally:
@@ -175,6 +284,68 @@ class GroupCommitter:
             channel.settle(
                 len(batch), written=len(batch) - rejected, drops={"store_rejected": rejected}
             )
+        self._settle_derived(derived, failures)
+
+    async def _submit(
+        self, parts: Parts, derive: bool, tickets: Sequence[WriteTicket]
+    ) -> tuple[list[WriteResult], list[tuple[str, WriteResult]], int]:
+        """Hand a group to a pipelined store (a thread only while its pipe is full), await it."""
+        submit = functools.partial(self.store.submit_many, parts, derive=derive)  # type: ignore[attr-defined]
+        if self._sender is None:
+            self._sender = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="pipestate-send"
+            )
+        future = await asyncio.get_running_loop().run_in_executor(self._sender, submit)
+
+        def done(finished_future: concurrent.futures.Future[Any]) -> None:
+            # The store committed the group (reader thread): not a stuck write. A failure is
+            # not progress: the retry keeps the ticket, as a thread's failed write does.
+            if finished_future.exception() is None:
+                for ticket in tickets:
+                    ticket.finish()
+
+        future.add_done_callback(done)
+        outcome: tuple[list[WriteResult], list[tuple[str, WriteResult]], int]
+        outcome = await asyncio.wrap_future(future)
+        return outcome
+
+    def _settle_derived(self, derived: list[tuple[str, WriteResult]], failures: int) -> None:
+        """Count derived rows on their tables' channels: submitted and settled in one go.
+
+        They were never queued (the writer built them from the committed records), so a
+        failed group has none to drop: its records are retried or dropped, and with them the
+        rows they imply.
+        """
+        if failures:
+            self.on_derive_failures(failures)
+        for table, result in derived:
+            channel = self.by_table[table]
+            rows = result.written + len(result.rejected)
+            for row_error in result.rejected:
+                _log.warning(
+                    "metadata_row_rejected",
+                    table=table,
+                    row_id=row_error.row_id,
+                    error=row_error.message,
+                )
+            channel.submit(rows)
+            channel.settle(
+                rows, written=result.written, drops={"store_rejected": len(result.rejected)}
+            )
+
+    def _drop_derived(self, parts: Parts, reason: str) -> None:
+        """Count the run/step rows a dropped group implied as dropped too (rare path)."""
+        extra, _ = derive_parts(parts)
+        for table, rows in extra:
+            channel = self.by_table[table]
+            channel.submit(len(rows))
+            channel.settle(len(rows), drops={reason: len(rows)})
+
+    @staticmethod
+    def _reason(error: BaseException) -> str:
+        """The drop reason of a write given up on: store_rejected or store_unavailable."""
+        permanent = error_type_of(error) not in (ErrorType.TRANSIENT, ErrorType.TIMEOUT)
+        return "store_rejected" if permanent else "store_unavailable"
 
     def _settle_all(self, group: Group, reason: str) -> None:
         """Count every row of a group as dropped for `reason` (a cancelled or failed write)."""
@@ -196,8 +367,7 @@ class GroupCommitter:
 
     def _give_up(self, group: Group, error: BaseException, attempts: int) -> None:
         """Drop a group the store would not take, counted by reason, with one warning."""
-        permanent = error_type_of(error) not in (ErrorType.TRANSIENT, ErrorType.TIMEOUT)
-        reason = "store_rejected" if permanent else "store_unavailable"
+        reason = self._reason(error)
         _log.warning(
             "metadata_flush_failed",
             tables=[channel.table for channel, _ in group],

@@ -15,7 +15,8 @@ from typing import Any
 
 import attrs
 
-from persistence.stores.base import ID_COLUMNS, StoreError
+from persistence._writer_process import register_sqlite_user
+from persistence.stores.base import ID_COLUMNS, StoreError, WriteResult
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -133,6 +134,7 @@ class OutboxDB:
         self._synchronous = synchronous
         self._max_bytes = max_bytes
         self._lock = threading.Lock()
+        register_sqlite_user(self)  # a writer fork waits until no call here is in SQLite
         self._conn: sqlite3.Connection | None = None
         self._closed = False
 
@@ -358,3 +360,30 @@ class OutboxDB:
             )
         keys = ("seq", "table_name", "row_id", "attempts", "error", "failed_at")
         return [dict(zip(keys, values, strict=True)) for values in found]
+
+
+class OutboxFile:
+    """The writer process's side of an outbox: commits groups of rows to the file."""
+
+    def __init__(self, path: str, synchronous: str, max_bytes: int | None) -> None:
+        self._db = OutboxDB(path, synchronous=synchronous, max_bytes=max_bytes)
+
+    def write_many(
+        self, parts: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]
+    ) -> list[WriteResult]:
+        """Enqueue every table's rows in one commit."""
+        if any(rows for _, rows in parts):
+            self._db.enqueue_many(parts)
+        return [WriteResult(written=len(rows)) for _, rows in parts]
+
+    def write_batch(self, table: str, rows: Sequence[Mapping[str, Any]]) -> WriteResult:
+        """One table's rows (the Store protocol)."""
+        return self.write_many([(table, rows)])[0]
+
+    def query(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Not used in the writer process."""
+        raise StoreError("the outbox writer process runs no queries", retryable=False)
+
+    def close(self) -> None:
+        """Close the file."""
+        self._db.close()

@@ -63,6 +63,9 @@ class MetadataLogger(SeedLoggingAPI):
         # tables as the CLI, while records emitted by hand stay transitions only.
         self.derive_run_rows = derive_run_rows
         self.derive_failures = 0
+        # A group-commit store gets the records only: the writer derives their run/step rows
+        # in the same transaction (persistence._group_commit.derive_parts), off the event loop.
+        self._writer_derives = bool(getattr(store, "group_commit", False))
         self.settings = settings if settings is not None else LoggerSettings.from_env()
         self.org_slug = org_slug
         self.channels = {
@@ -111,6 +114,9 @@ class MetadataLogger(SeedLoggingAPI):
                 self.store,
                 self.settings,
                 stop_deadline=lambda: self._stop_deadline,
+                urgent=self._urgent,
+                derive=lambda: bool(self.derive_run_rows),
+                on_derive_failures=self._count_derive_failures,
             )
             self._batchers.append(committer)
             self._runners.append(
@@ -238,8 +244,14 @@ class MetadataLogger(SeedLoggingAPI):
             self._submit(self.channels[STATE_TRANSITIONS], record)
         except Exception:  # logging must never break a transition
             _log.exception("metadata_emit_failed")
-        if self.derive_run_rows:
+        if self.derive_run_rows and (
+            not self._writer_derives or type(record) is not TransitionRecord
+        ):
             self._emit_derived(record)
+
+    def _count_derive_failures(self, count: int) -> None:
+        """Add failures of the writer's derivation to derive_failures."""
+        self.derive_failures += count
 
     def _emit_derived(self, record: TransitionRecord) -> None:
         """Queue the run/step rows a record implies; a failure is counted and logged only."""
@@ -326,6 +338,9 @@ class MetadataLogger(SeedLoggingAPI):
                 if isinstance(fields.get(key), dict):
                     fields[key] = scrub_metadata(fields[key])
             item = build(**fields)
+            if self._writer_derives and isinstance(item, TransitionRecord):
+                # Only emitted records imply run/step rows; the writer derives from records.
+                item = item.to_row()
         except Exception as error:
             _log.warning("metadata_log_invalid", table=table, error=repr(error))
             channel.drop_unsubmitted("invalid")

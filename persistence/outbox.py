@@ -15,11 +15,13 @@ remote failures back off and retry forever; writers never wait for the remote.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from classifier import (
@@ -30,7 +32,8 @@ from classifier import (
     is_retryable,
     redact,
 )
-from persistence._outbox_db import OutboxDB, OutboxRow
+from persistence._outbox_db import OutboxDB, OutboxFile, OutboxRow
+from persistence._writer_process import WriterProcess, writer_process_default
 from persistence.stores.base import Bootstrappable, Store, StoreError, WriteResult
 from statemachine._log import lazy_logger
 
@@ -70,6 +73,7 @@ class OutboxStore:
         max_bytes: int | None = None,
         query_drain_timeout: float = 5.0,
         close_timeout: float = 10.0,
+        writer_process: bool | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"'batch_size' must be >= 1 (got {batch_size!r}).")
@@ -88,6 +92,16 @@ class OutboxStore:
         self.query_drain_timeout = query_drain_timeout
         self.close_timeout = close_timeout
         self._db = OutboxDB(self.path, synchronous=synchronous, max_bytes=max_bytes)
+        # The logger's commits run in a writer process (persistence/_writer_process.py): rows
+        # leave this process within ~1 ms and are committed even if it is killed meanwhile.
+        if writer_process is None:
+            writer_process = writer_process_default()
+        self._writer: WriterProcess | None = None
+        if writer_process:
+            self._writer = WriterProcess(
+                self.path,
+                functools.partial(OutboxFile, self.path, synchronous, max_bytes),
+            )
         self._ship_lock = threading.Lock()  # one shipper at a time: uploader, drain or close
         self._state_lock = threading.Lock()
         self._wake = threading.Event()
@@ -138,6 +152,56 @@ class OutboxStore:
                 self._wake.set()
         return [WriteResult(written=len(rows)) for _, rows in parts]
 
+    @property
+    def pipelined(self) -> bool:
+        """True when submit_many() sends groups to the writer process."""
+        return self._writer is not None
+
+    def submit_many(
+        self, parts: Sequence[tuple[str, Sequence[Any]]], *, derive: bool
+    ) -> Future[tuple[list[WriteResult], list[tuple[str, WriteResult]], int]]:
+        """Send a group to the writer process; the future resolves once it is in the file.
+
+        Items may be TransitionRecords (converted to rows in the child); derive=True also
+        enqueues the run/step rows they imply, in the same commit.
+        """
+        if self._writer is None:
+            raise StoreError("submit_many needs the writer process", retryable=False)
+        if self._closed:
+            raise StoreError(
+                f"outbox {self.path!r} is closed; rows were not recorded", retryable=False
+            )
+        future = self._writer.submit(parts, derive)
+        future.add_done_callback(self._enqueued)
+        return future
+
+    def _enqueued(self, future: Future[Any]) -> None:
+        """Count a group the writer process committed (or failed) and wake the uploader."""
+        error = future.exception()
+        if error is not None:
+            self._count("enqueue_errors")
+            self._note_error(str(error))
+            return
+        results, derived, _ = future.result()
+        total = sum(r.written for r in results) + sum(r.written for _, r in derived)
+        if not total:
+            return
+        self._count("rows_enqueued", total)
+        if self._closed:
+            return
+        self._ensure_uploader()
+        with self._state_lock:
+            self._unshipped_writes += total
+            full = self._unshipped_writes >= self.batch_size
+        if full:
+            self._wake.set()
+
+    def prepare_writes(self) -> None:
+        """Open the outbox file and start the writer process before the first row (logger)."""
+        self._db.open()
+        if self._writer is not None:
+            self._writer.start()
+
     def query(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Run the query on the remote, after shipping what is pending (bounded wait)."""
         if self.query_drain_timeout > 0:
@@ -170,6 +234,8 @@ class OutboxStore:
         """Stop the uploader, ship what fits in `timeout`, keep the rest on disk; idempotent."""
         if self._closed:
             return
+        if self._writer is not None:  # what the writer process has read is committed first
+            self._writer.close()
         self._closed = True
         budget = self.close_timeout if timeout is None else timeout
         deadline = time.monotonic() + max(0.0, budget)

@@ -5,11 +5,9 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping
-from importlib import resources
 from typing import Any
 
 import attrs
-import yaml
 
 FIELD_TYPES = ("STRING", "INTEGER", "TIMESTAMP", "DATE", "JSON")
 FIELD_MODES = ("REQUIRED", "NULLABLE")
@@ -171,10 +169,22 @@ def _field_from_json(table: str, raw: Mapping[str, Any]) -> FieldSpec:
 @functools.cache
 def _load_bootstrap() -> dict[str, Any]:
     """Read bootstrap.yml and every schema file it names (cached; the files are package data)."""
-    base = resources.files("persistence") / "schemas"
-    config = yaml.safe_load((base / "bootstrap.yml").read_text(encoding="utf-8"))
+    # Imported here, and libyaml's safe loader where built: importlib.resources and PyYAML's
+    # pure-Python parser cost a `pipestate run` more CPU than the rest of opening the store.
+    import pkgutil
+
+    import yaml
+
+    def read(name: str) -> bytes:
+        data = pkgutil.get_data("persistence", f"schemas/{name}")
+        if data is None:  # a loader without get_data: not one this package is installed by
+            raise FileNotFoundError(f"persistence/schemas/{name}")
+        return data
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    config = yaml.load(read("bootstrap.yml"), Loader=loader)  # a safe loader, C or Python
     for table in config["tables"]:
-        table["_fields"] = json.loads((base / table["schema_path"]).read_text(encoding="utf-8"))
+        table["_fields"] = json.loads(read(table["schema_path"]))
     return dict(config)
 
 

@@ -7,6 +7,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pipestate._cli_plain import PIPE_WIDTH, PlainColumn, print_plain, print_plain_line
+
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
@@ -37,9 +39,10 @@ def console_for_output(stderr: bool = False) -> Console:
     """A rich console for CLI output; 160 columns when piped (tables stay readable in logs)."""
     from rich.console import Console
 
-    console = Console(stderr=stderr, highlight=False, soft_wrap=False)
+    # emoji=False: audit text is printed as stored (rich would turn ':+1:' in a reason into 👍).
+    console = Console(stderr=stderr, highlight=False, soft_wrap=False, emoji=False)
     if not console.is_terminal:  # piped output: wide lines beat a cramped 80-column table
-        console.width = 160
+        console.width = PIPE_WIDTH
     return console
 
 
@@ -64,6 +67,14 @@ def print_rows(rows: Sequence[Mapping[str, Any]], *, title: str, wide: bool = Fa
     Values are never cut: a long one (a pipeline_logging_id) folds onto the next line, or,
     with wide=True, the table takes the width it needs so every row stays on one line.
     """
+    columns = list(rows[0]) if rows else []
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    width = 1000 if wide else PIPE_WIDTH
+    if rows:
+        if print_plain(title, [PlainColumn(c) for c in columns], cells, width=width):
+            return  # piped, plain text: rich's exact output without loading rich
+    elif print_plain_line(f"{title}: no rows", width=width):
+        return
     from rich.table import Table
 
     console = console_for_output()
@@ -73,11 +84,10 @@ def print_rows(rows: Sequence[Mapping[str, Any]], *, title: str, wide: bool = Fa
         console.print(f"{title}: no rows")
         return
     table = Table(title=title, title_justify="left")
-    columns = list(rows[0])
     for column in columns:
         table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*(_cell(row.get(c)) for c in columns))
+    for row_cells in cells:
+        table.add_row(*row_cells)
     console.print(table)
 
 
@@ -85,6 +95,36 @@ def _state(text: object) -> str:
     name = str(text or "")
     style = STATE_STYLES.get(name)
     return f"[{style}]{name}[/]" if style else name
+
+
+# The timeline's columns: (header, justify, min_width, max_width); rich's no_wrap / ellipsis.
+TIMELINE_COLUMNS = (
+    PlainColumn("time", min_width=12),
+    PlainColumn("entity", min_width=20),
+    PlainColumn("transition", min_width=22),
+    PlainColumn("secs", justify="right", min_width=6),
+    PlainColumn("reason", max_width=72),
+)
+
+
+def timeline_cells(row: Mapping[str, Any]) -> tuple[str, str, str, str, str, str]:
+    """One transition's cells as plain text: time, entity, from, to, seconds, reason."""
+    when = row.get("transition_time")
+    if isinstance(when, dt.datetime):
+        when = when.strftime("%H:%M:%S.%f")[:-3]
+    elif isinstance(when, str) and "T" in when:
+        when = when.split("T", 1)[1][:12]
+    seconds = row.get("duration_seconds")
+    if seconds is None and row.get("duration_in_state_ms") is not None:
+        seconds = row["duration_in_state_ms"] / 1000
+    return (
+        _cell(when),
+        f"{row.get('entity_type', '')} {row.get('entity_name', '')}",
+        str(row.get("from_state") or ""),
+        str(row.get("to_state") or ""),
+        _cell(seconds),
+        _cell(row.get("reason")),
+    )
 
 
 def timeline_table(rows: Iterable[Mapping[str, Any]], *, title: str) -> RenderableType:
@@ -99,31 +139,25 @@ def timeline_table(rows: Iterable[Mapping[str, Any]], *, title: str) -> Renderab
     table.add_column("secs", justify="right", no_wrap=True, min_width=6)
     table.add_column("reason", overflow="ellipsis", no_wrap=True, max_width=72)
     for row in rows:
-        when = row.get("transition_time")
-        if isinstance(when, dt.datetime):
-            when = when.strftime("%H:%M:%S.%f")[:-3]
-        elif isinstance(when, str) and "T" in when:
-            when = when.split("T", 1)[1][:12]
-        seconds = row.get("duration_seconds")
-        if seconds is None and row.get("duration_in_state_ms") is not None:
-            seconds = row["duration_in_state_ms"] / 1000
+        when, entity, source, dest, seconds, reason = timeline_cells(row)
         table.add_row(
-            _cell(when),
-            escape(f"{row.get('entity_type', '')} {row.get('entity_name', '')}"),
-            f"{_state(row.get('from_state'))} -> {_state(row.get('to_state'))}",
-            _cell(seconds),
-            escape(_cell(row.get("reason"))),
+            when, escape(entity), f"{_state(source)} -> {_state(dest)}", seconds, escape(reason)
         )
     return table
 
 
 def print_timeline(rows: Sequence[Mapping[str, Any]], *, title: str, show_all: bool = True) -> None:
     """Print the transition timeline of one run, or a bounded summary of a large one."""
-    from pipestate._cli_summary import TIMELINE_LIMIT, summary_renderable
+    from pipestate._cli_summary import TIMELINE_LIMIT
 
     if show_all or len(rows) <= TIMELINE_LIMIT:
-        console_for_output().print(timeline_table(rows, title=title))
+        cells = [timeline_cells(row) for row in rows]
+        plain = [(w, e, f"{s} -> {d}", secs, r) for w, e, s, d, secs, r in cells]
+        if not print_plain(title, TIMELINE_COLUMNS, plain, width=PIPE_WIDTH):
+            console_for_output().print(timeline_table(rows, title=title))
     else:
+        from pipestate._cli_summary import summary_renderable
+
         console_for_output().print(summary_renderable(rows, title=title))
 
 

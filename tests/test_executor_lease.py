@@ -44,12 +44,14 @@ class GatedStore:
         self.gate = threading.Event()
         self.gate.set()
         self.lease_writes = 0
+        self.lease_write_entered = threading.Event()  # a lease write has started
         self.renewed = threading.Event()  # set once ACQUIRED and one heartbeat were written
 
     def write_batch(self, table: str, rows: Sequence[Mapping[str, Any]]) -> WriteResult:
         """Hang lease writes on the gate; everything else goes straight through."""
         if table == RUN_LEASES:
             self.lease_writes += 1
+            self.lease_write_entered.set()
             self.gate.wait(30)
             result = self.inner.write_batch(table, rows)
             if self.lease_writes >= 2:
@@ -214,3 +216,45 @@ class TestOpenLease:
         run.fail(error_type="TRANSIENT")
         assert [r.to_state for r in sink.records] == ["RUNNING"]
         assert lease.sink.dropped == 1
+
+
+class TestCancelWhileTakingTheLease:
+    """A cancel that arrives while the lease is being taken still leaves the run's rows."""
+
+    def test_cancel_during_lease_acquisition(self, tmp_path: Path) -> None:
+        """The run goes RUNNING, ends FAILED with the cancel's metadata, and releases the lease."""
+        from executor.cancellation import request_cancel
+
+        store = GatedStore(SQLiteStore(tmp_path / "run.db"))
+        store.gate.clear()  # the ACQUIRED write hangs: the run is inside keeper.start
+        cfg = _config("  - step_id: a\n    processor: generic.noop\n")
+
+        async def scenario() -> PipelineResult | None:
+            task = asyncio.create_task(_run(store, cfg))
+            assert await asyncio.to_thread(store.lease_write_entered.wait, 10)
+            assert request_cancel(task, source="api", by="key-1")  # the write still hangs
+            store.gate.set()
+            try:
+                return await task
+            except asyncio.CancelledError:
+                return None
+
+        assert asyncio.run(scenario()) is None  # the cancel reached the caller
+        rows = store.inner.run_sql(
+            "SELECT entity_type, from_state, to_state, metadata "
+            "FROM {org_meta_state_transitions} ORDER BY transition_time",
+            {},
+        )
+        pipeline = [
+            (r["from_state"], r["to_state"]) for r in rows if r["entity_type"] == "PIPELINE"
+        ]
+        assert pipeline == [("PENDING", "RUNNING"), ("RUNNING", "FAILED")]
+        last = json.loads(rows[-1]["metadata"])
+        assert (last["cancelled"], last["cancel_source"], last["cancelled_by"]) == (
+            True,
+            "api",
+            "key-1",
+        )
+        leases = store.inner.run_sql("SELECT * FROM {org_meta_run_leases}", {})
+        assert leases, "the lease was taken"
+        assert not [t for t in threading.enumerate() if "lease" in t.name.lower()]

@@ -100,6 +100,51 @@ class TestRegistry:
             processors.unregister("tests.plugin")
 
 
+class TestPluginPrescan:
+    """plugins_may_exist() skips importlib.metadata only when no plug-in can be declared."""
+
+    def _isolate(self, monkeypatch: pytest.MonkeyPatch, *entries: str) -> None:
+        monkeypatch.setattr(sys, "path", list(entries))
+
+    def test_no_declaration_no_plugins(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Distributions without the group (or with others) mean no plug-in to load."""
+        info = tmp_path / "other-1.0.dist-info"
+        info.mkdir()
+        (info / "entry_points.txt").write_text("[console_scripts]\nx = y:z\n")
+        self._isolate(monkeypatch, str(tmp_path), str(tmp_path / "missing"))
+        assert processors.plugins_may_exist() is False
+
+    @pytest.mark.parametrize("folder", ["plug-1.0.dist-info", "plug.egg-info"])
+    def test_a_declared_group_is_seen(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder: str
+    ) -> None:
+        """A distribution declaring pipestate.processors makes load_plugins run."""
+        info = tmp_path / folder
+        info.mkdir()
+        (info / "entry_points.txt").write_text("[pipestate.processors]\nmy.proc = m:f\n")
+        self._isolate(monkeypatch, str(tmp_path))
+        assert processors.plugins_may_exist() is True
+
+    def test_what_it_cannot_read_defers_to_importlib(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A zip archive on sys.path, or another distribution finder, means 'maybe'."""
+        archive = tmp_path / "plugins.zip"
+        archive.write_bytes(b"PK\x05\x06" + bytes(18))
+        self._isolate(monkeypatch, str(archive))
+        assert processors.plugins_may_exist() is True
+
+        class Finder:
+            def find_distributions(self, *args: object) -> list[object]:
+                return []
+
+        self._isolate(monkeypatch)
+        monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, Finder()])
+        assert processors.plugins_may_exist() is True
+
+
 class TestBuiltins:
     """The generic.* processors behave as documented."""
 

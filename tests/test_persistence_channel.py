@@ -54,3 +54,22 @@ class TestParkedRowExpiry:
         assert channel.stuck_for() == 0.0
         channel.write_ended(first)
         assert channel.stuck_for() == 0.0
+
+
+class TestPipelinedProgress:
+    """Many writes in flight (the writer process) are behind, not stuck, while some finish."""
+
+    def test_recent_progress_resets_the_stuck_clock(self) -> None:
+        """An old unfinished write after a recently finished one counts from that finish; with
+        no finish since it started, from its own start."""
+        channel = Channel("t", "t", capacity=1, put_timeout=60)
+        old = WriteTicket(time.monotonic() - 120)
+        queued = WriteTicket(time.monotonic() - 100)
+        channel._writes.extend([old, queued])
+        assert channel.stuck_for() >= 100  # nothing finished: stuck since `queued` started
+        old.finish()  # the store just finished the oldest group
+        assert channel.stuck_for() < 60
+        channel.write_ended(old)
+        assert channel.stuck_for() < 60  # the finish is remembered after it was settled
+        queued.finish()
+        assert channel.stuck_for() == 0.0

@@ -18,7 +18,7 @@ from executor.processors import ProcessorContext, register, unregister
 from executor.runner import PipelineResult, run_pipeline
 from persistence import MetadataLogger
 from statemachine import PipelineRun, StepRun
-from statemachine._scrub import _MAY_HOLD_SECRET
+from statemachine._scrub import _MAY_HOLD_SECRET, CLEAN_KEYS, scrub_metadata
 from tests.strategies.events import running_pipeline
 from tests.strategies.hostile import (
     DB_PASSWORD,
@@ -275,6 +275,17 @@ class TestRedactionScreen:
         """If the screen finds nothing in a text, redact() leaves that text unchanged."""
         if _MAY_HOLD_SECRET.search(text) is None:
             assert redact(text) == text
+
+    def test_clean_keys_are_what_redact_leaves_alone(self) -> None:
+        """Every metadata key that skips scrubbing is one redact() would return unchanged."""
+        assert CLEAN_KEYS
+        for key in CLEAN_KEYS:
+            assert redact(key) == key
+
+    def test_other_keys_are_still_scrubbed(self) -> None:
+        """A key outside the clean set still goes through redact() (a secret key is masked)."""
+        scrubbed = scrub_metadata({"password=hunter2": 1, "steps_completed": 2})
+        assert scrubbed == {"password=***": 1, "steps_completed": 2}
 
     def test_screen_skips_ordinary_reasons(self) -> None:
         """Ordinary reasons are not flagged, so they skip the ~10 us redact() call."""

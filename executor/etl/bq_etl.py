@@ -25,7 +25,6 @@ credentials, as the BigQuery store does).
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import os
 import re
@@ -208,6 +207,8 @@ def _run_job(
 @processor("gcp.bq_etl", check_config=check_config)
 async def bq_etl(context: ProcessorContext, config: Mapping[str, Any]) -> dict[str, Any]:
     """Run the step's query as a BigQuery job in a worker thread; cancel the job on cancel."""
+    import asyncio  # here: `pipestate validate` imports this module, not asyncio
+
     from google.cloud import bigquery
 
     sql = (

@@ -19,7 +19,6 @@ rows affected, the target, the database and the elapsed time.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -127,6 +126,8 @@ def _run_sync(
 @processor("duckdb.sql", check_config=check_config)
 async def duckdb_sql(context: ProcessorContext, config: Mapping[str, Any]) -> dict[str, Any]:
     """Run the step's SQL on its DuckDB database in a worker thread; return what it did."""
+    import asyncio  # here: `pipestate validate` imports this module, not asyncio
+
     statements = (
         _statements(config["sql"])
         if "sql" in config

@@ -20,7 +20,6 @@ no second retry loop here.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Mapping
@@ -140,6 +139,8 @@ def _load(path: Path, fmt: str, database: Path, table: str, mode: str) -> int:
 @processor("http.extract", check_config=check_config)
 async def http_extract(context: ProcessorContext, config: Mapping[str, Any]) -> dict[str, Any]:
     """Download the URL to the output file (and optionally load it into DuckDB)."""
+    import asyncio  # here: `pipestate validate` imports this module, not asyncio
+
     started = time.perf_counter()
     dest = resolve_output(context, str(config["output"]))
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from typing import Any
 
+from persistence._writer_process import (
+    WriterProcess,
+    register_sqlite_user,
+    writer_process_default,
+)
 from persistence.queries._scope import ORG_PARAM, scope_sqlite
-from persistence.queries.dashboard_sqlite import DASHBOARD_SQLITE_SQL
 from persistence.queries.sqlite import SQLITE_SQL
 from persistence.schema import (
     SQLITE_TYPES,
@@ -80,6 +86,7 @@ class SQLiteStore:
         *,
         busy_timeout_seconds: float = 30.0,
         synchronous: str = "NORMAL",
+        writer_process: bool | None = None,
     ) -> None:
         if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(
@@ -93,11 +100,62 @@ class SQLiteStore:
         self._busy_timeout_ms = int(busy_timeout_seconds * 1000)
         self._synchronous = synchronous
         self._lock = threading.RLock()
+        register_sqlite_user(self)  # a writer fork waits until no call here is in SQLite
         self._conn: sqlite3.Connection | None = None
         self._closed = False
         self._schema_ready = False
         self._specs = {spec.name: spec for spec in load_table_specs()}
         self._preparers = {name: RowPreparer(spec) for name, spec in self._specs.items()}
+        # The logger's commits (write_many) run in a forked writer process by default; see
+        # persistence/_writer_process.py. Every other call stays on this connection.
+        if writer_process is None:
+            writer_process = writer_process_default()
+        self._writer: WriterProcess | None = None
+        if writer_process:
+            self._writer = WriterProcess(
+                self.path,
+                functools.partial(
+                    SQLiteStore,
+                    self.path,
+                    busy_timeout_seconds=busy_timeout_seconds,
+                    synchronous=synchronous,
+                    writer_process=False,
+                ),
+            )
+
+    @property
+    def derives_rows(self) -> bool:
+        """True when write_many(parts, derive=True) derives run/step rows in the writer process."""
+        return self._writer is not None
+
+    @property
+    def pipelined(self) -> bool:
+        """True when submit_many() can take groups before earlier ones are committed."""
+        return self._writer is not None
+
+    def submit_many(
+        self,
+        parts: Sequence[tuple[str, Sequence[TransitionRecord | Mapping[str, Any]]]],
+        *,
+        derive: bool,
+    ) -> Future[tuple[list[WriteResult], list[tuple[str, WriteResult]], int]]:
+        """Send a group to the writer process now; the future resolves once it is committed.
+
+        Returns (results, derived (table, result) pairs, derive failures), as
+        persistence._group_commit.write_group_derived. Writer-process mode only.
+        """
+        if self._writer is None:
+            raise StoreError("submit_many needs the writer process", retryable=False)
+        if self._closed:
+            raise StoreError(f"SQLiteStore({self.path!r}) is closed", retryable=False)
+        for table, _ in parts:
+            self._spec(table)
+        return self._writer.submit(parts, derive)
+
+    @property
+    def writer_pid(self) -> int | None:
+        """The writer process's id while it runs (None in thread mode or before the first write)."""
+        return None if self._writer is None else self._writer.pid
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -157,6 +215,8 @@ class SQLiteStore:
                 self._ensure_schema()
             except sqlite3.Error as exc:
                 raise _store_error("creating the tables", exc) from exc
+        if self._writer is not None:
+            self._writer.start()
 
     # -- Store protocol -----------------------------------------------------------------------
 
@@ -179,9 +239,30 @@ class SQLiteStore:
         return self._insert(preparer, good, rejected)
 
     def write_many(
+        self,
+        parts: Sequence[tuple[str, Sequence[TransitionRecord | Mapping[str, Any]]]],
+        *,
+        derive: bool = False,
+    ) -> Any:
+        """write_records for several tables in one transaction (the logger's group commit).
+
+        With a writer process the transaction runs there; derive=True (writer process only)
+        also writes the run/step rows the records imply and returns (results, derived,
+        failures) as persistence._group_commit.write_group_derived does.
+        """
+        if self._writer is not None:
+            if self._closed:
+                raise StoreError(f"SQLiteStore({self.path!r}) is closed", retryable=False)
+            for table, _ in parts:
+                self._spec(table)
+            results, derived, failures = self._writer.write(parts, derive)
+            return (results, derived, failures) if derive else results
+        return self._write_many_here(parts)
+
+    def _write_many_here(
         self, parts: Sequence[tuple[str, Sequence[TransitionRecord | Mapping[str, Any]]]]
     ) -> list[WriteResult]:
-        """write_records for several tables in one transaction (the logger's group commit).
+        """write_many on this process's connection.
 
         One statement (the usual small group) runs on its own, as its own transaction: every
         extra call into SQLite hands the GIL back and forth with a busy event loop, which is
@@ -300,7 +381,12 @@ class SQLiteStore:
     def query(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Run the named catalog (or dashboard) query's SQLite SQL with bound parameters only."""
         try:
-            sql = SQLITE_SQL[name] if name in SQLITE_SQL else DASHBOARD_SQLITE_SQL[name]
+            if name in SQLITE_SQL:
+                sql = SQLITE_SQL[name]
+            else:  # the dashboard's SQL is built on first use: a CLI run never reads it
+                from persistence.queries.dashboard_sqlite import DASHBOARD_SQLITE_SQL
+
+                sql = DASHBOARD_SQLITE_SQL[name]
         except KeyError:
             raise StoreError(
                 f"unknown query {name!r}; expected one of {sorted(SQLITE_SQL)}", retryable=False
@@ -353,7 +439,9 @@ class SQLiteStore:
                 raise _store_error(f"reading {spec.name}", exc) from exc
 
     def close(self) -> None:
-        """Close the connection; safe to call twice."""
+        """Close the connection (and end the writer process, after its commits); idempotent."""
+        if self._writer is not None:
+            self._writer.close()
         with self._lock:
             self._closed = True
             if self._conn is not None:

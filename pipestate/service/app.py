@@ -1,8 +1,9 @@
 """create_app(settings): the FastAPI app, its lifespan, routers, handlers and plug points.
 
-Nothing starts at import. The lifespan opens the store, starts the MetadataLogger, the key ring
-and the RunManager, then any plug-ins; on the way out it cancels what still runs, stops the
-plug-ins, drains the logger and closes the store (which drains an outbox).
+Nothing starts at import. The lifespan opens the store, starts the runner thread (the loop the
+pipelines and the MetadataLogger run on), the logger, the key ring and the RunManager, then any
+plug-ins; on the way out it cancels what still runs, stops the plug-ins, drains the logger,
+stops the runner thread and closes the store (which drains an outbox).
 
 Plug points for the pieces that come later (watcher, exporters, UI):
 - `routers`: extra APIRouters mounted as given (e.g. build_ui_router(...));
@@ -23,6 +24,7 @@ import attrs
 from fastapi import APIRouter, FastAPI
 
 from pipestate.service._middleware import BodyLimit, Timing
+from pipestate.service._runner import RunnerLoop
 from pipestate.service.deps import ServiceState
 from pipestate.service.errors import install_handlers
 from pipestate.service.keys import KeyRing
@@ -68,15 +70,20 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         backend = store if store is not None else await asyncio.to_thread(_open_store, settings)
+        # The pipelines and the logger run on a loop of their own: a submit never waits
+        # behind pipeline work on this (the API's) loop.
+        runner = RunnerLoop()
+        await asyncio.to_thread(runner.start)
         logger = MetadataLogger(backend, derive_run_rows=True)
-        await logger.start()
+        await runner.call(logger.start())
         metrics.sources = (logger, backend)
         state = ServiceState(
             settings=settings,
             store=backend,
             logger=logger,
+            runner=runner,
             keys=KeyRing(backend, cache_ttl=settings.key_cache_seconds),
-            runs=RunManager(settings, logger, store=backend, metrics=metrics),
+            runs=RunManager(settings, logger, store=backend, metrics=metrics, runner=runner),
             metrics=metrics,
         )
         state.runs.sinks = tuple(factory(state) for factory in plugins.sinks)
@@ -90,7 +97,8 @@ def create_app(
                 finally:
                     await state.runs.close()
         finally:
-            await logger.stop()
+            await runner.call(logger.stop())
+            await asyncio.to_thread(runner.stop)
             if store is None:
                 await asyncio.to_thread(backend.close)
 

@@ -10,6 +10,7 @@ import attrs
 from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader
 
+from pipestate.service._runner import RunnerLoop
 from pipestate.service.errors import Forbidden, Unauthorized
 from pipestate.service.keys import ApiKey, KeyRing, parse_key_id
 from pipestate.service.metrics import ServiceMetrics
@@ -23,11 +24,16 @@ ORG_HEADER = "X-API-Key"
 
 @attrs.define(kw_only=True)
 class ServiceState:
-    """Everything the lifespan started: routes and plug-ins reach it through dependencies."""
+    """Everything the lifespan started: routes and plug-ins reach it through dependencies.
+
+    The logger lives on the runner loop (`runner`): await its coroutine methods through
+    `runner.call(...)` (or `runs.flush()`); emit() and get_queue_depths() are safe anywhere.
+    """
 
     settings: ServiceSettings
     store: Any
     logger: Any
+    runner: RunnerLoop
     keys: KeyRing
     runs: RunManager
     metrics: ServiceMetrics
@@ -36,7 +42,9 @@ class ServiceState:
     store_probe: tuple[float, str] | None = None
 
 
-def _state(request: Request) -> ServiceState:
+# Dependencies are `async def` even when they do not await: FastAPI runs a plain `def`
+# dependency in its thread pool, a thread hop per dependency per request.
+async def _state(request: Request) -> ServiceState:
     state: ServiceState = request.app.state.service
     return state
 
@@ -44,15 +52,15 @@ def _state(request: Request) -> ServiceState:
 StateDep = Annotated[ServiceState, Depends(_state)]
 
 
-def _store(state: StateDep) -> Any:
+async def _store(state: StateDep) -> Any:
     return state.store
 
 
-def _runs(state: StateDep) -> RunManager:
+async def _runs(state: StateDep) -> RunManager:
     return state.runs
 
 
-def _keys(state: StateDep) -> KeyRing:
+async def _keys(state: StateDep) -> KeyRing:
     return state.keys
 
 
@@ -62,7 +70,7 @@ READ_FLUSH_SECONDS = 2.0
 
 async def read_store(state: ServiceState) -> Any:
     """The store, after this process's pending rows were flushed (bounded)."""
-    await state.logger.flush(READ_FLUSH_SECONDS)
+    await state.runs.flush(READ_FLUSH_SECONDS)
     return state.store
 
 

@@ -1,18 +1,24 @@
 """RunManager: admits, starts, follows, cancels and drains the pipelines of one service process.
 
-Every run is an asyncio task on the server's loop calling executor.run_pipeline with one shared
-MetadataLogger. The manager is also the runs' TransitionSink: it forwards each record to the
-logger (and any extra sinks) and keeps the live state of its own runs, so a run can be read
-back before its rows are flushed.
+Every run is an asyncio task on the runner loop (a thread of its own, _runner.py) calling
+executor.run_pipeline with one shared MetadataLogger, which lives on that loop too. The API's
+loop only validates, admits and hands a run over (`call_soon_threadsafe`); it waits for a run
+through a concurrent future that the runner loop resolves when the run's task ends. The
+manager is also the runs' TransitionSink (called on the runner loop): it forwards each record
+to the logger (and any extra sinks) and keeps the live state of its own runs, so a run can be
+read back before its rows are flushed. What both threads touch (the run tables, the admission
+counters, each run's live state) is guarded by locks; the API reads a run through view().
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import logging
+import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +31,7 @@ from pipestate.service.errors import NotFound, ShuttingDown, TooBusy, Unprocessa
 if TYPE_CHECKING:
     from executor.config import PipelineConfig
     from executor.runner import PipelineResult
+    from pipestate.service._runner import RunnerLoop
     from pipestate.service.metrics import ServiceMetrics
     from pipestate.service.settings import ServiceSettings
     from statemachine import TransitionRecord, TransitionSink
@@ -34,6 +41,19 @@ TERMINAL = frozenset({"COMPLETED", "FAILED", "TIMEOUT"})
 _RECENT = 2000  # finished runs kept in memory for reads that beat the store's flush
 _CONFIG_CACHE = 1000
 TIMELINE_CAP = 2000  # transitions kept in memory per run
+
+
+@attrs.frozen(kw_only=True)
+class RunView:
+    """A consistent copy of a live run's state, taken under its lock (for the API thread)."""
+
+    state: str
+    pipeline_id: str | None
+    steps: dict[str, str]
+    timeline: list[dict[str, Any]]
+    timeline_complete: bool
+    result: PipelineResult | None
+    done: bool
 
 
 @attrs.define(kw_only=True)
@@ -51,13 +71,34 @@ class LiveRun:
     # to TIMELINE_CAP; a longer run is read back from the store instead.
     timeline: list[dict[str, Any]] = attrs.field(factory=list, repr=False)
     timeline_complete: bool = True
+    # The task runs on the runner loop and is only touched there.
     task: asyncio.Task[PipelineResult] | None = attrs.field(default=None, repr=False)
+    # A cancel asked before the pipeline went RUNNING: (source, by), delivered then.
+    pending_cancel: tuple[str, str | None] | None = attrs.field(default=None, repr=False)
     result: PipelineResult | None = None
+    # Resolved by the runner loop once the task ended (result set); any thread may wait on it.
+    finished: concurrent.futures.Future[None] = attrs.field(
+        factory=concurrent.futures.Future, repr=False
+    )
+    lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False, eq=False)
 
     @property
     def done(self) -> bool:
-        """True once the pipeline reached a terminal state and its task ended."""
-        return self.task is None or self.task.done()
+        """True once the pipeline's task ended."""
+        return self.finished.done()
+
+    def view(self) -> RunView:
+        """The run's state as one consistent copy."""
+        with self.lock:
+            return RunView(
+                state=self.result.state if self.result else self.state,
+                pipeline_id=self.pipeline_id,
+                steps=dict(self.steps),
+                timeline=list(self.timeline),
+                timeline_complete=self.timeline_complete,
+                result=self.result,
+                done=self.finished.done(),
+            )
 
 
 class RunManager:
@@ -70,14 +111,18 @@ class RunManager:
         *,
         store: Any,
         metrics: ServiceMetrics,
+        runner: RunnerLoop,
         sinks: Sequence[TransitionSink] = (),
     ) -> None:
         self.settings = settings
         self.logger = logger
         self.store = store
         self.metrics = metrics
+        self.runner = runner
         self.sinks = tuple(sinks)
         self.closing = False
+        # Guards runs, _recent and _running: the API thread admits, the runner thread finishes.
+        self._lock = threading.Lock()
         self.runs: dict[str, LiveRun] = {}
         self._running: collections.Counter[str] = collections.Counter()
         self._recent: collections.OrderedDict[str, LiveRun] = collections.OrderedDict()
@@ -86,7 +131,10 @@ class RunManager:
     # -- the sink -------------------------------------------------------------------------------
 
     def emit(self, record: TransitionRecord) -> None:
-        """Forward a record to the logger and extra sinks, then note the new state."""
+        """Forward a record to the logger and extra sinks, then note the new state.
+
+        Called on the runner loop, where the logger lives (its same-thread fast path).
+        """
         self.logger.emit(record)
         for sink in self.sinks:
             try:
@@ -97,50 +145,56 @@ class RunManager:
         run = self.runs.get(record.pipeline_logging_id)
         if run is None:
             return
-        if len(run.timeline) >= TIMELINE_CAP:
-            run.timeline_complete = False
-        else:
-            run.timeline.append(
-                {
-                    "transition_time": record.transition_time.isoformat(timespec="microseconds"),
-                    "entity_type": record.entity_type,
-                    "entity_name": record.entity_name,
-                    "from_state": record.from_state,
-                    "to_state": record.to_state,
-                    "duration_seconds": round(record.duration_in_state_ms / 1000.0, 3),
-                    "reason": record.reason,
-                }
-            )
-        if record.entity_type == "PIPELINE":
-            run.state = record.to_state
-            run.pipeline_id = record.entity_name
-            if record.to_state in TERMINAL:
-                self.metrics.runs.labels(record.to_state).inc()
-        else:
-            run.steps[record.entity_name] = record.to_state
+        entry = {
+            "transition_time": record.transition_time.isoformat(timespec="microseconds"),
+            "entity_type": record.entity_type,
+            "entity_name": record.entity_name,
+            "from_state": record.from_state,
+            "to_state": record.to_state,
+            "duration_seconds": round(record.duration_in_state_ms / 1000.0, 3),
+            "reason": record.reason,
+        }
+        with run.lock:
+            if len(run.timeline) >= TIMELINE_CAP:
+                run.timeline_complete = False
+            else:
+                run.timeline.append(entry)
+            if record.entity_type == "PIPELINE":
+                run.state = record.to_state
+                run.pipeline_id = record.entity_name
+            else:
+                run.steps[record.entity_name] = record.to_state
+        if record.entity_type == "PIPELINE" and record.to_state in TERMINAL:
+            self.metrics.runs.labels(record.to_state).inc()
+        if run.pending_cancel is not None and record.to_state == "RUNNING":
+            asyncio.get_running_loop().call_soon(_cancel_on_loop, run, *run.pending_cancel)
+            run.pending_cancel = None
 
     # -- admission and start ------------------------------------------------------------------
 
     @property
     def running(self) -> int:
         """Pipelines running in this process now."""
-        return sum(self._running.values())
+        with self._lock:
+            return sum(self._running.values())
 
     def _admit(self, org_slug: str) -> None:
         if self.closing:
             self.metrics.rejections.labels("shutting_down").inc()
             raise ShuttingDown("the server is shutting down; retry on another replica")
         retry = {"Retry-After": str(self.settings.retry_after_seconds)}
-        if self.running >= self.settings.max_running:
+        with self._lock:
+            running, org_running = sum(self._running.values()), self._running[org_slug]
+        if running >= self.settings.max_running:
             self.metrics.rejections.labels("process_limit").inc()
             raise TooBusy(
-                f"{self.running} pipelines are running (limit {self.settings.max_running})",
+                f"{running} pipelines are running (limit {self.settings.max_running})",
                 headers=retry,
             )
-        if self._running[org_slug] >= self.settings.per_org_limit:
+        if org_running >= self.settings.per_org_limit:
             self.metrics.rejections.labels("org_limit").inc()
             raise TooBusy(
-                f"org {org_slug!r} has {self._running[org_slug]} pipelines running "
+                f"org {org_slug!r} has {org_running} pipelines running "
                 f"(limit {self.settings.per_org_limit} per org)",
                 headers=retry,
             )
@@ -169,8 +223,9 @@ class RunManager:
             config = await self._config(pipeline)
             resolve(config.params, params)
         except ValidationError:
-            # The seed's trail PENDING -> RUNNING -> FAILED (VALIDATION_ERROR) is still stored.
-            result = await run_pipeline(pipeline, **common)
+            # The seed's trail PENDING -> RUNNING -> FAILED (VALIDATION_ERROR) is still stored,
+            # by the runner loop, where the logger lives.
+            result = await self.runner.call(run_pipeline(pipeline, **common))
             self.metrics.runs.labels(result.state).inc()
             raise Unprocessable(
                 self._public(result.error_message or "invalid pipeline"),
@@ -182,14 +237,25 @@ class RunManager:
         run = LiveRun(
             pipeline_logging_id=run_id, org_slug=org_slug, pipeline=pipeline, key_id=key_id
         )
-        self.runs[run_id] = run
-        self._running[org_slug] += 1
+        with self._lock:
+            self.runs[run_id] = run
+            self._running[org_slug] += 1
         self.metrics.running.inc()
-        run.task = asyncio.create_task(
-            run_pipeline(config, **common), name=f"pipestate-run-{run_id}"
+        work = run_pipeline(config, **common)
+        try:
+            self.runner.call_soon(self._launch, run, work)
+        except RuntimeError:  # the runner loop has stopped: the process is going down
+            work.close()
+            self._release(run)
+            raise ShuttingDown("the server is shutting down; retry on another replica") from None
+        return run
+
+    def _launch(self, run: LiveRun, work: Coroutine[Any, Any, PipelineResult]) -> None:
+        """On the runner loop: start the run's task (a cancel scheduled later finds it)."""
+        run.task = asyncio.get_running_loop().create_task(
+            work, name=f"pipestate-run-{run.pipeline_logging_id}"
         )
         run.task.add_done_callback(lambda task: self._finished(run, task))
-        return run
 
     def _public(self, message: str) -> str:
         """An error message without the server's own config path (clients see `<configs>`)."""
@@ -202,15 +268,13 @@ class RunManager:
         """The pipeline's config, parsed once per version of its file (path, mtime, size)."""
         from executor.config import load_pipeline_config, resolve_pipeline
 
-        path = resolve_pipeline(pipeline, self.settings.config_dir)
-        try:
-            stat = path.stat()
-        except OSError:
-            stat = None
-        version = (str(path), stat.st_mtime_ns, stat.st_size) if stat else None
         cached = self._configs.get(pipeline)
-        if version is not None and cached is not None and cached[0] == version:
+        if cached is not None and _version(Path(cached[0][0])) == cached[0]:
+            # The hot path: one stat of the file found last time (resolving the name again
+            # walks every path component: a quarter of a submit's time on the API thread).
             return cached[1]
+        path = resolve_pipeline(pipeline, self.settings.config_dir)
+        version = _version(path)
         config = await asyncio.to_thread(
             load_pipeline_config, pipeline, config_dir=self.settings.config_dir
         )
@@ -221,41 +285,62 @@ class RunManager:
         return config
 
     def _finished(self, run: LiveRun, task: asyncio.Task[PipelineResult]) -> None:
-        self._running[run.org_slug] -= 1
-        if self._running[run.org_slug] <= 0:
-            del self._running[run.org_slug]
-        self.metrics.running.dec()
+        """On the runner loop, once a run's task ended: free its slot, wake its waiters."""
         if not task.cancelled() and task.exception() is None:
-            run.result = task.result()
+            with run.lock:
+                run.result = task.result()
         elif not task.cancelled():
             _log.error("run %s raised", run.pipeline_logging_id, exc_info=task.exception())
-        self.runs.pop(run.pipeline_logging_id, None)
-        self._recent[run.pipeline_logging_id] = run
-        while len(self._recent) > _RECENT:
-            self._recent.popitem(last=False)
+        self._release(run)
+
+    def _release(self, run: LiveRun) -> None:
+        """Free a run's admission slot, keep it among the recent runs, wake its waiters."""
+        with self._lock:
+            self._running[run.org_slug] -= 1
+            if self._running[run.org_slug] <= 0:
+                del self._running[run.org_slug]
+            self.runs.pop(run.pipeline_logging_id, None)
+            self._recent[run.pipeline_logging_id] = run
+            while len(self._recent) > _RECENT:
+                self._recent.popitem(last=False)
+        self.metrics.running.dec()
+        run.finished.set_result(None)
 
     # -- reads, waits and cancels -------------------------------------------------------------
 
     def get(self, org_slug: str, run_id: str) -> LiveRun | None:
         """A run of this org started here (running or recently finished), else None."""
-        run = self.runs.get(run_id) or self._recent.get(run_id)
+        with self._lock:
+            run = self.runs.get(run_id) or self._recent.get(run_id)
         if run is None or run.org_slug != org_slug:
             return None
         return run
 
     async def wait(self, run: LiveRun, timeout: float) -> None:  # noqa: ASYNC109 - bounded
         """Wait until the run ends or `timeout` passes (the run goes on either way)."""
-        if run.task is None or run.task.done():
+        if run.done:
             return
-        await asyncio.wait({run.task}, timeout=min(timeout, self.settings.max_wait_seconds))
+        # asyncio.wait never cancels what it waits for: a timeout leaves the run alone.
+        await asyncio.wait(
+            {asyncio.wrap_future(run.finished)},
+            timeout=min(timeout, self.settings.max_wait_seconds),
+        )
 
     def cancel(self, org_slug: str, run_id: str, *, by: str) -> LiveRun:
         """Cancel a live run of this org; NotFound if it is not running here."""
-        run = self.runs.get(run_id)
-        if run is None or run.org_slug != org_slug or run.task is None:
+        with self._lock:
+            run = self.runs.get(run_id)
+        if run is None or run.org_slug != org_slug:
             raise NotFound(f"no live run {run_id!r} in this process")
-        request_cancel(run.task, source="api", by=by)
+        self.runner.call_soon(_cancel_on_loop, run, "api", by)
         return run
+
+    async def flush(self, timeout: float) -> bool:  # noqa: ASYNC109 - bounded
+        """Wait (bounded) until this process's queued rows are written, on the logger's loop."""
+        flush = getattr(self.logger, "flush", None)
+        if flush is None:
+            return True
+        return bool(await self.runner.call(flush(timeout)))
 
     # -- shutdown -----------------------------------------------------------------------------
 
@@ -263,20 +348,50 @@ class RunManager:
         """From now on new runs get 503."""
         self.closing = True
 
+    def _live(self) -> list[LiveRun]:
+        with self._lock:
+            return [run for run in self.runs.values() if not run.done]
+
     async def drain(self, grace: float) -> bool:
         """Stop admitting; wait up to `grace` seconds for the running pipelines to end."""
         self.stop_admitting()
-        tasks = {r.task for r in self.runs.values() if r.task is not None and not r.task.done()}
-        if not tasks:
+        live = self._live()
+        if not live:
             return True
-        _, pending = await asyncio.wait(tasks, timeout=grace)
+        _, pending = await asyncio.wait(
+            [asyncio.wrap_future(run.finished) for run in live], timeout=grace
+        )
         return not pending
 
     async def close(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - bounded
         """Cancel whatever still runs (source "shutdown") and wait for it to end."""
         self.stop_admitting()
-        tasks = [r.task for r in self.runs.values() if r.task is not None and not r.task.done()]
-        for task in tasks:
-            request_cancel(task, source="shutdown", by=None)
-        if tasks:
-            await asyncio.wait(tasks, timeout=timeout)
+        live = self._live()
+        for run in live:
+            self.runner.call_soon(_cancel_on_loop, run, "shutdown", None)
+        if live:
+            await asyncio.wait([asyncio.wrap_future(run.finished) for run in live], timeout=timeout)
+
+
+def _version(path: Path) -> tuple[str, int, int] | None:
+    """(path, mtime, size) of a config file, None when it cannot be read."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (str(path), stat.st_mtime_ns, stat.st_size)
+
+
+def _cancel_on_loop(run: LiveRun, source: str, by: str | None) -> None:
+    """On the runner loop: cancel the run's task if it still runs (cancellation contract).
+
+    A run cancelled before its pipeline went RUNNING (its task not started yet, or acquiring
+    its lease) would end without a single row; such a cancel is kept and delivered by emit()
+    the moment the pipeline goes RUNNING, so the rows end FAILED and say who cancelled.
+    """
+    if run.task is None or run.task.done():
+        return
+    if run.state == "PENDING":
+        run.pending_cancel = (source, by)
+        return
+    request_cancel(run.task, source=source, by=by)

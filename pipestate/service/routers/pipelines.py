@@ -25,16 +25,17 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 def accepted(run: LiveRun) -> RunAccepted:
     """The answer for a run: its id, where to follow it and its state so far."""
-    result = run.result
+    view = run.view()
+    result = view.result
     return RunAccepted(
         pipeline_logging_id=run.pipeline_logging_id,
         org_slug=run.org_slug,
         pipeline=run.pipeline,
-        state=result.state if result else run.state,
+        state=view.state,
         status_url=f"/api/v1/runs/{run.org_slug}/{run.pipeline_logging_id}",
         error_type=result.error_type if result else None,
         error_message=result.error_message if result else None,
-        step_states=dict(result.step_states) if result else dict(run.steps),
+        step_states=dict(result.step_states) if result else view.steps,
     )
 
 
@@ -66,6 +67,7 @@ async def run_pipeline_route(
     )
     if wait:
         await runs.wait(run, timeout)
-        if run.done and (run.result is not None or run.state in TERMINAL):
+        view = run.view()
+        if view.done and (view.result is not None or view.state in TERMINAL):
             response.status_code = 200
     return accepted(run)

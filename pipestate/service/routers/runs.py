@@ -61,23 +61,24 @@ async def get_run(
     live = runs.get(key.org_slug, pipeline_logging_id)
     if wait and live is not None:
         await runs.wait(live, timeout)
-    if live is not None and live.timeline_complete:  # started here: transitions in memory
-        rows = list(live.timeline)
+    view = live.view() if live is not None else None
+    if view is not None and view.timeline_complete:  # started here: transitions in memory
+        rows = view.timeline
     else:
         rows = await _timeline(await read_store(service), key.org_slug, pipeline_logging_id)
-    if live is None and not rows:
+    if view is None and not rows:
         raise NotFound(f"no run {pipeline_logging_id!r}")
     state, pipeline_id, steps = _from_timeline(rows)
-    if live is not None:
-        state = live.result.state if live.result else live.state
-        pipeline_id = live.pipeline_id or pipeline_id
-        steps = dict(live.steps) or steps
+    if view is not None:
+        state = view.state
+        pipeline_id = view.pipeline_id or pipeline_id
+        steps = view.steps or steps
     return RunDetail(
         pipeline_logging_id=pipeline_logging_id,
         org_slug=key.org_slug,
         pipeline_id=pipeline_id,
         state=state,
-        live=live is not None and not live.done,
+        live=view is not None and not view.done,
         steps=steps,
         timeline=[TimelineEntry(**row) for row in rows],
     )
@@ -121,12 +122,12 @@ async def cancel_run(
     if live is not None and not live.done:
         runs.cancel(key.org_slug, pipeline_logging_id, by=key.key_id)
         await runs.wait(live, 10.0)
-        state = live.result.state if live.result else live.state
+        state = live.view().state
         return CancelResult(pipeline_logging_id=pipeline_logging_id, cancelled=True, state=state)
     rows = await _timeline(store, key.org_slug, pipeline_logging_id)
     if live is None and not rows:
         raise NotFound(f"no run {pipeline_logging_id!r}")
-    state = live.state if live is not None else _from_timeline(rows)[0]
+    state = live.view().state if live is not None else _from_timeline(rows)[0]
     if state in TERMINAL:
         raise Conflict(f"run {pipeline_logging_id!r} already ended {state}", state=state)
     raise Conflict(

@@ -1,0 +1,164 @@
+"""The writer process's side (persistence/_writer_process.py): frames in, commits, replies out.
+
+Runs only in the forked child, except the frame helpers, which both sides use.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import pickle
+import select
+import signal
+import struct
+from collections.abc import Callable
+from typing import IO, Any
+
+from persistence.stores.base import StoreError
+from statemachine.records import RECORD_FIELDS, TransitionRecord
+
+_HEADER = struct.Struct("!I")
+_MAX_GROUPS_PER_COMMIT = 64
+_SETTERS = tuple(getattr(TransitionRecord, name).__set__ for name in RECORD_FIELDS)
+_new = object.__new__
+
+
+def _record(values: tuple[Any, ...]) -> TransitionRecord:
+    """The record whose fields are `values` (in RECORD_FIELDS order), without re-validation."""
+    record = _new(TransitionRecord)
+    for setter, value in zip(_SETTERS, values, strict=True):
+        setter(record, value)
+    return record
+
+
+def _decode_parts(encoded: list[tuple[str, list[Any], list[int]]]) -> list[tuple[str, list[Any]]]:
+    """The parts back as records and rows (in the child)."""
+    parts = []
+    for table, values, records in encoded:
+        for index in records:
+            values[index] = _record(values[index])
+        parts.append((table, values))
+    return parts
+
+
+def _write_frame(stream: IO[bytes], payload: bytes) -> None:
+    stream.write(_HEADER.pack(len(payload)))
+    stream.write(payload)
+    stream.flush()
+
+
+def _read_frame(stream: IO[bytes]) -> bytes | None:
+    """One frame, or None at end-of-file."""
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None
+    (size,) = _HEADER.unpack(header)
+    payload = stream.read(size)
+    if len(payload) < size:
+        return None
+    return payload
+
+
+def _error_reply(error: BaseException) -> tuple[str, str, str, bool | None]:
+    """A failure as plain values (StoreError's keyword-only argument does not unpickle)."""
+    retryable = error.retryable if isinstance(error, StoreError) else None
+    return ("error", type(error).__name__, str(error), retryable)
+
+
+class _FrameReader:
+    """The child's end of the request pipe: whole frames, blocking or only what has arrived."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffer = bytearray()
+        self.eof = False
+
+    def _frame(self) -> bytes | None:
+        if len(self.buffer) < _HEADER.size:
+            return None
+        (size,) = _HEADER.unpack_from(self.buffer)
+        end = _HEADER.size + size
+        if len(self.buffer) < end:
+            return None
+        frame = bytes(self.buffer[_HEADER.size : end])
+        del self.buffer[:end]
+        return frame
+
+    def next(self, *, block: bool) -> bytes | None:
+        """The next frame; None at end-of-file, or (block=False) when none has fully arrived."""
+        while (frame := self._frame()) is None:
+            if self.eof:
+                return None
+            if not block and not select.select([self.fd], [], [], 0)[0]:
+                return None
+            chunk = os.read(self.fd, 1 << 20)
+            if not chunk:
+                self.eof = True
+            self.buffer += chunk
+        return frame
+
+
+def _commit(store: Any, groups: list[tuple[Any, bool]]) -> list[Any]:
+    """Commit groups that arrived together in one transaction; one reply per group.
+
+    One commit (one fsync on the outbox) for all of them is what lets the child keep up with a
+    parent that sends a group every millisecond. Derived rows are counted on the first reply
+    (the parent counts them per table, not per group). A failure fails every group of the
+    transaction; the parent retries each one.
+    """
+    from persistence._group_commit import write_group_derived
+
+    derive = groups[0][1]
+    parts = [part for encoded, _ in groups for part in _decode_parts(encoded)]
+    try:
+        results, derived, failures = write_group_derived(store, parts, derive)
+    except Exception as error:
+        return [_error_reply(error)] * len(groups)
+    replies: list[Any] = []
+    offset = 0
+    for encoded, _ in groups:
+        own = results[offset : offset + len(encoded)]
+        offset += len(encoded)
+        replies.append(("ok", (own, derived, failures) if not replies else (own, [], 0)))
+    return replies
+
+
+def _child_main(factory: Callable[[], Any], requests: int, replies: int) -> None:
+    """The child: commit what it reads, in arrival order; after end-of-file, close and return."""
+    # Everything inherited from the parent is frozen out of the cyclic GC: a collection that
+    # walked the parent's heap would copy (copy-on-write) and scan every page of it.
+    gc.freeze()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    store = factory()
+    inbox = _FrameReader(requests)
+    outbox: IO[bytes] | None = os.fdopen(replies, "wb")
+    try:
+        while (payload := inbox.next(block=True)) is not None:
+            groups: list[tuple[Any, bool]] = [pickle.loads(payload)]
+            # Whatever else has arrived joins this commit (same derive flag, bounded).
+            while len(groups) < _MAX_GROUPS_PER_COMMIT:
+                more = inbox.next(block=False)
+                if more is None:
+                    break
+                group = pickle.loads(more)
+                if group[1] != groups[0][1]:
+                    for reply in _commit(store, groups):
+                        outbox = _reply(outbox, reply)
+                    groups = []
+                groups.append(group)
+            for reply in _commit(store, groups):
+                outbox = _reply(outbox, reply)
+    finally:
+        store.close()
+
+
+def _reply(outbox: IO[bytes] | None, reply: Any) -> IO[bytes] | None:
+    """Send one reply; None once the parent is gone (the child keeps committing the pipe)."""
+    if outbox is None:
+        return None
+    try:
+        _write_frame(outbox, pickle.dumps(reply, pickle.HIGHEST_PROTOCOL))
+    except OSError:
+        return None
+    return outbox

@@ -1,0 +1,139 @@
+"""The cold start of `pipestate run` / `validate` / `query`: what a plain invocation must not load.
+
+Timings belong to benchmarks/scale.py; these tests guard the structure that makes a start cheap:
+each runs the CLI in a fresh interpreter with stdout piped (as a script or CI job would) and
+lists the heavy modules the process ended up importing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Modules a 1-step run that succeeds has no use for, with why each was heavy.
+NOT_ON_A_RUN = (
+    "rich",  # tables print plain when piped (pipestate/_cli_plain.py)
+    "cattrs",  # well-formed configs are structured directly (executor/_fast_structure.py)
+    "typing_extensions",  # cattrs' dependency
+    "importlib.metadata",  # no installed distribution declares a processor plug-in
+    "classifier.engine",  # nothing failed, nothing to classify
+    "classifier.rules",
+    "structlog",  # nothing logged
+    "duckdb",
+    "httpx",
+    "google",
+    "pipestate.service",
+    "persistence.exporters",
+)
+_PROBE = """
+import contextlib, io, json, sys
+import classifier.redact
+from pipestate.cli import main
+
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    code = main(sys.argv[1:])
+compiled = [
+    name for name, value in vars(classifier.redact).items()
+    if type(value).__name__ == "LazyRegex" and value._compiled is not None
+]
+print(json.dumps({"code": code, "modules": sorted(sys.modules), "redact_compiled": compiled,
+                  "out": out.getvalue()}))
+"""
+
+
+def _probe(tmp_path: Path, *args: str) -> dict[str, object]:
+    """Run the CLI with `args` in a fresh interpreter; its exit code, modules and output."""
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    env.pop("PIPESTATE_STORE", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=60,
+    )
+    result: dict[str, object] = json.loads(proc.stdout.splitlines()[-1])
+    return result
+
+
+@pytest.fixture
+def one_step(tmp_path: Path) -> Path:
+    """A 1-step no-op pipeline file."""
+    path = tmp_path / "one.yml"
+    path.write_text(
+        "pipeline_id: one\nsteps:\n  - step_id: s0\n    processor: generic.noop\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def _loaded(result: dict[str, object], names: tuple[str, ...]) -> list[str]:
+    modules = result["modules"]
+    assert isinstance(modules, list)
+    return [n for n in names if n in modules]
+
+
+class TestColdStart:
+    def test_a_one_step_run_loads_nothing_it_does_not_use(
+        self, tmp_path: Path, one_step: Path
+    ) -> None:
+        """A successful 1-step run prints its timeline without rich, cattrs, the classifier's
+        rules, importlib.metadata or any optional engine, and compiles no redaction regex."""
+        store = f"sqlite:{tmp_path / 'audit.db'}"
+        result = _probe(tmp_path, "run", str(one_step), "--org", "acme", "--store", store)
+        assert result["code"] == 0
+        assert "┃ time " in str(result["out"])  # the timeline was printed (plainly)
+        assert _loaded(result, NOT_ON_A_RUN) == []
+        assert result["redact_compiled"] == []
+
+    def test_a_failing_run_still_classifies(self, tmp_path: Path) -> None:
+        """Laziness is not loss: a failing step loads the classifier and is classified."""
+        path = tmp_path / "fail.yml"
+        path.write_text(
+            "pipeline_id: bad\nsteps:\n  - step_id: s0\n    processor: generic.fail\n"
+            "    config: {exception: PermissionError, message: denied}\n",
+            encoding="utf-8",
+        )
+        store = f"sqlite:{tmp_path / 'audit.db'}"
+        result = _probe(tmp_path, "run", str(path), "--org", "acme", "--store", store)
+        assert result["code"] == 1
+        assert _loaded(result, ("classifier.engine",)) == ["classifier.engine"]
+        assert "PERMANENT" in str(result["out"])
+
+    def test_validate_loads_no_event_loop_or_cattrs(self, tmp_path: Path, one_step: Path) -> None:
+        """`pipestate validate` of a good file needs neither asyncio nor cattrs nor rich."""
+        result = _probe(tmp_path, "validate", str(one_step))
+        assert result["code"] == 0
+        assert _loaded(result, ("asyncio", "cattrs", "rich", "importlib.metadata")) == []
+
+    def test_a_bad_config_still_gets_cattrs_messages(self, tmp_path: Path) -> None:
+        """A config the fast path refuses goes through cattrs and gets its precise message."""
+        path = tmp_path / "bad.yml"
+        path.write_text("pipeline_id: x\nsteps: []\nconcurrency: two\n", encoding="utf-8")
+        proc = subprocess.run(
+            [sys.executable, "-m", "pipestate.cli", "validate", str(path)],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=60,
+        )
+        assert proc.returncode == 2
+        assert "concurrency: expected an integer, got string 'two'" in proc.stderr
+
+    def test_a_piped_query_loads_no_rich(self, tmp_path: Path, one_step: Path) -> None:
+        """`pipestate query` piped prints a table that fits (or 'no rows') without rich."""
+        store = f"sqlite:{tmp_path / 'audit.db'}"
+        _probe(tmp_path, "run", str(one_step), "--org", "acme", "--store", store)
+        for args in (("runs", "--wide"), ("failures",)):
+            result = _probe(tmp_path, "query", *args, "--store", store)
+            assert result["code"] == 0
+            assert str(result["out"]).startswith(f"query {args[0]} (")
+            assert _loaded(result, ("rich", "asyncio", "cattrs")) == []
