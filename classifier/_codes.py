@@ -20,6 +20,11 @@ _REDIS = "Redis error reply prefix (the first word of the reply)"
 _ERRNO = "errno of an OSError, or '[Errno N]' in the message"
 _GAI = "socket.gaierror errno (getaddrinfo EAI_* codes)"
 _KAFKA = "Kafka error name (kafka-python message, confluent-kafka KafkaError.name())"
+_SQLITE = (
+    "SQLite result code name (sqlite3 `sqlite_errorname`; extended codes fall back to the primary)"
+)
+_SMTP = "SMTP reply code (smtplib `smtp_code`, or each refused recipient's code)"
+_SMTP_CLASS = "SMTP reply class (first digit), when the exact code is not listed"
 
 
 # Snowflake reuses SQLSTATE 57P03 ("cannot connect now") for a session without a warehouse,
@@ -55,9 +60,13 @@ SQLSTATE_RULES: tuple[CodeRule, ...] = (
         "sqlstate",
     ),
     CodeRule(
-        _split("28P01 28000 42501 42P01 3D000 3F000 53100 53400 57P04 58P01 XX001 XX002 42P07"),
+        _split(
+            "28P01 28000 42501 42P01 3D000 3F000 53100 53400 57P04 58P01 XX001 XX002 42P07 "
+            "42P04 42P06 42710 42723 42P05 42P03"
+        ),
         P,
-        "bad password, no privilege, missing table/database/schema, disk full, corrupted data",
+        "bad password, no privilege, missing table/database/schema, disk full, corrupted data, "
+        "creating a database, schema, object or function that exists",
         _SQLSTATE,
         kind="sqlstate",
     ),
@@ -77,9 +86,10 @@ SQLSTATE_RULES: tuple[CodeRule, ...] = (
         kind="sqlstate-class",
     ),
     CodeRule(
-        _split("28 0A 0L 0P 2B 2D 2F 38 39 3B 3D 3F 44 54 55 F0 P0"),
+        _split("25 28 0A 0L 0P 2B 2D 2F 38 39 3B 3D 3F 44 54 55 F0 P0"),
         P,
-        "authorization, unsupported feature, role, routine or configuration errors",
+        "transaction state, authorization, unsupported feature, role, routine or configuration "
+        "errors",
         _SQLSTATE_CLASS,
         kind="sqlstate-class",
     ),
@@ -108,9 +118,13 @@ MYSQL_RULES: tuple[CodeRule, ...] = (
         _split("3024 1969 1317"), TO, "max_execution_time / statement timeout", _MYSQL, "mysql"
     ),
     CodeRule(
-        _split("1044 1045 1049 1050 1051 1142 1143 1146 1227 1698 1820 1862 2059 1114 1021 3118"),
+        _split(
+            "1044 1045 1049 1050 1051 1142 1143 1146 1227 1698 1820 1862 2059 1114 1021 3118 "
+            "1007 1008 1099 1109"
+        ),
         P,
-        "access denied, unknown database or table, password expired, table full",
+        "access denied, unknown database or table, password expired, table full, database "
+        "exists or missing, table locked for read",
         _MYSQL,
         kind="mysql",
     ),
@@ -137,9 +151,10 @@ REDIS_RULES: tuple[CodeRule, ...] = (
         kind="redis",
     ),
     CodeRule(
-        _split("NOAUTH WRONGPASS NOPERM OOM MISCONF NOSCRIPT"),
+        _split("NOAUTH WRONGPASS NOPERM OOM MISCONF NOSCRIPT BUSYGROUP NOGROUP BUSYKEY NOPROTO"),
         P,
-        "authentication, ACL, memory limit or persistence misconfiguration",
+        "authentication, ACL, memory limit or persistence misconfiguration; a consumer group "
+        "or key that exists (or does not)",
         _REDIS,
         kind="redis",
     ),
@@ -275,4 +290,58 @@ SNOWFLAKE_RULES: tuple[CodeRule, ...] = (
         _SNOWFLAKE,
         kind="snowflake",
     ),
+)
+
+# SQLite result codes (https://sqlite.org/rescode.html), as sqlite3 exposes them since Python
+# 3.11. SQLITE_ERROR is the generic code for any statement error, so it is not listed: the
+# message decides those.
+SQLITE_RULES: tuple[CodeRule, ...] = (
+    CodeRule(
+        _split("SQLITE_BUSY SQLITE_LOCKED SQLITE_PROTOCOL"),
+        T,
+        "another connection holds the lock: the same statement succeeds once it is released",
+        _SQLITE,
+        kind="sqlite",
+    ),
+    CodeRule(
+        _split(
+            """SQLITE_READONLY SQLITE_CANTOPEN SQLITE_NOTADB SQLITE_CORRUPT SQLITE_FULL
+            SQLITE_PERM SQLITE_AUTH SQLITE_MISUSE SQLITE_IOERR SQLITE_NOLFS SQLITE_NOTFOUND"""
+        ),
+        P,
+        "the file cannot be opened or written, is not a database, is corrupt or full, or the "
+        "connection is misused: a retry repeats it",
+        _SQLITE,
+        kind="sqlite",
+    ),
+    CodeRule(
+        _split("SQLITE_CONSTRAINT SQLITE_MISMATCH SQLITE_TOOBIG SQLITE_RANGE SQLITE_FORMAT"),
+        V,
+        "a constraint, type, size or parameter-index violation by the data or statement",
+        _SQLITE,
+        kind="sqlite",
+    ),
+)
+
+# SMTP reply codes (RFC 5321 section 4.2): 4yz is a transient negative completion, 5yz a
+# permanent one; 501 is a syntax error in the parameters (a malformed address).
+SMTP_RULES: tuple[CodeRule, ...] = (
+    CodeRule(_split("501 553"), V, "a malformed address or parameter", _SMTP, kind="smtp"),
+    CodeRule(
+        _split("4"), T, "transient negative completion: try again later", _SMTP_CLASS, "smtp-class"
+    ),
+    CodeRule(_split("5"), P, "permanent negative completion", _SMTP_CLASS, "smtp-class"),
+)
+
+_FTP = "FTP reply code (the first three digits of an ftplib error)"
+_FTP_CLASS = "FTP reply class (first digit), when the exact code is not listed"
+
+# FTP reply codes (RFC 959 section 4.2): 4yz transient negative completion, 5yz permanent;
+# 501 is a syntax error in the parameters.
+FTP_RULES: tuple[CodeRule, ...] = (
+    CodeRule(_split("501"), V, "a syntax error in the parameters", _FTP, kind="ftp"),
+    CodeRule(
+        _split("4"), T, "transient negative completion: try again later", _FTP_CLASS, "ftp-class"
+    ),
+    CodeRule(_split("5"), P, "permanent negative completion", _FTP_CLASS, "ftp-class"),
 )

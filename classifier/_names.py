@@ -36,16 +36,19 @@ NAME_RULES: tuple[NameRule, ...] = (
     NameRule(
         r"Authenticat|Unauthori[sz]ed|Unauthenticated|Forbidden|PermissionDenied|AccessDenied|"
         r"NotAuthori[sz]ed|AuthorizationFail|Credential|Password|NotFound|DoesNotExist|NoSuch|"
-        r"AlreadyExists|NotImplemented|NotSupported|Unsupported|Certificate|InvalidToken|"
+        r"Already(?:Exists|Owned)|NotImplemented|NotSupported|Unsupported|Certificate|"
+        r"InvalidToken|Incompatible|^No[A-Z]\w*Found|Closed(?:Error)?$|"
         r"Permanent|error_perm|"
-        r"ExpiredToken|TokenExpired",
+        r"ExpiredToken|TokenExpired|InvalidOperation|Invalid\w*State|IllegalState|TooLarge|"
+        r"PreconditionFailed",
         P,
         "the class says a credential, permission or resource is missing",
         ("AuthenticationFailed", "NotFoundError", "NoCredentialsError"),
     ),
     NameRule(
         r"Validation|Invalid|Schema|Integrity|DataError|Parse|Syntax|Decode|Malformed|Mismatch|"
-        r"Constraint|BadRequest|Unprocessable|TypeError|ValueError|^Bad[A-Z]",
+        r"Constraint|BadRequest|Unprocessable|TypeError|ValueError|^Bad[A-Z]|Unpickl|BadZip|"
+        r"Decompress|Undefined",
         V,
         "the class says the input is malformed",
         ("ValidationError", "InvalidArgument", "IntegrityError", "ParserError"),

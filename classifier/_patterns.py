@@ -65,7 +65,7 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
     PatternRule(
         r"password authentication failed|authentication failed|invalid (?:username|user name)"
         r"(?:/| or )password|access denied for user|login failed for user|incorrect username "
-        r"or password|invalid credentials|bad credentials|no pg_hba\.conf entry",
+        r"or password|invalid credentials|bad credentials|no pg_hba\.conf entry|bad password",
         P,
         "the credentials are wrong; retrying will not fix them",
         ('FATAL:  password authentication failed for user "postgres"',),
@@ -108,6 +108,13 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         "a hard (daily/project) quota or billing limit: waiting minutes will not help",
         ("Quota exceeded: Your project exceeded quota for free query bytes scanned.",),
     ),
+    PatternRule(
+        r"(?:operate on|use) a closed|already closed|(?:connection|cursor|session|client|"
+        r"database|handle) (?:is|has been) closed|after close",
+        P,
+        "the program used a handle it had closed itself; a retry runs the same code",
+        ("Cannot operate on a closed database.", "Connection already closed!"),
+    ),
     # -- timeouts -----------------------------------------------------------------------------
     PatternRule(
         r"deadline[ _]exceeded|deadline of [\d.]+s exceeded|statement timeout|"
@@ -135,6 +142,13 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         T,
         "a concurrency conflict; the transaction succeeds when retried",
         ("could not serialize access due to concurrent update", "deadlock detected"),
+    ),
+    PatternRule(
+        r"not enough (?:in-sync )?replicas|notenoughreplicas\w*|fewer in-sync replicas",
+        T,
+        "Kafka: too few in-sync replicas right now; the broker accepts the write once they "
+        "catch up",
+        ("Broker: Not enough in-sync replicas",),
     ),
     PatternRule(
         r"connection (?:was )?(?:refused|reset|aborted|closed|lost|dropped|broken|"

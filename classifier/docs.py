@@ -209,6 +209,50 @@ def _retry_and_redaction() -> Iterator[str]:
     yield ""
 
 
+# How a corpus entry is labelled (tests/data/error_corpus.jsonl): written down before a blind
+# batch is labelled, so that labels follow the rules rather than the classifier.
+LABELLING_RULES = (
+    "**DEPENDENCY_FAILURE**: an orchestrator or wrapper reports that another task, step or "
+    "chord member failed (upstream failed, external DAG failed, dependency raised), whatever "
+    "the inner error says.",
+    "**TIMEOUT**: a time budget set by the caller, the client or the server ran out (connect, "
+    "read or statement timeout, time limit, deadline exceeded, server-selection timeout), even "
+    "when the text also names the cause the client saw while waiting.",
+    "**TRANSIENT**: the same call, unchanged, succeeds later by itself: connection refused, "
+    "reset or closed, DNS 'try again', 429 / 5xx, rate limits and throttling, deadlock, "
+    "serialization or lock conflicts (a lock-wait timeout too: the conflict is the cause), too "
+    "many connections, a server loading, failing over or "
+    "read-only during failover, an SMTP 4xx reply.",
+    "**VALIDATION_ERROR**: the input as written is wrong and the same input fails again: "
+    "malformed data, request or statement (syntax error, unknown column, function or "
+    "operator, wrong type or arity of a value or parameter), a constraint, check or "
+    "uniqueness violation, data that does not parse or decode, a malformed URL or address, "
+    "HTTP 400/422; a connection string, URI or option that does not parse.",
+    "**PERMANENT**: nothing in the input is wrong, but no retry will succeed until someone "
+    "changes the environment: bad or missing credentials, no permission, a missing table, "
+    "bucket, key, file, host name or topic, a schema state the statement conflicts with "
+    "(dropping what is not there, creating what exists), limits and quotas (too large, out "
+    "of disk, billing), misuse of a closed handle, unsupported features, bugs (TypeError, "
+    "AttributeError), HTTP 401/403/404, an SMTP 5xx reply.",
+    "Ties: a missing *stored object* (table, bucket, file) is PERMANENT; a statement that names "
+    "a column, function or operator the object does not have is VALIDATION_ERROR. A "
+    "configuration that parses but names something missing (profile, service, template) is "
+    "PERMANENT. The label is decided from the message and the library's documentation, "
+    "never from the classifier.",
+)
+
+
+def _labelling() -> Iterator[str]:
+    """The labelling rules the corpus follows."""
+    yield "## Labelling rules (the corpus)"
+    yield ""
+    yield "Every corpus entry gets the first label whose rule applies:"
+    yield ""
+    for number, rule in enumerate(LABELLING_RULES, 1):
+        yield f"{number}. {rule}"
+    yield ""
+
+
 SURVIVORS = Path(__file__).resolve().parent / "mutation_survivors.txt"
 
 
@@ -238,7 +282,11 @@ def _mutation() -> Iterator[str]:
 def render() -> str:
     """The whole page as one string."""
     sections = (_header, _code_rules, _type_rules, _name_rules, _status_rules, _pattern_rules)
-    lines = [line for section in (*sections, _retry_and_redaction, _mutation) for line in section()]
+    lines = [
+        line
+        for section in (*sections, _retry_and_redaction, _labelling, _mutation)
+        for line in section()
+    ]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

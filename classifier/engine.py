@@ -65,11 +65,13 @@ def _verdict(
     exception: BaseException | None, error_message: object
 ) -> tuple[ErrorType, Rule | None]:
     """Levels 1-4, then the library's retry flag and the weak class names (levels 5-6)."""
-    rule = _decide(exception, message_text(exception, error_message))
     if not isinstance(exception, BaseException):
+        rule = _decide(None, message_text(None, error_message))
         return (rule.error_type, rule) if rule is not None else (ErrorType.UNKNOWN, None)
+    rich = has_signals(exception)  # once per call: _decide and the flag below both need it
+    rule = _decide(exception, message_text(exception, error_message), rich)
     verdict = rule.error_type if rule is not None else _from_chain(exception)
-    flag = retry_flag(exception, RETRY_FLAG.attributes) if has_signals(exception) else None
+    flag = retry_flag(exception, RETRY_FLAG.attributes) if rich else None
     if flag is True and verdict not in RETRYABLE:
         return RETRY_FLAG.error_type, RETRY_FLAG  # the library knows its own errors best
     if verdict is not ErrorType.UNKNOWN:
@@ -82,10 +84,11 @@ def _verdict(
     return ErrorType.UNKNOWN, None
 
 
-def _decide(exception: BaseException | None, text: str) -> Rule | None:
-    """Levels 1-3 for one exception and its message text."""
+def _decide(exception: BaseException | None, text: str, rich: bool | None = None) -> Rule | None:
+    """Levels 1-3 for one exception and its message text (rich: has_signals, if known)."""
     lowered = text.lower()
-    rich = isinstance(exception, BaseException) and has_signals(exception)
+    if rich is None:
+        rich = isinstance(exception, BaseException) and has_signals(exception)
     code_rule = _code_rule(exception, rich, lowered, text)
     if code_rule is not None:
         return code_rule
@@ -95,12 +98,14 @@ def _decide(exception: BaseException | None, text: str) -> Rule | None:
         type_rule = _type_rule(type(exception))
         if isinstance(type_rule, TypeRule):
             return first_refinement(type_rule.refine, lowered) or type_rule
-        if type_rule is not None:
-            return type_rule
+        # An HTTP status is the server's own verdict: it outranks words in a class name
+        # (websockets' InvalidStatus says "Invalid" whether the answer was 403 or 503).
         status = http_status(exception) if rich else None
         status_rule = _STATUS_INDEX.get(status) if status is not None else None
         if status_rule is not None:
             return first_refinement(status_rule.refine, lowered) or status_rule
+        if type_rule is not None:
+            return type_rule
     return match_patterns(lowered)
 
 
@@ -108,17 +113,33 @@ def _code_rule(exception: BaseException | None, rich: bool, lowered: str, text: 
     """Level 1a: the first code with a rule; then the class of any SQLSTATE seen."""
     found = exception_codes(exception) if rich and exception is not None else iter(())
     classes: list[tuple[str, str]] = []
+    service: list[str] = []
     for kind, code in itertools.chain(found, message_codes(lowered, text, exception)):
         rule = _CODE_INDEX.get((kind, code.casefold()))
         if rule is not None:
             return first_refinement(rule.refine, lowered) or rule
-        if kind == "sqlstate":
-            classes.append(("sqlstate-class", code[:2].casefold()))
+        if kind in _CODE_CLASSES:
+            class_kind, width = _CODE_CLASSES[kind]
+            classes.append((class_kind, code[:width].casefold()))
+        elif kind == "service" and code.isidentifier():
+            service.append(code)
     for key in classes:
         rule = _CODE_INDEX.get(key)
         if rule is not None:
             return rule
+    for code in service:  # an unlisted service code is named like a class: read its words
+        name_rule = _words(code, NAME_RULES)
+        if name_rule is not None:
+            return name_rule
     return None
+
+
+# Code kinds whose leading characters form a class with its own rules (SQLSTATE "40", SMTP "4").
+_CODE_CLASSES = {
+    "sqlstate": ("sqlstate-class", 2),
+    "smtp": ("smtp-class", 1),
+    "ftp": ("ftp-class", 1),
+}
 
 
 def match_patterns(lowered: str) -> PatternRule | None:
@@ -157,14 +178,26 @@ def _lookup_mro(cls: type) -> TypeRule | None:
 
 
 def _name_rule(cls: type, rules: tuple[NameRule, ...]) -> NameRule | None:
-    """The first name rule matching the most specific non-builtin class name in the MRO."""
+    """The first name rule matching the most specific non-builtin exception class in the MRO."""
     for klass in _mro(cls):
         name = getattr(klass, "__name__", None)
         if getattr(klass, "__module__", None) == "builtins" or not isinstance(name, str):
             continue
-        for rule in rules:
-            if rule.regex.search(name[:200]):
-                return rule
+        # Mixins are not exceptions: urllib's HTTPError also derives from a temporary-file
+        # wrapper, whose name says nothing about the error.
+        if not (isinstance(klass, type) and issubclass(klass, BaseException)):
+            continue
+        rule = _words(name, rules)
+        if rule is not None:
+            return rule
+    return None
+
+
+def _words(name: str, rules: tuple[NameRule, ...]) -> NameRule | None:
+    """The first name rule whose words occur in a class name or service code."""
+    for rule in rules:
+        if rule.regex.search(name[:200]):
+            return rule
     return None
 
 

@@ -77,6 +77,13 @@ MISSING_OBJECT_REASON = PatternRule(
     ("Table or view not found: model_eval_features_list",),
 )
 
+TRY_AGAIN_REASON = PatternRule(
+    r"(?:please )?try again|retry (?:later|the request|your request)",
+    T,
+    "a conflict the server itself calls temporary (S3 OperationAborted: 'Please try again')",
+    ("A conflicting conditional operation is currently in progress. Please try again.",),
+)
+
 SSL_EOF_REASON = PatternRule(
     r"eof occurred in violation of protocol|unexpected_eof_while_reading|"
     r"connection reset by peer|ssl: unexpected eof",
@@ -110,6 +117,9 @@ CODE_RULES: tuple[CodeRule, ...] = (
     *_codes_mod.REDIS_RULES,
     *_codes_mod.SQLSTATE_RULES,
     *_codes_mod.ERRNO_RULES,
+    *_codes_mod.SQLITE_RULES,
+    *_codes_mod.SMTP_RULES,
+    *_codes_mod.FTP_RULES,
     CodeRule(
         _codes(
             """Throttling ThrottlingException ThrottledException RequestThrottledException
@@ -227,6 +237,7 @@ TYPE_RULES: tuple[TypeRule, ...] = (
             requests.exceptions: ConnectionError ChunkedEncodingError ProxyError RetryError
             urllib3.exceptions: NewConnectionError NameResolutionError ProtocolError ProxyError
             urllib3.exceptions: ResponseError IncompleteRead
+            http.client: IncompleteRead
             botocore.exceptions: EndpointConnectionError ConnectionClosedError HTTPClientError
             botocore.exceptions: ConnectionError
             httpx httpx._exceptions: ConnectError ReadError WriteError NetworkError CloseError
@@ -284,6 +295,7 @@ TYPE_RULES: tuple[TypeRule, ...] = (
             google.api_core.exceptions: DataLoss PreconditionFailed
             google.auth.exceptions: RefreshError DefaultCredentialsError
             requests.exceptions: TooManyRedirects
+            http.client: BadStatusLine LineTooLong UnknownProtocol
             botocore.exceptions: NoCredentialsError PartialCredentialsError NoRegionError
             botocore.exceptions: ProfileNotFound UnknownServiceError
             aiohttp.client_exceptions: ClientConnectorCertificateError
@@ -338,6 +350,14 @@ TYPE_RULES: tuple[TypeRule, ...] = (
             pyarrow.lib: ArrowInvalid ArrowTypeError ArrowKeyError ArrowIndexError
             cattrs.errors: ClassValidationError
             yaml: YAMLError
+            _csv csv binascii xml.parsers.expat: Error
+            xml.parsers.expat pyexpat: ExpatError
+            tarfile: ReadError HeaderError
+            decimal: InvalidOperation ConversionSyntax DivisionByZero DecimalException
+            zlib struct re: error
+            _lzma lzma: LZMAError
+            configparser: Error
+            redis.exceptions valkey.exceptions: ResponseError
             """
         ),
         V,
@@ -371,12 +391,22 @@ STATUS_RULES: tuple[StatusRule, ...] = (
         "HTTP 403 Forbidden, unless the service says it is a rate limit",
         refine=(RATE_LIMIT_REASON, ACCESS_DENIED_REASON),
     ),
-    StatusRule((401, 404, 405, 410, 501), P, "HTTP 401/404/405/410/501: retrying changes nothing"),
     StatusRule(
-        (400, 413, 422),
+        (401, 404, 405, 410, 412, 451, 501),
+        P,
+        "HTTP 401/404/405/410/412/451/501: retrying changes nothing",
+    ),
+    StatusRule(
+        (409,),
+        P,
+        "HTTP 409 Conflict: the resource's state conflicts, unless the server says to try again",
+        refine=(TRY_AGAIN_REASON,),
+    ),
+    StatusRule(
+        (400, 413, 414, 415, 416, 422, 431),
         V,
-        "HTTP 400/413/422: the request itself is malformed, unless it names a bad API key, a "
-        "concurrent update or a limit",
+        "HTTP 400/413-416/422/431: the request itself is malformed, unless it names a bad API "
+        "key, a concurrent update or a limit",
         refine=(BAD_KEY_REASON, CONCURRENT_UPDATE_REASON, RESOURCES_REASON, RATE_LIMIT_REASON),
     ),
 )

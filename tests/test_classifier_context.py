@@ -146,3 +146,37 @@ class TestCreateErrorContext:
         json.dumps(ctx, allow_nan=False)
         assert set(ctx) == SEED_KEYS
         assert ctx["stack_trace_truncated"] is None or len(ctx["stack_trace_truncated"]) <= 2000
+
+
+class TestQualifiedName:
+    """error_class names the exception's real home."""
+
+    def test_library_class_keeps_its_module(self) -> None:
+        """A library exception is named module.qualname, not as a builtin."""
+        from classifier.context import qualified_name
+
+        cls = type("Err", (Exception,), {"__module__": "lib.errors", "__qualname__": "Outer.Err"})
+        assert qualified_name(cls("x")) == "lib.errors.Outer.Err"
+        assert qualified_name(ValueError("x")) == "builtins.ValueError"
+        assert qualified_name(None) is None
+
+
+class TestBounds:
+    """retry_count and the message bound, which mutation testing found untested."""
+
+    def test_retry_count_is_clamped_to_a_natural_number(self) -> None:
+        """A negative or non-integer retry_count is stored as 0; the default is 0."""
+        exc = ValueError("x")
+        assert create_error_context(exc, "load")["retry_count"] == 0
+        assert create_error_context(exc, "load", retry_count=-3)["retry_count"] == 0
+        assert create_error_context(exc, "load", retry_count=0)["retry_count"] == 0
+        assert create_error_context(exc, "load", retry_count=2)["retry_count"] == 2
+
+    def test_long_message_keeps_its_full_bound_and_masks_a_straddling_secret(self) -> None:
+        """A secret that straddles the cut is masked whole, and the message keeps its bound."""
+        from classifier.context import MAX_MESSAGE_CHARS
+
+        text = "x" * (MAX_MESSAGE_CHARS - 12) + " password=hunter2secretvalue " + "y" * 5000
+        out = create_error_context(ValueError(text), "load")["error_message"]
+        assert len(out) == MAX_MESSAGE_CHARS
+        assert "hunter" not in out

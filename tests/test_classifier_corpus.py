@@ -20,7 +20,12 @@ entries (also held out) come from libraries the rule table never names (sqlite3,
 smtplib, ftplib, pymongo, paramiko, duckdb, pandas, dlt, zipfile, csv, ...). The floors below
 are asserted on the whole corpus; the held-out figures are printed, with accuracy per family.
 The first held-out measurement led to one more rule pass; entries with ``"batch": 2`` were
-added after that pass, and no rule changed after they were measured.
+added after that pass and measured once; a third rule pass (SQLite and SMTP codes, service
+codes read as words, ...) followed, so batch 2 is no longer blind either. Entries with
+``"batch": 3`` (tests/data/error_corpus_batch3*.py plus issue threads) were labelled by the
+labelling rules in docs/classifier.md after the rules were frozen at commit 73bf9a8 and before
+the classifier saw them; their figures are printed per split (named / never-named libraries)
+with the misses per family.
 """
 
 from __future__ import annotations
@@ -35,8 +40,14 @@ from hypothesis import strategies as st
 from classifier import ErrorType, classify_error, is_retryable
 from tests.strategies.errors import build_exception, exceptions, family, load_corpus, messages
 
-LABEL_FLOOR = 0.93
-RETRY_FLOOR = 0.98
+LABEL_FLOOR = 0.95
+RETRY_FLOOR = 0.99
+# Which parts are still blind: printed next to the figures so nobody reads a tuned part as one.
+BATCH_3_NOTE = (
+    "\nbatch-3: measured blind once with the rules frozen at 73bf9a8 (labels 0.719, retry "
+    "0.972; named libraries 0.726 / 0.972, never-named 0.708 / 0.972); the rules were tuned "
+    "after that, so the batch-3 figures below are NOT blind. Batches 1-2 are not blind either."
+)
 
 
 def _verdict(entry: dict[str, Any]) -> ErrorType:
@@ -70,6 +81,20 @@ def _accuracy(entries: list[dict[str, Any]], name: str) -> tuple[float, float]:
     return label_acc, retry_acc
 
 
+def _batch_report(entries: list[dict[str, Any]], name: str) -> None:
+    """A held-out batch: named vs never-named libraries, then the misses per family."""
+    _accuracy(entries, name)
+    _accuracy([e for e in entries if split(e) == "holdout"], f"{name}-named-libraries")
+    _accuracy([e for e in entries if split(e) == "generalisation"], f"{name}-never-named")
+    misses: dict[str, Counter[str]] = defaultdict(Counter)
+    for entry in entries:
+        got = _verdict(entry)
+        if got != entry["label"]:
+            misses[family(entry)][f"{entry['label']} -> {got.value}"] += 1
+    for name_, counter in sorted(misses.items()):
+        print(f"  {name} misses {name_}: {dict(counter)}")
+
+
 def _per_family(entries: list[dict[str, Any]]) -> dict[str, tuple[int, int, int]]:
     """family -> (entries, label hits, retry hits)."""
     table: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
@@ -97,7 +122,7 @@ class TestCorpus:
             assert source.startswith(("https://github.com/", "reproduced: ")) or ": " in source
 
     def test_accuracy(self, capsys: pytest.CaptureFixture[str]) -> None:
-        """Labels >= 0.93 and retry decisions >= 0.98 over the whole corpus; splits reported."""
+        """Labels >= 0.95 and retry decisions >= 0.99 over the whole corpus; splits reported."""
         corpus = load_corpus()
         with capsys.disabled():  # the figures belong in the test output, not only on failure
             label_acc, retry_acc = _accuracy(corpus, "corpus")
@@ -105,6 +130,8 @@ class TestCorpus:
                 _accuracy([e for e in corpus if split(e) == name], name)
             _accuracy([e for e in corpus if split(e) != "tune"], "all-held-out")
             _accuracy([e for e in corpus if e.get("batch") == 2], "held-out-batch-2")
+            print(BATCH_3_NOTE)
+            _batch_report([e for e in corpus if e.get("batch") == 3], "batch-3")
         assert label_acc >= LABEL_FLOOR
         assert retry_acc >= RETRY_FLOOR
 

@@ -173,3 +173,54 @@ class TestPathsAreNotAwsSecrets:
     def test_a_secret_with_slashes_is_still_masked(self) -> None:
         """AWS's documented example secret (capitals, digits, slashes) is masked."""
         assert "wJalrXUtnFEMI" not in redact("key wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY end")
+
+
+class TestAwsSecretShapes:
+    """Which 40-character runs _mask_if_secret_like masks (each clause has its own case)."""
+
+    @pytest.mark.parametrize(
+        "token",
+        [
+            "wJalrXUtnFEMIK7MDENGbPxRfiCY1EXAMPLEKEY2",  # mixed case and digits, no / or +
+            "abcdefghij+klmnopqrstuvwxyzabcdefghijklm",  # lower case with a plus
+            "abcdefghij/klmnopqrstuvwxyzabcdefghijklm",  # lower case with a slash inside
+        ],
+    )
+    def test_random_looking_runs_are_masked(self, token: str) -> None:
+        """A run with mixed case and digits, or with '/' or '+', is a secret."""
+        assert len(token) == 40
+        assert token not in redact(f"aws_secret {token} end")
+
+    def test_plain_lower_case_word_run_is_kept(self) -> None:
+        """Forty lower-case letters with no digit, '/' or '+' are not a secret."""
+        token = "abcdefghijklmnopqrstuvwxyzabcdefghijklmn"
+        assert token in redact(f"column {token} end")
+
+    def test_undecodable_bytes_are_redacted_not_rejected(self) -> None:
+        """Bytes that are not UTF-8 are decoded leniently and still masked."""
+        out = redact(b"\xff\xfe password=hunter2 end")  # type: ignore[arg-type]
+        assert "hunter2" not in out
+        assert out.endswith("end")
+
+
+class TestExactShapes:
+    """What survives around each mask: the context a reader needs, and nothing of the secret."""
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("got token Bearer abc123def456 in body", "got token Bearer *** in body"),
+            ("Authorization: Bearer abc.def.ghi", "Authorization: Bearer ***"),
+            ("Authorization: abcdef123456", "Authorization: ***"),
+            ("authorization=abcdef123456", "authorization=***"),
+            ("GET /x?token=abc123&y=1", "GET /x?token=***&y=1"),
+            ("-----BEGIN PRIVATE KEY-----\nMIIEabc", "-----BEGIN PRIVATE KEY-----***"),
+            (
+                "-----BEGIN RSA PRIVATE KEY-----\nMIIEabc\n-----END RSA PRIVATE KEY----- tail",
+                "-----BEGIN RSA PRIVATE KEY-----***-----END RSA PRIVATE KEY----- tail",
+            ),
+        ],
+    )
+    def test_exact_output(self, text: str, expected: str) -> None:
+        """The header name, scheme word, parameter name and PEM armour are kept verbatim."""
+        assert redact(text) == expected

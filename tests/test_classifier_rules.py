@@ -470,3 +470,62 @@ class TestTable:
         rule = explain(None, "deadlock detected")
         assert rule is not None
         assert rule.error_type is T
+
+
+class TestChainAndNamesEdges:
+    """Edges of the chain walk and the class-name reader that mutation testing found untested."""
+
+    @pytest.mark.parametrize("link", ["__cause__", "reason", "last_exc", "orig"])
+    def test_each_link_alone_is_followed(self, link: str) -> None:
+        """__cause__, .reason, .last_exc and .orig are each followed on their own."""
+        outer = stand_in_class("lib.Wrapper")("nothing to see")
+        object.__setattr__(outer, link, TimeoutError("inner"))
+        assert outer.__context__ is None
+        assert classify_error(outer) is TO
+
+    def test_inner_exception_is_read_by_its_own_message(self) -> None:
+        """An inner exception with no rule of its own is decided by its own text."""
+        outer = stand_in_class("lib.Wrapper")("nothing to see")
+        outer.__cause__ = stand_in_class("lib.Inner")("connection refused")
+        assert classify_error(outer) is T
+
+    def test_decisive_exception_two_levels_down(self) -> None:
+        """The walk goes on past a level that decided nothing."""
+        outer = stand_in_class("lib.Wrapper")("nothing to see")
+        middle = stand_in_class("lib.Middle")("still nothing")
+        middle.__cause__ = TimeoutError("deep")
+        outer.__cause__ = middle
+        assert classify_error(outer) is TO
+
+    def test_duplicate_group_member_does_not_stop_the_walk(self) -> None:
+        """A member seen twice is skipped, and the members after it are still read."""
+        plain = stand_in_class("lib.Plain")("nothing")
+        group = ExceptionGroup("batch", [plain, plain, PermissionError("denied")])
+        assert classify_error(group) is P
+
+    def test_builtin_bases_lend_no_class_words(self) -> None:
+        """A library class deriving from SyntaxError gets no VALIDATION_ERROR from that name."""
+        cls = type("ConfigProblem", (SyntaxError,), {"__module__": "lib"})
+        assert classify_error(cls("nothing to see")) is U
+
+    def test_words_of_a_base_after_a_builtin(self) -> None:
+        """A library base that follows a builtin in the MRO is still read."""
+        base = type("RateLimitBase", (Exception,), {"__module__": "lib"})
+        cls = type("Err", (OSError, base), {"__module__": "lib"})
+        assert classify_error(cls("nothing to see")) is T
+
+    def test_words_of_a_base_after_a_mixin(self) -> None:
+        """A library base that follows a non-exception mixin in the MRO is still read."""
+        mixin = type("Mixin", (), {"__module__": "lib"})
+        base = type("RateLimitBase", (Exception,), {"__module__": "lib"})
+        cls = type("Err", (mixin, base), {"__module__": "lib"})
+        assert classify_error(cls("nothing to see")) is T
+
+    def test_message_object_is_read_through_str(self) -> None:
+        """A message that is neither str nor bytes is read through its str()."""
+
+        class Message:
+            def __str__(self) -> str:
+                return "connection refused by warehouse"
+
+        assert classify_error(None, Message()) is T

@@ -392,3 +392,246 @@ class TestSignalEdges:
         assert "retriable" not in absent
         assert "pgcode" in absent
         assert classify_error(WithFlag("topic does not exist")) is T
+
+
+def _os_exc(qualified: str, text: str, **attributes: object) -> BaseException:
+    """A stand-in OSError subclass of that qualified name, carrying attributes."""
+    cls = stand_in_class(qualified, (OSError,))
+    exc = cls(text)
+    for name, value in attributes.items():
+        setattr(exc, name, value)
+    return exc
+
+
+class TestFamilyCodes:
+    """SQLite result codes, SMTP replies, unlisted service codes read as words, mixins skipped."""
+
+    @pytest.mark.parametrize(
+        ("name", "expected"),
+        [
+            ("SQLITE_BUSY", T),
+            ("SQLITE_BUSY_SNAPSHOT", T),
+            ("SQLITE_LOCKED_SHAREDCACHE", T),
+            ("SQLITE_READONLY", P),
+            ("SQLITE_READONLY_DBMOVED", P),
+            ("SQLITE_NOTADB", P),
+            ("SQLITE_CONSTRAINT_UNIQUE", V),
+            ("SQLITE_MISMATCH", V),
+        ],
+    )
+    def test_sqlite_result_codes(self, name: str, expected: ErrorType) -> None:
+        """sqlite3's sqlite_errorname decides; an extended code falls back to its primary."""
+        exc = _exc("sqlite3.OperationalError", "text that says nothing", sqlite_errorname=name)
+        assert classify_error(exc) is expected
+
+    def test_sqlite_generic_error_code_leaves_it_to_the_message(self) -> None:
+        """SQLITE_ERROR is every statement error: the message decides, not the code."""
+        exc = _exc("sqlite3.OperationalError", "no such table: t", sqlite_errorname="SQLITE_ERROR")
+        assert classify_error(exc) is P
+        odd = _exc("sqlite3.OperationalError", "nothing", sqlite_errorname="NOT_SQLITE_BUSY")
+        assert classify_error(odd) is U
+
+    @pytest.mark.parametrize(
+        ("code", "expected"), [(421, T), (451, T), (550, P), (554, P), (501, V)]
+    )
+    def test_smtp_reply_code(self, code: int, expected: ErrorType) -> None:
+        """smtplib's smtp_code: exact codes, then the reply class (4 transient, 5 permanent)."""
+        exc = _os_exc("smtplib.SMTPDataError", "text that says nothing", smtp_code=code)
+        assert classify_error(exc) is expected
+
+    def test_smtp_refused_recipients(self) -> None:
+        """SMTPRecipientsRefused carries one (code, reply) per address; their codes decide."""
+        refused = {"a@example.com": (450, b"4.2.0 mailbox busy")}
+        exc = _os_exc("smtplib.SMTPRecipientsRefused", str(refused), recipients=refused)
+        assert classify_error(exc) is T
+        bad = {"a@example.com": [550, "5.1.1 user unknown"]}
+        assert classify_error(_os_exc("smtplib.SMTPRecipientsRefused", "x", recipients=bad)) is P
+        assert classify_error(_os_exc("smtplib.SMTPRecipientsRefused", "x", recipients=[])) is U
+
+    @pytest.mark.parametrize(
+        ("code", "expected"),
+        [("InvalidBucketName", V), ("EntityTooLarge", P), ("PreconditionFailed", P)],
+    )
+    def test_unlisted_service_code_read_as_words(self, code: str, expected: ErrorType) -> None:
+        """A botocore code the table does not list is read with the class-name words."""
+        exc = _exc("botocore.exceptions.ClientError", "An error occurred", response={})
+        exc.response = {"Error": {"Code": code}}  # type: ignore[attr-defined]
+        assert classify_error(exc) is expected
+
+    def test_service_code_with_spaces_is_not_read_as_words(self) -> None:
+        """A reason phrase ('Service Unavailable Now') is not an identifier and says nothing."""
+        exc = _exc("other.Error", "nothing here", reason="Timeout Unavailable")
+        assert classify_error(exc) is U
+
+    def test_non_exception_mixin_names_are_not_read(self) -> None:
+        """A mixin that is not an exception (a temp-file wrapper) lends the error no words."""
+        mixin = type("_TemporaryFileWrapper", (), {"__module__": "tempfile"})
+        cls = type("HTTPError", (OSError, mixin), {"__module__": "urllib.error"})
+        exc = cls("HTTP Error 401: Unauthorized")
+        exc.code = 401
+        assert classify_error(exc) is P
+        plain = type("HTTPError", (OSError, mixin), {"__module__": "urllib.error"})("nothing")
+        assert classify_error(plain) is U
+
+    def test_redis_plain_response_error_is_a_rejected_command(self) -> None:
+        """redis-py's ResponseError with no known prefix is an 'ERR' reply: the command is wrong."""
+        assert (
+            classify_error(_exc("redis.exceptions.ResponseError", "DB index is out of range")) is V
+        )
+        loading = _exc("redis.exceptions.ResponseError", "LOADING Redis is loading the dataset")
+        assert classify_error(loading) is T
+
+    @pytest.mark.parametrize(
+        ("qualified", "expected"),
+        [
+            ("pickle.UnpicklingError", V),
+            ("zipfile.BadZipFile", V),
+            ("pymongo.errors.InvalidOperation", P),
+            ("decimal.InvalidOperation", V),
+            ("_csv.Error", V),
+        ],
+    )
+    def test_data_format_and_misuse_names(self, qualified: str, expected: ErrorType) -> None:
+        """Unpickling/zip/csv errors are bad data; an invalid operation on a client is misuse."""
+        assert classify_error(_exc(qualified, "text that says nothing")) is expected
+
+
+class TestSecondPass:
+    """Rules added after batch 3 was measured (so batch 3 is no longer blind for them)."""
+
+    @pytest.mark.parametrize(
+        ("sqlstate", "expected"),
+        [("42P04", P), ("42P06", P), ("42710", P), ("25001", P), ("25006", T), ("42601", V)],
+    )
+    def test_sqlstate_duplicate_objects_and_transaction_state(
+        self, sqlstate: str, expected: ErrorType
+    ) -> None:
+        """Creating what exists and class 25 are PERMANENT; read-only 25006 stays TRANSIENT."""
+        exc = _exc("psycopg2.errors.Error", "text that says nothing", pgcode=sqlstate)
+        assert classify_error(exc) is expected
+
+    @pytest.mark.parametrize("number", [1007, 1008, 1099, 1109])
+    def test_mysql_schema_state_codes(self, number: int) -> None:
+        """Database exists / missing, table locked for READ, unknown information_schema table."""
+        exc = _exc("pymysql.err.OperationalError", "", number, "text that says nothing")
+        assert classify_error(exc) is P
+
+    @pytest.mark.parametrize("prefix", ["BUSYGROUP", "NOGROUP", "BUSYKEY"])
+    def test_redis_group_and_key_prefixes(self, prefix: str) -> None:
+        """Redis replies about a consumer group or key that exists (or not) are PERMANENT."""
+        exc = _exc("redis.exceptions.ResponseError", f"{prefix} text that says nothing")
+        assert classify_error(exc) is P
+
+    @pytest.mark.parametrize(
+        ("reply", "expected"),
+        [("501 Syntax error", V), ("550 No such file", P), ("452 No space", T), ("425 x", T)],
+    )
+    def test_ftp_reply_codes(self, reply: str, expected: ErrorType) -> None:
+        """ftplib errors carry the reply: 501 is a syntax error, 4yz transient, 5yz permanent."""
+        assert classify_error(_exc("ftplib.error_perm", reply)) is expected
+        assert classify_error(_exc("other.error_perm", reply)) is P  # outside ftplib: the name
+
+    @pytest.mark.parametrize(
+        ("status", "expected"), [(409, P), (451, P), (412, P), (415, V), (416, V), (431, V)]
+    )
+    def test_more_http_statuses(self, status: int, expected: ErrorType) -> None:
+        """409/412/451 will not change on retry; 415/416/431 are malformed requests."""
+        assert classify_error(_exc("other.HTTPError", "nothing", code=status)) is expected
+
+    def test_conflict_that_says_try_again_is_transient(self) -> None:
+        """A 409 whose text says to try again (S3 OperationAborted) is TRANSIENT."""
+        exc = _exc("other.HTTPError", "conflicting operation in progress. Please try again.")
+        exc.code = 409  # type: ignore[attr-defined]
+        assert classify_error(exc) is T
+
+    def test_status_outranks_class_name_words(self) -> None:
+        """websockets' InvalidStatus says 'Invalid' for any status: the status decides."""
+        for status, expected in ((403, P), (503, T), (400, V)):
+            exc = _exc("websockets.exceptions.InvalidStatus", "rejected", code=status)
+            assert classify_error(exc) is expected
+        assert classify_error(_exc("websockets.exceptions.InvalidStatus", "rejected")) is V
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "Cannot operate on a closed cursor.",
+            "Connection Error: Connection already closed!",
+            "This session is closed",
+            "Cannot use MongoClient after close",
+        ],
+    )
+    def test_closed_handle_is_permanent(self, text: str) -> None:
+        """Using a handle the program closed itself is a bug a retry repeats."""
+        assert classify_error(None, text) is P
+
+    def test_server_closing_the_connection_stays_transient(self) -> None:
+        """The closed-handle wording does not swallow a server that closed the connection."""
+        assert classify_error(None, "Connection closed by server.") is T
+        assert classify_error(None, "server closed the connection unexpectedly") is T
+
+    def test_kafka_not_enough_replicas(self) -> None:
+        """Too few in-sync replicas clears once they catch up, in any client's wording."""
+        assert classify_error(None, "Broker: Not enough in-sync replicas") is T
+        assert (
+            classify_error(None, "org.apache.kafka.common.errors.NotEnoughReplicasException") is T
+        )
+
+    @pytest.mark.parametrize(
+        ("qualified", "expected"),
+        [
+            ("jinja2.exceptions.UndefinedError", V),
+            ("sqlalchemy.exc.NoResultFound", P),
+            ("sqlalchemy.exc.ResourceClosedError", P),
+            ("paramiko.ssh_exception.IncompatiblePeer", P),
+            ("botocore.errorfactory.InvalidObjectState", P),
+            ("botocore.errorfactory.BucketAlreadyOwnedByYou", P),
+            ("http.client.BadStatusLine", P),
+            ("http.client.IncompleteRead", T),
+            ("zlib.error", V),
+            ("configparser.Error", V),
+        ],
+    )
+    def test_second_pass_names(self, qualified: str, expected: ErrorType) -> None:
+        """Class-name words and stdlib types added in the second pass."""
+        assert classify_error(_exc(qualified, "text that says nothing")) is expected
+
+
+class TestUnhashableClasses:
+    """The per-class caches never break classification."""
+
+    def test_unhashable_metaclass_still_classifies(self) -> None:
+        """A class whose metaclass is unhashable is read, twice, without a cache."""
+        meta = type("Meta", (type,), {"__hash__": None, "__eq__": lambda a, b: a is b})
+        cls = meta("Err", (Exception,), {"__module__": "lib"})
+        for _ in range(2):
+            exc = cls("nothing to see")
+            exc.status_code = 503
+            assert classify_error(exc) is T
+
+    def test_cached_class_is_read_again(self) -> None:
+        """The second exception of a class with signals is classified like the first."""
+        cls = stand_in_class("lib.Thing")
+        for status, expected in ((503, T), (404, P), (503, T)):
+            exc = cls("nothing to see")
+            exc.status_code = status  # type: ignore[attr-defined]
+            assert classify_error(exc) is expected
+
+    def test_status_only_on_response_status(self) -> None:
+        """aiohttp-style responses carry the code in .status."""
+        exc = _exc("lib.ClientError", "nothing to see")
+        exc.response = type("R", (), {"status": 503})()  # type: ignore[attr-defined]
+        assert classify_error(exc) is T
+
+
+class TestErrnoAttribute:
+    """The errno attribute decides even when the text does not quote it."""
+
+    def test_errno_without_text(self) -> None:
+        """An OSError subclass with errno ECONNREFUSED and a bland message is TRANSIENT."""
+        import errno
+
+        exc = stand_in_class("lib.Oops", (OSError,))("nothing to see")
+        exc.errno = errno.ECONNREFUSED  # type: ignore[attr-defined]
+        assert classify_error(exc) is T
+        exc.errno = errno.ENOENT  # type: ignore[attr-defined]
+        assert classify_error(exc) is P

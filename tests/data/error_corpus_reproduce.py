@@ -27,6 +27,7 @@ T, P, TO, V, D = "TRANSIENT", "PERMANENT", "TIMEOUT", "VALIDATION_ERROR", "DEPEN
 CASES: list[tuple[dict[str, Any], Callable[[], object]]] = []
 _ATTRS = ("pgcode", "sqlstate", "retriable", "code", "status", "status_code", "reason")
 _ATTRS += ("errors", "_error_labels", "message", "errno", "winerror")
+_ATTRS += ("sqlite_errorname", "sqlite_errorcode", "smtp_code")
 
 
 def case(label: str, family: str, dist: str, what: str, split: str = "tune") -> Callable[..., Any]:
@@ -80,6 +81,13 @@ def record(meta: dict[str, Any], exc: BaseException) -> dict[str, Any]:
         if name == "message" and value == entry["message"]:
             continue
         attributes[name] = value
+    recipients = getattr(exc, "recipients", None)  # smtplib: {address: (code, bytes reply)}
+    if isinstance(recipients, dict):
+        attributes["recipients"] = {
+            str(k): [v[0], v[1].decode("utf-8", "replace") if isinstance(v[1], bytes) else v[1]]
+            for k, v in recipients.items()
+            if isinstance(v, tuple) and len(v) == 2
+        }
     diag = getattr(exc, "diag", None)
     if getattr(diag, "sqlstate", None):
         attributes["sqlstate"] = diag.sqlstate
@@ -116,6 +124,8 @@ def record(meta: dict[str, Any], exc: BaseException) -> dict[str, Any]:
     elif meta["split"] == "generalisation":
         entry["holdout"] = True
         entry["generalisation"] = True
+    if meta.get("batch"):
+        entry["batch"] = meta["batch"]
     return entry
 
 
@@ -210,9 +220,18 @@ def main(out: str, only: str | None = None) -> None:
     import error_corpus_more  # noqa: F401 - registers the held-out cases
     import error_corpus_servers  # noqa: F401 - registers the server cases
 
+    before = len(CASES)
+    import error_corpus_batch3  # noqa: F401 - batch 3, named libraries (blind)
+    import error_corpus_batch3b  # noqa: F401 - batch 3, libraries no rule names (blind)
+
+    for meta, _ in CASES[before:]:
+        meta["batch"] = 3
     entries = []
     for meta, func in CASES:
-        if only and only not in meta["family"]:
+        if only == "batch3":
+            if meta.get("batch") != 3:
+                continue
+        elif only and only not in meta["family"]:
             continue
         try:
             result = func()

@@ -58,6 +58,16 @@ def stand_in_with_bases(qualified: str, bases: list[str], message: str) -> type[
     """
     parent: type[BaseException] = Exception
     mixins: list[type[BaseException]] = []
+    # Classes listed after BaseException are the MRO's non-exception mixins (urllib's HTTPError
+    # is also a response object): rebuilt as plain classes, so they stay non-exceptions.
+    plain: tuple[type, ...] = ()
+    if "builtins.BaseException" in bases:
+        cut = bases.index("builtins.BaseException")
+        bases, tail = bases[:cut], [b for b in bases[cut + 1 :] if b not in _ROOTS]
+        for base in reversed(tail):
+            module_name, _, name = base.rpartition(".")
+            attrs_ = {"__module__": module_name, "__qualname__": name}
+            plain = (type(name, plain or (object,), attrs_),)
     for base in reversed([b for b in bases if b not in _ROOTS]):
         builtin = _builtin(base)
         if builtin is not None:
@@ -67,10 +77,12 @@ def stand_in_with_bases(qualified: str, bases: list[str], message: str) -> type[
     roots = tuple(m for m in mixins if not issubclass(parent, m))
     module_name, _, name = qualified.rpartition(".")
     namespace = {"__module__": module_name, "__qualname__": name, "__str__": lambda _: message}
-    try:
-        return type(name, (*roots, parent), namespace)
-    except TypeError:  # incompatible builtin layouts: keep the library chain only
-        return type(name, (parent,), namespace)
+    for chain in ((*roots, parent, *plain), (parent, *plain), (parent,)):
+        try:
+            return type(name, chain, namespace)
+        except TypeError:  # incompatible builtin layouts: keep the library chain only
+            continue
+    return type(name, (parent,), namespace)
 
 
 class _Response:
