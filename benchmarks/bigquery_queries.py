@@ -105,6 +105,7 @@ def _measure(tmp: Path, count: int) -> dict[str, float]:
         "failures": {"as_of": end.date()},
         "steps": {"as_of": end.date()},
         "retries": {"as_of": end.date()},
+        "runs": {"as_of": end.date()},
         "timeline": {"pipeline_logging_id": records[0].pipeline_logging_id},
     }
     missing = set(QUERY_NAMES) - set(params)
