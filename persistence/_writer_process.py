@@ -86,6 +86,15 @@ def writer_process_default() -> bool:
     return choice == "process" and hasattr(os, "fork")
 
 
+def open_writer(
+    path: str, factory: Callable[[], Any], enabled: bool | None
+) -> WriterProcess | None:
+    """The writer process for `path` (None: writes stay in this process); None = the default."""
+    if enabled is None:
+        enabled = writer_process_default()
+    return WriterProcess(path, factory) if enabled else None
+
+
 # Locks of every object in this process that calls into SQLite (SQLiteStore, OutboxDB). A fork
 # copies SQLite's global mutexes as they are: forking while another thread is inside SQLite
 # (opening a file, allocating) would leave the child waiting for a mutex nobody will release.

@@ -33,7 +33,7 @@ from classifier import (
     redact,
 )
 from persistence._outbox_db import OutboxDB, OutboxFile, OutboxRow
-from persistence._writer_process import WriterProcess, writer_process_default
+from persistence._writer_process import WriterProcess, open_writer
 from persistence.stores.base import Bootstrappable, Store, StoreError, WriteResult
 from statemachine._log import lazy_logger
 
@@ -94,14 +94,11 @@ class OutboxStore:
         self._db = OutboxDB(self.path, synchronous=synchronous, max_bytes=max_bytes)
         # The logger's commits run in a writer process (persistence/_writer_process.py): rows
         # leave this process within ~1 ms and are committed even if it is killed meanwhile.
-        if writer_process is None:
-            writer_process = writer_process_default()
-        self._writer: WriterProcess | None = None
-        if writer_process:
-            self._writer = WriterProcess(
-                self.path,
-                functools.partial(OutboxFile, self.path, synchronous, max_bytes),
-            )
+        self._writer: WriterProcess | None = open_writer(
+            self.path,
+            functools.partial(OutboxFile, self.path, synchronous, max_bytes),
+            writer_process,
+        )
         self._ship_lock = threading.Lock()  # one shipper at a time: uploader, drain or close
         self._state_lock = threading.Lock()
         self._wake = threading.Event()
@@ -144,12 +141,7 @@ class OutboxStore:
                 self._note_error(str(exc))
                 raise
             self._count("rows_enqueued", total)
-            self._ensure_uploader()
-            with self._state_lock:
-                self._unshipped_writes += total
-                full = self._unshipped_writes >= self.batch_size
-            if full:
-                self._wake.set()
+            self._note_enqueued(total)
         return [WriteResult(written=len(rows)) for _, rows in parts]
 
     @property
@@ -187,8 +179,11 @@ class OutboxStore:
         if not total:
             return
         self._count("rows_enqueued", total)
-        if self._closed:
-            return
+        if not self._closed:
+            self._note_enqueued(total)
+
+    def _note_enqueued(self, total: int) -> None:
+        """Start the uploader if needed and wake it once a batch of rows waits to ship."""
         self._ensure_uploader()
         with self._state_lock:
             self._unshipped_writes += total

@@ -11,11 +11,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from persistence._writer_process import (
-    WriterProcess,
-    register_sqlite_user,
-    writer_process_default,
-)
+from persistence._writer_process import WriterProcess, open_writer, register_sqlite_user
 from persistence.queries._scope import ORG_PARAM, scope_sqlite
 from persistence.queries.sqlite import SQLITE_SQL
 from persistence.schema import (
@@ -108,20 +104,17 @@ class SQLiteStore:
         self._preparers = {name: RowPreparer(spec) for name, spec in self._specs.items()}
         # The logger's commits (write_many) run in a forked writer process by default; see
         # persistence/_writer_process.py. Every other call stays on this connection.
-        if writer_process is None:
-            writer_process = writer_process_default()
-        self._writer: WriterProcess | None = None
-        if writer_process:
-            self._writer = WriterProcess(
+        self._writer: WriterProcess | None = open_writer(
+            self.path,
+            functools.partial(
+                SQLiteStore,
                 self.path,
-                functools.partial(
-                    SQLiteStore,
-                    self.path,
-                    busy_timeout_seconds=busy_timeout_seconds,
-                    synchronous=synchronous,
-                    writer_process=False,
-                ),
-            )
+                busy_timeout_seconds=busy_timeout_seconds,
+                synchronous=synchronous,
+                writer_process=False,
+            ),
+            writer_process,
+        )
 
     @property
     def derives_rows(self) -> bool:
