@@ -65,6 +65,42 @@ def error_type_of(error: BaseException) -> ErrorType:
     return classify_error(error)
 
 
+def drop_reason(error: BaseException) -> str:
+    """The drop reason of a write given up on: store_rejected or store_unavailable."""
+    permanent = error_type_of(error) not in (ErrorType.TRANSIENT, ErrorType.TIMEOUT)
+    return "store_rejected" if permanent else "store_unavailable"
+
+
+def retry_delay(
+    error: BaseException,
+    attempt: int,
+    settings: LoggerSettings,
+    policy: RetryPolicy,
+    deadline: float | None,
+) -> float | None:
+    """Seconds before the next attempt, or None to give up (permanent, exhausted, stopping)."""
+    if attempt >= settings.max_flush_retries:
+        return None
+    delay = get_retry_delay(attempt, error_type_of(error), policy)
+    stopping = delay is not None and deadline is not None
+    if stopping and asyncio.get_running_loop().time() + (delay or 0.0) >= (deadline or 0.0):
+        return None  # stopping: a retry would outlive stop()'s timeout
+    return delay
+
+
+def settle_written(channel: Channel, count: int, result: WriteResult) -> None:
+    """Count a written batch of `count` rows: rejected rows warned about and dropped."""
+    for row_error in result.rejected:
+        _log.warning(
+            "metadata_row_rejected",
+            table=channel.table,
+            row_id=row_error.row_id,
+            error=row_error.message,
+        )
+    rejected = len(result.rejected)
+    channel.settle(count, written=count - rejected, drops={"store_rejected": rejected})
+
+
 def to_rows(items: Sequence[Item]) -> tuple[list[Mapping[str, Any]], list[RowError]]:
     """Items as row dicts (records via to_row()); an item that cannot become one is rejected."""
     rows: list[Mapping[str, Any]] = []
@@ -213,33 +249,15 @@ class Batcher:
             raise
         finally:
             channel.write_ended(ticket)
-        for row_error in result.rejected:
-            _log.warning(
-                "metadata_row_rejected",
-                table=channel.table,
-                row_id=row_error.row_id,
-                error=row_error.message,
-            )
-        rejected = len(result.rejected)
-        channel.settle(
-            len(batch), written=len(batch) - rejected, drops={"store_rejected": rejected}
-        )
+        settle_written(channel, len(batch), result)
 
     def _delay(self, error: BaseException, attempt: int) -> float | None:
-        """Seconds before the next attempt, or None to give up (permanent, exhausted, stopping)."""
-        if attempt >= self.settings.max_flush_retries:
-            return None
-        delay = get_retry_delay(attempt, error_type_of(error), self.policy)
-        deadline = self.stop_deadline()
-        stopping = delay is not None and deadline is not None
-        if stopping and asyncio.get_running_loop().time() + (delay or 0.0) >= (deadline or 0.0):
-            return None  # stopping: a retry would outlive stop()'s timeout
-        return delay
+        """Seconds before the next attempt, or None to give up (see retry_delay)."""
+        return retry_delay(error, attempt, self.settings, self.policy, self.stop_deadline())
 
     def _give_up(self, batch: list[Item], error: BaseException, attempts: int) -> None:
         """Drop a batch the store would not take, counted by reason, with one warning."""
-        permanent = error_type_of(error) not in (ErrorType.TRANSIENT, ErrorType.TIMEOUT)
-        reason = "store_rejected" if permanent else "store_unavailable"
+        reason = drop_reason(error)
         _log.warning(
             "metadata_flush_failed",
             table=self.channel.table,

@@ -19,10 +19,11 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from classifier import ErrorType, get_retry_delay
 from persistence._batcher import (
-    error_type_of,
+    drop_reason,
+    retry_delay,
     retry_policy,
+    settle_written,
     to_rows,
     with_rejected,
     write_items,
@@ -250,7 +251,7 @@ class GroupCommitter:
                     delay = self._delay(error, attempt)
                     if delay is None:
                         if derive:
-                            self._drop_derived(parts, self._reason(error))
+                            self._drop_derived(parts, drop_reason(error))
                         self._give_up(group, error, attempt)
                         return
                     _log.info(
@@ -273,17 +274,7 @@ class GroupCommitter:
                 channel.write_ended(ticket)
         for (channel, batch), result in zip(group, results, strict=True):
             channel.in_flight -= len(batch)
-            for row_error in result.rejected:
-                _log.warning(
-                    "metadata_row_rejected",
-                    table=channel.table,
-                    row_id=row_error.row_id,
-                    error=row_error.message,
-                )
-            rejected = len(result.rejected)
-            channel.settle(
-                len(batch), written=len(batch) - rejected, drops={"store_rejected": rejected}
-            )
+            settle_written(channel, len(batch), result)
         self._settle_derived(derived, failures)
 
     async def _submit(
@@ -341,12 +332,6 @@ class GroupCommitter:
             channel.submit(len(rows))
             channel.settle(len(rows), drops={reason: len(rows)})
 
-    @staticmethod
-    def _reason(error: BaseException) -> str:
-        """The drop reason of a write given up on: store_rejected or store_unavailable."""
-        permanent = error_type_of(error) not in (ErrorType.TRANSIENT, ErrorType.TIMEOUT)
-        return "store_rejected" if permanent else "store_unavailable"
-
     def _settle_all(self, group: Group, reason: str) -> None:
         """Count every row of a group as dropped for `reason` (a cancelled or failed write)."""
         for channel, batch in group:
@@ -355,19 +340,12 @@ class GroupCommitter:
         group.clear()
 
     def _delay(self, error: BaseException, attempt: int) -> float | None:
-        """Seconds before the next attempt, or None to give up (permanent, exhausted, stopping)."""
-        if attempt >= self.settings.max_flush_retries:
-            return None
-        delay = get_retry_delay(attempt, error_type_of(error), self.policy)
-        deadline = self.stop_deadline()
-        stopping = delay is not None and deadline is not None
-        if stopping and asyncio.get_running_loop().time() + (delay or 0.0) >= (deadline or 0.0):
-            return None  # stopping: a retry would outlive stop()'s timeout
-        return delay
+        """Seconds before the next attempt, or None to give up (see retry_delay)."""
+        return retry_delay(error, attempt, self.settings, self.policy, self.stop_deadline())
 
     def _give_up(self, group: Group, error: BaseException, attempts: int) -> None:
         """Drop a group the store would not take, counted by reason, with one warning."""
-        reason = self._reason(error)
+        reason = drop_reason(error)
         _log.warning(
             "metadata_flush_failed",
             tables=[channel.table for channel, _ in group],

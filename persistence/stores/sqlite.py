@@ -386,16 +386,7 @@ class SQLiteStore:
             ) from None
         if params.get(ORG_PARAM) is not None:
             sql = scope_sqlite(sql)
-        bound = {key: canonical_param(value) for key, value in params.items()}
-        with self._lock:
-            conn = self._connection()
-            self._ensure_schema()
-            try:
-                cursor = conn.execute(sql, bound)
-                columns = [d[0] for d in cursor.description]
-                return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-            except sqlite3.Error as exc:
-                raise _store_error(f"query {name!r}", exc) from exc
+        return self._select(sql, params, f"query {name!r}")
 
     def run_sql(self, template: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Run one engine-owned SQL statement (tables as {table_name}) with bound parameters.
@@ -403,6 +394,10 @@ class SQLiteStore:
         For engine modules that keep their own SQL (persistence/watch); never for caller text.
         """
         sql = template.format_map({name: f'"{name}"' for name in self._specs})
+        return self._select(sql, params, "engine query")
+
+    def _select(self, sql: str, params: Mapping[str, Any], what: str) -> list[dict[str, Any]]:
+        """Run one read statement with bound, canonical parameters; rows as dicts."""
         bound = {key: canonical_param(value) for key, value in params.items()}
         with self._lock:
             conn = self._connection()
@@ -412,7 +407,7 @@ class SQLiteStore:
                 columns = [d[0] for d in cursor.description or ()]
                 return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
             except sqlite3.Error as exc:
-                raise _store_error("engine query", exc) from exc
+                raise _store_error(what, exc) from exc
 
     def select_rows(
         self, table: str, where: Mapping[str, str], *, limit: int = 1000
