@@ -9,7 +9,8 @@ import time
 import uuid
 
 from statemachine import InMemorySink, PipelineRun, StepRun
-from statemachine.ids import new_id, uuid7_str
+from statemachine import ids as ids_module
+from statemachine.ids import new_id, uuid4_str, uuid7_str
 
 THREADS = 8
 PER_THREAD = 2_000
@@ -124,3 +125,24 @@ class TestProcesses:
         assert len(set(everything)) == len(everything)
         for ids in children:
             assert _increasing(ids)
+
+
+class TestUuid4Pool:
+    """uuid4_str hands out random version-4 ids from a pool refilled a batch at a time."""
+
+    def test_refill_adds_a_batch_of_distinct_ids(self) -> None:
+        """One refill adds _BATCH new, distinct, version-4 ids to the pool."""
+        ids_module._pool.clear()
+        ids_module._refill()
+        fresh = list(ids_module._pool)
+        assert len(fresh) == len(set(fresh)) == ids_module._BATCH
+        assert all(uuid.UUID(v).version == 4 for v in fresh)
+
+    def test_variant_character_is_random(self) -> None:
+        """All four RFC 4122 variant characters occur, none a copy of its neighbour's bits."""
+        values = [uuid4_str() for _ in range(1024)]
+        variant = [v[19] for v in values]
+        assert set(variant) == set("89ab")
+        # Two random bits of the variant character must not repeat the next character's bits.
+        same = sum("89ab".index(v[19]) == int(v[20], 16) & 3 for v in values)
+        assert same < len(values) // 2

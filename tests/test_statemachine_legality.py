@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import enum
 import pickle
 
 import pytest
 
 from statemachine import IllegalTransition, PipelineState, StepState
+from statemachine.errors import IllegalLoggedTransition
 from statemachine.legality import check_logged_transition
+from statemachine.spec import TABLES
 from tests.strategies.events import EXPECTED, STATES
 
 
@@ -65,3 +68,69 @@ class TestIllegal:
             check_logged_transition("PIPELINE", "COMPLETED", "RUNNING", entity_name="p")
         copy = pickle.loads(pickle.dumps(info.value))
         assert (str(copy), copy.rule, copy.to_state) == (str(info.value), "legal-edge", "RUNNING")
+
+
+class TestRefusalFields:
+    """Each refusal carries exactly what was given and what the table allows (mutation tests)."""
+
+    @pytest.mark.parametrize("kind", sorted(TABLES))
+    def test_legal_edge_fields(self, kind: str) -> None:
+        """A missing edge names the entity, the lower-case kind, both states and the legal moves."""
+        table = TABLES[kind]
+        for source in table.states:
+            dest = table.initial  # no table has an edge back into its initial state
+            with pytest.raises(IllegalLoggedTransition) as info:
+                check_logged_transition(kind, source, dest, entity_name="load")
+            err = info.value
+            legal_dests = sorted(e.dest for e in table.edges if e.source == source)
+            assert (err.entity, err.kind, err.state, err.to_state, err.event) == (
+                "load",
+                kind.lower(),
+                source,
+                dest,
+                "log",
+            )
+            assert err.entity_id is None
+            assert err.legal_events == table.legal_events(source)
+            shown = ", ".join(legal_dests) if legal_dests else "none (terminal)"
+            assert str(err).endswith(f"legal from {source}: {shown}")
+
+    def test_terminal_source_lists_no_move(self) -> None:
+        """From a terminal state the message says there is no legal move at all."""
+        for kind, table in TABLES.items():
+            for source in sorted(table.terminal):
+                with pytest.raises(IllegalLoggedTransition) as info:
+                    check_logged_transition(kind, source, table.initial)
+                assert str(info.value).endswith(f"legal from {source}: none (terminal)")
+                assert info.value.legal_events == ()
+
+    def test_unknown_state_fields(self) -> None:
+        """An unknown state is refused as known-state, listing the kind's states in order."""
+        table = TABLES["STEP"]
+        with pytest.raises(IllegalLoggedTransition) as info:
+            check_logged_transition("STEP", "RUNNING", "LOST", entity_name="load", entity_id=7)
+        err = info.value
+        assert err.rule == "known-state"
+        got = (err.entity, err.kind, err.state, err.to_state)
+        assert got == ("load", "step", "RUNNING", "LOST")
+        assert err.entity_id == "7"
+        assert f"(expected one of {', '.join(table.states)})" in str(err)
+
+    def test_unknown_type_lists_known_types(self) -> None:
+        """An unknown entity type lists every known type, comma-separated and sorted."""
+        with pytest.raises(IllegalLoggedTransition) as info:
+            check_logged_transition("JOB", "PENDING", "RUNNING", entity_name="j")
+        assert str(info.value).endswith(f"expected one of {', '.join(sorted(TABLES))}")
+        assert (info.value.entity, info.value.kind) == ("j", "job")
+
+    def test_enum_values_are_read(self) -> None:
+        """Enum members are read by value, so a member whose name differs still passes."""
+
+        class Renamed(enum.Enum):
+            BEGIN = "PENDING"
+            GO = "RUNNING"
+
+        check_logged_transition("PIPELINE", Renamed.BEGIN, Renamed.GO)
+        with pytest.raises(IllegalLoggedTransition) as info:
+            check_logged_transition("PIPELINE", Renamed.GO, Renamed.BEGIN, entity_name=Renamed.GO)
+        assert info.value.entity == "RUNNING"

@@ -145,3 +145,78 @@ class TestValidator:
         with pytest.raises(InvalidDefinition):
             build_machine(table)
         build_machine(table, validate=False)
+
+
+class TestValidatorDetails:
+    """Each refusal names the table and carries the offending states (mutation tests)."""
+
+    @pytest.mark.parametrize(
+        ("changes", "words", "states"),
+        [
+            ({"initial": "START"}, "initial state 'START' is not a declared state", ("START",)),
+            (
+                {"error_states": frozenset({"OOPS", "BAD"})},
+                "error states are not declared states: BAD, OOPS",
+                ("BAD", "OOPS"),
+            ),
+            (
+                {"states": ("PENDING", "RUNNING", "DONE", "RUNNING", "DONE")},
+                "states declared twice: DONE, RUNNING",
+                ("DONE", "RUNNING"),
+            ),
+            ({"terminal": frozenset()}, "no terminal state declared", ()),
+        ],
+    )
+    def test_set_errors(self, changes: dict[str, Any], words: str, states: tuple[str, ...]) -> None:
+        """Bad state sets are refused with the table's kind, the reason and the states named."""
+        with pytest.raises(InvalidDefinition) as info:
+            validate_table(_table(_GOOD, **changes))
+        assert str(info.value) == f"TEST table: {words}"
+        assert info.value.states == states
+
+    def test_edge_errors_carry_states(self) -> None:
+        """Unknown edge states, terminal exits and trapped states travel on the error."""
+        cases = [
+            (_table((*_GOOD, Edge("jump", "LIMBO", "NOWHERE", "r"))), ("LIMBO", "NOWHERE")),
+            (_table((*_GOOD, Edge("again", "DONE", "RUNNING", "r"))), ("DONE",)),
+            (
+                _table(
+                    (*_GOOD, Edge("stall", "RUNNING", "STUCK", "r")),
+                    states=("PENDING", "RUNNING", "DONE", "STUCK"),
+                ),
+                ("STUCK",),
+            ),
+        ]
+        for table, states in cases:
+            with pytest.raises(InvalidDefinition) as info:
+                validate_table(table)
+            assert str(info.value).startswith("TEST table: ")
+            assert info.value.states == states
+
+    def test_event_names_must_be_identifiers(self) -> None:
+        """An event name that is not a Python identifier is refused and quoted."""
+        table = _table((*_GOOD, Edge("re-run", "RUNNING", "PENDING", "r")))
+        words = r"event names must be identifiers: \['re-run'\]"
+        with pytest.raises(InvalidDefinition, match=words):
+            validate_table(table)
+
+    def test_nondeterministic_names_both_destinations(self) -> None:
+        """A duplicated (state, event) names both destinations and the source state."""
+        table = _table((*_GOOD, Edge("finish", "RUNNING", "PENDING", "r")))
+        with pytest.raises(InvalidDefinition) as info:
+            validate_table(table)
+        assert "event 'finish' from RUNNING is declared twice (to DONE and to PENDING)" in str(
+            info.value
+        )
+        assert info.value.states == ("RUNNING",)
+
+    def test_reachability_follows_chains(self) -> None:
+        """A state reached only through several edges counts as reachable and as escaping."""
+        edges = (
+            Edge("a", "PENDING", "S1", "r"),
+            Edge("b", "S1", "S2", "r"),
+            Edge("c", "S2", "S3", "r"),
+            Edge("d", "S3", "DONE", "r"),
+            Edge("e", "S1", "PENDING", "r"),
+        )
+        validate_table(_table(edges, states=("PENDING", "S1", "S2", "S3", "DONE")))
