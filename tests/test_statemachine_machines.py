@@ -1,0 +1,174 @@
+"""statemachine.machines: the engine's bookkeeping on each edge (times, counts, reasons, guards)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from statemachine import InMemorySink, ManualClock, PipelineRun, StepRun
+from statemachine.errors import JointRuleViolation
+from statemachine.machines import ENGINES, PIPELINE_ENGINE, STEP_ENGINE, build_machine
+from statemachine.spec import PIPELINE, STEP
+from tests.strategies.events import sequential_ids
+
+
+class BackwardsClock:
+    """A clock whose readings are set by the test, so they can go backwards."""
+
+    def __init__(self) -> None:
+        self.ns = 10_000_000_000
+        self.wall = dt.datetime(2025, 12, 21, 12, 0, tzinfo=dt.UTC)
+
+    def monotonic_ns(self) -> int:
+        """The reading the test set."""
+        return self.ns
+
+    def now(self) -> dt.datetime:
+        """The wall time the test set."""
+        return self.wall
+
+
+def _run(clock: object | None = None) -> tuple[PipelineRun, InMemorySink]:
+    sink = InMemorySink()
+    run = PipelineRun.create(
+        "etl",
+        org_slug="acme",
+        sink=sink,
+        clock=clock or ManualClock(),  # type: ignore[arg-type]
+        id_source=sequential_ids(),
+    )
+    return run, sink
+
+
+class TestBuild:
+    """build_machine turns a table into a strict, model-less machine."""
+
+    @pytest.mark.parametrize("table", [PIPELINE, STEP], ids=lambda t: t.kind)
+    def test_machine_shape(self, table: object) -> None:
+        """The machine is named after the kind, has only the table's events and no callbacks."""
+        machine = build_machine(table)  # type: ignore[arg-type]
+        assert machine.name.strip(": ") == table.kind  # type: ignore[attr-defined]
+        assert set(machine.events) == set(table.events)  # type: ignore[attr-defined]
+        assert machine.initial == table.initial  # type: ignore[attr-defined]
+        assert not machine.ignore_invalid_triggers
+        for event in machine.events.values():
+            for transitions in event.transitions.values():
+                assert all(not t.after for t in transitions)
+
+    def test_engines_by_kind(self) -> None:
+        """ENGINES maps each kind to the engine built from its table."""
+        assert ENGINES == {"PIPELINE": PIPELINE_ENGINE, "STEP": STEP_ENGINE}
+        assert (PIPELINE_ENGINE.table, STEP_ENGINE.table) == (PIPELINE, STEP)
+        assert PIPELINE_ENGINE.legal_events("NOWHERE") == ()
+
+
+class TestEdgeBookkeeping:
+    """Each record carries the time spent in the state left and the count after the edge."""
+
+    def test_duration_in_whole_milliseconds(self) -> None:
+        """duration_in_state_ms is the monotonic time in the state left, floored to ms."""
+        clock = ManualClock()
+        run, _ = _run(clock)
+        clock.advance(ms=5, ns=999_999)
+        assert run.start().duration_in_state_ms == 5
+        clock.advance(ms=12)
+        assert run.complete().duration_in_state_ms == 12
+
+    def test_clock_going_backwards_gives_zero_duration(self) -> None:
+        """A monotonic reading below the entry reading records 0 ms, never a negative."""
+        clock = BackwardsClock()
+        run, _ = _run(clock)
+        clock.ns -= 5_000_000
+        assert run.start().duration_in_state_ms == 0
+
+    def test_stamps_never_go_back_within_a_run(self) -> None:
+        """A record is stamped no earlier than the latest record of its run (rule 5)."""
+        clock = BackwardsClock()
+        run, _ = _run(clock)
+        first = run.start().transition_time
+        clock.wall -= dt.timedelta(seconds=30)
+        step = StepRun.create("load", pipeline=run)
+        assert step.start().transition_time == first
+        clock.wall = first + dt.timedelta(seconds=1)
+        assert step.complete().transition_time == first + dt.timedelta(seconds=1)
+        assert run.complete().transition_time == first + dt.timedelta(seconds=1)
+
+    def test_entry_time_and_count_follow_the_edge(self) -> None:
+        """After an edge the entity's entry times and retry count are the record's."""
+        clock = ManualClock()
+        run, _ = _run(clock)
+        run.start()
+        step = StepRun.create("load", pipeline=run)
+        step.start()
+        clock.advance(ms=3)
+        step.retry(error_type="TRANSIENT")
+        clock.advance(ms=4)
+        record = step.start()
+        assert (record.retry_count, step.retry_count) == (1, 1)
+        assert record.duration_in_state_ms == 4
+        assert step.entered_at == record.transition_time
+        assert step.entered_monotonic_ns == clock.monotonic_ns()
+
+    def test_default_reason_names_the_attempt(self) -> None:
+        """The retry start's default reason is its table template filled with the new count."""
+        run, _ = _run()
+        run.start()
+        step = StepRun.create("load", pipeline=run)
+        step.start()
+        template = STEP.edge("RETRYING", "start").reason  # type: ignore[union-attr]
+        for count in (1, 2):
+            step.retry(error_type="TRANSIENT")
+            assert step.start().reason == template.format(retry_count=count)
+
+    def test_caller_reason_and_metadata_scrubbed_on_plain_edges(self) -> None:
+        """On a non-error edge the caller's reason and metadata are redacted."""
+        run, _ = _run()
+        record = run.start(
+            reason="go password=hunter2secret", metadata={"dsn": "postgres://u:pw@h/db"}
+        )
+        assert "hunter2" not in (record.reason or "")
+        assert record.reason is not None
+        assert record.reason.startswith("go ")
+        assert "pw@" not in record.metadata["dsn"]
+        assert record.error_type is None
+        assert record.error_message is None
+
+
+class TestGuardMessages:
+    """A joint-rule refusal says which steps stand in the way, five at most."""
+
+    def test_lists_five_stuck_steps_then_counts(self) -> None:
+        """Completing with seven open steps names the first five and counts the other two."""
+        run, sink = _run()
+        run.start()
+        steps = [StepRun.create(f"s{i}", pipeline=run) for i in range(7)]
+        with pytest.raises(JointRuleViolation) as info:
+            run.complete()
+        listed = ", ".join(f"{s.entity_name}=PENDING" for s in steps[:5])
+        assert info.value.blocking == f"steps not COMPLETED: {listed} and 2 more"
+        assert run.state == "RUNNING"
+        assert [r.to_state for r in sink.records] == ["RUNNING"]
+
+    def test_five_stuck_steps_have_no_count(self) -> None:
+        """Exactly five open steps are all named, with no 'more'."""
+        run, _ = _run()
+        run.start()
+        for i in range(5):
+            StepRun.create(f"s{i}", pipeline=run)
+        with pytest.raises(JointRuleViolation) as info:
+            run.fail(error_type="PERMANENT")
+        assert "more" not in info.value.blocking
+        assert info.value.blocking.startswith("steps not COMPLETED/FAILED: s0=PENDING")
+        assert info.value.blocking.count("=PENDING") == 5
+
+    def test_step_guard_names_the_pipeline_state(self) -> None:
+        """A step refused by its pipeline's state names that state and the step's own."""
+        run, _ = _run()
+        step = StepRun.create("load", pipeline=run)
+        with pytest.raises(JointRuleViolation) as info:
+            step.start()
+        err = info.value
+        assert err.blocking == "its pipeline is PENDING"
+        assert (err.state, err.kind, err.entity_id) == ("PENDING", "step", step.step_logging_id)
+        assert err.legal_events == STEP.legal_events("PENDING")
