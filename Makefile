@@ -57,10 +57,12 @@ bench: $(STAMP)
 # Mutation testing of classifier/ and statemachine/ (slow; not part of `make test`). The
 # surviving mutants are written to classifier/mutation_survivors.txt for docs/classifier.md.
 # MUTANTS narrows the run on a shared machine, e.g. make mutation MUTANTS='classifier.*'
+# statemachine/'s counts and survivors go to statemachine/mutation_survivors.txt (docs/mutation.md).
 mutation: $(STAMP)
 	nice -n 10 $(BIN)/mutmut run --max-children 2 $(MUTANTS) || true
 	$(BIN)/mutmut results | grep -v "not checked" | sed 's/^ *//' > classifier/mutation_survivors.txt || true
 	$(BIN)/python -m classifier.docs > docs/classifier.md
+	$(BIN)/python scripts/mutation_report.py statemachine > statemachine/mutation_survivors.txt
 
 bench-peers: $(STAMP)
 	bash benchmarks/peers/run.sh

@@ -9,7 +9,12 @@ from typing import Any
 
 import pytest
 
-from statemachine.records import STACK_TRACE_LIMIT, TransitionRecord, dumps_metadata
+from statemachine.records import (
+    RECORD_FIELDS,
+    STACK_TRACE_LIMIT,
+    TransitionRecord,
+    dumps_metadata,
+)
 
 WHEN = dt.datetime(2025, 12, 21, 12, 0, tzinfo=dt.UTC)
 
@@ -77,3 +82,127 @@ class TestDumpsMetadata:
             "b": [str(math.inf), {"z": str(-math.inf)}],
             "c": "s",
         }
+
+
+class Unprintable:
+    """An object whose str() and repr() both raise."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+class NotAString:
+    """An object whose str() returns a non-string."""
+
+    def __str__(self) -> str:
+        return 42  # type: ignore[return-value]
+
+
+class TestDumpsMetadataShape:
+    """dumps_metadata writes key-sorted JSON that keeps types and non-ASCII text."""
+
+    def test_empty(self) -> None:
+        """No metadata, or an empty dict, is the empty JSON object."""
+        assert dumps_metadata(None) == "{}"
+        assert dumps_metadata({}) == "{}"
+
+    def test_types_order_and_text_kept(self) -> None:
+        """Values keep their JSON types, keys come out sorted, non-ASCII stays literal."""
+        data = {"b": [1, 2.5, None, True], "a": {"z": "é", "y": 3}}
+        text = dumps_metadata(data)
+        assert json.loads(text) == data
+        assert text.index('"a"') < text.index('"b"')
+        assert text.index('"y"') < text.index('"z"')
+        assert "é" in text
+
+    def test_non_json_values_rendered(self) -> None:
+        """Datetimes, bytes, sets and odd objects become readable strings; nothing raises."""
+        when = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+        data = {
+            "when": when,
+            "day": when.date(),
+            "raw": b"caf\xc3\xa9 \xff",
+            "set": {3, 1, 2},
+            "bad": Unprintable(),
+            "odd": NotAString(),
+        }
+        parsed = json.loads(dumps_metadata(data))
+        assert parsed["when"] == when.isoformat()
+        assert parsed["day"] == when.date().isoformat()
+        assert parsed["raw"] == b"caf\xc3\xa9 \xff".decode("utf-8", errors="replace")
+        assert json.loads(parsed["set"]) == [1, 2, 3]
+        assert parsed["bad"] == "<unprintable Unprintable>"
+        assert parsed["odd"] == "<unprintable NotAString>"
+
+    def test_unsortable_set_falls_back_to_text(self) -> None:
+        """A set whose members cannot be listed is written as a placeholder, not an error."""
+        parsed = json.loads(dumps_metadata({"s": {Unprintable()}}))
+        assert parsed["s"] == "<unprintable set>"
+
+    def test_secrets_in_rendered_values_redacted(self) -> None:
+        """A secret inside a value JSON cannot encode is masked when it is rendered."""
+        from classifier import redact
+
+        secret = b"password=hunter2secret"
+        parsed = json.loads(dumps_metadata({"raw": secret}))
+        assert parsed["raw"] == redact(secret.decode())
+        assert "hunter2" not in parsed["raw"]
+
+    def test_cycle_falls_back_to_flat_strings(self) -> None:
+        """A cyclic dict is written as a flat dict of strings, keys kept, without raising."""
+        data: dict[Any, Any] = {"n": 1}
+        data["self"] = data
+        data[7] = "seven"
+        parsed = json.loads(dumps_metadata(data))
+        assert sorted(parsed) == ["7", "n", "self"]
+        assert parsed["n"] == "1"
+        assert parsed["7"] == "seven"
+        assert all(isinstance(v, str) for v in parsed.values())
+
+    def test_non_finite_nested_in_lists_of_dicts(self) -> None:
+        """Non-finite floats inside tuples are found too, and finite floats are not touched."""
+        parsed = json.loads(dumps_metadata({"t": (1.0, math.nan), "f": 0.5}))
+        assert parsed == {"t": [1.0, str(math.nan)], "f": 0.5}
+
+
+class TestToRow:
+    """to_row is the record as the stores write it: every field, times as ISO text."""
+
+    def test_every_field(self) -> None:
+        """Each field appears under its own name; metadata is its JSON text."""
+        record = _record(
+            step_logging_id="s-1",
+            entity_type="STEP",
+            reason="r",
+            error_type="TRANSIENT",
+            error_message="m",
+            stack_trace_truncated="st",
+            retry_count=2,
+            duration_in_state_ms=9,
+            metadata={"k": 1},
+            trigger_type="api",
+            user_id="u",
+        )
+        row = record.to_row()
+        assert row == {
+            **{f: getattr(record, f) for f in RECORD_FIELDS},
+            "transition_time": WHEN.isoformat(),
+            "transition_date": WHEN.date().isoformat(),
+            "metadata": dumps_metadata({"k": 1}),
+        }
+        assert record.row_id == "t-1"
+
+    @pytest.mark.parametrize("field", ["retry_count", "duration_in_state_ms"])
+    def test_counts_not_negative(self, field: str) -> None:
+        """A negative count is refused by name; zero is fine."""
+        with pytest.raises(ValueError, match=f"'{field}' must be >= 0"):
+            _record(**{field: -1})
+        assert getattr(_record(**{field: 0}), field) == 0
+
+    def test_entity_type_checked(self) -> None:
+        """Only PIPELINE and STEP are entity types."""
+        with pytest.raises(ValueError, match="'entity_type' must be one of"):
+            _record(entity_type="JOB")
