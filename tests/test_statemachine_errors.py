@@ -111,3 +111,23 @@ class TestPickle:
         bad = InvalidDefinition("broken", ["B", "A"])
         again = pickle.loads(pickle.dumps(bad))
         assert (str(again), again.states) == ("broken", ("A", "B"))
+
+
+class TestJointWithoutId:
+    """A joint refusal without an id shows no id at all."""
+
+    def test_no_id(self) -> None:
+        """Without entity_id the message goes straight from the name to the state."""
+        exc = JointRuleViolation(
+            "load",
+            "start",
+            "PENDING",
+            (),
+            kind="step",
+            entity_id=None,
+            rule="r",
+            rule_number=1,
+            rule_text="t",
+            blocking="b",
+        )
+        assert str(exc) == "Can't start step 'load' from PENDING: b; rule 1 (r): t"

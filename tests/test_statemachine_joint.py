@@ -13,7 +13,12 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from statemachine import IllegalTransition, InMemorySink, PipelineRun, StepRun, TransitionRecord
 from statemachine.errors import InvalidDefinition, JointRuleViolation
-from statemachine.joint import STEP_NEEDS_RUNNING_PIPELINE, validate_rules
+from statemachine.joint import (
+    COMPLETE_NEEDS_COMPLETED_STEPS,
+    JOINT_RULES,
+    STEP_NEEDS_RUNNING_PIPELINE,
+    validate_rules,
+)
 from tests.strategies.events import EVENTS, EXPECTED, TERMINAL
 from tests.strategies.joint import SteppingClock
 
@@ -222,3 +227,37 @@ class TestRuleTable:
         """Two rules with one number fail validation."""
         with pytest.raises(InvalidDefinition, match="numbers declared twice"):
             validate_rules((STEP_NEEDS_RUNNING_PIPELINE, STEP_NEEDS_RUNNING_PIPELINE))
+
+
+class TestValidateRulesDetails:
+    """validate_rules accepts the shipped rules and names the rule and states it refuses."""
+
+    def test_shipped_rules_pass(self) -> None:
+        """The four shipped rules validate, pipeline rules included."""
+        validate_rules(JOINT_RULES)
+        validate_rules((COMPLETE_NEEDS_COMPLETED_STEPS,))
+
+    def test_unknown_moving_kind(self) -> None:
+        """A rule moving neither kind is refused with its label and the kind given."""
+        broken = attrs.evolve(COMPLETE_NEEDS_COMPLETED_STEPS, moving="JOB")
+        with pytest.raises(InvalidDefinition) as info:
+            validate_rules((broken,))
+        assert str(info.value) == f"joint {broken.label}: moving must be PIPELINE or STEP ('JOB')"
+
+    def test_unknown_source_and_dest_named(self) -> None:
+        """Unknown states in sources and in dests are both named, sorted, after the label."""
+        broken = attrs.evolve(
+            COMPLETE_NEEDS_COMPLETED_STEPS,
+            sources=frozenset({"RUNNING", "LIMBO"}),
+            dests=frozenset({"COMPLETED", "NOWHERE"}),
+        )
+        with pytest.raises(InvalidDefinition) as info:
+            validate_rules((broken,))
+        assert str(info.value) == f"joint {broken.label}: unknown states: LIMBO, NOWHERE"
+        assert info.value.states == ("LIMBO", "NOWHERE")
+
+    def test_pipeline_rule_needs_step_states(self) -> None:
+        """A pipeline rule's steps_in must be step states (TIMEOUT is not one)."""
+        broken = attrs.evolve(COMPLETE_NEEDS_COMPLETED_STEPS, steps_in=frozenset({"TIMEOUT"}))
+        with pytest.raises(InvalidDefinition, match="unknown states: TIMEOUT"):
+            validate_rules((broken,))

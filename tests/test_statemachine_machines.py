@@ -5,10 +5,19 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import structlog
 
 from statemachine import InMemorySink, ManualClock, PipelineRun, StepRun
-from statemachine.errors import JointRuleViolation
-from statemachine.machines import ENGINES, PIPELINE_ENGINE, STEP_ENGINE, build_machine
+from statemachine.errors import IllegalTransition, JointRuleViolation
+from statemachine.joint import JOINT_RULES
+from statemachine.machines import (
+    ENGINES,
+    PIPELINE_ENGINE,
+    STEP_ENGINE,
+    TransitionEngine,
+    build_machine,
+    sink_failure_count,
+)
 from statemachine.spec import PIPELINE, STEP
 from tests.strategies.events import sequential_ids
 
@@ -172,3 +181,152 @@ class TestGuardMessages:
         assert err.blocking == "its pipeline is PENDING"
         assert (err.state, err.kind, err.entity_id) == ("PENDING", "step", step.step_logging_id)
         assert err.legal_events == STEP.legal_events("PENDING")
+
+
+def _bare_step(run: PipelineRun, name: str = "load") -> StepRun:
+    """A StepRun of `run` that no engine has registered yet."""
+    clock = run.clock
+    return StepRun(
+        entity_name=name,
+        org_slug=run.org_slug,
+        pipeline_logging_id=run.pipeline_logging_id,
+        step_logging_id=run.id_source(),
+        sink=run.sink,
+        clock=clock,
+        id_source=run.id_source,
+        entered_monotonic_ns=clock.monotonic_ns(),
+        entered_at=clock.now(),
+        pipeline=run,
+    )
+
+
+class TestFreshEngines:
+    """An engine built now behaves like the ones built at import (tables, rules, reasons)."""
+
+    def test_defaults(self) -> None:
+        """A new engine enforces every joint rule, stamps, and has counted no sink failure."""
+        for table in (PIPELINE, STEP):
+            engine = TransitionEngine(table)
+            assert engine.rules == JOINT_RULES
+            assert engine.stamp is True
+            assert engine.sink_failures == 0
+            assert engine.table is table
+
+    def test_reasons_on_every_edge(self) -> None:
+        """Default reasons are the table's: plain text as written, templates filled in."""
+        pipes, steps = TransitionEngine(PIPELINE), TransitionEngine(STEP)
+        run, _ = _run()
+        assert pipes.fire(run, "start").reason == PIPELINE.edge("PENDING", "start").reason  # type: ignore[union-attr]
+        step = StepRun.create("load", pipeline=run)
+        assert steps.fire(step, "start").reason == STEP.edge("PENDING", "start").reason  # type: ignore[union-attr]
+        steps.fire(step, "retry", None, "TRANSIENT")
+        template = STEP.edge("RETRYING", "start").reason  # type: ignore[union-attr]
+        assert steps.fire(step, "start").reason == template.format(retry_count=1)
+        assert steps.fire(step, "complete").reason == STEP.edge("RUNNING", "complete").reason  # type: ignore[union-attr]
+        assert pipes.fire(run, "complete").reason == PIPELINE.edge("RUNNING", "complete").reason  # type: ignore[union-attr]
+
+    def test_guards_and_kind_words(self) -> None:
+        """A new engine refuses by the joint rules and names the entity's kind in lower case."""
+        pipes, steps = TransitionEngine(PIPELINE), TransitionEngine(STEP)
+        run, _ = _run()
+        step = StepRun.create("load", pipeline=run)
+        with pytest.raises(JointRuleViolation) as info:
+            steps.fire(step, "start")
+        assert (info.value.rule_number, info.value.kind) == (1, "step")
+        pipes.fire(run, "start")
+        with pytest.raises(JointRuleViolation) as info:
+            pipes.fire(run, "complete")
+        assert (info.value.rule_number, info.value.kind) == (2, "pipeline")
+        with pytest.raises(JointRuleViolation) as info:
+            pipes.fire(run, "time_out")
+        assert info.value.rule_number == 3
+        with pytest.raises(IllegalTransition) as plain:
+            pipes.fire(run, "start")
+        assert plain.value.kind == "pipeline"
+
+    def test_creation_guard(self) -> None:
+        """A new step engine refuses to attach a step to a finished run (rule 4), else attaches."""
+        steps = TransitionEngine(STEP)
+        run, _ = _run()
+        run.start()
+        early = _bare_step(run, "early")
+        steps.register(early, run)
+        assert run.steps == (early,)
+        early.start()
+        early.complete()
+        run.complete()
+        late = _bare_step(run, "late")
+        with pytest.raises(JointRuleViolation) as info:
+            steps.register(late, run)
+        assert (info.value.rule_number, info.value.state) == (4, "ABSENT")
+        assert run.steps == (early,)
+
+    def test_stamping_on_a_new_engine(self) -> None:
+        """A new engine stamps a run's records no earlier than the run's latest one."""
+        clock = BackwardsClock()
+        run, _ = _run(clock)
+        first = TransitionEngine(PIPELINE).fire(run, "start").transition_time
+        clock.wall -= dt.timedelta(minutes=1)
+        step = StepRun.create("load", pipeline=run)
+        assert TransitionEngine(STEP).fire(step, "start").transition_time == first
+
+    def test_sink_failures_counted_per_engine(self) -> None:
+        """A failing sink counts once on the engine that fired, and in sink_failure_count."""
+        engine = TransitionEngine(STEP)
+        run = PipelineRun.create("p", org_slug="o", sink=RaisingSink(), clock=ManualClock())
+        before = sink_failure_count()
+        run.start()
+        step = StepRun.create("load", pipeline=run)
+        record = engine.fire(step, "start")
+        assert record.to_state == step.state == "RUNNING"
+        assert engine.sink_failures == 1
+        assert sink_failure_count() == before + 1
+        step.complete()
+        assert sink_failure_count() == before + 2
+
+
+class RaisingSink:
+    """A sink whose emit always raises."""
+
+    def emit(self, record: object) -> None:
+        """Fail."""
+        raise OSError("disk full")
+
+
+class TestSinkFailureLog:
+    """The warning for a failed sink names the sink, the record and the error."""
+
+    def test_fields(self) -> None:
+        """Every field of the warning comes from the sink, the record or the exception."""
+        run = PipelineRun.create("p", org_slug="o", sink=RaisingSink(), clock=ManualClock())
+        with structlog.testing.capture_logs() as logs:
+            record = run.start()
+        (entry,) = logs
+        assert entry == {
+            "event": "transition_sink_failed",
+            "log_level": "warning",
+            "sink": "RaisingSink",
+            "transition_id": record.transition_id,
+            "entity_type": "PIPELINE",
+            "entity_name": "p",
+            "from_state": "PENDING",
+            "to_state": "RUNNING",
+            "error": repr(OSError("disk full")),
+        }
+
+
+class TestEntityLegalEvents:
+    """An entity's legal events are its table's in its current state."""
+
+    def test_follow_the_state(self) -> None:
+        """legal_events() of a run and a step change with their states."""
+        run, _ = _run()
+        step = StepRun.create("load", pipeline=run)
+        assert run.legal_events() == PIPELINE.legal_events("PENDING")
+        assert step.legal_events() == STEP.legal_events("PENDING")
+        run.start()
+        step.start()
+        assert run.legal_events() == PIPELINE.legal_events("RUNNING")
+        assert step.legal_events() == STEP.legal_events("RUNNING")
+        step.complete()
+        assert step.legal_events() == ()
