@@ -206,3 +206,13 @@ class TestToRow:
         """Only PIPELINE and STEP are entity types."""
         with pytest.raises(ValueError, match="'entity_type' must be one of"):
             _record(entity_type="JOB")
+
+
+class TestOneOddValue:
+    """One value JSON cannot encode is rendered alone; the others keep their JSON types."""
+
+    def test_siblings_keep_types(self) -> None:
+        """Next to a datetime, numbers, lists and None stay numbers, lists and None."""
+        data = {"when": WHEN, "n": 3, "xs": [1, 2], "none": None, "f": 1.5}
+        parsed = json.loads(dumps_metadata(data))
+        assert parsed == {"when": WHEN.isoformat(), "n": 3, "xs": [1, 2], "none": None, "f": 1.5}
