@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from classifier import ErrorType, classify_error
+from classifier import ErrorType, RetryPolicy, classify_error, get_retry_delay
 from statemachine._failure import REASON_MESSAGE_LIMIT, coerce_error_type, error_fields
 
 
@@ -98,3 +98,18 @@ class TestCoerce:
         assert text.startswith("'error_type' must be one of")
         assert all(t.value in text for t in ErrorType)
         assert text.endswith("(got 'SOMETIMES').")
+
+
+class TestRetryDelay:
+    """The delay a record carries is the policy's delay for the record's retry count."""
+
+    def test_delay_follows_retry_count(self) -> None:
+        """next_retry_delay_seconds is get_retry_delay at the count given, not at zero."""
+        policy = RetryPolicy(base_delay_seconds=1.0)
+        error = _raised(ConnectionError("reset"))
+        first = get_retry_delay(0, ErrorType.TRANSIENT, policy)
+        later = get_retry_delay(3, ErrorType.TRANSIENT, policy)
+        assert first != later
+        for count, expected in ((0, first), (3, later)):
+            _, _, _, _, meta = _fields(error=error, retry_count=count, policy=policy)
+            assert meta["next_retry_delay_seconds"] == expected

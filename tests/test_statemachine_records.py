@@ -216,3 +216,19 @@ class TestOneOddValue:
         data = {"when": WHEN, "n": 3, "xs": [1, 2], "none": None, "f": 1.5}
         parsed = json.loads(dumps_metadata(data))
         assert parsed == {"when": WHEN.isoformat(), "n": 3, "xs": [1, 2], "none": None, "f": 1.5}
+
+    def test_infinity_alone_is_rewritten(self) -> None:
+        """An infinity with no NaN beside it is rewritten too, with odd values, order and text."""
+        data = {"b": math.inf, "a": "é", "when": WHEN, "n": -math.inf, "c": 2}
+        text = dumps_metadata(data)
+        assert json.loads(text) == {
+            "b": str(math.inf),
+            "a": "é",
+            "when": WHEN.isoformat(),
+            "n": str(-math.inf),
+            "c": 2,
+        }
+        assert [text.index(f'"{k}"') for k in sorted(data)] == sorted(
+            text.index(f'"{k}"') for k in data
+        )
+        assert "é" in text
