@@ -6,6 +6,7 @@ import pytest
 
 from classifier import ErrorType, RetryPolicy, classify_error, get_retry_delay
 from statemachine._failure import REASON_MESSAGE_LIMIT, coerce_error_type, error_fields
+from statemachine._scrub import REASON_LIMIT
 
 
 def _raised(exc: BaseException) -> BaseException:
@@ -113,3 +114,18 @@ class TestRetryDelay:
         for count, expected in ((0, first), (3, later)):
             _, _, _, _, meta = _fields(error=error, retry_count=count, policy=policy)
             assert meta["next_retry_delay_seconds"] == expected
+
+
+class TestMessageEdges:
+    """An empty message adds nothing to the cause; a long one is kept to the message bound."""
+
+    def test_empty_message(self) -> None:
+        """An exception without a message leaves only its class name in the cause."""
+        reason, _, _, _, _ = _fields(error=_raised(ValueError()))
+        assert reason.rstrip(": ") == "Step failed with builtins.ValueError"
+
+    def test_long_message_kept_beyond_reason_bound(self) -> None:
+        """error_message keeps more than a reason's REASON_LIMIT characters."""
+        text = ("ab " * REASON_LIMIT)[: REASON_LIMIT + 1000]
+        _, _, message, _, _ = _fields(error=_raised(RuntimeError(text)))
+        assert message == text
