@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 
+import attrs
 import pytest
 import structlog
 
 from statemachine import InMemorySink, ManualClock, PipelineRun, StepRun
 from statemachine.errors import IllegalTransition, JointRuleViolation
-from statemachine.joint import JOINT_RULES
+from statemachine.joint import (
+    COMPLETE_NEEDS_COMPLETED_STEPS,
+    JOINT_RULES,
+    NOTHING_AFTER_PIPELINE_END,
+    STEP_NEEDS_RUNNING_PIPELINE,
+)
 from statemachine.machines import (
     ENGINES,
     PIPELINE_ENGINE,
@@ -167,9 +173,19 @@ class TestGuardMessages:
             StepRun.create(f"s{i}", pipeline=run)
         with pytest.raises(JointRuleViolation) as info:
             run.fail(error_type="PERMANENT")
-        assert "more" not in info.value.blocking
-        assert info.value.blocking.startswith("steps not COMPLETED/FAILED: s0=PENDING")
-        assert info.value.blocking.count("=PENDING") == 5
+        listed = ", ".join(f"s{i}=PENDING" for i in range(5))
+        assert info.value.blocking == f"steps not COMPLETED/FAILED: {listed}"
+        assert (info.value.entity, info.value.state) == ("etl", "RUNNING")
+
+    def test_six_stuck_steps_count_one_more(self) -> None:
+        """Six open steps name five and count one more."""
+        run, _ = _run()
+        run.start()
+        for i in range(6):
+            StepRun.create(f"s{i}", pipeline=run)
+        with pytest.raises(JointRuleViolation) as info:
+            run.complete()
+        assert info.value.blocking.endswith("s4=PENDING and 1 more")
 
     def test_step_guard_names_the_pipeline_state(self) -> None:
         """A step refused by its pipeline's state names that state and the step's own."""
@@ -179,6 +195,7 @@ class TestGuardMessages:
             step.start()
         err = info.value
         assert err.blocking == "its pipeline is PENDING"
+        assert err.entity == "load"
         assert (err.state, err.kind, err.entity_id) == ("PENDING", "step", step.step_logging_id)
         assert err.legal_events == STEP.legal_events("PENDING")
 
@@ -330,3 +347,32 @@ class TestEntityLegalEvents:
         assert step.legal_events() == STEP.legal_events("RUNNING")
         step.complete()
         assert step.legal_events() == ()
+
+
+class TestEveryGuardChecked:
+    """When several rules guard one edge, each is checked, whatever their order."""
+
+    def test_step_rules_in_any_order(self) -> None:
+        """With rule 4 listed before rule 1, a step of a PENDING run still may not start."""
+        engine = TransitionEngine(
+            STEP, rules=(NOTHING_AFTER_PIPELINE_END, STEP_NEEDS_RUNNING_PIPELINE)
+        )
+        run, _ = _run()
+        step = StepRun.create("load", pipeline=run)
+        with pytest.raises(JointRuleViolation) as info:
+            engine.fire(step, "start")
+        assert info.value.rule_number == STEP_NEEDS_RUNNING_PIPELINE.number
+        assert step.state == "PENDING"
+
+    def test_pipeline_rules_in_any_order(self) -> None:
+        """A looser pipeline rule that holds does not stop a stricter one after it."""
+        looser = attrs.evolve(COMPLETE_NEEDS_COMPLETED_STEPS, number=9, steps_in=STEP.terminal)
+        engine = TransitionEngine(PIPELINE, rules=(looser, COMPLETE_NEEDS_COMPLETED_STEPS))
+        run, _ = _run()
+        run.start()
+        step = StepRun.create("load", pipeline=run)
+        step.fail(error_type="PERMANENT")
+        with pytest.raises(JointRuleViolation) as info:
+            engine.fire(run, "complete")
+        assert info.value.rule_number == COMPLETE_NEEDS_COMPLETED_STEPS.number
+        assert run.state == "RUNNING"
