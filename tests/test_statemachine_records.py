@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import zoneinfo
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from statemachine.records import (
     STACK_TRACE_LIMIT,
     TransitionRecord,
     dumps_metadata,
+    trusted_record,
 )
 
 WHEN = dt.datetime(2025, 12, 21, 12, 0, tzinfo=dt.UTC)
@@ -232,3 +234,42 @@ class TestOneOddValue:
             text.index(f'"{k}"') for k in data
         )
         assert "é" in text
+
+
+def _trusted(when: dt.datetime, stack: str | None = None) -> TransitionRecord:
+    return trusted_record(
+        "t-1", "org", "p-1", None, "PIPELINE", "etl", "PENDING", "RUNNING", when,
+        None, None, None, stack, 0, 0, {}, None, None,
+    )  # fmt: skip
+
+
+class TestTrustedRecord:
+    """The engine's fast constructor still checks the time and bounds the stack trace."""
+
+    @pytest.mark.parametrize(
+        "zone",
+        [dt.timezone(dt.timedelta(0)), zoneinfo.ZoneInfo("UTC"), dt.UTC],
+        ids=["fixed-zero", "zoneinfo-utc", "dt-utc"],
+    )
+    def test_any_zero_offset_zone(self, zone: dt.tzinfo) -> None:
+        """A time in any zone at offset zero is accepted, with its date."""
+        when = WHEN.replace(tzinfo=zone)
+        record = _trusted(when)
+        assert (record.transition_time, record.transition_date) == (when, when.date())
+
+    def test_other_offsets_refused(self) -> None:
+        """A time at another offset is refused, naming the field."""
+        with pytest.raises(ValueError, match="'transition_time' must be a timezone-aware UTC"):
+            _trusted(WHEN.astimezone(dt.timezone(dt.timedelta(hours=-3))))
+
+    def test_stack_trace_bounded(self) -> None:
+        """A stack trace longer than STACK_TRACE_LIMIT is cut; one at the limit is kept."""
+        long = "".join(str(i % 7) for i in range(STACK_TRACE_LIMIT + 9))
+        assert _trusted(WHEN, long).stack_trace_truncated == long[:STACK_TRACE_LIMIT]
+        exact = long[:STACK_TRACE_LIMIT]
+        assert _trusted(WHEN, exact).stack_trace_truncated == exact
+        assert _trusted(WHEN).stack_trace_truncated is None
+
+    def test_equals_the_validated_record(self) -> None:
+        """The fast record equals one built through the validating constructor."""
+        assert _trusted(WHEN, "st") == _record(stack_trace_truncated="st")
