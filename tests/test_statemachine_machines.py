@@ -8,6 +8,7 @@ import attrs
 import pytest
 import structlog
 
+from classifier import ErrorType, RetryPolicy, get_retry_delay
 from statemachine import InMemorySink, ManualClock, PipelineRun, StepRun
 from statemachine.errors import IllegalTransition, JointRuleViolation
 from statemachine.joint import (
@@ -376,3 +377,23 @@ class TestEveryGuardChecked:
             engine.fire(run, "complete")
         assert info.value.rule_number == COMPLETE_NEEDS_COMPLETED_STEPS.number
         assert run.state == "RUNNING"
+
+
+class TestRetryDelayOnRecords:
+    """A retry record's delay is the policy's delay at that record's retry count."""
+
+    def test_second_retry_waits_longer(self) -> None:
+        """After one retry, the next retry's delay is get_retry_delay at count 1, not 0."""
+        policy = RetryPolicy(base_delay_seconds=1.0)
+        run, _ = _run()
+        run.start()
+        step = StepRun.create("load", pipeline=run)
+        step.start()
+        delays = []
+        for _ in range(2):
+            record = step.retry(ConnectionError("reset"), policy=policy)
+            expected = get_retry_delay(record.retry_count, ErrorType.TRANSIENT, policy)
+            assert record.metadata["next_retry_delay_seconds"] == expected
+            delays.append(expected)
+            step.start()
+        assert delays[0] != delays[1]
