@@ -196,7 +196,9 @@ class TestGuardMessages:
             step.start()
         err = info.value
         assert err.blocking == "its pipeline is PENDING"
-        assert err.entity == "load"
+        assert (err.entity, err.event) == ("load", "start")
+        rule = STEP_NEEDS_RUNNING_PIPELINE
+        assert (err.rule, err.rule_number, err.rule_text) == (rule.name, rule.number, rule.text)
         assert (err.state, err.kind, err.entity_id) == ("PENDING", "step", step.step_logging_id)
         assert err.legal_events == STEP.legal_events("PENDING")
 
@@ -397,3 +399,47 @@ class TestRetryDelayOnRecords:
             delays.append(expected)
             step.start()
         assert delays[0] != delays[1]
+
+
+class LockCheckingSink:
+    """Records, for each emitted record, whether the emitting thread holds the run's lock."""
+
+    def __init__(self) -> None:
+        self.run: PipelineRun | None = None
+        self.held: list[tuple[str, bool]] = []
+
+    def emit(self, record: object) -> None:
+        """Note whether the run's lock is held by this thread."""
+        assert self.run is not None
+        lock = self.run._lock
+        self.held.append((record.entity_type, lock._is_owned()))  # type: ignore[attr-defined]
+
+
+class TestLocks:
+    """Step events run under their pipeline's lock; a step without a pipeline still moves."""
+
+    def test_step_events_hold_the_pipeline_lock(self) -> None:
+        """Every record, a step's included, is emitted while the run's lock is held."""
+        sink = LockCheckingSink()
+        run = PipelineRun.create("p", org_slug="o", sink=sink, clock=ManualClock())
+        sink.run = run
+        run.start()
+        step = StepRun.create("load", pipeline=run)
+        step.start()
+        step.complete()
+        run.complete()
+        assert sink.held == [
+            ("PIPELINE", True),
+            ("STEP", True),
+            ("STEP", True),
+            ("PIPELINE", True),
+        ]
+
+    def test_step_without_pipeline_moves(self) -> None:
+        """A StepRun built without a pipeline runs its own chain under its own lock."""
+        run, sink = _run()
+        step = _bare_step(run)
+        step._pipeline = None
+        assert step.pipeline is None
+        assert [step.start().to_state, step.complete().to_state] == ["RUNNING", "COMPLETED"]
+        assert [r.to_state for r in sink.records] == ["RUNNING", "COMPLETED"]
