@@ -74,7 +74,8 @@ def scrub_text(text: str, limit: int = REASON_LIMIT) -> str:
     if len(text) > limit:
         return encodable(_redact(text[: limit + _LOOKAHEAD])[:limit])
     if _MAY_HOLD_SECRET.search(text) is not None:
-        text = _redact(text)
+        # A mask can be longer than what it hides ("a" -> "***"): cut again after redacting.
+        text = _redact(text)[:limit]
     return encodable(text)
 
 

@@ -123,3 +123,18 @@ class TestKeysAndValues:
         assert scrub_optional(None) is None
         assert scrub_optional("x" * (REASON_LIMIT + 10)) == "x" * REASON_LIMIT
         assert scrub_optional(12) == "12"
+
+
+class TestBoundAfterRedaction:
+    """A text at the bound stays within it even when its mask is longer than the secret."""
+
+    def test_mask_longer_than_secret(self) -> None:
+        """A REASON_LIMIT-long text ending in a one-letter password comes back bounded, masked."""
+        tail = " password=a"
+        assert len(redact(tail)) > len(tail)
+        text = "x" * (REASON_LIMIT - len(tail)) + tail
+        out = scrub_optional(text)
+        assert out is not None
+        assert len(out) <= REASON_LIMIT
+        assert out == redact(text)[:REASON_LIMIT]
+        assert not out.endswith("=a")
