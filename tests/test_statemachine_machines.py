@@ -443,3 +443,22 @@ class TestLocks:
         assert step.pipeline is None
         assert [step.start().to_state, step.complete().to_state] == ["RUNNING", "COMPLETED"]
         assert [r.to_state for r in sink.records] == ["RUNNING", "COMPLETED"]
+
+
+class TestEventArguments:
+    """Each entity method passes the caller's reason and metadata on to its record."""
+
+    def test_every_event_keeps_caller_values(self) -> None:
+        """start, retry, complete, fail and time_out all keep the caller's metadata and reason."""
+        run, _ = _run()
+        records = [run.start(reason="go", metadata={"k": 0})]
+        step = StepRun.create("load", pipeline=run)
+        records.append(step.start(reason="s1", metadata={"k": 1}))
+        records.append(step.retry(error_type="TRANSIENT", reason="r", metadata={"k": 2}))
+        records.append(step.start(reason="s2", metadata={"k": 3}))
+        records.append(step.complete(reason="done", metadata={"k": 4}))
+        other = StepRun.create("other", pipeline=run)
+        records.append(other.fail(error_type="PERMANENT", reason="f", metadata={"k": 5}))
+        records.append(run.time_out(reason="late", metadata={"k": 6}))
+        assert [r.metadata["k"] for r in records] == list(range(7))
+        assert [r.reason for r in records] == ["go", "s1", "r", "s2", "done", "f", "late"]
