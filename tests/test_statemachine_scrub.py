@@ -10,6 +10,7 @@ from statemachine._scrub import (
     METADATA_DEPTH,
     METADATA_STRING_LIMIT,
     REASON_LIMIT,
+    safe_str,
     scrub_metadata,
     scrub_optional,
 )
@@ -138,3 +139,22 @@ class TestBoundAfterRedaction:
         assert len(out) <= REASON_LIMIT
         assert out == redact(text)[:REASON_LIMIT]
         assert not out.endswith("=a")
+
+
+class TestSafeStr:
+    """safe_str renders anything, even objects whose __str__ fails or returns a non-string."""
+
+    def test_odd_objects(self) -> None:
+        """A raising or non-str __str__ gives a placeholder naming the class; others their str()."""
+
+        class Raises:
+            def __str__(self) -> str:
+                raise RuntimeError("no")
+
+        class Number:
+            def __str__(self) -> str:
+                return 7  # type: ignore[return-value]
+
+        assert safe_str(Raises()) == f"<unprintable {Raises.__qualname__}>"
+        assert safe_str(Number()) == f"<unprintable {Number.__qualname__}>"
+        assert safe_str(3.5) == "3.5"
