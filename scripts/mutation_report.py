@@ -22,6 +22,7 @@ KILLED = {1, 3}
 SURVIVED = {0}
 TIMEOUT = {-24, 24, 36, 152, 255}
 NOT_RUN = {None}
+NO_TESTS = {5, 33}
 
 
 def _status(code: int | None) -> str:
@@ -33,6 +34,8 @@ def _status(code: int | None) -> str:
         return "timeout"
     if code in NOT_RUN:
         return "not run"
+    if code in NO_TESTS:
+        return "no tests"
     return "other"
 
 
@@ -78,7 +81,7 @@ def report(package: str) -> list[str]:
         counts.append(
             f"# {package}.{module}: {len(codes)} generated, {tally['killed']} killed, "
             f"{tally['timeout']} timeout, {tally['survived']} survived, "
-            f"{tally['not run']} not run"
+            f"{tally['not run']} not run, {tally['no tests']} no tests"
         )
         alive = sorted(
             (k for k, c in codes.items() if _status(c) == "survived"),
@@ -91,7 +94,7 @@ def report(package: str) -> list[str]:
         f"# mutmut survivors in {package}/ (scripts/mutation_report.py, from mutants/*.meta).",
         f"# Total: {totals['generated']} generated, {totals['killed']} killed, "
         f"{totals['timeout']} timeout, {totals['survived']} survived, "
-        f"{totals['not run']} not run.",
+        f"{totals['not run']} not run, {totals['no tests']} no tests.",
     ]
     return [*header, *counts, *survivors]
 
