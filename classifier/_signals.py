@@ -318,9 +318,14 @@ def message_codes(lowered: str, raw: str, exc: BaseException | None) -> Iterator
             yield "sqlstate", snowflake.group(2)
     if raw[:3].isdigit() and exc is not None and _module(exc) == "ftplib":
         yield "ftp", raw[:3]  # ftplib's errors are the server's reply, which starts with its code
-    first = raw.lstrip()[:12].split(" ", 1)[0]
-    if first.isupper() and first.isalpha():
-        yield "redis", first
+    if raw[:1].isspace():
+        raw = raw.lstrip()
+    # An all-capitals first word makes the first two characters upper case (or letter + space):
+    # most messages fail this test without the split below.
+    if raw[:2].isupper():
+        first = raw[:12].split(" ", 1)[0]
+        if first.isupper() and first.isalpha():
+            yield "redis", first
 
 
 def _errno_text(number: int) -> Iterator[Code]:

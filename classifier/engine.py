@@ -66,7 +66,8 @@ def _verdict(
 ) -> tuple[ErrorType, Rule | None]:
     """Levels 1-4, then the library's retry flag and the weak class names (levels 5-6)."""
     if not isinstance(exception, BaseException):
-        rule = _decide(None, message_text(None, error_message))
+        text = error_message[:MAX_SCAN_CHARS] if type(error_message) is str else None
+        rule = _decide(None, message_text(None, error_message) if text is None else text, False)
         return (rule.error_type, rule) if rule is not None else (ErrorType.UNKNOWN, None)
     rich = has_signals(exception)  # once per call: _decide and the flag below both need it
     rule = _decide(exception, message_text(exception, error_message), rich)
@@ -111,10 +112,12 @@ def _decide(exception: BaseException | None, text: str, rich: bool | None = None
 
 def _code_rule(exception: BaseException | None, rich: bool, lowered: str, text: str) -> Rule | None:
     """Level 1a: the first code with a rule; then the class of any SQLSTATE seen."""
-    found = exception_codes(exception) if rich and exception is not None else iter(())
+    codes = message_codes(lowered, text, exception)
+    if rich and exception is not None:
+        codes = itertools.chain(exception_codes(exception), codes)
     classes: list[tuple[str, str]] = []
     service: list[str] = []
-    for kind, code in itertools.chain(found, message_codes(lowered, text, exception)):
+    for kind, code in codes:
         rule = _CODE_INDEX.get((kind, code.casefold()))
         if rule is not None:
             return first_refinement(rule.refine, lowered) or rule

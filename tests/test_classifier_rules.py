@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from classifier import ErrorType, classify_error, is_retryable
-from classifier._prescreen import anchors, trie_regex
+from classifier._prescreen import PreScreen, anchors, build_screen, trie_regex
 from classifier._rulekinds import PatternRule
 from classifier.engine import explain, match_patterns
 from classifier.errors import DependencyFailure, ValidationError
@@ -304,6 +304,31 @@ class TestPreScreen:
         """Invariant: for arbitrary text, pre-screen == plain ordered scan."""
         text = raw.lower()
         assert match_patterns(text) is _plain_scan(text)
+
+    def test_word_start_screen_finds_anchors_at_start_and_after_punctuation(self) -> None:
+        """The padded scanner reports an anchor at index 0 and right after a non-word character."""
+        screen = PreScreen([PatternRule("timeout", ErrorType.TIMEOUT, "t")])
+        assert screen.screen.padded
+        assert screen.first("timeout") is not None
+        assert screen.first("read:timeout") is not None
+        assert screen.first("readtimeout") is None
+        assert screen.first("\u00e9timeout") is None  # a non-ASCII letter before: no \b
+
+    def test_anchor_starting_with_punctuation_falls_back_to_boundary_scan(self) -> None:
+        """A rule whose anchors start with a non-word character is still found (\b scanner)."""
+        rule = PatternRule("-x", ErrorType.PERMANENT, "dash")
+        screen = build_screen([rule])
+        assert not screen.padded
+        assert PreScreen([rule]).first("a-x") is rule
+        assert PreScreen([rule]).first(" -x") is None  # no \b between two non-word characters
+
+    def test_trie_regex_groups_single_character_tails(self) -> None:
+        """Words ending one character apart share a class; a single way on adds no group."""
+        assert trie_regex(["ab", "ac", "ad"]) == "a[bcd]"
+        assert trie_regex(["abc"]) == "abc"
+        assert trie_regex(["a", "ab"]) == "ab?"
+        assert trie_regex(["a", "abc"]) == "a(?:bc)?"
+        assert trie_regex(["a", "ab", "ac"]) == "a[bc]?"
 
     def test_trie_regex_matches_exactly_its_words(self) -> None:
         """The factored trie regex accepts each word in full and nothing else."""
