@@ -635,3 +635,119 @@ class TestErrnoAttribute:
         assert classify_error(exc) is T
         exc.errno = errno.ENOENT  # type: ignore[attr-defined]
         assert classify_error(exc) is P
+
+
+class TestFourthPass:
+    """Family rules from batch 3's remaining misses, written before batch 4 was built."""
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("cannot drop table a because other objects depend on it", P),
+            ("Cannot drop column: table only has one column remaining!", P),
+            ("could not drop the table because it is referenced by c", P),
+            ("drop table a", U),
+            ("cannot start a transaction within a transaction", P),
+            ("there is no transaction in progress", P),
+            ("no such savepoint: sp1", P),
+        ],
+    )
+    def test_stored_object_and_session_state(self, text: str, expected: ErrorType) -> None:
+        """Dependent objects and transaction nesting are PERMANENT; a bare DROP says nothing."""
+        assert classify_error(None, text) is expected
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "not a valid RSA private key file",
+            "Fernet key must be 32 url-safe base64-encoded bytes.",
+            "Unable to load PEM file. See the FAQ",
+            "Could not deserialize key data.",
+            'role "r" is not permitted to log in',
+            "[Errno 1] Operation not permitted",
+        ],
+    )
+    def test_key_material_and_login_refusals_are_permanent(self, text: str) -> None:
+        """Unusable keys and refused logins are configuration: PERMANENT, message alone."""
+        assert classify_error(None, text) is P
+
+    @pytest.mark.parametrize(
+        ("cls", "text", "expected"),
+        [
+            ("builtins.KeyError", "\"There is no item named 'a.csv' in the archive\"", P),
+            ("builtins.KeyError", "'No such transport: sqs2'", P),
+            ("builtins.ValueError", "not a valid RSA private key file", P),
+            ("builtins.ValueError", "Fernet key must be 32 url-safe base64-encoded bytes.", P),
+            ("builtins.KeyError", "'no such column: x'", V),
+            ("builtins.ValueError", "invalid literal for int() with base 10: 'x'", V),
+        ],
+    )
+    def test_builtin_data_errors_that_name_no_data(
+        self, cls: str, text: str, expected: ErrorType
+    ) -> None:
+        """A builtin data error naming missing configuration or key material is PERMANENT."""
+        assert classify_error(_exc(cls, text)) is expected
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "integer overflow",
+            "Out of Range Error: Overflow in addition of INT32 (2147483647 + 1)!",
+            "Invalid data stream",
+            "Error -3 while decompressing data: invalid stored block lengths",
+            "corrupted record payload at offset 10",
+            "Not a gzip file (b'xx')",
+            "unexpected end of data",
+        ],
+    )
+    def test_overflow_and_corrupt_data_are_validation(self, text: str) -> None:
+        """Arithmetic overflow and corrupt or truncated input are VALIDATION_ERROR."""
+        assert classify_error(None, text) is V
+
+    def test_stack_overflow_is_not_data(self) -> None:
+        """Only numeric overflow is data: a stack overflow is not read as VALIDATION_ERROR."""
+        assert classify_error(None, "stack overflow in frame 3") is not V
+
+    @pytest.mark.parametrize(
+        "text", ["Error reading SSH protocol banner", "error reading from socket response"]
+    )
+    def test_protocol_read_failures_are_transient(self, text: str) -> None:
+        """A read cut off mid-handshake is a network hiccup: TRANSIENT."""
+        assert classify_error(None, text) is T
+
+    @pytest.mark.parametrize(
+        ("name", "expected"),
+        [
+            ("HostUnreachableError", T),
+            ("ResourceBusy", T),
+            ("PermissionDeniedError", P),
+            ("DependentObjectsStillExist", P),
+            ("OutOfMemoryError", P),
+            ("NumericOverflow", V),
+            ("OutOfRangeException", V),
+            ("CorruptRecordError", V),
+            ("DataTruncation", V),
+            ("ConversionError", V),
+            ("EncodingError", V),
+            ("FormatError", V),
+            ("SMTPRecipientsRefused", U),
+        ],
+    )
+    def test_class_name_words(self, name: str, expected: ErrorType) -> None:
+        """Class-name words of unknown libraries decide, with text that says nothing."""
+        assert classify_error(_exc(f"somelib.errors.{name}", "text that says nothing")) is expected
+
+    @pytest.mark.parametrize(
+        ("instance", "expected"),
+        [
+            (FileExistsError("text that says nothing"), P),
+            (MemoryError("text that says nothing"), P),
+            (ProcessLookupError("text that says nothing"), P),
+            (ChildProcessError("text that says nothing"), P),
+            (OverflowError("text that says nothing"), V),
+            (UnicodeTranslateError("x", 0, 1, "text that says nothing"), V),
+        ],
+    )
+    def test_more_builtin_types(self, instance: BaseException, expected: ErrorType) -> None:
+        """Builtin types the table now names decide without words."""
+        assert classify_error(instance) is expected
