@@ -41,7 +41,8 @@ NAME_RULES: tuple[NameRule, ...] = (
         r"InvalidToken|Incompatible|^No[A-Z]\w*Found|Closed(?:Error)?$|"
         r"Permanent|error_perm|"
         r"ExpiredToken|TokenExpired|InvalidOperation|Invalid\w*State|IllegalState|TooLarge|"
-        r"PreconditionFailed|Denied|DependentObject|OutOfMemory",
+        r"PreconditionFailed|Denied|DependentObject|OutOfMemory|InvalidTag|InvalidSignature|"
+        r"Unresolvable",
         P,
         "the class says a credential, permission or resource is missing",
         ("AuthenticationFailed", "NotFoundError", "NoCredentialsError"),

@@ -67,7 +67,7 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"(?:/| or )password|access denied for user|login failed for user|incorrect username "
         r"or password|invalid credentials|bad credentials|no pg_hba\.conf entry|bad password|"
         r"not permitted to (?:log ?in|connect|access|perform|run|execute|use)|"
-        r"operation not permitted",
+        r"operation not permitted|(?:command|operation) (?:is )?not allowed",
         P,
         "the credentials are wrong; retrying will not fix them",
         ('FATAL:  password authentication failed for user "postgres"',),
@@ -77,7 +77,8 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"(?:private|secret|signing|encryption|fernet|public) key (?:must be|is (?:invalid|not))|"
         r"unable to load (?:the )?(?:pem|der|certificate|(?:private |public )?key)|"
         r"could not deserialize key|invalid (?:private|public) key|bad decrypt|"
-        r"(?:private )?key is encrypted|no (?:private )?key (?:was )?(?:given|provided|found)",
+        r"(?:private )?key is encrypted|no (?:private )?key (?:was )?(?:given|provided|found)|"
+        r"\bkey must be (?:exactly )?\d+|decryption failed|failed verification|invalidtag",
         P,
         "key or certificate material that cannot be loaded: configuration, not data; the "
         "same key fails again",
@@ -185,7 +186,7 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"connection (?:was )?(?:refused|reset|aborted|closed|lost|dropped|broken|"
         r"terminated)(?: by peer)?|reset by peer|broken pipe|econnrefused|econnreset|epipe|"
         r"errno (?:32|54|61|104|111|113)|remote end closed connection|"
-        r"server (?:closed the connection|disconnected|has gone away)|"
+        r"server (?:(?:unexpectedly )?closed (?:the )?connection|disconnected|has gone away)|"
         r"lost connection to (?:mysql )?server|could not connect to (?:server|host)|"
         r"failed to (?:establish a new )?connect\w*|unable to connect|cannot connect|"
         r"connect(?:ion)? (?:error|failure|failed)|connectionerror|connectionrefusederror|"
@@ -266,6 +267,8 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"doesn'?t match (?:a |the )?(?:supported|expected|required) format|"
         r"(?:numeric|date|timestamp|time|boolean) value .{0,80}? is not recognized|"
         r"codec can'?t (?:decode|encode)|incomplete input|unknown url type|"
+        r"invalid \w+ value|illegal (?:\w+ ){0,2}?(?:key|character|value|name|argument|format|"
+        r"input)s?|(?:a )?value is required for|"
         r"(?:integer|numeric|arithmetic|bigint|int(?:8|16|32|64|128)|float(?:ing point)?) "
         r"overflow|overflow in (?:addition|subtraction|multiplication|division|conversion|cast)|"
         r"out of range error|invalid (?:\w+ ){0,2}?(?:data|stream|header|block)(?: type)?|"
@@ -305,7 +308,7 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"bucket|key|object|host|dataset|relation|database|schema|index|topic|directory)|"
         r"nosuch\w+|not exist|unknown (?:database|table|dataset|project|bucket|topic)|"
         r"has been deleted|was deleted|resource ?not ?found|unable to open (?:database )?file|"
-        r"no files? (?:found|matched)|not in the graph|no such \w+|"
+        r"no files? (?:found|matched)|not in the graph|no such \w+|unresolvable|"
         r"(?:there is )?no (?:item|member|entry|object|file|key|resource|record) named",
         P,
         "the referenced resource does not exist",

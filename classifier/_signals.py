@@ -38,6 +38,8 @@ _IN_TEXT = lazy(
     r"|\[errno (-?\d{1,5})\]"  # OSError / gaierror text
     r"|\bcode=(_?[a-z][a-z_]{2,40}),val=-?\d"  # confluent-kafka KafkaError{code=...}
     r"|\breason: ?([a-z][a-z]{5,40})\b"  # Google "reason: bytesBilledLimitExceeded"
+    r"|'v': '[a-z]+', 'c': '([0-9a-z]{5})'"  # pg8000: the PostgreSQL error fields as a dict
+    r"|\bstatuscode\.([a-z_]{2,30})\b"  # grpc: "status = StatusCode.UNAVAILABLE"
 )
 _MYSQL_IN_TEXT = lazy(r"(?:^|\) )\((\d{4}), ['\"]|\berror (\d{4}) \([0-9a-z]{5}\)|^(\d{4}) \(")
 _SNOWFLAKE_IN_TEXT = lazy(r"^(\d{6}) \(([0-9a-z]{5})\):")
@@ -297,13 +299,17 @@ def message_codes(lowered: str, raw: str, exc: BaseException | None) -> Iterator
         or "an error occurred (" in head
         or "code=" in head
         or "reason:" in head
+        or "'c': '" in head
+        or "statuscode." in head
     ):
         for match in _IN_TEXT.finditer(head):
-            service, sqlstate, number, kafka, reason = match.groups()
+            service, sqlstate, number, kafka, reason, pg_field, grpc = match.groups()
             if service or reason:
                 yield "service", service or reason
-            elif sqlstate:
-                yield "sqlstate", sqlstate
+            elif sqlstate or pg_field:
+                yield "sqlstate", sqlstate or pg_field
+            elif grpc:
+                yield "grpc", grpc
             elif kafka:
                 yield "kafka", kafka
             elif number:

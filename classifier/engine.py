@@ -98,7 +98,8 @@ def _decide(exception: BaseException | None, text: str, rich: bool | None = None
             return RETRY_AFTER
         type_rule = _type_rule(type(exception))
         if isinstance(type_rule, TypeRule):
-            return first_refinement(type_rule.refine, lowered) or type_rule
+            refined = first_refinement(type_rule.refine, lowered)
+            return refined or _specific_name(type(exception)) or type_rule
         # An HTTP status is the server's own verdict: it outranks words in a class name
         # (websockets' InvalidStatus says "Invalid" whether the answer was 403 or 503).
         status = http_status(exception) if rich else None
@@ -166,6 +167,39 @@ def _type_rule(cls: type) -> TypeRule | NameRule | None:
     with contextlib.suppress(TypeError):  # an unhashable metaclass: just do not cache
         _TYPE_CACHE[cls] = rule
     return rule
+
+
+_SPECIFIC_CACHE: dict[type, NameRule | None] = {}
+
+
+def _specific_name(cls: type) -> NameRule | None:
+    """A class-name rule of a library class whose type rule matched only at a builtin base.
+
+    zoneinfo's ZoneInfoNotFoundError is a KeyError: the library's own class name says more
+    than the builtin base it reuses (cached per type, like _type_rule).
+    """
+    try:
+        return _SPECIFIC_CACHE[cls]
+    except (KeyError, TypeError):
+        pass
+    found: NameRule | None = None
+    specific: list[type] = []
+    for klass in _mro(cls):
+        module = getattr(klass, "__module__", None)
+        if f"{module}.{getattr(klass, '__qualname__', None)}" in _TYPE_INDEX:
+            if module == "builtins":  # the match is a builtin base: the subclasses' names decide
+                found = next(
+                    (r for k in specific if (r := _words(k.__name__, NAME_RULES)) is not None),
+                    None,
+                )
+            break
+        if module != "builtins" and isinstance(getattr(klass, "__name__", None), str):
+            specific.append(klass)
+    if len(_SPECIFIC_CACHE) >= _TYPE_CACHE_LIMIT:
+        _SPECIFIC_CACHE.clear()
+    with contextlib.suppress(TypeError):
+        _SPECIFIC_CACHE[cls] = found
+    return found
 
 
 def _lookup_mro(cls: type) -> TypeRule | None:

@@ -88,11 +88,15 @@ TRY_AGAIN_REASON = PatternRule(
 # stored objects (a missing archive member, an unknown transport, bad key material) rather than
 # about the data it was given.
 NOT_THE_DATA_REASON = PatternRule(
-    r"no such (?!column|field|function)\w+|(?:there is )?no (?:item|member|entry|object|file|"
-    r"resource) named|not a valid (?:\w+ ){0,3}?(?:key|certificate)(?: file)?|"
+    r"no such (?!column|field|function)\w+(?::|$)|"
+    r"(?:there is )?no (?:item|member|entry|object|file|resource) named|"
+    r"not a valid (?:\w+ ){0,3}?(?:key|certificate)(?: file)?|"
     r"(?:private|secret|signing|encryption|fernet|public) key (?:must be|is (?:invalid|not))|"
+    r"\bkey must be (?:exactly )?\d+|"
     r"unable to load (?:the )?(?:pem|der|certificate|(?:private |public )?key)|"
-    r"could not deserialize key|invalid (?:private|public) key",
+    r"could not deserialize key|invalid (?:private|public) key|"
+    r"(?:filename|member|file|item|entry|path) '[^']{1,200}' not found|"
+    r"unsupported \w+ type|requires mode|(?:command|operation) (?:is )?not allowed",
     P,
     "a builtin error that names missing configuration, a missing stored object or unusable "
     "key material: not the data; the same call fails again",
@@ -135,6 +139,7 @@ CODE_RULES: tuple[CodeRule, ...] = (
     *_codes_mod.SQLITE_RULES,
     *_codes_mod.SMTP_RULES,
     *_codes_mod.FTP_RULES,
+    *_codes_mod.GRPC_RULES,
     CodeRule(
         _codes(
             """Throttling ThrottlingException ThrottledException RequestThrottledException

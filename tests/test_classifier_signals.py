@@ -751,3 +751,108 @@ class TestFourthPass:
     def test_more_builtin_types(self, instance: BaseException, expected: ErrorType) -> None:
         """Builtin types the table now names decide without words."""
         assert classify_error(instance) is expected
+
+
+class TestAfterBatch4:
+    """Rules added after batch 4 was measured (so batch 4 is no longer blind for them)."""
+
+    @pytest.mark.parametrize(
+        ("status", "expected"),
+        [
+            ("UNAVAILABLE", T),
+            ("RESOURCE_EXHAUSTED", T),
+            ("ABORTED", T),
+            ("DEADLINE_EXCEEDED", TO),
+            ("INVALID_ARGUMENT", V),
+            ("NOT_FOUND", P),
+            ("ALREADY_EXISTS", P),
+            ("UNIMPLEMENTED", P),
+            ("CANCELLED", U),
+        ],
+    )
+    def test_grpc_status_in_text(self, status: str, expected: ErrorType) -> None:
+        """grpc's error text names the status code; the code decides, whatever the details say."""
+        text = (
+            "<_InactiveRpcError of RPC that terminated with:\n"
+            f'\tstatus = StatusCode.{status}\n\tdetails = "rejected by the handler"\n>'
+        )
+        assert classify_error(_exc("grpc._channel._InactiveRpcError", text)) is expected
+
+    @pytest.mark.parametrize(("code", "expected"), [("22012", V), ("42P07", P), ("40001", T)])
+    def test_pg8000_field_dict(self, code: str, expected: ErrorType) -> None:
+        """pg8000 prints the PostgreSQL error fields as a dict; its 'C' field is the SQLSTATE."""
+        text = f"{{'S': 'ERROR', 'V': 'ERROR', 'C': '{code}', 'M': 'text that says nothing'}}"
+        assert classify_error(_exc("pg8000.dbapi.ProgrammingError", text)) is expected
+
+    def test_pg8000_field_dict_needs_the_severity_fields(self) -> None:
+        """A bare 'C': '22012' elsewhere in a message is not read as a SQLSTATE."""
+        assert classify_error(None, "{'C': '22012'}") is U
+
+    @pytest.mark.parametrize(
+        ("number", "text", "expected"),
+        [
+            (2013, "Lost connection to MySQL server during query (timed out)", TO),
+            (2013, "Lost connection to MySQL server during query", T),
+            (1091, "Can't DROP INDEX `nope`; check that it exists", P),
+            (1701, "Cannot truncate a table referenced in a foreign key constraint", P),
+            (1286, "Unknown storage engine 'x'", P),
+            (1396, "Operation CREATE USER failed for 'u'@'%'", P),
+        ],
+    )
+    def test_mysql_codes(self, number: int, text: str, expected: ErrorType) -> None:
+        """pymysql's read timeout is 2013 '(timed out)'; schema-state codes are PERMANENT."""
+        exc = _exc("pymysql.err.OperationalError", "", number, text)
+        assert classify_error(exc) is expected
+
+    @pytest.mark.parametrize(
+        ("cls", "text", "expected"),
+        [
+            ("redis.exceptions.ResponseError", "DEBUG command not allowed. If the option", P),
+            ("redis.exceptions.ResponseError", "no such key", P),
+            ("redis.exceptions.ResponseError", "syntax error", V),
+            ("builtins.ValueError", "AESGCM key must be 128, 192, or 256 bits.", P),
+            ("builtins.ValueError", "unsupported hash type no-such-hash", P),
+            ("builtins.ValueError", "write() requires mode 'w', 'x', or 'a'", P),
+            ("builtins.KeyError", "\"filename 'orders.csv' not found\"", P),
+            ("builtins.KeyError", "\"undefined character name 'NO SUCH CHARACTER NAME'\"", V),
+            ("lzma.LZMAError", "Input format not supported by decoder", V),
+        ],
+    )
+    def test_data_errors_that_name_configuration(
+        self, cls: str, text: str, expected: ErrorType
+    ) -> None:
+        """Data-error types whose text names a disabled command, key size or missing member."""
+        assert classify_error(_exc(cls, text)) is expected
+
+    def test_library_subclass_name_outranks_its_builtin_base(self) -> None:
+        """zoneinfo's ZoneInfoNotFoundError is a KeyError; its own name (NotFound) decides."""
+        cls = stand_in_class("zoneinfo._common.ZoneInfoNotFoundError", (KeyError,))
+        assert classify_error(cls("No time zone found with key X")) is P
+        plain = stand_in_class("somelib.errors.RowProblem", (KeyError,))
+        assert classify_error(plain("text that says nothing")) is V
+
+    def test_library_type_rule_is_not_overridden_by_names(self) -> None:
+        """A library class the table names keeps its rule even when its name has other words."""
+        base = stand_in_class("requests.exceptions.ConnectionError")
+        cls = stand_in_class("somelib.errors.NotFoundThing", (base,))
+        assert classify_error(cls("text that says nothing")) is T
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("Server unexpectedly closed connection", T),
+            ("argument --limit: invalid int value: 'x'", V),
+            ("Illegal key 'bad key'", V),
+            ("A value is required for bind parameter 'amount'", V),
+            ("Unresolvable: urn:example:missing-schema", P),
+            ("Decryption failed. Ciphertext failed verification", P),
+        ],
+    )
+    def test_message_families(self, text: str, expected: ErrorType) -> None:
+        """Wording families from batch 4's misses, message alone."""
+        assert classify_error(None, text) is expected
+
+    @pytest.mark.parametrize("name", ["InvalidTag", "InvalidSignature", "Unresolvable"])
+    def test_crypto_and_reference_class_names(self, name: str) -> None:
+        """A failed tag or signature check means a wrong key: PERMANENT, not malformed input."""
+        assert classify_error(_exc(f"somelib.{name}", "")) is P
