@@ -856,3 +856,23 @@ class TestAfterBatch4:
     def test_crypto_and_reference_class_names(self, name: str) -> None:
         """A failed tag or signature check means a wrong key: PERMANENT, not malformed input."""
         assert classify_error(_exc(f"somelib.{name}", "")) is P
+
+
+class TestTextCodesInOrder:
+    """Codes quoted in a message are read per marker, then taken in text order."""
+
+    def test_the_code_earlier_in_the_text_decides(self) -> None:
+        """SQLSTATE 40001 before [Errno 2]: TRANSIENT; the other way round: PERMANENT."""
+        assert classify_error(None, "SQLSTATE 40001 then [Errno 2] x") is T
+        assert classify_error(None, "[Errno 2] x then SQLSTATE 40001") is P
+
+    @pytest.mark.parametrize(
+        "text", ["nosqlstate 40001", "xcode=_transport,val=-195", "statusstatuscode.aborted"]
+    )
+    def test_a_marker_inside_a_word_is_not_read(self, text: str) -> None:
+        """The markers need a word boundary before them, as the one-regex scan had."""
+        assert classify_error(None, text) is U
+
+    def test_every_occurrence_is_read(self) -> None:
+        """An unlisted code first does not hide a listed one later in the text."""
+        assert classify_error(None, "SQLSTATE zz999 and later SQLSTATE 40001") is T
