@@ -11,7 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from classifier import ErrorType, classify_error, is_retryable
-from classifier._prescreen import PreScreen, anchors, build_screen, trie_regex
+from classifier._prescreen import (
+    MAX_ANCHORS_PER_RULE,
+    PreScreen,
+    anchors,
+    build_screen,
+    trie_regex,
+)
 from classifier._rulekinds import PatternRule
 from classifier.engine import explain, match_patterns
 from classifier.errors import DependencyFailure, ValidationError
@@ -321,6 +327,18 @@ class TestPreScreen:
         assert not screen.padded
         assert PreScreen([rule]).first("a-x") is rule
         assert PreScreen([rule]).first(" -x") is None  # no \b between two non-word characters
+
+    def test_many_anchors_are_shortened_to_sound_prefixes(self) -> None:
+        """Over MAX_ANCHORS_PER_RULE anchors are cut to shorter common prefixes, still sound."""
+        words = [f"w{i:03d}x" for i in range(200)]
+        found = anchors("(?:" + "|".join(words) + ")")
+        assert found is not None
+        assert 0 < len(found) <= MAX_ANCHORS_PER_RULE
+        assert all(any(word.startswith(a) for a in found) for word in words)
+
+    def test_an_empty_prefix_is_no_anchor(self) -> None:
+        """A pattern that may start anywhere (\\w+) has no anchors: it is always searched."""
+        assert anchors(r"\w+error") is None
 
     def test_trie_regex_groups_single_character_tails(self) -> None:
         """Words ending one character apart share a class; a single way on adds no group."""
