@@ -193,7 +193,8 @@ def _specific_name(cls: type) -> NameRule | None:
                     None,
                 )
             break
-        if module != "builtins" and isinstance(getattr(klass, "__name__", None), str):
+        is_exception = isinstance(klass, type) and issubclass(klass, BaseException)
+        if module != "builtins" and is_exception:  # mixins (a temp-file wrapper) say nothing
             specific.append(klass)
     if len(_SPECIFIC_CACHE) >= _TYPE_CACHE_LIMIT:
         _SPECIFIC_CACHE.clear()

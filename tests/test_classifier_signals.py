@@ -876,3 +876,13 @@ class TestTextCodesInOrder:
     def test_every_occurrence_is_read(self) -> None:
         """An unlisted code first does not hide a listed one later in the text."""
         assert classify_error(None, "SQLSTATE zz999 and later SQLSTATE 40001") is T
+
+
+class TestSpecificNameMixins:
+    """The library-class-over-builtin-base rule reads exception classes only."""
+
+    def test_a_mixin_name_does_not_decide(self) -> None:
+        """A non-exception mixin named like a word rule (Temporary...) lends no words."""
+        mixin = type("TemporaryFileWrapper", (), {"__module__": "tempfile"})
+        cls = type("RowProblem", (mixin, KeyError), {"__module__": "somelib.errors"})
+        assert classify_error(cls("text that says nothing")) is V
