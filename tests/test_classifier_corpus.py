@@ -39,7 +39,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from classifier import ErrorType, classify_error, is_retryable
-from tests.strategies.errors import build_exception, exceptions, family, load_corpus, messages
+from tests.strategies.errors import (
+    build_exception,
+    exceptions,
+    family,
+    fresh_classifier_caches,  # noqa: F401 - autouse fixture
+    load_corpus,
+    messages,
+)
 
 LABEL_FLOOR = 0.95
 RETRY_FLOOR = 0.99

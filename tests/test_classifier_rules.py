@@ -22,7 +22,12 @@ from classifier._rulekinds import PatternRule
 from classifier.engine import explain, match_patterns
 from classifier.errors import DependencyFailure, ValidationError
 from classifier.rules import CODE_RULES, PATTERN_RULES, STATUS_RULES, TYPE_RULES
-from tests.strategies.errors import load_corpus, rule_texts, stand_in_class
+from tests.strategies.errors import (
+    fresh_classifier_caches,  # noqa: F401 - autouse fixture
+    load_corpus,
+    rule_texts,
+    stand_in_class,
+)
 
 T, P, TO = ErrorType.TRANSIENT, ErrorType.PERMANENT, ErrorType.TIMEOUT
 V, D, U = ErrorType.VALIDATION_ERROR, ErrorType.DEPENDENCY_FAILURE, ErrorType.UNKNOWN

@@ -13,7 +13,10 @@ from classifier import ErrorType, classify_error
 from classifier import _signals as signals
 from classifier.engine import explain
 from classifier.rules import NOT_RETRYABLE_FLAG, RETRY_AFTER, RETRY_FLAG
-from tests.strategies.errors import stand_in_class
+from tests.strategies.errors import (
+    fresh_classifier_caches,  # noqa: F401 - autouse fixture
+    stand_in_class,
+)
 
 T, P, TO = ErrorType.TRANSIENT, ErrorType.PERMANENT, ErrorType.TIMEOUT
 V, D, U = ErrorType.VALIDATION_ERROR, ErrorType.DEPENDENCY_FAILURE, ErrorType.UNKNOWN

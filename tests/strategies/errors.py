@@ -9,9 +9,24 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import strategies as st
 
 CORPUS_PATH = Path(__file__).resolve().parent.parent / "data" / "error_corpus.jsonl"
+
+
+@pytest.fixture(autouse=True)
+def fresh_classifier_caches() -> None:
+    """Empty the classifier's per-class caches before each test that imports this fixture.
+
+    Stand-in classes are shared between tests; with warm caches a later test never reaches the
+    readers an earlier one filled the cache through, so mutmut (which runs, per mutant, only
+    the tests that reached the mutated function) would test the readers with the wrong tests.
+    """
+    from classifier import _signals, engine
+
+    for table in (engine._TYPE_CACHE, engine._SPECIFIC_CACHE, _signals._ABSENT, _signals._RICH):
+        table.clear()
 
 
 def load_corpus(path: Path = CORPUS_PATH) -> list[dict[str, Any]]:
