@@ -183,7 +183,7 @@ def build_screen(rules: Sequence[PatternRule]) -> _Screen:
     # space); the match then starts one character before the anchor, at the anchor's own
     # index in the unpadded text.
     trie = trie_regex(by_anchor)
-    if all(_WORD_START.match(anchor) for anchor in by_anchor):
+    if all(re.match(r"\w", anchor) for anchor in by_anchor):
         # [^a-z0-9_] rather than \W: a bitmap test instead of a Unicode category lookup per
         # character. It also admits positions after non-ASCII letters, where \b fails; the
         # rule's own regex (which starts with \b) then rejects them, so nothing is lost.
@@ -191,8 +191,6 @@ def build_screen(rules: Sequence[PatternRule]) -> _Screen:
         return _Screen(rules_at, tuple(always), scanner, True)
     return _Screen(rules_at, tuple(always), re.compile(r"\b(?=(" + trie + "))"), False)
 
-
-_WORD_START = re.compile(r"\w")
 
 
 class PreScreen:
