@@ -889,3 +889,34 @@ class TestSpecificNameMixins:
         mixin = type("TemporaryFileWrapper", (), {"__module__": "tempfile"})
         cls = type("RowProblem", (mixin, KeyError), {"__module__": "somelib.errors"})
         assert classify_error(cls("text that says nothing")) is V
+
+
+class TestCodesOnlyInAttributes:
+    """Codes carried only by attributes or args, never shown in str(): the readers alone decide."""
+
+    @staticmethod
+    def _quiet(qualified: str, *args: object, **attributes: object) -> BaseException:
+        """A stand-in whose str() says nothing, with the given args and attributes."""
+        base = stand_in_class(qualified)
+        cls = type(base.__name__, (base,), {"__module__": base.__module__, "__str__": _nothing})
+        exc = cls(*args)
+        for name, value in attributes.items():
+            setattr(exc, name, value)
+        return exc
+
+    def test_mysql_number_in_errno(self) -> None:
+        """mysql.connector keeps it in .errno: 1045 (access denied) is PERMANENT."""
+        exc = self._quiet("mysql.connector.errors.DatabaseError", "x", errno=1045)
+        assert classify_error(exc) is P
+
+    def test_code_of_an_inner_exception_decides(self) -> None:
+        """A wrapper that says nothing: the SQLSTATE on its __cause__ decides (chain level)."""
+        inner = self._quiet("psycopg2.errors.Error", "x", pgcode="40001")
+        outer = self._quiet("somelib.errors.WrapperProblem", "x")
+        outer.__cause__ = inner
+        assert classify_error(outer) is T
+
+
+def _nothing(self: BaseException) -> str:
+    """A __str__ that carries no signal."""
+    return "text that says nothing"
