@@ -341,6 +341,37 @@ class TestPreScreen:
         assert 0 < len(found) <= MAX_ANCHORS_PER_RULE
         assert all(any(word.startswith(a) for a in found) for word in words)
 
+    @pytest.mark.parametrize(
+        ("pattern", "expected"),
+        [
+            ("(ab|cd)e", {"abe", "cde"}),  # a capturing group is walked into
+            ("[a-c]x", {"ax", "bx", "cx"}),  # a small range is expanded
+            ("[a-l]", set("abcdefghijkl")),  # twelve members: still expanded
+            ("[a-m]x", None),  # thirteen: too many to enumerate
+            ("[0-9]{3} ok", {str(d) for d in range(10)}),  # digits; a repeat keeps one step
+        ],
+    )
+    def test_anchor_shapes(self, pattern: str, expected: set[str] | None) -> None:
+        """Groups, small classes and repeats give the literal prefixes every match starts with."""
+        found = anchors(pattern)
+        assert (set(found) if found is not None else None) == expected
+
+    def test_rule_without_anchors_is_searched_in_full(self) -> None:
+        """A rule with no literal anchor is always tried, with a full search, in table order."""
+        free = PatternRule(r"\w+ broke", ErrorType.PERMANENT, "free")
+        anchored = PatternRule("timeout", ErrorType.TIMEOUT, "anchored")
+        screen = PreScreen([free, anchored])
+        assert screen.screen.always == (0,)
+        assert screen.first("the pump broke after a timeout") is free
+        assert screen.first("a timeout") is anchored
+        assert screen.first("nothing here") is None
+
+    def test_no_rules_no_scanner(self) -> None:
+        """An empty table builds no scanner and matches nothing."""
+        screen = PreScreen([])
+        assert screen.screen.scanner is None
+        assert screen.first("timeout") is None
+
     def test_an_empty_prefix_is_no_anchor(self) -> None:
         """A pattern that may start anywhere (\\w+) has no anchors: it is always searched."""
         assert anchors(r"\w+error") is None
