@@ -42,8 +42,8 @@ def _decode_parts(encoded: list[tuple[str, list[Any], list[int]]]) -> list[tuple
 
 
 def _write_frame(stream: IO[bytes], payload: bytes) -> None:
-    stream.write(_HEADER.pack(len(payload)))
-    stream.write(payload)
+    # One write per frame: a pipe fills page by page, each write may start a new page.
+    stream.write(_HEADER.pack(len(payload)) + payload)
     stream.flush()
 
 
