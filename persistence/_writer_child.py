@@ -62,8 +62,8 @@ def _decode_parts(
 
 
 def _write_frame(stream: IO[bytes], payload: bytes) -> None:
-    # One write per frame: a pipe fills page by page, each write may start a new page.
-    stream.write(_HEADER.pack(len(payload)) + payload)
+    stream.write(_HEADER.pack(len(payload)))
+    stream.write(payload)
     stream.flush()
 
 

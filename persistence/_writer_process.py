@@ -45,7 +45,6 @@ from statemachine.records import RECORD_FIELDS, TransitionRecord
 
 WRITER_ENV = "PIPESTATE_SQLITE_WRITER"
 _HEADER_SIZE = _HEADER.size
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _record_values = operator.attrgetter(*RECORD_FIELDS)
 # Every client's parent-side pipe ends: a process forked later (another writer, a test's
 # multiprocessing child) closes them, or a writer child would never see end-of-file.
@@ -331,9 +330,7 @@ class WriterProcess:
             if child is None or not child.alive or child.owner != os.getpid():
                 return None  # (re)forking is for a thread, never the event loop
             payload, rejected = _encode_group(parts, derive)
-            # A pipe holds pages, and a write may start a new one: allow a page per frame.
-            slack = _PAGE * (len(child.pending) + 1)
-            if _pipe_room(child) < _HEADER_SIZE + len(payload) + slack:
+            if _pipe_room(child) < _HEADER_SIZE + len(payload):
                 return None
             return self._send(child, payload, rejected)
         finally:

@@ -121,37 +121,6 @@ class TestSQLiteWriter:
             os.close(hold_w)
             os.waitpid(other, 0)
 
-    def test_try_submit_sends_only_when_it_cannot_block(self, tmp_path: Path) -> None:
-        """The loop's send: None before a child runs and while the pipe is full, else committed."""
-        path = tmp_path / "try.db"
-        store = SQLiteStore(path, writer_process=True)
-        group = [(STATE_TRANSITIONS, [record(transition_id="first")])]
-        assert store.try_submit_many(group, derive=False) is None  # no fork on the event loop
-        store.prepare_writes()
-        writer = store.writer_pid
-        assert writer is not None
-        sent = store.try_submit_many(group, derive=False)
-        assert sent is not None
-        assert sent.result(timeout=30)[0][0].written == 1
-        os.kill(writer, signal.SIGSTOP)  # the child reads nothing: the pipe fills up
-        try:
-            futures = []
-            for g in range(20):  # ~200 kB per group (distinct text: pickle cannot share it)
-                big = [
-                    record(transition_id=f"r{g}-{i}", reason=f"{g}-{i}-" + "x" * 4000)
-                    for i in range(50)
-                ]
-                future = store.try_submit_many([(STATE_TRANSITIONS, big)], derive=False)
-                if future is None:
-                    break
-                futures.append(future)
-            assert 0 < len(futures) < 20  # the ~1 MiB pipe refuses the loop before it is full
-        finally:
-            os.kill(writer, signal.SIGCONT)
-        assert all(f.result(timeout=30)[0][0].written == 50 for f in futures)
-        store.close()
-        assert len(stored(path, STATE_TRANSITIONS, "transition_id")) == 1 + 50 * len(futures)
-
     def test_thread_mode_has_no_writer(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
