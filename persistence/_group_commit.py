@@ -17,7 +17,7 @@ import asyncio
 import concurrent.futures
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any
 
 from persistence._batcher import (
     drop_reason,
@@ -301,19 +301,12 @@ class GroupCommitter:
         self, parts: Parts, derive: bool, tickets: Sequence[WriteTicket]
     ) -> tuple[list[WriteResult], list[tuple[str, WriteResult]], int]:
         """Hand a group to a pipelined store (a thread only while its pipe is full), await it."""
-        # Sent from the loop when that cannot block (the usual case): no thread hand-off.
-        try_submit = getattr(self.store, "try_submit_many", None)
-        sent: concurrent.futures.Future[Any] | None = None
-        if try_submit is not None:
-            sent = try_submit(parts, derive=derive)
-        if sent is None:
-            submit = functools.partial(self.store.submit_many, parts, derive=derive)  # type: ignore[attr-defined]
-            if self._sender is None:
-                self._sender = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=1, thread_name_prefix="pipestate-send"
-                )
-            sent = await asyncio.get_running_loop().run_in_executor(self._sender, submit)
-        future = cast("concurrent.futures.Future[Any]", sent)
+        submit = functools.partial(self.store.submit_many, parts, derive=derive)  # type: ignore[attr-defined]
+        if self._sender is None:
+            self._sender = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="pipestate-send"
+            )
+        future = await asyncio.get_running_loop().run_in_executor(self._sender, submit)
 
         def done(finished_future: concurrent.futures.Future[Any]) -> None:
             # The store committed the group (reader thread): not a stuck write. A failure is

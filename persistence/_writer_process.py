@@ -23,7 +23,6 @@ reaps the child), so a GC pass never blocks. The child's side is persistence/_wr
 
 from __future__ import annotations
 
-import array
 import collections
 import contextlib
 import operator
@@ -39,12 +38,11 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import IO, Any
 
-from persistence._writer_child import _HEADER, _child_main, _read_frame, _write_frame
+from persistence._writer_child import _child_main, _read_frame, _write_frame
 from persistence.stores.base import RowError, StoreError, WriteResult
 from statemachine.records import RECORD_FIELDS, TransitionRecord
 
 WRITER_ENV = "PIPESTATE_SQLITE_WRITER"
-_HEADER_SIZE = _HEADER.size
 _record_values = operator.attrgetter(*RECORD_FIELDS)
 # Every client's parent-side pipe ends: a process forked later (another writer, a test's
 # multiprocessing child) closes them, or a writer child would never see end-of-file.
@@ -78,14 +76,6 @@ def _encode_parts(
         encoded.append((table, values, records))
         rejected.append(bad)
     return encoded, rejected
-
-
-def _encode_group(
-    parts: Sequence[tuple[str, Sequence[Any]]], derive: bool
-) -> tuple[bytes, list[list[RowError]]]:
-    """A group's frame payload, and the items refused while encoding (per part)."""
-    encoded, rejected = _encode_parts(parts)
-    return pickle.dumps((encoded, derive), pickle.HIGHEST_PROTOCOL), rejected
 
 
 def writer_process_default() -> bool:
@@ -158,7 +148,6 @@ class _Child:
         self.receive = receive
         self.path = path
         self.alive = True
-        self.capacity = _pipe_capacity(send.fileno())  # bytes the request pipe holds (0: unknown)
         # The child answers in the order it read: the oldest pending group gets the next reply.
         self.pending: collections.deque[tuple[Future[GroupOutcome], list[list[RowError]]]] = (
             collections.deque()
@@ -309,49 +298,22 @@ class WriterProcess:
         the child is still committing earlier groups. The call blocks only while the pipe is
         full. A child that died fails its pending groups with a retryable StoreError.
         """
-        payload, rejected = _encode_group(parts, derive)
-        with self._send_lock:
-            return self._send(self._running_child(), payload, rejected)
-
-    def try_submit(
-        self, parts: Sequence[tuple[str, Sequence[Any]]], derive: bool
-    ) -> Future[GroupOutcome] | None:
-        """submit() if it cannot block, else None: the caller then submits from a thread.
-
-        It cannot block when a child runs, no other send is in progress and the pipe has room
-        for the whole frame (Linux tells how full a pipe is). The event loop sends this way: a
-        hand-off to a sender thread costs two thread switches and a GIL transfer per group,
-        more than the write itself.
-        """
-        if not self._send_lock.acquire(blocking=False):
-            return None
-        try:
-            child = self._child
-            if child is None or not child.alive or child.owner != os.getpid():
-                return None  # (re)forking is for a thread, never the event loop
-            payload, rejected = _encode_group(parts, derive)
-            if _pipe_room(child) < _HEADER_SIZE + len(payload):
-                return None
-            return self._send(child, payload, rejected)
-        finally:
-            self._send_lock.release()
-
-    def _send(
-        self, child: _Child, payload: bytes, rejected: list[list[RowError]]
-    ) -> Future[GroupOutcome]:
-        """Queue the group's future and write its frame; the caller holds the send lock."""
+        encoded, rejected = _encode_parts(parts)
+        payload = pickle.dumps((encoded, derive), pickle.HIGHEST_PROTOCOL)
         future: Future[GroupOutcome] = Future()
-        with child.pending_lock:
-            if not child.alive:  # died since: the next submit forks a new one
-                future.set_exception(
-                    StoreError(f"writer process for {self.path!r} exited", retryable=True)
-                )
-                return future
-            child.pending.append((future, rejected))
-        try:
-            _write_frame(child.send, payload)
-        except (OSError, ValueError):  # the child is gone: its reader fails the group
-            _signal(child.pid, signal.SIGKILL)
+        with self._send_lock:
+            child = self._running_child()
+            with child.pending_lock:
+                if not child.alive:  # died since: the next submit forks a new one
+                    future.set_exception(
+                        StoreError(f"writer process for {self.path!r} exited", retryable=True)
+                    )
+                    return future
+                child.pending.append((future, rejected))
+            try:
+                _write_frame(child.send, payload)
+            except (OSError, ValueError):  # the child is gone: its reader fails the group
+                _signal(child.pid, signal.SIGKILL)
         return future
 
     def write(self, parts: Sequence[tuple[str, Sequence[Any]]], derive: bool) -> GroupOutcome:
@@ -400,34 +362,6 @@ def _wait(pid: int, timeout: float) -> None:
             _signal(pid, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
-
-
-def _pipe_capacity(fd: int) -> int:
-    """How many bytes the pipe holds (Linux), or 0 where that cannot be asked."""
-    import fcntl
-
-    getter = getattr(fcntl, "F_GETPIPE_SZ", None)
-    if getter is None:
-        return 0
-    try:
-        return int(fcntl.fcntl(fd, getter))
-    except OSError:
-        return 0
-
-
-def _pipe_room(child: _Child) -> int:
-    """Free bytes in the child's request pipe now (0 when unknown: the caller must not write)."""
-    if not child.capacity:
-        return 0
-    import fcntl
-    import termios
-
-    unread = array.array("i", [0])
-    try:
-        fcntl.ioctl(child.send.fileno(), termios.FIONREAD, unread, True)
-    except (OSError, ValueError):
-        return 0
-    return child.capacity - unread[0]
 
 
 def _grow_pipe(fd: int) -> None:

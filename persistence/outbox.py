@@ -167,17 +167,6 @@ class OutboxStore:
         future.add_done_callback(self._enqueued)
         return future
 
-    def try_submit_many(
-        self, parts: Sequence[tuple[str, Sequence[Any]]], *, derive: bool
-    ) -> Future[tuple[list[WriteResult], list[tuple[str, WriteResult]], int]] | None:
-        """submit_many() if sending cannot block (the event loop's path), else None."""
-        if self._writer is None or self._closed:
-            return None  # submit_many (from a thread) raises the error
-        future = self._writer.try_submit(parts, derive)
-        if future is not None:
-            future.add_done_callback(self._enqueued)
-        return future
-
     def _enqueued(self, future: Future[Any]) -> None:
         """Count a group the writer process committed (or failed) and wake the uploader."""
         error = future.exception()

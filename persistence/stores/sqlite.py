@@ -146,19 +146,6 @@ class SQLiteStore:
             self._spec(table)
         return self._writer.submit(parts, derive)
 
-    def try_submit_many(
-        self,
-        parts: Sequence[tuple[str, Sequence[TransitionRecord | Mapping[str, Any]]]],
-        *,
-        derive: bool,
-    ) -> Future[tuple[list[WriteResult], list[tuple[str, WriteResult]], int]] | None:
-        """submit_many() if sending cannot block (the event loop's path), else None."""
-        if self._writer is None or self._closed:
-            return None  # submit_many (from a thread) raises the error
-        if any(table not in self._specs for table, _ in parts):
-            return None
-        return self._writer.try_submit(parts, derive)
-
     @property
     def writer_pid(self) -> int | None:
         """The writer process's id while it runs (None in thread mode or before the first write)."""
