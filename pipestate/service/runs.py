@@ -16,7 +16,9 @@ import asyncio
 import collections
 import concurrent.futures
 import logging
+import os
 import threading
+import time
 import uuid
 from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
@@ -40,6 +42,7 @@ _log = logging.getLogger("pipestate.service")
 TERMINAL = frozenset({"COMPLETED", "FAILED", "TIMEOUT"})
 _RECENT = 2000  # finished runs kept in memory for reads that beat the store's flush
 _CONFIG_CACHE = 1000
+_ID_POOL_BYTES = 16 * 256  # run ids drawn per os.urandom call
 TIMELINE_CAP = 2000  # transitions kept in memory per run
 
 
@@ -126,7 +129,9 @@ class RunManager:
         self.runs: dict[str, LiveRun] = {}
         self._running: collections.Counter[str] = collections.Counter()
         self._recent: collections.OrderedDict[str, LiveRun] = collections.OrderedDict()
-        self._configs: dict[str, tuple[tuple[str, int, int], PipelineConfig]] = {}
+        # pipeline -> (file version, monotonic time it was last checked, config)
+        self._configs: dict[str, tuple[tuple[str, int, int], float, PipelineConfig]] = {}
+        self._ids = _RunIds()
 
     # -- the sink -------------------------------------------------------------------------------
 
@@ -208,7 +213,7 @@ class RunManager:
 
         check_values(params)  # a hostile body is a bad request, not a run: nothing is stored
         self._admit(org_slug)
-        run_id = str(uuid.uuid4())
+        run_id = self._ids.next()
         common: dict[str, Any] = {
             "org_slug": org_slug,
             "logger": self,
@@ -265,23 +270,35 @@ class RunManager:
         return message
 
     async def _config(self, pipeline: str) -> PipelineConfig:
-        """The pipeline's config, parsed once per version of its file (path, mtime, size)."""
+        """The pipeline's config, parsed once per version of its file (path, mtime, size).
+
+        A cached config is trusted for `config_cache_seconds` after its file was last checked
+        (a stat), so an edit or a removal is seen within that time; within it a submit makes no
+        system call for the config: each one releases the GIL, and getting it back from a busy
+        runner thread can take a whole switch interval (5 ms).
+        """
         from executor.config import load_pipeline_config, resolve_pipeline
 
         cached = self._configs.get(pipeline)
-        if cached is not None and _version(Path(cached[0][0])) == cached[0]:
-            # The hot path: one stat of the file found last time (resolving the name again
-            # walks every path component: a quarter of a submit's time on the API thread).
-            return cached[1]
+        if cached is not None:
+            version, checked, config = cached
+            now = time.monotonic()
+            if now - checked < self.settings.config_cache_seconds:
+                return config
+            # One stat of the file found last time (resolving the name again walks every
+            # path component).
+            if _version(Path(version[0])) == version:
+                self._configs[pipeline] = (version, now, config)
+                return config
         path = resolve_pipeline(pipeline, self.settings.config_dir)
-        version = _version(path)
+        found = _version(path)
         config = await asyncio.to_thread(
             load_pipeline_config, pipeline, config_dir=self.settings.config_dir
         )
-        if version is not None:
+        if found is not None:
             if len(self._configs) >= _CONFIG_CACHE:
                 self._configs.clear()
-            self._configs[pipeline] = (version, config)
+            self._configs[pipeline] = (found, time.monotonic(), config)
         return config
 
     def _finished(self, run: LiveRun, task: asyncio.Task[PipelineResult]) -> None:
@@ -371,6 +388,29 @@ class RunManager:
             self.runner.call_soon(_cancel_on_loop, run, "shutdown", None)
         if live:
             await asyncio.wait([asyncio.wrap_future(run.finished) for run in live], timeout=timeout)
+
+
+class _RunIds:
+    """Random (version 4) UUID strings, drawn from a pool refilled by one os.urandom call.
+
+    uuid.uuid4() calls os.urandom for every id, and each call releases the GIL: on the API
+    thread, getting it back from a busy runner thread can take a switch interval (5 ms). The
+    pool makes that one call per 256 ids; the bytes come from the same source.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool = b""
+        self._at = 0
+
+    def next(self) -> str:
+        """A new random run id."""
+        with self._lock:
+            if self._at + 16 > len(self._pool):
+                self._pool, self._at = os.urandom(_ID_POOL_BYTES), 0
+            chunk = self._pool[self._at : self._at + 16]
+            self._at += 16
+        return str(uuid.UUID(bytes=chunk, version=4))
 
 
 def _version(path: Path) -> tuple[str, int, int] | None:

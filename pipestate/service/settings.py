@@ -16,6 +16,11 @@ def _positive(instance: object, attribute: attrs.Attribute[Any], value: Any) -> 
         raise ValueError(f"ServiceSettings.{attribute.name} must be > 0 (got {value!r}).")
 
 
+def _not_negative(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValueError(f"ServiceSettings.{attribute.name} must be >= 0 (got {value!r}).")
+
+
 @attrs.frozen(kw_only=True)
 class ServiceSettings:
     """Store, configs, admission limits, timeouts and the root key of one service process."""
@@ -31,6 +36,9 @@ class ServiceSettings:
     max_wait_seconds: float = attrs.field(default=60.0, validator=_positive)
     max_body_bytes: int = attrs.field(default=64 * 1024, validator=_positive)
     key_cache_seconds: float = attrs.field(default=2.0, validator=_positive)
+    # A pipeline's parsed config is trusted this long before its file is checked (a stat)
+    # again: an edit or a removal is seen within this time; 0 checks on every submit.
+    config_cache_seconds: float = attrs.field(default=1.0, validator=_not_negative)
     retry_after_seconds: int = attrs.field(default=1, validator=_positive)
     # Never shown: repr=False keeps it out of logs and tracebacks.
     root_key: str | None = attrs.field(default=None, repr=False)
