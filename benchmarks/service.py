@@ -31,6 +31,10 @@ Figures:
   probe_healthz_p99_same_priority_ms: the same probe during phases 1 and 2, where the 50
   clients run at the probe's and the server's priority and take their cores from both: the
   figure as it was before phase 3 existed, kept next to the target's;
+- api_waiting_for_core_pct / api_waiting_for_core_same_priority_pct: the share of phase 3's
+  (phases 1-2's) wall time the server's API thread spent runnable but waiting for a core
+  (Linux schedstat run_delay): the machine's part of every request's latency; load_average_1m:
+  the 1-minute load average at the end of the HTTP phases (2 cores: above 2 is queueing);
 - niced_follow_runs_per_s / niced_loaded_submit_p99_ms: phase 3's throughput and the submit
   latency its (niced) clients see;
 - loaded_submit_p50_ms / loaded_submit_p99_ms: the submit latency the 50 clients see in the
@@ -115,6 +119,18 @@ def _cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _run_delay_ms(pid: int) -> float:
+    """Milliseconds the process's main thread (the API loop) spent runnable, waiting for a core.
+
+    Linux schedstat's run_delay (0 elsewhere): the part of a request's latency that is the
+    machine's load, not the server's work or the GIL (waiting for the GIL is sleeping).
+    """
+    try:
+        return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[1]) / 1e6
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _start(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -370,14 +386,16 @@ def run(quick: bool = False) -> dict[str, float]:
             key = _key(url, "bench")
             probe = _start_probe(url, _key(url, "probe"))
             server_cpu = _cpu_seconds(proc.pid)
-            same_priority = [time.time()]
+            same_priority, same_delay = [time.time()], _run_delay_ms(proc.pid)
             load = asyncio.run(_http_load(url, key, runs, follow=False))
             server_cpu = _cpu_seconds(proc.pid) - server_cpu
             followed = asyncio.run(_http_load(url, key, runs, follow=True))
             same_priority.append(time.time())
-            niced_window = (time.time(), 0.0)
+            same_delay = _run_delay_ms(proc.pid) - same_delay
+            niced_window, delay = (time.time(), 0.0), _run_delay_ms(proc.pid)
             niced = _niced_load(url, key, runs)
             niced_window = (niced_window[0], time.time())
+            delay = _run_delay_ms(proc.pid) - delay
             samples = _stop_probe(probe)
             floor_cpu = _cpu_seconds(proc.pid)
             floor = asyncio.run(_client_floor(url, load["requests"]))
@@ -404,6 +422,12 @@ def run(quick: bool = False) -> dict[str, float]:
         "submit_p99_same_priority_ms": _percentile(same_submits, 0.99) * 1000,
         "probe_healthz_p99_same_priority_ms": _percentile(same_control, 0.99) * 1000,
         "probe_submits": float(probe_runs),
+        "api_waiting_for_core_pct": 100 * delay / 1000 / (niced_window[1] - niced_window[0]),
+        "api_waiting_for_core_same_priority_pct": 100
+        * same_delay
+        / 1000
+        / (same_priority[1] - same_priority[0]),
+        "load_average_1m": os.getloadavg()[0],
         "loaded_submit_p50_ms": statistics.median(followed["latencies"]) * 1000,
         "loaded_submit_p99_ms": _percentile(followed["latencies"], 0.99) * 1000,
         "client_floor_p99_ms": floor["p99"] * 1000,
