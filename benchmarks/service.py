@@ -35,6 +35,11 @@ Figures:
   (phases 1-2's) wall time the server's API thread spent runnable but waiting for a core
   (Linux schedstat run_delay): the machine's part of every request's latency; load_average_1m:
   the 1-minute load average at the end of the HTTP phases (2 cores: above 2 is queueing);
+- api_cpu_ms_per_submit / api_cpu_ms_per_healthz, api_blocking_waits_per_submit /
+  api_blocking_waits_per_healthz: after the phases, one client sends 300 submits one at a
+  time, and 300 GET /healthz: the API thread's CPU and its voluntary context switches (it
+  slept: on epoll for the next request, or for the GIL) per request. Load-independent
+  measures of a submit's own work and of its GIL hand-offs (a /healthz has one: the wake-up);
 - niced_follow_runs_per_s / niced_loaded_submit_p99_ms: phase 3's throughput and the submit
   latency its (niced) clients see;
 - loaded_submit_p50_ms / loaded_submit_p99_ms: the submit latency the 50 clients see in the
@@ -98,6 +103,7 @@ TARGETS = (
 CLIENTS = 50
 STEPS = 10
 PROBE_INTERVAL = 0.02
+SEQUENTIAL = 300  # requests of each kind in the one-client phase
 ROUTE = "/api/v1/pipelines/run/{org}/test/bench/noop10"
 PIPELINE = "pipeline_id: noop10\ntimeout_minutes: 5\nsteps:\n" + "".join(
     f"  - {{step_id: s{i}, processor: generic.noop}}\n" for i in range(STEPS)
@@ -131,6 +137,40 @@ def _run_delay_ms(pid: int) -> float:
         return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[1]) / 1e6
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def _main_thread(pid: int) -> tuple[float, int]:
+    """The main (API loop) thread's CPU seconds and voluntary context switches so far (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        status = Path(f"/proc/{pid}/task/{pid}/status").read_text()
+    except OSError:
+        return 0.0, 0
+    switches = int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), switches
+
+
+def _sequential(url: str, key: str, pid: int, requests: int) -> dict[str, float]:
+    """One client, one request at a time: what a submit and a /healthz cost the API thread.
+
+    CPU ms and blocking waits (voluntary context switches: the thread slept, on epoll or on
+    the GIL) per request; both count work, not wall time, so the machine's load barely moves
+    them. The submits' runs keep the runner thread busy, as under load.
+    """
+    figures: dict[str, float] = {}
+    with httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=60) as client:
+        for name, send in (
+            ("healthz", lambda: client.get("/healthz")),
+            ("submit", lambda: client.post(ROUTE.format(org="bench"))),
+        ):
+            cpu, switches = _main_thread(pid)
+            for _ in range(requests):
+                if send().status_code >= 300:
+                    raise RuntimeError(f"sequential {name} failed")
+            cpu_after, switches_after = _main_thread(pid)
+            figures[f"api_cpu_ms_per_{name}"] = 1000 * (cpu_after - cpu) / requests
+            figures[f"api_blocking_waits_per_{name}"] = (switches_after - switches) / requests
+    return figures
 
 
 def _start(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -397,6 +437,7 @@ def run(quick: bool = False) -> dict[str, float]:
             niced_window = (niced_window[0], time.time())
             delay = _run_delay_ms(proc.pid) - delay
             samples = _stop_probe(probe)
+            sequential = _sequential(url, key, proc.pid, SEQUENTIAL)
             floor_cpu = _cpu_seconds(proc.pid)
             floor = asyncio.run(_client_floor(url, load["requests"]))
             floor_cpu = _cpu_seconds(proc.pid) - floor_cpu
@@ -428,6 +469,7 @@ def run(quick: bool = False) -> dict[str, float]:
         / 1000
         / (same_priority[1] - same_priority[0]),
         "load_average_1m": os.getloadavg()[0],
+        **sequential,
         "loaded_submit_p50_ms": statistics.median(followed["latencies"]) * 1000,
         "loaded_submit_p99_ms": _percentile(followed["latencies"], 0.99) * 1000,
         "client_floor_p99_ms": floor["p99"] * 1000,
@@ -439,7 +481,7 @@ def run(quick: bool = False) -> dict[str, float]:
         "rejected_429": float(
             load["rejected_429"] + followed["rejected_429"] + niced["rejected_429"]
         ),
-        "rows_lost": float((3 * runs + probe_runs) * (STEPS + 1) * 2 - stored),
+        "rows_lost": float((3 * runs + probe_runs + SEQUENTIAL) * (STEPS + 1) * 2 - stored),
         "inprocess_runs_per_s": runs / inproc_wall,
         "http_over_inprocess": load["wall"] / inproc_wall,
         "http_follow_over_inprocess": followed["wall"] / inproc_wall,
