@@ -93,15 +93,18 @@ def serve_command(
     if outbox is None and store.startswith("bigquery:"):
         # One outbox per process: replicas started in one directory must not share a file.
         outbox = f"pipestate-outbox-{port}.db"
-    settings = ServiceSettings.from_env(
-        store_url=store,
-        config_dir=config_dir,
-        outbox_path=outbox,
-        max_running=max_running,
-        max_running_per_org=max_running_per_org,
-        grace_seconds=grace_seconds,
-        key_cache_seconds=key_cache_seconds,
-    )
+    try:
+        settings = ServiceSettings.from_env(
+            store_url=store,
+            config_dir=config_dir,
+            outbox_path=outbox,
+            max_running=max_running,
+            max_running_per_org=max_running_per_org,
+            grace_seconds=grace_seconds,
+            key_cache_seconds=key_cache_seconds,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if not settings.root_key:
         click.echo(
             "warning: CA_ROOT_API_KEY is not set; root routes will refuse every call", err=True
