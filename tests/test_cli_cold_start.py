@@ -23,6 +23,8 @@ NOT_ON_A_RUN = (
     "importlib.metadata",  # no installed distribution declares a processor plug-in
     "classifier.engine",  # nothing failed, nothing to classify
     "classifier.rules",
+    "executor.cancellation",  # imported when a signal or fail_fast cancels something
+    "hashlib",  # lease row ids are uuid5 through uuid_utils, not the stdlib's OpenSSL SHA-1
     "structlog",  # nothing logged
     "duckdb",
     "httpx",
@@ -137,3 +139,36 @@ class TestColdStart:
             assert result["code"] == 0
             assert str(result["out"]).startswith(f"query {args[0]} (")
             assert _loaded(result, ("rich", "asyncio", "cattrs")) == []
+
+
+class TestConsoleScript:
+    def test_the_script_runs_console_main(self) -> None:
+        """The installed `pipestate` script calls console_main (main() stays for in-process use)."""
+        import tomllib
+
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        scripts = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["scripts"]
+        assert scripts["pipestate"] == "pipestate.cli:console_main"
+
+    @pytest.mark.parametrize(
+        ("args", "code"), [(("--version",), 0), (("validate", "missing.yml"), 2)]
+    )
+    def test_console_main_exits_with_mains_code_past_a_frozen_heap(
+        self, tmp_path: Path, args: tuple[str, ...], code: int
+    ) -> None:
+        """console_main exits with main()'s code, the heap frozen out of the exit's collection."""
+        probe = (
+            "import atexit, gc\n"
+            "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"
+            "from pipestate.cli import console_main\n"
+            "console_main()\n"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", probe, *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=60,
+        )
+        assert proc.returncode == code
+        assert proc.stdout.splitlines()[-1] == "frozen True"
