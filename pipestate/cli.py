@@ -7,6 +7,7 @@ Heavy modules (state machines, stores, rich) are imported inside the commands.
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -276,7 +277,7 @@ def bootstrap_command(
 
     backend = open_store_or_fail(store, outbox=False)
     path = sqlite_path(backend)
-    if dry_run and path is not None and not path.exists():
+    if dry_run and path is not None and not os.path.exists(path):
         # A dry run creates nothing: plan against an empty in-memory database instead.
         from persistence.stores.sqlite import SQLiteStore
 

@@ -141,6 +141,33 @@ class TestColdStart:
             assert _loaded(result, ("rich", "asyncio", "cattrs")) == []
 
 
+class TestInstalledLayout:
+    def test_a_run_needs_no_pathlib(self, tmp_path: Path, one_step: Path) -> None:
+        """From an installed (not editable) layout a run never imports pathlib: strings do."""
+        import site
+
+        # -S skips site (and the editable install's finder, which imports pathlib itself);
+        # the packages then come from plain sys.path entries, as from a wheel.
+        root = str(Path(__file__).resolve().parent.parent)
+        paths = [root, *site.getsitepackages()]
+        probe = f"import sys; sys.path[:0] = {paths!r}\n" + _PROBE
+        store = f"sqlite:{tmp_path / 'audit.db'}"
+        env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+        args = ("run", str(one_step), "--org", "acme", "--store", store)
+        proc = subprocess.run(
+            [sys.executable, "-S", "-c", probe, *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=60,
+        )
+        result = json.loads(proc.stdout.splitlines()[-1])
+        assert result["code"] == 0
+        assert _loaded(result, ("pathlib", "ipaddress", "hashlib")) == []
+
+
 class TestConsoleScript:
     def test_the_script_runs_console_main(self) -> None:
         """The installed `pipestate` script calls console_main (main() stays for in-process use)."""
