@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from pipestate.cli import STARTUP_GC_THRESHOLD
+
 # Modules a 1-step run that succeeds has no use for, with why each was heavy.
 NOT_ON_A_RUN = (
     "rich",  # tables print plain when piped (pipestate/_cli_plain.py)
@@ -183,10 +185,11 @@ class TestConsoleScript:
     def test_console_main_exits_with_mains_code_past_a_frozen_heap(
         self, tmp_path: Path, args: tuple[str, ...], code: int
     ) -> None:
-        """console_main exits with main()'s code, the heap frozen out of the exit's collection."""
+        """console_main exits with main()'s code, collecting rarely during start-up and with the
+        heap frozen out of the exit's collection."""
         probe = (
             "import atexit, gc\n"
-            "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"
+            "atexit.register(lambda: print(gc.get_freeze_count() > 0, gc.get_threshold()[0]))\n"
             "from pipestate.cli import console_main\n"
             "console_main()\n"
         )
@@ -198,4 +201,21 @@ class TestConsoleScript:
             timeout=60,
         )
         assert proc.returncode == code
-        assert proc.stdout.splitlines()[-1] == "frozen True"
+        assert proc.stdout.splitlines()[-1] == f"True {STARTUP_GC_THRESHOLD}"
+
+    def test_steady_gc_restores_the_default_thresholds(self) -> None:
+        """steady_gc() (serve, watch) puts back the thresholds console_main found."""
+        import gc
+
+        import pipestate.cli as cli
+
+        before = gc.get_threshold()
+        try:
+            cli._DEFAULT_GC[:] = [before]
+            gc.set_threshold(STARTUP_GC_THRESHOLD, *before[1:])
+            cli.steady_gc()
+            assert gc.get_threshold() == before
+            cli.steady_gc()  # a second call (or one without console_main) changes nothing
+            assert gc.get_threshold() == before
+        finally:
+            gc.set_threshold(*before)
