@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pipestate.cli import EXIT_OK, ConfigError
+from pipestate.cli import EXIT_OK, ConfigError, steady_gc
 
 
 @click.command("serve")
@@ -83,6 +83,7 @@ def serve_command(
     otel: bool,
 ) -> int:
     """Serve the HTTP API (root key from $CA_ROOT_API_KEY)."""
+    steady_gc()  # a server's collections must stay short: the default thresholds
     try:
         from pipestate.service import ServiceSettings
         from pipestate.service.server import serve
