@@ -194,6 +194,7 @@ def dataset_name() -> str:
     return str(_load_bootstrap().get("dataset", DEFAULT_DATASET))
 
 
+@functools.cache  # immutable specs from package data; a run asks twice (store, bootstrap)
 def load_table_specs(partition_expiration_days: int | None = None) -> tuple[TableSpec, ...]:
     """Load every table spec; `partition_expiration_days` overrides bootstrap.yml's value."""
     config = _load_bootstrap()
