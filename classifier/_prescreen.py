@@ -192,7 +192,6 @@ def build_screen(rules: Sequence[PatternRule]) -> _Screen:
     return _Screen(rules_at, tuple(always), re.compile(r"\b(?=(" + trie + "))"), False)
 
 
-
 class PreScreen:
     """The pattern rules, screened by their anchors; first(lowered) equals a plain ordered scan.
 
