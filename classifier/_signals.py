@@ -339,12 +339,6 @@ def _errno_text(number: int) -> Iterator[Code]:
         yield ("gai" if number < 0 else "errno"), name
 
 
-def sqlstate_class(code: Code) -> Code | None:
-    """The class of a SQLSTATE code ('40001' -> ('sqlstate-class', '40'))."""
-    kind, value = code
-    return ("sqlstate-class", value[:2]) if kind == "sqlstate" else None
-
-
 def retry_flag(exc: BaseException, attributes: tuple[str, ...]) -> bool | None:
     """The library's own retry decision: an attribute or method, or confluent's KafkaError."""
     for owner in (exc, _first_arg(exc)):
