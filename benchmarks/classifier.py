@@ -99,12 +99,14 @@ def run(quick: bool) -> dict[str, float]:
         for name, func in funcs.items():
             samples[name].append(_round_us(func, cases))
     ratios = [ours / seed for ours, seed in zip(samples["exc"], samples["seed"], strict=True)]
+    msg_ratios = [m / seed for m, seed in zip(samples["msg"], samples["seed"], strict=True)]
     return {
         "corpus_size": float(len(cases)),
         "classify_error_us_per_call": statistics.median(samples["exc"]),
         "classify_error_message_only_us_per_call": statistics.median(samples["msg"]),
         "seed_regex_us_per_call": statistics.median(samples["seed"]),
         "ratio_vs_seed": statistics.median(ratios),
+        "message_only_ratio_vs_seed": statistics.median(msg_ratios),
     }
 
 

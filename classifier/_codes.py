@@ -104,9 +104,24 @@ SQLSTATE_RULES: tuple[CodeRule, ...] = (
 
 MYSQL_RULES: tuple[CodeRule, ...] = (
     CodeRule(
+        ("2013",),
+        T,
+        "lost connection during a query, unless the client says its own read timed out",
+        _MYSQL,
+        kind="mysql",
+        refine=(
+            PatternRule(
+                r"during query \(timed out\)|read timed out",
+                TO,
+                "pymysql reports its read_timeout as 2013 '(timed out)': the caller's budget",
+                ("(2013, 'Lost connection to MySQL server during query (timed out)')",),
+            ),
+        ),
+    ),
+    CodeRule(
         _split(
             "1205 1213 1040 1053 1077 1080 1152 1158 1159 1160 1161 1290 1927 2002 2003 2006 "
-            "2013 2055 1614 3572 4031"
+            "2055 1614 3572 4031"
         ),
         T,
         "lock wait, deadlock, too many connections, server gone away or shutting down, "
@@ -120,11 +135,12 @@ MYSQL_RULES: tuple[CodeRule, ...] = (
     CodeRule(
         _split(
             "1044 1045 1049 1050 1051 1142 1143 1146 1227 1698 1820 1862 2059 1114 1021 3118 "
-            "1007 1008 1099 1109"
+            "1007 1008 1099 1109 1091 1701 1286 1396"
         ),
         P,
         "access denied, unknown database or table, password expired, table full, database "
-        "exists or missing, table locked for read",
+        "exists or missing, table locked for read, dropping a missing key, truncating a "
+        "referenced table, unknown storage engine, user exists",
         _MYSQL,
         kind="mysql",
     ),
@@ -344,4 +360,30 @@ FTP_RULES: tuple[CodeRule, ...] = (
         _split("4"), T, "transient negative completion: try again later", _FTP_CLASS, "ftp-class"
     ),
     CodeRule(_split("5"), P, "permanent negative completion", _FTP_CLASS, "ftp-class"),
+)
+
+_GRPC = "gRPC status code name ('status = StatusCode.UNAVAILABLE' in grpc's error text)"
+
+# gRPC status codes (grpc/doc/statuscodes.md): the server's own verdict, the same for every
+# gRPC library (google-cloud clients, grpcio, grpclib). CANCELLED and UNKNOWN say nothing.
+GRPC_RULES: tuple[CodeRule, ...] = (
+    CodeRule(
+        _split("UNAVAILABLE RESOURCE_EXHAUSTED ABORTED INTERNAL"),
+        T,
+        "the service is unavailable, out of capacity or aborted the call on a conflict",
+        _GRPC,
+        kind="grpc",
+    ),
+    CodeRule(("DEADLINE_EXCEEDED",), TO, "the call's deadline passed", _GRPC, kind="grpc"),
+    CodeRule(_split("INVALID_ARGUMENT OUT_OF_RANGE"), V, "the request is malformed", _GRPC, "grpc"),
+    CodeRule(
+        _split(
+            "NOT_FOUND ALREADY_EXISTS PERMISSION_DENIED UNAUTHENTICATED FAILED_PRECONDITION "
+            "UNIMPLEMENTED DATA_LOSS"
+        ),
+        P,
+        "missing or existing resource, credentials, state or an unimplemented method",
+        _GRPC,
+        kind="grpc",
+    ),
 )

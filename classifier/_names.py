@@ -28,7 +28,8 @@ NAME_RULES: tuple[NameRule, ...] = (
         r"error_temp|"
         r"Deadlock|SerializationFailure|Connection(?:Error|Refused|Reset|Aborted|Closed|Lost)|"
         r"ConnectError|Disconnect|NetworkError|ServerError|InternalServerError|BadGateway|"
-        r"Overloaded|ServiceBusy|LockTimeout|LeaderNotAvailable|NotLeader|NoBrokers",
+        r"Overloaded|ServiceBusy|LockTimeout|LeaderNotAvailable|NotLeader|NoBrokers|"
+        r"Unreachable|Busy(?:Error|Exception)?$",
         T,
         "the class says the service is briefly unreachable, busy or conflicting",
         ("ServiceUnavailableError", "RateLimitError", "TransientError", "ConnectionError"),
@@ -40,7 +41,8 @@ NAME_RULES: tuple[NameRule, ...] = (
         r"InvalidToken|Incompatible|^No[A-Z]\w*Found|Closed(?:Error)?$|"
         r"Permanent|error_perm|"
         r"ExpiredToken|TokenExpired|InvalidOperation|Invalid\w*State|IllegalState|TooLarge|"
-        r"PreconditionFailed",
+        r"PreconditionFailed|Denied|DependentObject|OutOfMemory|InvalidTag|InvalidSignature|"
+        r"Unresolvable",
         P,
         "the class says a credential, permission or resource is missing",
         ("AuthenticationFailed", "NotFoundError", "NoCredentialsError"),
@@ -48,7 +50,8 @@ NAME_RULES: tuple[NameRule, ...] = (
     NameRule(
         r"Validation|Invalid|Schema|Integrity|DataError|Parse|Syntax|Decode|Malformed|Mismatch|"
         r"Constraint|BadRequest|Unprocessable|TypeError|ValueError|^Bad[A-Z]|Unpickl|BadZip|"
-        r"Decompress|Undefined",
+        r"Decompress|Undefined|Overflow|OutOfRange|RangeError|Corrupt|Truncat|Conversion|"
+        r"Encoding|Format(?:Error|Exception)",
         V,
         "the class says the input is malformed",
         ("ValidationError", "InvalidArgument", "IntegrityError", "ParserError"),

@@ -65,10 +65,27 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
     PatternRule(
         r"password authentication failed|authentication failed|invalid (?:username|user name)"
         r"(?:/| or )password|access denied for user|login failed for user|incorrect username "
-        r"or password|invalid credentials|bad credentials|no pg_hba\.conf entry|bad password",
+        r"or password|invalid credentials|bad credentials|no pg_hba\.conf entry|bad password|"
+        r"not permitted to (?:log ?in|connect|access|perform|run|execute|use)|"
+        r"operation not permitted|(?:command|operation) (?:is )?not allowed",
         P,
         "the credentials are wrong; retrying will not fix them",
         ('FATAL:  password authentication failed for user "postgres"',),
+    ),
+    PatternRule(
+        r"not a valid (?:\w+ ){0,3}?(?:key|certificate)(?: file)?|"
+        r"(?:private|secret|signing|encryption|fernet|public) key (?:must be|is (?:invalid|not))|"
+        r"unable to load (?:the )?(?:pem|der|certificate|(?:private |public )?key)|"
+        r"could not deserialize key|invalid (?:private|public) key|bad decrypt|"
+        r"(?:private )?key is encrypted|no (?:private )?key (?:was )?(?:given|provided|found)|"
+        r"\bkey must be (?:exactly )?\d+|decryption failed|failed verification|invalidtag",
+        P,
+        "key or certificate material that cannot be loaded: configuration, not data; the "
+        "same key fails again",
+        (
+            "not a valid RSA private key file",
+            "Fernet key must be 32 url-safe base64-encoded bytes.",
+        ),
     ),
     PatternRule(
         r"certificate verify failed|certificate_verify_failed|self[ -]signed certificate|"
@@ -115,6 +132,21 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         "the program used a handle it had closed itself; a retry runs the same code",
         ("Cannot operate on a closed database.", "Connection already closed!"),
     ),
+    PatternRule(
+        r"other objects depend on it|(?:cannot|can't|could not|unable to) drop\b.{0,80}?"
+        r"(?:because|depends?|remaining|referenc\w+)|still (?:referenced|in use) by|"
+        r"(?:cannot|can't) (?:start|begin|open|nest) a transaction (?:with)?in a transaction|"
+        r"(?:within|inside) a transaction|no transaction is (?:active|in progress)|"
+        r"there is no transaction in progress|transaction (?:is )?already (?:active|started|"
+        r"in progress)|no such savepoint",
+        P,
+        "the state of stored objects or of the session forbids the statement (dependent "
+        "objects, transaction nesting); the same statement fails again",
+        (
+            "cannot drop table customers because other objects depend on it",
+            "cannot start a transaction within a transaction",
+        ),
+    ),
     # -- timeouts -----------------------------------------------------------------------------
     PatternRule(
         r"deadline[ _]exceeded|deadline of [\d.]+s exceeded|statement timeout|"
@@ -154,7 +186,7 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"connection (?:was )?(?:refused|reset|aborted|closed|lost|dropped|broken|"
         r"terminated)(?: by peer)?|reset by peer|broken pipe|econnrefused|econnreset|epipe|"
         r"errno (?:32|54|61|104|111|113)|remote end closed connection|"
-        r"server (?:closed the connection|disconnected|has gone away)|"
+        r"server (?:(?:unexpectedly )?closed (?:the )?connection|disconnected|has gone away)|"
         r"lost connection to (?:mysql )?server|could not connect to (?:server|host)|"
         r"failed to (?:establish a new )?connect\w*|unable to connect|cannot connect|"
         r"connect(?:ion)? (?:error|failure|failed)|connectionerror|connectionrefusederror|"
@@ -162,7 +194,8 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"eof occurred in violation of protocol|unexpected eof|incompleteread|eof detected|"
         r"remotedisconnected|serverdisconnectederror|clientconnectorerror|actively refused|"
         r"error \d+ connecting to|could not connect to|socket closed|rst_stream|goaway|"
-        r"stream removed|brokers? (?:are|is) down|all_brokers_down|transport failure",
+        r"stream removed|brokers? (?:are|is) down|all_brokers_down|transport failure|"
+        r"error reading (?:\w+ ){0,3}?(?:banner|socket|stream|response)",
         T,
         "the connection failed or dropped; the peer is usually back soon",
         (
@@ -233,7 +266,16 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"unknown (?:parameter|key|field|argument)|value out of range|out of range for|"
         r"doesn'?t match (?:a |the )?(?:supported|expected|required) format|"
         r"(?:numeric|date|timestamp|time|boolean) value .{0,80}? is not recognized|"
-        r"codec can'?t (?:decode|encode)|incomplete input|unknown url type",
+        r"codec can'?t (?:decode|encode)|incomplete input|unknown url type|"
+        r"invalid \w+ value|illegal (?:\w+ ){0,2}?(?:key|character|value|name|argument|format|"
+        r"input)s?|(?:a )?value is required for|"
+        r"(?:integer|numeric|arithmetic|bigint|int(?:8|16|32|64|128)|float(?:ing point)?) "
+        r"overflow|overflow in (?:addition|subtraction|multiplication|division|conversion|cast)|"
+        r"out of range error|invalid (?:\w+ ){0,2}?(?:data|stream|header|block)(?: type)?|"
+        r"corrupt(?:ed)? (?:\w+ ){0,2}?(?:data|input|stream|record|archive|message|payload)|"
+        r"not a (?:gzip|zip|bzip2|tar|xz|lzma|parquet|csv|json) file|"
+        r"truncated (?:data|file|input|stream|record)|"
+        r"unexpected end of (?:data|file|input|stream|json|archive)",
         V,
         "the request, query or record is malformed",
         (
@@ -266,7 +308,8 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"bucket|key|object|host|dataset|relation|database|schema|index|topic|directory)|"
         r"nosuch\w+|not exist|unknown (?:database|table|dataset|project|bucket|topic)|"
         r"has been deleted|was deleted|resource ?not ?found|unable to open (?:database )?file|"
-        r"no files? (?:found|matched)|not in the graph",
+        r"no files? (?:found|matched)|not in the graph|no such \w+|unresolvable|"
+        r"(?:there is )?no (?:item|member|entry|object|file|key|resource|record) named",
         P,
         "the referenced resource does not exist",
         ("Not found: Table p:d.t was not found in location US", 'relation "events" does not exist'),

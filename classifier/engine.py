@@ -66,7 +66,8 @@ def _verdict(
 ) -> tuple[ErrorType, Rule | None]:
     """Levels 1-4, then the library's retry flag and the weak class names (levels 5-6)."""
     if not isinstance(exception, BaseException):
-        rule = _decide(None, message_text(None, error_message))
+        text = error_message[:MAX_SCAN_CHARS] if type(error_message) is str else None
+        rule = _decide(None, message_text(None, error_message) if text is None else text, False)
         return (rule.error_type, rule) if rule is not None else (ErrorType.UNKNOWN, None)
     rich = has_signals(exception)  # once per call: _decide and the flag below both need it
     rule = _decide(exception, message_text(exception, error_message), rich)
@@ -97,7 +98,8 @@ def _decide(exception: BaseException | None, text: str, rich: bool | None = None
             return RETRY_AFTER
         type_rule = _type_rule(type(exception))
         if isinstance(type_rule, TypeRule):
-            return first_refinement(type_rule.refine, lowered) or type_rule
+            refined = first_refinement(type_rule.refine, lowered)
+            return refined or _specific_name(type(exception)) or type_rule
         # An HTTP status is the server's own verdict: it outranks words in a class name
         # (websockets' InvalidStatus says "Invalid" whether the answer was 403 or 503).
         status = http_status(exception) if rich else None
@@ -111,10 +113,12 @@ def _decide(exception: BaseException | None, text: str, rich: bool | None = None
 
 def _code_rule(exception: BaseException | None, rich: bool, lowered: str, text: str) -> Rule | None:
     """Level 1a: the first code with a rule; then the class of any SQLSTATE seen."""
-    found = exception_codes(exception) if rich and exception is not None else iter(())
+    codes = message_codes(lowered, text, exception)
+    if rich and exception is not None:
+        codes = itertools.chain(exception_codes(exception), codes)
     classes: list[tuple[str, str]] = []
     service: list[str] = []
-    for kind, code in itertools.chain(found, message_codes(lowered, text, exception)):
+    for kind, code in codes:
         rule = _CODE_INDEX.get((kind, code.casefold()))
         if rule is not None:
             return first_refinement(rule.refine, lowered) or rule
@@ -163,6 +167,40 @@ def _type_rule(cls: type) -> TypeRule | NameRule | None:
     with contextlib.suppress(TypeError):  # an unhashable metaclass: just do not cache
         _TYPE_CACHE[cls] = rule
     return rule
+
+
+_SPECIFIC_CACHE: dict[type, NameRule | None] = {}
+
+
+def _specific_name(cls: type) -> NameRule | None:
+    """A class-name rule of a library class whose type rule matched only at a builtin base.
+
+    zoneinfo's ZoneInfoNotFoundError is a KeyError: the library's own class name says more
+    than the builtin base it reuses (cached per type, like _type_rule).
+    """
+    try:
+        return _SPECIFIC_CACHE[cls]
+    except (KeyError, TypeError):
+        pass
+    found: NameRule | None = None
+    specific: list[type] = []
+    for klass in _mro(cls):
+        module = getattr(klass, "__module__", None)
+        if f"{module}.{getattr(klass, '__qualname__', None)}" in _TYPE_INDEX:
+            if module == "builtins":  # the match is a builtin base: the subclasses' names decide
+                found = next(
+                    (r for k in specific if (r := _words(k.__name__, NAME_RULES)) is not None),
+                    None,
+                )
+            break
+        is_exception = isinstance(klass, type) and issubclass(klass, BaseException)
+        if module != "builtins" and is_exception:  # mixins (a temp-file wrapper) say nothing
+            specific.append(klass)
+    if len(_SPECIFIC_CACHE) >= _TYPE_CACHE_LIMIT:
+        _SPECIFIC_CACHE.clear()
+    with contextlib.suppress(TypeError):
+        _SPECIFIC_CACHE[cls] = found
+    return found
 
 
 def _lookup_mro(cls: type) -> TypeRule | None:

@@ -84,6 +84,25 @@ TRY_AGAIN_REASON = PatternRule(
     ("A conflicting conditional operation is currently in progress. Please try again.",),
 )
 
+# A builtin KeyError/ValueError/OSError raised by a library about its own configuration or
+# stored objects (a missing archive member, an unknown transport, bad key material) rather than
+# about the data it was given.
+NOT_THE_DATA_REASON = PatternRule(
+    r"no such (?!column|field|function)\w+(?::|$)|"
+    r"(?:there is )?no (?:item|member|entry|object|file|resource) named|"
+    r"not a valid (?:\w+ ){0,3}?(?:key|certificate)(?: file)?|"
+    r"(?:private|secret|signing|encryption|fernet|public) key (?:must be|is (?:invalid|not))|"
+    r"\bkey must be (?:exactly )?\d+|"
+    r"unable to load (?:the )?(?:pem|der|certificate|(?:private |public )?key)|"
+    r"could not deserialize key|invalid (?:private|public) key|"
+    r"(?:filename|member|file|item|entry|path) '[^']{1,200}' not found|"
+    r"unsupported \w+ type|requires mode|(?:command|operation) (?:is )?not allowed",
+    P,
+    "a builtin error that names missing configuration, a missing stored object or unusable "
+    "key material: not the data; the same call fails again",
+    ("There is no item named 'orders.csv' in the archive", "No such transport: sqs2"),
+)
+
 SSL_EOF_REASON = PatternRule(
     r"eof occurred in violation of protocol|unexpected_eof_while_reading|"
     r"connection reset by peer|ssl: unexpected eof",
@@ -120,6 +139,7 @@ CODE_RULES: tuple[CodeRule, ...] = (
     *_codes_mod.SQLITE_RULES,
     *_codes_mod.SMTP_RULES,
     *_codes_mod.FTP_RULES,
+    *_codes_mod.GRPC_RULES,
     CodeRule(
         _codes(
             """Throttling ThrottlingException ThrottledException RequestThrottledException
@@ -289,6 +309,7 @@ TYPE_RULES: tuple[TypeRule, ...] = (
             builtins: PermissionError FileNotFoundError IsADirectoryError NotADirectoryError
             builtins: TypeError AttributeError NameError ImportError NotImplementedError
             builtins: AssertionError ZeroDivisionError IndexError RecursionError
+            builtins: FileExistsError MemoryError ProcessLookupError ChildProcessError
             ssl: SSLCertVerificationError
             google.api_core.exceptions: Unauthorized Unauthenticated NotFound AlreadyExists
             google.api_core.exceptions: Conflict FailedPrecondition MethodNotImplemented
@@ -326,6 +347,7 @@ TYPE_RULES: tuple[TypeRule, ...] = (
         _names(
             """
             builtins: KeyError ValueError UnicodeError UnicodeDecodeError UnicodeEncodeError
+            builtins: OverflowError UnicodeTranslateError
             json.decoder: JSONDecodeError
             sqlalchemy.exc: ArgumentError
             requests.exceptions: MissingSchema InvalidSchema InvalidURL InvalidHeader URLRequired
@@ -362,6 +384,7 @@ TYPE_RULES: tuple[TypeRule, ...] = (
         ),
         V,
         "the input (data, request or query) is malformed; the same input fails again",
+        refine=(NOT_THE_DATA_REASON,),
     ),
 )
 

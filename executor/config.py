@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from classifier.errors import ValidationError
 from executor.params import ParamSpec
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 CONFIG_DIR_ENV = "PIPESTATE_CONFIG_DIR"
 DEFAULT_CONFIG_DIR = "configs"
@@ -69,6 +71,8 @@ class PipelineConfig:
 
 def config_dir_from_env(config_dir: str | os.PathLike[str] | None = None) -> Path:
     """Return the configs directory: the argument, else $PIPESTATE_CONFIG_DIR, else ./configs."""
+    from pathlib import Path
+
     if config_dir is not None:
         return Path(config_dir)
     return Path(os.environ.get(CONFIG_DIR_ENV) or DEFAULT_CONFIG_DIR)
@@ -83,12 +87,18 @@ def resolve_pipeline(
     ref: str | os.PathLike[str], config_dir: str | os.PathLike[str] | None = None
 ) -> Path:
     """Map a pipeline name or a path to a config file, refusing names that leave the configs dir."""
+    from pathlib import Path
+
+    return Path(_resolve(ref, config_dir))
+
+
+def _resolve(ref: str | os.PathLike[str], config_dir: str | os.PathLike[str] | None) -> str:
+    """resolve_pipeline's file as a string; a plain file path needs no pathlib (a cold start)."""
     text = os.fspath(ref)
     if not is_pipeline_name(text):
-        path = Path(text)
-        if not path.is_file():
+        if not os.path.isfile(text):
             raise ValidationError(f"{text}: pipeline config not found (no such file)")
-        return path
+        return text
     parts = text.split("/")
     if any(p in (".", "..") or set(p) == {"."} for p in parts):
         raise ValidationError(f"{text}: invalid pipeline name (path traversal is not allowed)")
@@ -102,7 +112,7 @@ def resolve_pipeline(
         if not inside:
             raise ValidationError(f"{text}: invalid pipeline name (resolves outside {root})")
         if candidate.is_file():
-            return candidate
+            return str(candidate)
     raise ValidationError(
         f"{text}: pipeline not found (expected {root.joinpath(*parts[:-1], parts[-1] + '.yml')})"
     )
@@ -114,15 +124,15 @@ def load_pipeline_config(
     """Resolve, read and validate a pipeline config; raise ValidationError naming file and field."""
     from executor._validate import parse_config_bytes
 
-    path = resolve_pipeline(ref, config_dir)
+    path = _resolve(ref, config_dir)
     try:
-        with path.open("rb") as fh:
+        with open(path, "rb") as fh:
             data = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ValidationError(f"{path}: cannot read config ({exc.strerror or exc})") from None
     if len(data) > MAX_CONFIG_BYTES:
         raise ValidationError(f"{path}: config larger than {MAX_CONFIG_BYTES} bytes")
-    return parse_config_bytes(data, source=str(path))
+    return parse_config_bytes(data, source=path)
 
 
 def parse_pipeline_config(text: str | bytes, *, source: str = "<string>") -> PipelineConfig:

@@ -38,6 +38,8 @@ PIPELINE_ENDS = frozenset({"COMPLETED", "FAILED", "TIMEOUT"})
 STEP_ENDS = frozenset({"COMPLETED", "FAILED", "RETRYING"})
 # A step that fails from these states ends an attempt that never ran.
 NEVER_STARTED_FROM = frozenset({"PENDING", "RETRYING"})
+# Every edge above ends in one of these: a record into any other state implies no row.
+DERIVING_STATES = PIPELINE_ENDS | STEP_ENDS | {"FAILED"}
 # Metadata keys that are columns of org_meta_step_logs (moved out of its metadata).
 STEP_COLUMNS = ("step_type", "step_index")
 

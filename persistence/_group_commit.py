@@ -122,6 +122,12 @@ def write_group(store: Store, parts: Parts) -> list[WriteResult]:
     ]
 
 
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    """End a wait (the commit delay's timer), unless something ended it first."""
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class GroupCommitter:
     """The one flush worker of a group-commit store: feeds all channels, one write at a time."""
 
@@ -177,7 +183,7 @@ class GroupCommitter:
                 if not urgent and not any(c.ready_count() >= self.max_rows for c in self.channels):
                     # Commit delay: rows of the same burst that arrive within a millisecond
                     # share this commit (each commit rewrites its index pages to the WAL).
-                    await asyncio.sleep(self.delay)
+                    await self._commit_delay()
                 for channel in self.channels:
                     batch: list[Item] = []
                     channel.take_ready(batch, self.max_rows)
@@ -204,6 +210,20 @@ class GroupCommitter:
             except asyncio.CancelledError:
                 task.cancel()
                 raise
+
+    async def _commit_delay(self) -> None:
+        """Wait the commit delay, cut short by a full batch or a flush()/stop() (channel.wake)."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        for channel in self.channels:
+            channel.wait_with(waiter, self.max_rows)
+        timer = loop.call_later(self.delay, _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            for channel in self.channels:
+                channel.forget(waiter)
 
     async def _wait_for_rows(self) -> None:
         """Return once any channel has a row ready (one shared future, no timer)."""

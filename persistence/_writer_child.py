@@ -14,11 +14,14 @@ import struct
 from collections.abc import Callable
 from typing import IO, Any
 
-from persistence.stores.base import StoreError
+from persistence._derive import DERIVING_STATES
+from persistence.stores._sqlite_rows import RecordValues
+from persistence.stores.base import STATE_TRANSITIONS, StoreError
 from statemachine.records import RECORD_FIELDS, TransitionRecord
 
 _HEADER = struct.Struct("!I")
 _MAX_GROUPS_PER_COMMIT = 64
+_TO_STATE = RECORD_FIELDS.index("to_state")
 _SETTERS = tuple(getattr(TransitionRecord, name).__set__ for name in RECORD_FIELDS)
 _new = object.__new__
 
@@ -31,14 +34,31 @@ def _record(values: tuple[Any, ...]) -> TransitionRecord:
     return record
 
 
-def _decode_parts(encoded: list[tuple[str, list[Any], list[int]]]) -> list[tuple[str, list[Any]]]:
-    """The parts back as records and rows (in the child)."""
+def _decode_parts(
+    encoded: list[tuple[str, list[Any], list[int]]], *, as_values: bool
+) -> tuple[list[tuple[str, list[Any]]], list[TransitionRecord]]:
+    """The parts with their records rebuilt, and the transition records to derive rows from.
+
+    as_values (a store that inserts RecordValues, SQLite): records stay value tuples, and only
+    a transition into one of DERIVING_STATES, the only ones that imply a run or step row (about
+    half of a run's), is rebuilt as a record for persistence._derive.
+    """
     parts = []
+    deriving = []
     for table, values, records in encoded:
+        transitions = table == STATE_TRANSITIONS
         for index in records:
-            values[index] = _record(values[index])
+            item = values[index]
+            if as_values:
+                values[index] = RecordValues(item)
+                if transitions and item[_TO_STATE] in DERIVING_STATES:
+                    deriving.append(_record(item))
+            else:
+                values[index] = record = _record(item)
+                if transitions:
+                    deriving.append(record)
         parts.append((table, values))
-    return parts
+    return parts, deriving
 
 
 def _write_frame(stream: IO[bytes], payload: bytes) -> None:
@@ -106,14 +126,23 @@ def _commit(store: Any, groups: list[tuple[Any, bool]]) -> list[Any]:
     (the parent counts them per table, not per group). A failure fails every group of the
     transaction; the parent retries each one.
     """
-    from persistence._group_commit import write_group_derived
+    from persistence._group_commit import derive_parts, write_group
 
     derive = groups[0][1]
-    parts = [part for encoded, _ in groups for part in _decode_parts(encoded)]
+    parts: list[tuple[str, list[Any]]] = []
+    deriving: list[TransitionRecord] = []
+    as_values = getattr(store, "write_records", None) is not None
+    for encoded, _ in groups:
+        decoded, records = _decode_parts(encoded, as_values=as_values)
+        parts += decoded
+        deriving += records
     try:
-        results, derived, failures = write_group_derived(store, parts, derive)
+        extra, failures = derive_parts([(STATE_TRANSITIONS, deriving)]) if derive else ([], 0)
+        written = write_group(store, [*parts, *extra])
     except Exception as error:
         return [_error_reply(error)] * len(groups)
+    results = written[: len(parts)]
+    derived = [(table, r) for (table, _), r in zip(extra, written[len(parts) :], strict=True)]
     replies: list[Any] = []
     offset = 0
     for encoded, _ in groups:

@@ -33,8 +33,13 @@ class SqliteIndex:
     where: str = ""  # a constant predicate on the table's own columns, never user input
 
 
-# Indexes that serve the catalog's queries (persistence/queries/sqlite.py). Every index costs
-# insert speed, so the selective ones are partial: they index only the rows their query reads.
+# Indexes that serve the catalog's queries (persistence/queries/sqlite.py), the dashboard's
+# (persistence/queries/_dashboard_sql.py) and the watchdog's (persistence/watch/_sql.py). Every
+# index costs insert speed (each one is another B-tree insert per row: benchmarks/persistence.py
+# measures the writer's ceiling), so the selective ones are partial, indexing only the rows
+# their query reads, and one index serves every query that reads the same rows: the catalog's
+# and the dashboard's, org-scoped or not, share an index led by transition_date (a window's
+# date range is the seek; org_slug and the states are then read from the index entry).
 SQLITE_INDEXES: Mapping[str, tuple[SqliteIndex, ...]] = {
     "org_meta_state_transitions": (
         # stuck, long_running: entity_type = 'PIPELINE' AND from_state = 'RUNNING' AND duration > ?
@@ -43,44 +48,25 @@ SQLITE_INDEXES: Mapping[str, tuple[SqliteIndex, ...]] = {
             ("duration_in_state_ms",),
             "entity_type = 'PIPELINE' AND from_state = 'RUNNING'",
         ),
-        # stuck, hung: candidates that entered RUNNING within the window
-        SqliteIndex("entered_running", ("transition_date",), "to_state = 'RUNNING'"),
-        # failures / steps: FAILED rows within the window
+        # Every transition of a window: the dashboard's from x to heatmap reads one org's window
+        # from this index alone (covering), and the stuck query's hung candidates (to_state =
+        # 'RUNNING', half the rows) are filtered on the entry before the table is read.
+        SqliteIndex("window", ("transition_date", "to_state", "org_slug", "from_state")),
+        # failures / steps / dashboard errors / watchdog: FAILED rows within the window
         SqliteIndex("failed", ("transition_date",), "to_state = 'FAILED'"),
-        # retries: the steps that went RUNNING -> RETRYING within the window
-        SqliteIndex("retrying", ("transition_date",), "to_state = 'RETRYING'"),
-        # runs: PIPELINE transitions within the window (two or three per run)
-        SqliteIndex("pipeline_day", ("transition_date",), "entity_type = 'PIPELINE'"),
+        # retries, dashboard retry success: the steps that went RUNNING -> RETRYING in the window
+        SqliteIndex("retrying_window", ("transition_date", "org_slug"), "to_state = 'RETRYING'"),
+        # PIPELINE transitions within the window (two or three per run), their state on the
+        # entry: runs, dashboard runs, watchdog failure_rate and permanent_failure, and the
+        # runs started in the window (watchdog stuck rule, the dashboard's stuck list)
+        SqliteIndex("pipeline_window", ("transition_date", "to_state"), "entity_type = 'PIPELINE'"),
         # timeline, and the hung query's "no later transition" probe
         SqliteIndex("run_time", ("pipeline_logging_id", "transition_time")),
-        # watchdog (persistence/watch/_sql.py): runs started in the window (stuck rule) and
-        # pipeline outcomes in the window (failure_rate); pipeline rows only, so they stay small.
-        SqliteIndex(
-            "pipeline_started",
-            ("transition_date", "pipeline_logging_id"),
-            "entity_type = 'PIPELINE' AND to_state = 'RUNNING'",
-        ),
-        SqliteIndex(
-            "pipeline_ended",
-            ("transition_time",),
-            "entity_type = 'PIPELINE' AND to_state IN ('COMPLETED', 'FAILED', 'TIMEOUT')",
-        ),
         # "has this run ended?" as one covering lookup (stuck and orphan sweeps ask it per run)
         SqliteIndex(
             "pipeline_ended_run",
             ("pipeline_logging_id",),
             "entity_type = 'PIPELINE' AND to_state IN ('COMPLETED', 'FAILED', 'TIMEOUT')",
-        ),
-        # dashboard (persistence/queries/_dashboard_sql.py): the overview's from x to heatmap
-        # reads one org's window from this index alone (covering), never the table
-        SqliteIndex("ui_window", ("org_slug", "transition_date", "from_state", "to_state")),
-        # dashboard: retry success starts from the (rare) RETRYING rows of the window
-        SqliteIndex("ui_retrying", ("org_slug", "transition_date"), "to_state = 'RETRYING'"),
-        # dashboard: the stuck list's hung pipelines, then their steps through run_time
-        SqliteIndex(
-            "ui_pipeline_running",
-            ("org_slug", "transition_date"),
-            "entity_type = 'PIPELINE' AND to_state = 'RUNNING'",
         ),
     ),
     "org_meta_pipeline_runs": (
@@ -98,6 +84,21 @@ SQLITE_INDEXES: Mapping[str, tuple[SqliteIndex, ...]] = {
         SqliteIndex("run", ("pipeline_logging_id", "lease_date", "event", "expires_at")),
     ),
     "org_meta_alerts": (SqliteIndex("time", ("alert_date",)),),
+}
+
+# Indexes earlier versions created, merged into the ones above: ensure_tables drops them from an
+# existing file (each would otherwise still be maintained on every insert).
+RETIRED_SQLITE_INDEXES: Mapping[str, tuple[str, ...]] = {
+    "org_meta_state_transitions": (
+        "entered_running",
+        "retrying",
+        "pipeline_day",
+        "pipeline_started",
+        "pipeline_ended",
+        "ui_window",
+        "ui_retrying",
+        "ui_pipeline_running",
+    ),
 }
 
 
@@ -193,6 +194,7 @@ def dataset_name() -> str:
     return str(_load_bootstrap().get("dataset", DEFAULT_DATASET))
 
 
+@functools.cache  # immutable specs from package data; a run asks twice (store, bootstrap)
 def load_table_specs(partition_expiration_days: int | None = None) -> tuple[TableSpec, ...]:
     """Load every table spec; `partition_expiration_days` overrides bootstrap.yml's value."""
     config = _load_bootstrap()
@@ -254,4 +256,13 @@ def sqlite_indexes(spec: TableSpec) -> tuple[tuple[str, str], ...]:
         cols = ", ".join(f'"{c}"' for c in index.columns)
         where = f" WHERE {index.where}" if index.where else ""
         out.append((name, f'CREATE INDEX IF NOT EXISTS "{name}" ON "{spec.name}" ({cols}){where}'))
+    return tuple(out)
+
+
+def sqlite_retired_indexes(spec: TableSpec) -> tuple[tuple[str, str], ...]:
+    """(index name, DROP INDEX statement) for each index an earlier version made on this table."""
+    out = []
+    for short in RETIRED_SQLITE_INDEXES.get(spec.name, ()):
+        name = f"ix_{spec.name}__{short}"
+        out.append((name, f'DROP INDEX IF EXISTS "{name}"'))
     return tuple(out)

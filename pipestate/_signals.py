@@ -22,13 +22,14 @@ _SIGNALS = (("sigint", signal.SIGINT), ("sigterm", signal.SIGTERM))
 @contextlib.contextmanager
 def cancel_on_signals(task: asyncio.Task[Any]) -> Iterator[list[str]]:
     """While inside, SIGINT/SIGTERM cancel `task`; yields the list of sources received."""
-    from executor.cancellation import request_cancel
-
     loop = asyncio.get_running_loop()
     received: list[str] = []
     installed: list[signal.Signals] = []
 
     def on_signal(source: str, signum: signal.Signals) -> None:
+        # Imported when a signal comes: a run that ends on its own never cancels anything.
+        from executor.cancellation import request_cancel
+
         received.append(source)
         request_cancel(task, source=source)
         # A second signal is not caught: it ends the process the usual way.

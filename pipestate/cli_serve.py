@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pipestate.cli import EXIT_OK, ConfigError
+from pipestate.cli import EXIT_OK, ConfigError, steady_gc
 
 
 @click.command("serve")
@@ -83,6 +83,7 @@ def serve_command(
     otel: bool,
 ) -> int:
     """Serve the HTTP API (root key from $CA_ROOT_API_KEY)."""
+    steady_gc()  # a server's collections must stay short: the default thresholds
     try:
         from pipestate.service import ServiceSettings
         from pipestate.service.server import serve
@@ -93,15 +94,18 @@ def serve_command(
     if outbox is None and store.startswith("bigquery:"):
         # One outbox per process: replicas started in one directory must not share a file.
         outbox = f"pipestate-outbox-{port}.db"
-    settings = ServiceSettings.from_env(
-        store_url=store,
-        config_dir=config_dir,
-        outbox_path=outbox,
-        max_running=max_running,
-        max_running_per_org=max_running_per_org,
-        grace_seconds=grace_seconds,
-        key_cache_seconds=key_cache_seconds,
-    )
+    try:
+        settings = ServiceSettings.from_env(
+            store_url=store,
+            config_dir=config_dir,
+            outbox_path=outbox,
+            max_running=max_running,
+            max_running_per_org=max_running_per_org,
+            grace_seconds=grace_seconds,
+            key_cache_seconds=key_cache_seconds,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if not settings.root_key:
         click.echo(
             "warning: CA_ROOT_API_KEY is not set; root routes will refuse every call", err=True

@@ -22,6 +22,7 @@ from pipestate.cli import (
     _json_option,
     _store_option,
     open_store_or_fail,
+    steady_gc,
 )
 
 _SIGNAL_POLL_SECONDS = 0.1  # how soon `watch` notices SIGTERM / Ctrl-C
@@ -76,6 +77,7 @@ def watch(
     store: str, rules_path: str | None, interval: float | None, no_recover: bool, debug: bool
 ) -> int:
     """Recover orphaned runs and evaluate alert rules every interval until stopped."""
+    steady_gc()  # a long-running loop: the default collection thresholds
     from persistence.watch.watcher import Watcher, interval_from_env
 
     config = _config(rules_path)

@@ -10,7 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from classifier import ErrorType, RetryPolicy, create_error_context
-from tests.strategies.errors import exceptions
+from tests.strategies.errors import (
+    exceptions,
+    fresh_classifier_caches,  # noqa: F401 - autouse fixture
+)
 
 SEED_KEYS = {
     "error_type",

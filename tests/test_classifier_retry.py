@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from classifier import DEFAULT_POLICY, ErrorType, RetryPolicy, get_retry_delay, is_retryable
+from tests.strategies.errors import fresh_classifier_caches  # noqa: F401 - autouse fixture
 
 policies = st.builds(
     RetryPolicy,

@@ -11,12 +11,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from classifier import ErrorType, classify_error, is_retryable
-from classifier._prescreen import anchors, trie_regex
+from classifier._prescreen import (
+    MAX_ANCHORS_PER_RULE,
+    PreScreen,
+    anchors,
+    build_screen,
+    trie_regex,
+)
 from classifier._rulekinds import PatternRule
 from classifier.engine import explain, match_patterns
 from classifier.errors import DependencyFailure, ValidationError
 from classifier.rules import CODE_RULES, PATTERN_RULES, STATUS_RULES, TYPE_RULES
-from tests.strategies.errors import load_corpus, rule_texts, stand_in_class
+from tests.strategies.errors import (
+    fresh_classifier_caches,  # noqa: F401 - autouse fixture
+    load_corpus,
+    rule_texts,
+    stand_in_class,
+)
 
 T, P, TO = ErrorType.TRANSIENT, ErrorType.PERMANENT, ErrorType.TIMEOUT
 V, D, U = ErrorType.VALIDATION_ERROR, ErrorType.DEPENDENCY_FAILURE, ErrorType.UNKNOWN
@@ -304,6 +315,74 @@ class TestPreScreen:
         """Invariant: for arbitrary text, pre-screen == plain ordered scan."""
         text = raw.lower()
         assert match_patterns(text) is _plain_scan(text)
+
+    def test_word_start_screen_finds_anchors_at_start_and_after_punctuation(self) -> None:
+        """The padded scanner reports an anchor at index 0 and right after a non-word character."""
+        screen = PreScreen([PatternRule("timeout", ErrorType.TIMEOUT, "t")])
+        assert screen.screen.padded
+        assert screen.first("timeout") is not None
+        assert screen.first("read:timeout") is not None
+        assert screen.first("readtimeout") is None
+        assert screen.first("\u00e9timeout") is None  # a non-ASCII letter before: no \b
+
+    def test_anchor_starting_with_punctuation_falls_back_to_boundary_scan(self) -> None:
+        """A rule whose anchors start with a non-word character is still found (\b scanner)."""
+        rule = PatternRule("-x", ErrorType.PERMANENT, "dash")
+        screen = build_screen([rule])
+        assert not screen.padded
+        assert PreScreen([rule]).first("a-x") is rule
+        assert PreScreen([rule]).first(" -x") is None  # no \b between two non-word characters
+
+    def test_many_anchors_are_shortened_to_sound_prefixes(self) -> None:
+        """Over MAX_ANCHORS_PER_RULE anchors are cut to shorter common prefixes, still sound."""
+        words = [f"w{i:03d}x" for i in range(200)]
+        found = anchors("(?:" + "|".join(words) + ")")
+        assert found is not None
+        assert 0 < len(found) <= MAX_ANCHORS_PER_RULE
+        assert all(any(word.startswith(a) for a in found) for word in words)
+
+    @pytest.mark.parametrize(
+        ("pattern", "expected"),
+        [
+            ("(ab|cd)e", {"abe", "cde"}),  # a capturing group is walked into
+            ("[a-c]x", {"ax", "bx", "cx"}),  # a small range is expanded
+            ("[a-l]", set("abcdefghijkl")),  # twelve members: still expanded
+            ("[a-m]x", None),  # thirteen: too many to enumerate
+            ("[0-9]{3} ok", {str(d) for d in range(10)}),  # digits; a repeat keeps one step
+        ],
+    )
+    def test_anchor_shapes(self, pattern: str, expected: set[str] | None) -> None:
+        """Groups, small classes and repeats give the literal prefixes every match starts with."""
+        found = anchors(pattern)
+        assert (set(found) if found is not None else None) == expected
+
+    def test_rule_without_anchors_is_searched_in_full(self) -> None:
+        """A rule with no literal anchor is always tried, with a full search, in table order."""
+        free = PatternRule(r"\w+ broke", ErrorType.PERMANENT, "free")
+        anchored = PatternRule("timeout", ErrorType.TIMEOUT, "anchored")
+        screen = PreScreen([free, anchored])
+        assert screen.screen.always == (0,)
+        assert screen.first("the pump broke after a timeout") is free
+        assert screen.first("a timeout") is anchored
+        assert screen.first("nothing here") is None
+
+    def test_no_rules_no_scanner(self) -> None:
+        """An empty table builds no scanner and matches nothing."""
+        screen = PreScreen([])
+        assert screen.screen.scanner is None
+        assert screen.first("timeout") is None
+
+    def test_an_empty_prefix_is_no_anchor(self) -> None:
+        """A pattern that may start anywhere (\\w+) has no anchors: it is always searched."""
+        assert anchors(r"\w+error") is None
+
+    def test_trie_regex_groups_single_character_tails(self) -> None:
+        """Words ending one character apart share a class; a single way on adds no group."""
+        assert trie_regex(["ab", "ac", "ad"]) == "a[bcd]"
+        assert trie_regex(["abc"]) == "abc"
+        assert trie_regex(["a", "ab"]) == "ab?"
+        assert trie_regex(["a", "abc"]) == "a(?:bc)?"
+        assert trie_regex(["a", "ab", "ac"]) == "a[bc]?"
 
     def test_trie_regex_matches_exactly_its_words(self) -> None:
         """The factored trie regex accepts each word in full and nothing else."""

@@ -13,7 +13,10 @@ from classifier import ErrorType, classify_error
 from classifier import _signals as signals
 from classifier.engine import explain
 from classifier.rules import NOT_RETRYABLE_FLAG, RETRY_AFTER, RETRY_FLAG
-from tests.strategies.errors import stand_in_class
+from tests.strategies.errors import (
+    fresh_classifier_caches,  # noqa: F401 - autouse fixture
+    stand_in_class,
+)
 
 T, P, TO = ErrorType.TRANSIENT, ErrorType.PERMANENT, ErrorType.TIMEOUT
 V, D, U = ErrorType.VALIDATION_ERROR, ErrorType.DEPENDENCY_FAILURE, ErrorType.UNKNOWN
@@ -635,3 +638,285 @@ class TestErrnoAttribute:
         assert classify_error(exc) is T
         exc.errno = errno.ENOENT  # type: ignore[attr-defined]
         assert classify_error(exc) is P
+
+
+class TestFourthPass:
+    """Family rules from batch 3's remaining misses, written before batch 4 was built."""
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("cannot drop table a because other objects depend on it", P),
+            ("Cannot drop column: table only has one column remaining!", P),
+            ("could not drop the table because it is referenced by c", P),
+            ("drop table a", U),
+            ("cannot start a transaction within a transaction", P),
+            ("there is no transaction in progress", P),
+            ("no such savepoint: sp1", P),
+        ],
+    )
+    def test_stored_object_and_session_state(self, text: str, expected: ErrorType) -> None:
+        """Dependent objects and transaction nesting are PERMANENT; a bare DROP says nothing."""
+        assert classify_error(None, text) is expected
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "not a valid RSA private key file",
+            "Fernet key must be 32 url-safe base64-encoded bytes.",
+            "Unable to load PEM file. See the FAQ",
+            "Could not deserialize key data.",
+            'role "r" is not permitted to log in',
+            "[Errno 1] Operation not permitted",
+        ],
+    )
+    def test_key_material_and_login_refusals_are_permanent(self, text: str) -> None:
+        """Unusable keys and refused logins are configuration: PERMANENT, message alone."""
+        assert classify_error(None, text) is P
+
+    @pytest.mark.parametrize(
+        ("cls", "text", "expected"),
+        [
+            ("builtins.KeyError", "\"There is no item named 'a.csv' in the archive\"", P),
+            ("builtins.KeyError", "'No such transport: sqs2'", P),
+            ("builtins.ValueError", "not a valid RSA private key file", P),
+            ("builtins.ValueError", "Fernet key must be 32 url-safe base64-encoded bytes.", P),
+            ("builtins.KeyError", "'no such column: x'", V),
+            ("builtins.ValueError", "invalid literal for int() with base 10: 'x'", V),
+        ],
+    )
+    def test_builtin_data_errors_that_name_no_data(
+        self, cls: str, text: str, expected: ErrorType
+    ) -> None:
+        """A builtin data error naming missing configuration or key material is PERMANENT."""
+        assert classify_error(_exc(cls, text)) is expected
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "integer overflow",
+            "Out of Range Error: Overflow in addition of INT32 (2147483647 + 1)!",
+            "Invalid data stream",
+            "Error -3 while decompressing data: invalid stored block lengths",
+            "corrupted record payload at offset 10",
+            "Not a gzip file (b'xx')",
+            "unexpected end of data",
+        ],
+    )
+    def test_overflow_and_corrupt_data_are_validation(self, text: str) -> None:
+        """Arithmetic overflow and corrupt or truncated input are VALIDATION_ERROR."""
+        assert classify_error(None, text) is V
+
+    def test_stack_overflow_is_not_data(self) -> None:
+        """Only numeric overflow is data: a stack overflow is not read as VALIDATION_ERROR."""
+        assert classify_error(None, "stack overflow in frame 3") is not V
+
+    @pytest.mark.parametrize(
+        "text", ["Error reading SSH protocol banner", "error reading from socket response"]
+    )
+    def test_protocol_read_failures_are_transient(self, text: str) -> None:
+        """A read cut off mid-handshake is a network hiccup: TRANSIENT."""
+        assert classify_error(None, text) is T
+
+    @pytest.mark.parametrize(
+        ("name", "expected"),
+        [
+            ("HostUnreachableError", T),
+            ("ResourceBusy", T),
+            ("PermissionDeniedError", P),
+            ("DependentObjectsStillExist", P),
+            ("OutOfMemoryError", P),
+            ("NumericOverflow", V),
+            ("OutOfRangeException", V),
+            ("CorruptRecordError", V),
+            ("DataTruncation", V),
+            ("ConversionError", V),
+            ("EncodingError", V),
+            ("FormatError", V),
+            ("SMTPRecipientsRefused", U),
+        ],
+    )
+    def test_class_name_words(self, name: str, expected: ErrorType) -> None:
+        """Class-name words of unknown libraries decide, with text that says nothing."""
+        assert classify_error(_exc(f"somelib.errors.{name}", "text that says nothing")) is expected
+
+    @pytest.mark.parametrize(
+        ("instance", "expected"),
+        [
+            (FileExistsError("text that says nothing"), P),
+            (MemoryError("text that says nothing"), P),
+            (ProcessLookupError("text that says nothing"), P),
+            (ChildProcessError("text that says nothing"), P),
+            (OverflowError("text that says nothing"), V),
+            (UnicodeTranslateError("x", 0, 1, "text that says nothing"), V),
+        ],
+    )
+    def test_more_builtin_types(self, instance: BaseException, expected: ErrorType) -> None:
+        """Builtin types the table now names decide without words."""
+        assert classify_error(instance) is expected
+
+
+class TestAfterBatch4:
+    """Rules added after batch 4 was measured (so batch 4 is no longer blind for them)."""
+
+    @pytest.mark.parametrize(
+        ("status", "expected"),
+        [
+            ("UNAVAILABLE", T),
+            ("RESOURCE_EXHAUSTED", T),
+            ("ABORTED", T),
+            ("DEADLINE_EXCEEDED", TO),
+            ("INVALID_ARGUMENT", V),
+            ("NOT_FOUND", P),
+            ("ALREADY_EXISTS", P),
+            ("UNIMPLEMENTED", P),
+            ("CANCELLED", U),
+        ],
+    )
+    def test_grpc_status_in_text(self, status: str, expected: ErrorType) -> None:
+        """grpc's error text names the status code; the code decides, whatever the details say."""
+        text = (
+            "<_InactiveRpcError of RPC that terminated with:\n"
+            f'\tstatus = StatusCode.{status}\n\tdetails = "rejected by the handler"\n>'
+        )
+        assert classify_error(_exc("grpc._channel._InactiveRpcError", text)) is expected
+
+    @pytest.mark.parametrize(("code", "expected"), [("22012", V), ("42P07", P), ("40001", T)])
+    def test_pg8000_field_dict(self, code: str, expected: ErrorType) -> None:
+        """pg8000 prints the PostgreSQL error fields as a dict; its 'C' field is the SQLSTATE."""
+        text = f"{{'S': 'ERROR', 'V': 'ERROR', 'C': '{code}', 'M': 'text that says nothing'}}"
+        assert classify_error(_exc("pg8000.dbapi.ProgrammingError", text)) is expected
+
+    def test_pg8000_field_dict_needs_the_severity_fields(self) -> None:
+        """A bare 'C': '22012' elsewhere in a message is not read as a SQLSTATE."""
+        assert classify_error(None, "{'C': '22012'}") is U
+
+    @pytest.mark.parametrize(
+        ("number", "text", "expected"),
+        [
+            (2013, "Lost connection to MySQL server during query (timed out)", TO),
+            (2013, "Lost connection to MySQL server during query", T),
+            (1091, "Can't DROP INDEX `nope`; check that it exists", P),
+            (1701, "Cannot truncate a table referenced in a foreign key constraint", P),
+            (1286, "Unknown storage engine 'x'", P),
+            (1396, "Operation CREATE USER failed for 'u'@'%'", P),
+        ],
+    )
+    def test_mysql_codes(self, number: int, text: str, expected: ErrorType) -> None:
+        """pymysql's read timeout is 2013 '(timed out)'; schema-state codes are PERMANENT."""
+        exc = _exc("pymysql.err.OperationalError", "", number, text)
+        assert classify_error(exc) is expected
+
+    @pytest.mark.parametrize(
+        ("cls", "text", "expected"),
+        [
+            ("redis.exceptions.ResponseError", "DEBUG command not allowed. If the option", P),
+            ("redis.exceptions.ResponseError", "no such key", P),
+            ("redis.exceptions.ResponseError", "syntax error", V),
+            ("builtins.ValueError", "AESGCM key must be 128, 192, or 256 bits.", P),
+            ("builtins.ValueError", "unsupported hash type no-such-hash", P),
+            ("builtins.ValueError", "write() requires mode 'w', 'x', or 'a'", P),
+            ("builtins.KeyError", "\"filename 'orders.csv' not found\"", P),
+            ("builtins.KeyError", "\"undefined character name 'NO SUCH CHARACTER NAME'\"", V),
+            ("lzma.LZMAError", "Input format not supported by decoder", V),
+        ],
+    )
+    def test_data_errors_that_name_configuration(
+        self, cls: str, text: str, expected: ErrorType
+    ) -> None:
+        """Data-error types whose text names a disabled command, key size or missing member."""
+        assert classify_error(_exc(cls, text)) is expected
+
+    def test_library_subclass_name_outranks_its_builtin_base(self) -> None:
+        """zoneinfo's ZoneInfoNotFoundError is a KeyError; its own name (NotFound) decides."""
+        cls = stand_in_class("zoneinfo._common.ZoneInfoNotFoundError", (KeyError,))
+        assert classify_error(cls("No time zone found with key X")) is P
+        plain = stand_in_class("somelib.errors.RowProblem", (KeyError,))
+        assert classify_error(plain("text that says nothing")) is V
+
+    def test_library_type_rule_is_not_overridden_by_names(self) -> None:
+        """A library class the table names keeps its rule even when its name has other words."""
+        base = stand_in_class("requests.exceptions.ConnectionError")
+        cls = stand_in_class("somelib.errors.NotFoundThing", (base,))
+        assert classify_error(cls("text that says nothing")) is T
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("Server unexpectedly closed connection", T),
+            ("argument --limit: invalid int value: 'x'", V),
+            ("Illegal key 'bad key'", V),
+            ("A value is required for bind parameter 'amount'", V),
+            ("Unresolvable: urn:example:missing-schema", P),
+            ("Decryption failed. Ciphertext failed verification", P),
+        ],
+    )
+    def test_message_families(self, text: str, expected: ErrorType) -> None:
+        """Wording families from batch 4's misses, message alone."""
+        assert classify_error(None, text) is expected
+
+    @pytest.mark.parametrize("name", ["InvalidTag", "InvalidSignature", "Unresolvable"])
+    def test_crypto_and_reference_class_names(self, name: str) -> None:
+        """A failed tag or signature check means a wrong key: PERMANENT, not malformed input."""
+        assert classify_error(_exc(f"somelib.{name}", "")) is P
+
+
+class TestTextCodesInOrder:
+    """Codes quoted in a message are read per marker, then taken in text order."""
+
+    def test_the_code_earlier_in_the_text_decides(self) -> None:
+        """SQLSTATE 40001 before [Errno 2]: TRANSIENT; the other way round: PERMANENT."""
+        assert classify_error(None, "SQLSTATE 40001 then [Errno 2] x") is T
+        assert classify_error(None, "[Errno 2] x then SQLSTATE 40001") is P
+
+    @pytest.mark.parametrize(
+        "text", ["nosqlstate 40001", "xcode=_transport,val=-195", "statusstatuscode.aborted"]
+    )
+    def test_a_marker_inside_a_word_is_not_read(self, text: str) -> None:
+        """The markers need a word boundary before them, as the one-regex scan had."""
+        assert classify_error(None, text) is U
+
+    def test_every_occurrence_is_read(self) -> None:
+        """An unlisted code first does not hide a listed one later in the text."""
+        assert classify_error(None, "SQLSTATE zz999 and later SQLSTATE 40001") is T
+
+
+class TestSpecificNameMixins:
+    """The library-class-over-builtin-base rule reads exception classes only."""
+
+    def test_a_mixin_name_does_not_decide(self) -> None:
+        """A non-exception mixin named like a word rule (Temporary...) lends no words."""
+        mixin = type("TemporaryFileWrapper", (), {"__module__": "tempfile"})
+        cls = type("RowProblem", (mixin, KeyError), {"__module__": "somelib.errors"})
+        assert classify_error(cls("text that says nothing")) is V
+
+
+class TestCodesOnlyInAttributes:
+    """Codes carried only by attributes or args, never shown in str(): the readers alone decide."""
+
+    @staticmethod
+    def _quiet(qualified: str, *args: object, **attributes: object) -> BaseException:
+        """A stand-in whose str() says nothing, with the given args and attributes."""
+        base = stand_in_class(qualified)
+        cls = type(base.__name__, (base,), {"__module__": base.__module__, "__str__": _nothing})
+        exc = cls(*args)
+        for name, value in attributes.items():
+            setattr(exc, name, value)
+        return exc
+
+    def test_mysql_number_in_errno(self) -> None:
+        """mysql.connector keeps it in .errno: 1045 (access denied) is PERMANENT."""
+        exc = self._quiet("mysql.connector.errors.DatabaseError", "x", errno=1045)
+        assert classify_error(exc) is P
+
+    def test_code_of_an_inner_exception_decides(self) -> None:
+        """A wrapper that says nothing: the SQLSTATE on its __cause__ decides (chain level)."""
+        inner = self._quiet("psycopg2.errors.Error", "x", pgcode="40001")
+        outer = self._quiet("somelib.errors.WrapperProblem", "x")
+        outer.__cause__ = inner
+        assert classify_error(outer) is T
+
+
+def _nothing(self: BaseException) -> str:
+    """A __str__ that carries no signal."""
+    return "text that says nothing"

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from pipestate.cli import STARTUP_GC_THRESHOLD
+
 # Modules a 1-step run that succeeds has no use for, with why each was heavy.
 NOT_ON_A_RUN = (
     "rich",  # tables print plain when piped (pipestate/_cli_plain.py)
@@ -23,6 +25,8 @@ NOT_ON_A_RUN = (
     "importlib.metadata",  # no installed distribution declares a processor plug-in
     "classifier.engine",  # nothing failed, nothing to classify
     "classifier.rules",
+    "executor.cancellation",  # imported when a signal or fail_fast cancels something
+    "hashlib",  # lease row ids are uuid5 through uuid_utils, not the stdlib's OpenSSL SHA-1
     "structlog",  # nothing logged
     "duckdb",
     "httpx",
@@ -137,3 +141,81 @@ class TestColdStart:
             assert result["code"] == 0
             assert str(result["out"]).startswith(f"query {args[0]} (")
             assert _loaded(result, ("rich", "asyncio", "cattrs")) == []
+
+
+class TestInstalledLayout:
+    def test_a_run_needs_no_pathlib(self, tmp_path: Path, one_step: Path) -> None:
+        """From an installed (not editable) layout a run never imports pathlib: strings do."""
+        import site
+
+        # -S skips site (and the editable install's finder, which imports pathlib itself);
+        # the packages then come from plain sys.path entries, as from a wheel.
+        root = str(Path(__file__).resolve().parent.parent)
+        paths = [root, *site.getsitepackages()]
+        probe = f"import sys; sys.path[:0] = {paths!r}\n" + _PROBE
+        store = f"sqlite:{tmp_path / 'audit.db'}"
+        env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+        args = ("run", str(one_step), "--org", "acme", "--store", store)
+        proc = subprocess.run(
+            [sys.executable, "-S", "-c", probe, *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=60,
+        )
+        result = json.loads(proc.stdout.splitlines()[-1])
+        assert result["code"] == 0
+        assert _loaded(result, ("pathlib", "ipaddress", "hashlib")) == []
+
+
+class TestConsoleScript:
+    def test_the_script_runs_console_main(self) -> None:
+        """The installed `pipestate` script calls console_main (main() stays for in-process use)."""
+        import tomllib
+
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        scripts = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["scripts"]
+        assert scripts["pipestate"] == "pipestate.cli:console_main"
+
+    @pytest.mark.parametrize(
+        ("args", "code"), [(("--version",), 0), (("validate", "missing.yml"), 2)]
+    )
+    def test_console_main_exits_with_mains_code_past_a_frozen_heap(
+        self, tmp_path: Path, args: tuple[str, ...], code: int
+    ) -> None:
+        """console_main exits with main()'s code, collecting rarely during start-up and with the
+        heap frozen out of the exit's collection."""
+        probe = (
+            "import atexit, gc\n"
+            "atexit.register(lambda: print(gc.get_freeze_count() > 0, gc.get_threshold()[0]))\n"
+            "from pipestate.cli import console_main\n"
+            "console_main()\n"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", probe, *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=60,
+        )
+        assert proc.returncode == code
+        assert proc.stdout.splitlines()[-1] == f"True {STARTUP_GC_THRESHOLD}"
+
+    def test_steady_gc_restores_the_default_thresholds(self) -> None:
+        """steady_gc() (serve, watch) puts back the thresholds console_main found."""
+        import gc
+
+        import pipestate.cli as cli
+
+        before = gc.get_threshold()
+        try:
+            cli._DEFAULT_GC[:] = [before]
+            gc.set_threshold(STARTUP_GC_THRESHOLD, *before[1:])
+            cli.steady_gc()
+            assert gc.get_threshold() == before
+            cli.steady_gc()  # a second call (or one without console_main) changes nothing
+            assert gc.get_threshold() == before
+        finally:
+            gc.set_threshold(*before)

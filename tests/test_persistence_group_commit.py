@@ -10,7 +10,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from persistence import LoggerSettings, MetadataLogger, SQLiteStore
+import pytest
+
+from persistence import LoggerSettings, MetadataLogger, SQLiteStore, _group_commit
 from persistence._derive import derive_run_rows
 from persistence.outbox import OutboxStore
 from persistence.stores.base import (
@@ -127,6 +129,25 @@ class TestLightLoad:
                 logger.emit(rec)
                 assert await asyncio.to_thread(store.committed.wait, 30)
                 assert stored_ids(path) == {rec.transition_id}
+
+        asyncio.run(body())
+        store.close()
+
+    def test_flush_ends_the_commit_delay(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With an hour-long commit delay, flush() still has the waiting row committed at once."""
+        monkeypatch.setattr(_group_commit, "COMMIT_DELAY_SECONDS", 3600.0)
+        path = tmp_path / "delay.db"
+        store = SQLiteStore(path)
+        settings = LoggerSettings(batch_size=5, flush_interval_seconds=7200)
+
+        async def body() -> None:
+            async with MetadataLogger(store, settings) as logger:
+                for name in ("first", "second"):  # the delay starts again after each commit
+                    logger.emit(record(transition_id=name))
+                    assert await logger.flush(timeout=30)  # woke the committer's delay
+                assert stored_ids(path) == {"first", "second"}
 
         asyncio.run(body())
         store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -15,9 +16,10 @@ from persistence.schema import (
     load_table_specs,
     sqlite_create_table,
     sqlite_indexes,
+    sqlite_retired_indexes,
     table_spec,
 )
-from persistence.stores.base import API_KEYS, ID_COLUMNS, TABLES
+from persistence.stores.base import API_KEYS, ID_COLUMNS, STATE_TRANSITIONS, TABLES
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "persistence" / "schemas"
 
@@ -110,3 +112,71 @@ class TestSqliteDDL:
                 conn.execute(statement)
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         assert {n for n, _ in sqlite_indexes(spec)} <= names
+
+
+def _statements() -> dict[str, str]:
+    """Every SQL statement the SQLite store runs for the catalog, the dashboard and the watchdog."""
+    from persistence.queries.dashboard_sqlite import DASHBOARD_SQLITE_SQL
+    from persistence.queries.sqlite import SQLITE_SQL
+    from persistence.watch._sql import SQL as WATCH_SQL
+
+    names = {name: name for name in TABLES}
+    out = {f"catalog.{k}": v for k, v in SQLITE_SQL.items()}
+    out |= {
+        f"dashboard.{k}": v.replace("__TABLE__", STATE_TRANSITIONS)
+        for k, v in DASHBOARD_SQLITE_SQL.items()
+    }
+    out |= {f"watch.{k}": v.format(**names) for k, v in WATCH_SQL["sqlite"].items()}
+    return out
+
+
+def _plans() -> dict[str, list[str]]:
+    """EXPLAIN QUERY PLAN of each statement on the full schema (parameters unbound: NULL)."""
+    conn = sqlite3.connect(":memory:")
+    for spec in load_table_specs():
+        conn.execute(sqlite_create_table(spec))
+        for _, statement in sqlite_indexes(spec):
+            conn.execute(statement)
+    plans = {}
+    for name, sql in _statements().items():
+        params = dict.fromkeys(re.findall(r":([A-Za-z_]\w*)", sql))
+        plans[name] = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+    conn.close()
+    return plans
+
+
+class TestSqliteIndexChoices:
+    """The transitions table's indexes: each one serves a query, and no query scans the table."""
+
+    def test_every_transitions_index_is_used_by_some_query(self) -> None:
+        """An index no statement's plan uses only slows every insert: there is none."""
+        used = {
+            match
+            for plan in _plans().values()
+            for line in plan
+            for match in re.findall(r"INDEX (ix_\w+)", line)
+        }
+        declared = {name for name, _ in sqlite_indexes(table_spec(STATE_TRANSITIONS))}
+        assert declared - used == set()
+
+    def test_no_statement_scans_the_transitions_table(self) -> None:
+        """Every read of the transitions table is an index search (a scan would read it all)."""
+        statements = _statements()
+        full_scans = []
+        for name, plan in _plans().items():
+            sql = statements[name]
+            aliases = set(re.findall(rf"(?:FROM|JOIN)\s+{STATE_TRANSITIONS}\s+AS\s+(\w+)", sql))
+            aliases.add(STATE_TRANSITIONS)
+            ctes = set(re.findall(r"(\w+)\s+AS\s+\(", sql))  # a CTE's own scan is fine
+            full_scans += [
+                (name, line)
+                for line in plan
+                if line.startswith("SCAN ") and line.split()[1] in aliases - ctes
+            ]
+        assert full_scans == []
+
+    def test_retired_indexes_are_not_declared(self) -> None:
+        """A retired index name never comes back: ensure_tables would drop what it creates."""
+        for spec in load_table_specs():
+            live = {name for name, _ in sqlite_indexes(spec)}
+            assert live.isdisjoint(name for name, _ in sqlite_retired_indexes(spec))

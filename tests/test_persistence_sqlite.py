@@ -16,7 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from persistence import SQLiteStore, open_store
-from persistence.schema import load_table_specs
+from persistence.schema import (
+    load_table_specs,
+    sqlite_indexes,
+    sqlite_retired_indexes,
+    table_spec,
+)
 from persistence.stores.base import STATE_TRANSITIONS, STEP_LOGS, Bootstrappable, Store, StoreError
 from statemachine.records import TransitionRecord
 from tests.strategies.records import BASE_TIME, many_records, record, transition_records
@@ -247,6 +252,21 @@ class TestRetentionAndBootstrap:
         """The first real run creates tables and indexes; the second finds nothing to do."""
         assert store.ensure_tables(load_table_specs(), dry_run=False)
         assert store.ensure_tables(load_table_specs(), dry_run=False) == []
+
+    def test_ensure_tables_drops_retired_indexes(self, store: SQLiteStore, db: Path) -> None:
+        """An index an earlier version made (merged into another since) is dropped, and said so."""
+        store.ensure_tables(load_table_specs(), dry_run=False)
+        old = sqlite_retired_indexes(table_spec(STATE_TRANSITIONS))[0][0]
+        conn = sqlite3.connect(db)
+        conn.execute(f'CREATE INDEX "{old}" ON {STATE_TRANSITIONS} (transition_date)')
+        conn.commit()
+        assert store.ensure_tables(load_table_specs(), dry_run=False) == [
+            f"drop index {old} on {STATE_TRANSITIONS}"
+        ]
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        conn.close()
+        assert old not in names
+        assert {n for n, _ in sqlite_indexes(table_spec(STATE_TRANSITIONS))} <= names
 
 
 class TestOpenStore:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,14 @@ import pytest
 from persistence.bootstrap import bootstrap
 from persistence.stores.base import RUN_LEASES, StoreError, WriteResult
 from persistence.stores.sqlite import SQLiteStore
-from persistence.watch.leases import LeaseKeeper, LeaseSettings
+from persistence.watch.leases import (
+    ACQUIRED,
+    LEASE_NAMESPACE,
+    LeaseKeeper,
+    LeaseOwner,
+    LeaseSettings,
+    lease_row,
+)
 
 
 class CountingStore:
@@ -97,6 +105,28 @@ class TestSettings:
         """Each bad value gets one error naming the setting and the value."""
         with pytest.raises(ValueError, match=message):
             LeaseSettings.from_env(env)
+
+
+class TestLeaseRow:
+    """lease_row: the row a keeper writes."""
+
+    def test_id_is_the_stdlib_uuid5(self) -> None:
+        """A row's id is uuid5(LEASE_NAMESPACE, "run:owner:seq") as the stdlib computes it."""
+        import datetime as dt
+
+        owner = LeaseOwner(host="h", pid=1, owner_id="owner-ü")
+        row = lease_row(
+            pipeline_logging_id="run-1",
+            org_slug="acme",
+            pipeline_id="p",
+            event=ACQUIRED,
+            owner=owner,
+            seq=7,
+            at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+            lease_ms=1000,
+        )
+        expected = uuid.uuid5(LEASE_NAMESPACE, "run-1:owner-ü:7")
+        assert row["lease_row_id"] == str(expected)
 
 
 class TestKeeper:

@@ -76,3 +76,39 @@ def test_serve_help_lists_the_flags(capsys: pytest.CaptureFixture[str]) -> None:
     text = capsys.readouterr().out
     for flag in ("--grace-seconds", "--max-running", "--max-running-per-org", "--outbox"):
         assert flag in text
+
+
+def test_a_bad_switch_interval_is_one_clear_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """$PIPESTATE_SWITCH_INTERVAL_MS that is not a positive number stops serve with exit 2."""
+    store = f"sqlite:{tmp_path / 's.db'}"
+    cases = (("fast", "PIPESTATE_SWITCH_INTERVAL_MS", "'fast'"), ("0", "switch_interval_ms", "0.0"))
+    for raw, field, received in cases:
+        monkeypatch.setenv("PIPESTATE_SWITCH_INTERVAL_MS", raw)
+        assert main(["serve", "--store", store, "--port", "0"]) == 2
+        err = capsys.readouterr().err
+        assert field in err
+        assert f"(got {received})" in err
+
+
+def test_serve_sets_the_switch_interval_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """switch_interval_ms sets this process's GIL switch interval before serving; None leaves it."""
+    from pipestate.service import ServiceSettings
+    from pipestate.service.server import GracefulServer, serve
+
+    seen: list[float] = []
+    # Record the interval at the moment uvicorn would start serving, instead of serving.
+    monkeypatch.setattr(
+        GracefulServer, "run", lambda self, sockets=None: seen.append(sys.getswitchinterval())
+    )
+    before = sys.getswitchinterval()
+    try:
+        serve(ServiceSettings(switch_interval_ms=0.5), port=0)
+        sys.setswitchinterval(0.004)
+        serve(ServiceSettings(), port=0)
+    finally:
+        sys.setswitchinterval(before)
+    assert seen == [pytest.approx(0.0005), pytest.approx(0.004)]
+    monkeypatch.setenv("PIPESTATE_SWITCH_INTERVAL_MS", "0.25")
+    assert ServiceSettings.from_env().switch_interval_ms == 0.25

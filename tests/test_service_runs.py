@@ -10,6 +10,7 @@ import asyncio
 import json
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from persistence.stores.sqlite import SQLiteStore
 from pipestate.service._runner import RunnerLoop
 from pipestate.service.errors import Unprocessable
 from pipestate.service.metrics import ServiceMetrics
-from pipestate.service.runs import RunManager
+from pipestate.service.runs import RunManager, _RunIds
 from pipestate.service.settings import ServiceSettings
 
 ORG = "runs_org"
@@ -92,7 +93,8 @@ def service(tmp_path: Path) -> Iterator[Service]:
     runner.start()
     logger = MetadataLogger(store, derive_run_rows=True)
     runner.submit(logger.start()).result(BOUND)
-    settings = ServiceSettings(config_dir=str(tmp_path / "configs"))
+    # Every submit checks its config file here; the cache window has a test of its own.
+    settings = ServiceSettings(config_dir=str(tmp_path / "configs"), config_cache_seconds=0)
     runs = RunManager(settings, logger, store=store, metrics=ServiceMetrics(), runner=runner)
     _HELD.clear()
     _RELEASE.clear()
@@ -187,3 +189,63 @@ def test_an_edited_or_removed_config_is_read_again(service: Service, tmp_path: P
     assert first_steps == {"one"}
     assert second_steps == {"edited_step"}
     assert refused_state == "FAILED"  # the seed's trail for a pipeline that does not exist
+
+
+def test_a_cached_config_is_trusted_without_a_check_within_its_window(
+    service: Service, tmp_path: Path
+) -> None:
+    """Within config_cache_seconds a submit uses the cached config: an edit shows only after."""
+    path = tmp_path / "configs" / "t" / "svc" / "noop.yml"
+    service.runs.settings = attrs.evolve(service.runs.settings, config_cache_seconds=3600)
+
+    async def api() -> tuple[set[str], set[str], set[str]]:
+        first = await service.runs.start(ORG, "t/svc/noop", {}, key_id="k1")
+        await service.runs.wait(first, BOUND)
+        path.write_text(NOOP_YML.replace("step_id: one", "step_id: edited_step"))
+        cached = await service.runs.start(ORG, "t/svc/noop", {}, key_id="k1")
+        await service.runs.wait(cached, BOUND)
+        service.runs.settings = attrs.evolve(service.runs.settings, config_cache_seconds=0)
+        checked = await service.runs.start(ORG, "t/svc/noop", {}, key_id="k1")
+        await service.runs.wait(checked, BOUND)
+        return set(first.view().steps), set(cached.view().steps), set(checked.view().steps)
+
+    first_steps, cached_steps, checked_steps = asyncio.run(api())
+    assert first_steps == cached_steps == {"one"}  # inside the window: no check, no re-read
+    assert checked_steps == {"edited_step"}  # the window over: the edit is seen
+
+
+def test_run_ids_are_distinct_random_uuid4_across_pool_refills() -> None:
+    """Pooled run ids are valid version-4 UUIDs, all distinct, also past a pool refill."""
+    ids = _RunIds()
+    drawn = [ids.next() for _ in range(600)]  # more than two pools of 256
+    parsed = [uuid.UUID(value) for value in drawn]
+    assert len(set(drawn)) == len(drawn)
+    assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in parsed)
+    assert all(str(u) == value for u, value in zip(parsed, drawn, strict=True))
+
+
+def test_runs_admitted_in_one_loop_step_reach_the_runner_loop_in_one_hand_over(
+    service: Service,
+) -> None:
+    """Starts made in one step of the API loop wake the runner thread once, after that step."""
+    calls: list[object] = []
+    real_call_soon = service.runner.call_soon
+
+    def counting_call_soon(callback: Any, *args: Any) -> None:
+        calls.append(callback)
+        real_call_soon(callback, *args)
+
+    async def api() -> tuple[int, int, list[str]]:
+        warm = await service.runs.start(ORG, "t/svc/noop", {}, key_id="k1")  # config cached
+        await service.runs.wait(warm, BOUND)
+        service.runner.call_soon = counting_call_soon  # type: ignore[method-assign]
+        burst = [await service.runs.start(ORG, "t/svc/noop", {}, key_id="k1") for _ in range(5)]
+        during_step = len(calls)  # nothing handed over while the step still runs
+        for run in burst:
+            await service.runs.wait(run, BOUND)
+        return during_step, len(calls), [run.view().state for run in burst]
+
+    during_step, after, states = asyncio.run(api())
+    assert during_step == 0
+    assert after == 1
+    assert states == ["COMPLETED"] * 5

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from executor.processors import ConfigProblem, ProcessorContext
+
+if TYPE_CHECKING:  # pathlib is imported by the functions using it, not by a run registering us
+    from pathlib import Path
 
 # A table name: one to three dotted identifiers (table, schema.table, db.schema.table).
 TABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}(\.[A-Za-z_][A-Za-z0-9_-]{0,127}){0,2}$")
@@ -82,6 +84,8 @@ def run_params(context: ProcessorContext) -> dict[str, Any]:
 
 def pipeline_dir(context: ProcessorContext) -> Path:
     """The directory of the pipeline file (the working directory for configs not from a file)."""
+    from pathlib import Path
+
     source = context.config_source
     if source and not source.startswith("<"):
         return Path(source).resolve().parent
@@ -90,6 +94,8 @@ def pipeline_dir(context: ProcessorContext) -> Path:
 
 def resolve_path(context: ProcessorContext, value: str) -> Path:
     """An input path: absolute as given, relative to the pipeline file's directory otherwise."""
+    from pathlib import Path
+
     path = Path(value).expanduser()
     return path if path.is_absolute() else pipeline_dir(context) / path
 
@@ -100,6 +106,8 @@ def resolve_output(context: ProcessorContext, value: str) -> Path:
     Without it they sit next to the pipeline file, like inputs; setting it keeps a checkout of
     pipeline configs free of data files.
     """
+    from pathlib import Path
+
     path = Path(value).expanduser()
     if path.is_absolute():
         return path

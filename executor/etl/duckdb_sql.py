@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from executor.etl._common import (
@@ -127,6 +126,7 @@ def _run_sync(
 async def duckdb_sql(context: ProcessorContext, config: Mapping[str, Any]) -> dict[str, Any]:
     """Run the step's SQL on its DuckDB database in a worker thread; return what it did."""
     import asyncio  # here: `pipestate validate` imports this module, not asyncio
+    from pathlib import Path
 
     statements = (
         _statements(config["sql"])

@@ -23,8 +23,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from executor.etl._common import (
     WRITE_MODES,
@@ -35,6 +34,9 @@ from executor.etl._common import (
     text,
 )
 from executor.processors import ConfigProblem, ProcessorContext, processor
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 KEYS = ("url", "query", "format", "output", "duckdb", "timeout_seconds", "max_bytes")
 FORMATS = ("json", "csv")

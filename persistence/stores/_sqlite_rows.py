@@ -131,6 +131,16 @@ _RECORD_CONVERTERS: dict[str, Callable[[Any], object]] = {
 }
 
 
+class RecordValues(tuple):  # type: ignore[type-arg]
+    """A TransitionRecord's field values in RECORD_FIELDS order, as the writer process gets them.
+
+    The transitions table's columns are RECORD_FIELDS in that order, so these are its insert
+    parameters before conversion: the writer process inserts them without rebuilding a record.
+    """
+
+    __slots__ = ()
+
+
 def _tuple_getter(indexes: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
     """itemgetter that always returns a tuple (itemgetter(i) alone returns the bare item)."""
     if len(indexes) > 1:
@@ -225,7 +235,7 @@ class RowPreparer:
         return good, bad
 
     def prepare_items(
-        self, items: Sequence[TransitionRecord | Mapping[str, Any]]
+        self, items: Sequence[TransitionRecord | RecordValues | Mapping[str, Any]]
     ) -> tuple[list[list[Any]], list[RowError]]:
         """prepare() for records and rows alike; records skip the dict of to_row().
 
@@ -237,17 +247,22 @@ class RowPreparer:
         required = self.required_getter
         for index, item in enumerate(items):
             try:
-                if not isinstance(item, TransitionRecord):
-                    rows, errors = self.prepare([item])
+                if getter is not None and type(item) is RecordValues:
+                    values = list(item)  # already in column order (see RecordValues)
+                elif getter is not None and isinstance(item, TransitionRecord):
+                    values = list(getter(item))
+                else:  # a row, or a record for another table: the mapping route
+                    row: Mapping[str, Any]
+                    if isinstance(item, TransitionRecord):
+                        row = item.to_row()
+                    elif isinstance(item, RecordValues):
+                        row = dict(zip(RECORD_FIELDS, item, strict=True))
+                    else:
+                        row = item
+                    rows, errors = self.prepare([row])
                     good.extend(rows)
                     bad.extend(errors)
                     continue
-                if getter is None:  # not a transitions table: take the mapping route
-                    rows, errors = self.prepare([item.to_row()])
-                    good.extend(rows)
-                    bad.extend(errors)
-                    continue
-                values = list(getter(item))
                 for i, convert in converters:
                     value = values[i]
                     if value is not None:
@@ -267,5 +282,10 @@ class RowPreparer:
     def _record_id(self, item: object, index: int) -> str:
         """An item's insert key, or a positional label."""
         column = self.spec.id_column
-        value = item.get(column) if isinstance(item, Mapping) else getattr(item, column, None)
+        if type(item) is RecordValues:
+            value = item[RECORD_FIELDS.index(column)]
+        elif isinstance(item, Mapping):
+            value = item.get(column)
+        else:
+            value = getattr(item, column, None)
         return str(value) if value is not None else f"<row {index} without {column}>"

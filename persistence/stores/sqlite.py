@@ -20,6 +20,7 @@ from persistence.schema import (
     load_table_specs,
     sqlite_create_table,
     sqlite_indexes,
+    sqlite_retired_indexes,
 )
 from persistence.stores._select import where_clause as _where_clause
 from persistence.stores._sqlite_rows import RowPreparer, canonical_param, encodable_values
@@ -509,6 +510,10 @@ class SQLiteStore:
             for index_name, statement in sqlite_indexes(spec):
                 if index_name not in indexes:
                     actions.append(f"create index {index_name} on {spec.name}")
+                    statements.append(statement)
+            for index_name, statement in sqlite_retired_indexes(spec):
+                if index_name in indexes:  # merged into another index since: one less per insert
+                    actions.append(f"drop index {index_name} on {spec.name}")
                     statements.append(statement)
         return actions, statements
 

@@ -15,8 +15,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import functools
 import logging
+import os
 import threading
+import time
 import uuid
 from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
@@ -40,6 +43,7 @@ _log = logging.getLogger("pipestate.service")
 TERMINAL = frozenset({"COMPLETED", "FAILED", "TIMEOUT"})
 _RECENT = 2000  # finished runs kept in memory for reads that beat the store's flush
 _CONFIG_CACHE = 1000
+_ID_POOL_BYTES = 16 * 256  # run ids drawn per os.urandom call
 TIMELINE_CAP = 2000  # transitions kept in memory per run
 
 
@@ -126,7 +130,11 @@ class RunManager:
         self.runs: dict[str, LiveRun] = {}
         self._running: collections.Counter[str] = collections.Counter()
         self._recent: collections.OrderedDict[str, LiveRun] = collections.OrderedDict()
-        self._configs: dict[str, tuple[tuple[str, int, int], PipelineConfig]] = {}
+        # pipeline -> (file version, monotonic time it was last checked, config)
+        self._configs: dict[str, tuple[tuple[str, int, int], float, PipelineConfig]] = {}
+        self._ids = _RunIds()
+        # Runs admitted in this step of the API loop, not yet passed to the runner loop.
+        self._handover: list[tuple[LiveRun, Coroutine[Any, Any, PipelineResult]]] = []
 
     # -- the sink -------------------------------------------------------------------------------
 
@@ -208,7 +216,7 @@ class RunManager:
 
         check_values(params)  # a hostile body is a bad request, not a run: nothing is stored
         self._admit(org_slug)
-        run_id = str(uuid.uuid4())
+        run_id = self._ids.next()
         common: dict[str, Any] = {
             "org_slug": org_slug,
             "logger": self,
@@ -241,21 +249,41 @@ class RunManager:
             self.runs[run_id] = run
             self._running[org_slug] += 1
         self.metrics.running.inc()
-        work = run_pipeline(config, **common)
-        try:
-            self.runner.call_soon(self._launch, run, work)
-        except RuntimeError:  # the runner loop has stopped: the process is going down
-            work.close()
+        if self.runner.loop is None:  # the runner loop has stopped: the process is going down
             self._release(run)
-            raise ShuttingDown("the server is shutting down; retry on another replica") from None
+            raise ShuttingDown("the server is shutting down; retry on another replica")
+        self._hand_over(run, run_pipeline(config, **common))
         return run
 
-    def _launch(self, run: LiveRun, work: Coroutine[Any, Any, PipelineResult]) -> None:
-        """On the runner loop: start the run's task (a cancel scheduled later finds it)."""
-        run.task = asyncio.get_running_loop().create_task(
-            work, name=f"pipestate-run-{run.pipeline_logging_id}"
-        )
-        run.task.add_done_callback(lambda task: self._finished(run, task))
+    def _hand_over(self, run: LiveRun, work: Coroutine[Any, Any, PipelineResult]) -> None:
+        """Queue a run for the runner loop; the queue goes over once this loop step is done.
+
+        Waking the runner thread makes it ask for the GIL at once; done after the step, the
+        submit's response is already written when it does, and the submits of one step (a
+        burst) go over with one wake-up.
+        """
+        if not self._handover:
+            asyncio.get_running_loop().call_soon(self._send_handover)
+        self._handover.append((run, work))
+
+    def _send_handover(self) -> None:
+        """Pass the queued runs to the runner loop (API loop; also before any cancel)."""
+        batch, self._handover = self._handover, []
+        if not batch:
+            return
+        try:
+            self.runner.call_soon(self._launch, batch)
+        except RuntimeError:  # the runner loop has stopped: the process is going down
+            for run, work in batch:
+                work.close()
+                self._release(run)
+
+    def _launch(self, batch: list[tuple[LiveRun, Coroutine[Any, Any, PipelineResult]]]) -> None:
+        """On the runner loop: start the runs' tasks (a cancel scheduled later finds them)."""
+        loop = asyncio.get_running_loop()
+        for run, work in batch:
+            run.task = loop.create_task(work, name=f"pipestate-run-{run.pipeline_logging_id}")
+            run.task.add_done_callback(functools.partial(self._finished, run))
 
     def _public(self, message: str) -> str:
         """An error message without the server's own config path (clients see `<configs>`)."""
@@ -265,23 +293,35 @@ class RunManager:
         return message
 
     async def _config(self, pipeline: str) -> PipelineConfig:
-        """The pipeline's config, parsed once per version of its file (path, mtime, size)."""
+        """The pipeline's config, parsed once per version of its file (path, mtime, size).
+
+        A cached config is trusted for `config_cache_seconds` after its file was last checked
+        (a stat), so an edit or a removal is seen within that time; within it a submit makes no
+        system call for the config: each one releases the GIL, and getting it back from a busy
+        runner thread can take a whole switch interval (5 ms).
+        """
         from executor.config import load_pipeline_config, resolve_pipeline
 
         cached = self._configs.get(pipeline)
-        if cached is not None and _version(Path(cached[0][0])) == cached[0]:
-            # The hot path: one stat of the file found last time (resolving the name again
-            # walks every path component: a quarter of a submit's time on the API thread).
-            return cached[1]
+        if cached is not None:
+            version, checked, config = cached
+            now = time.monotonic()
+            if now - checked < self.settings.config_cache_seconds:
+                return config
+            # One stat of the file found last time (resolving the name again walks every
+            # path component).
+            if _version(Path(version[0])) == version:
+                self._configs[pipeline] = (version, now, config)
+                return config
         path = resolve_pipeline(pipeline, self.settings.config_dir)
-        version = _version(path)
+        found = _version(path)
         config = await asyncio.to_thread(
             load_pipeline_config, pipeline, config_dir=self.settings.config_dir
         )
-        if version is not None:
+        if found is not None:
             if len(self._configs) >= _CONFIG_CACHE:
                 self._configs.clear()
-            self._configs[pipeline] = (version, config)
+            self._configs[pipeline] = (found, time.monotonic(), config)
         return config
 
     def _finished(self, run: LiveRun, task: asyncio.Task[PipelineResult]) -> None:
@@ -332,6 +372,7 @@ class RunManager:
             run = self.runs.get(run_id)
         if run is None or run.org_slug != org_slug:
             raise NotFound(f"no live run {run_id!r} in this process")
+        self._send_handover()  # the run's start goes over first: the cancel finds its task
         self.runner.call_soon(_cancel_on_loop, run, "api", by)
         return run
 
@@ -367,10 +408,34 @@ class RunManager:
         """Cancel whatever still runs (source "shutdown") and wait for it to end."""
         self.stop_admitting()
         live = self._live()
+        self._send_handover()
         for run in live:
             self.runner.call_soon(_cancel_on_loop, run, "shutdown", None)
         if live:
             await asyncio.wait([asyncio.wrap_future(run.finished) for run in live], timeout=timeout)
+
+
+class _RunIds:
+    """Random (version 4) UUID strings, drawn from a pool refilled by one os.urandom call.
+
+    uuid.uuid4() calls os.urandom for every id, and each call releases the GIL: on the API
+    thread, getting it back from a busy runner thread can take a switch interval (5 ms). The
+    pool makes that one call per 256 ids; the bytes come from the same source.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool = b""
+        self._at = 0
+
+    def next(self) -> str:
+        """A new random run id."""
+        with self._lock:
+            if self._at + 16 > len(self._pool):
+                self._pool, self._at = os.urandom(_ID_POOL_BYTES), 0
+            chunk = self._pool[self._at : self._at + 16]
+            self._at += 16
+        return str(uuid.UUID(bytes=chunk, version=4))
 
 
 def _version(path: Path) -> tuple[str, int, int] | None:

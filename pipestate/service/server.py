@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import sys
 from types import FrameType
 from typing import Any
 
@@ -86,6 +87,9 @@ def serve(
     log_level: str = "warning",
 ) -> int:
     """Run the service until a signal; return the exit code (0 after a clean drain)."""
+    if settings.switch_interval_ms is not None:
+        # This process only (a library caller's interpreter is left alone).
+        sys.setswitchinterval(settings.switch_interval_ms / 1000)
     app = create_app(settings, plugins=plugins)
     config = uvicorn.Config(
         app,

@@ -8,12 +8,18 @@ from typing import Any
 import attrs
 
 ROOT_KEY_ENV = "CA_ROOT_API_KEY"
+SWITCH_INTERVAL_ENV = "PIPESTATE_SWITCH_INTERVAL_MS"
 DEFAULT_MAX_RUNNING = 100
 
 
 def _positive(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ValueError(f"ServiceSettings.{attribute.name} must be > 0 (got {value!r}).")
+
+
+def _not_negative(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValueError(f"ServiceSettings.{attribute.name} must be >= 0 (got {value!r}).")
 
 
 @attrs.frozen(kw_only=True)
@@ -31,10 +37,22 @@ class ServiceSettings:
     max_wait_seconds: float = attrs.field(default=60.0, validator=_positive)
     max_body_bytes: int = attrs.field(default=64 * 1024, validator=_positive)
     key_cache_seconds: float = attrs.field(default=2.0, validator=_positive)
+    # A pipeline's parsed config is trusted this long before its file is checked (a stat)
+    # again: an edit or a removal is seen within this time; 0 checks on every submit.
+    config_cache_seconds: float = attrs.field(default=1.0, validator=_not_negative)
     retry_after_seconds: int = attrs.field(default=1, validator=_positive)
     # Never shown: repr=False keeps it out of logs and tracebacks.
     root_key: str | None = attrs.field(default=None, repr=False)
     outbox_path: str | None = None
+    # The served process's GIL switch interval in ms (sys.setswitchinterval); None keeps
+    # CPython's 5 ms. Lower bounds how long the API thread waits for the GIL held by the
+    # runner thread, at the price of more switches (benchmarks/service.py: docs/api.md).
+    switch_interval_ms: float | None = attrs.field(default=None)
+
+    @switch_interval_ms.validator
+    def _check_switch_interval(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None:
+            _positive(self, attribute, value)
 
     @property
     def per_org_limit(self) -> int:
@@ -47,4 +65,12 @@ class ServiceSettings:
     def from_env(cls, **overrides: object) -> ServiceSettings:
         """Settings with the root key from $CA_ROOT_API_KEY unless given; overrides win."""
         overrides.setdefault("root_key", os.environ.get(ROOT_KEY_ENV) or None)
+        raw = os.environ.get(SWITCH_INTERVAL_ENV)
+        if raw and "switch_interval_ms" not in overrides:
+            try:
+                overrides["switch_interval_ms"] = float(raw)
+            except ValueError:
+                raise ValueError(
+                    f"{SWITCH_INTERVAL_ENV} must be a number of milliseconds (got {raw!r})."
+                ) from None
         return cls(**overrides)  # type: ignore[arg-type]

@@ -226,10 +226,16 @@ def main(out: str, only: str | None = None) -> None:
 
     for meta, _ in CASES[before:]:
         meta["batch"] = 3
+    before = len(CASES)
+    import error_corpus_batch4  # noqa: F401 - batch 4, named libraries (blind)
+    import error_corpus_batch4b  # noqa: F401 - batch 4, libraries no rule names (blind)
+
+    for meta, _ in CASES[before:]:
+        meta["batch"] = 4
     entries = []
     for meta, func in CASES:
-        if only == "batch3":
-            if meta.get("batch") != 3:
+        if only in ("batch3", "batch4"):
+            if meta.get("batch") != int(only[-1]):
                 continue
         elif only and only not in meta["family"]:
             continue

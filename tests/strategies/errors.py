@@ -9,9 +9,26 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import strategies as st
 
 CORPUS_PATH = Path(__file__).resolve().parent.parent / "data" / "error_corpus.jsonl"
+
+
+@pytest.fixture(autouse=True)
+def fresh_classifier_caches() -> None:
+    """Empty the classifier's per-class caches before each test that imports this fixture.
+
+    Stand-in classes are shared between tests; with warm caches a later test never reaches the
+    readers an earlier one filled the cache through, nor the pre-screen builder, so mutmut
+    (which runs, per mutant, only the tests that reached the mutated function) would test them
+    with the wrong tests.
+    """
+    from classifier import _signals, engine
+
+    for table in (engine._TYPE_CACHE, engine._SPECIFIC_CACHE, _signals._ABSENT, _signals._RICH):
+        table.clear()
+    engine._PATTERNS._screen = None  # rebuilt on first use (re's own cache keeps it cheap)
 
 
 def load_corpus(path: Path = CORPUS_PATH) -> list[dict[str, Any]]:
