@@ -353,3 +353,18 @@ class TestIds:
         for value in ids:
             parsed = uuid.UUID(value)
             assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, value)
+
+
+class TestStepCreateDetails:
+    """StepRun.create checks the step's name and starts its clocks at creation."""
+
+    def test_empty_step_name_named(self, pipeline: PipelineRun) -> None:
+        """An empty step name is refused, naming the entity_name field."""
+        with pytest.raises(ValueError, match="'entity_name' must be a non-empty str"):
+            StepRun.create("", pipeline=pipeline)
+
+    def test_entry_times_at_creation(self, pipeline: PipelineRun, clock: ManualClock) -> None:
+        """A new step entered PENDING at the clock's current readings."""
+        clock.advance(ms=42)
+        step = StepRun.create("load", pipeline=pipeline)
+        assert (step.entered_at, step.entered_monotonic_ns) == (clock.now(), clock.monotonic_ns())
