@@ -34,6 +34,14 @@ NOT_ON_A_RUN = (
     "pipestate.service",
     "persistence.exporters",
 )
+# Not passed to the probes: rich's colour switches, and coverage's subprocess start-up (under
+# `make test` it would load coverage, and with it hashlib, into the very process being measured).
+_NOT_INHERITED = (
+    "FORCE_COLOR",
+    "TTY_COMPATIBLE",
+    "COVERAGE_PROCESS_START",
+    "COVERAGE_PROCESS_CONFIG",
+)
 _PROBE = """
 import contextlib, io, json, sys
 import classifier.redact
@@ -53,7 +61,7 @@ print(json.dumps({"code": code, "modules": sorted(sys.modules), "redact_compiled
 
 def _probe(tmp_path: Path, *args: str) -> dict[str, object]:
     """Run the CLI with `args` in a fresh interpreter; its exit code, modules and output."""
-    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
     env.pop("PIPESTATE_STORE", None)
     proc = subprocess.run(
         [sys.executable, "-c", _PROBE, *args],
@@ -154,7 +162,7 @@ class TestInstalledLayout:
         paths = [root, *site.getsitepackages()]
         probe = f"import sys; sys.path[:0] = {paths!r}\n" + _PROBE
         store = f"sqlite:{tmp_path / 'audit.db'}"
-        env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+        env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
         args = ("run", str(one_step), "--org", "acme", "--store", store)
         proc = subprocess.run(
             [sys.executable, "-S", "-c", probe, *args],
