@@ -261,8 +261,10 @@ def _mutation() -> Iterator[str]:
     yield "## Mutation testing"
     yield ""
     yield "`make mutation` runs mutmut over `classifier/` and `statemachine/` with their tests"
-    yield "(not part of `make test`). Each redaction processor has a test only it satisfies. The"
-    yield "mutants that survived its last run, as `mutmut results` lists them:"
+    yield "(not part of `make test`). Each redaction processor has a test only it satisfies."
+    yield "statemachine/'s counts per module and its survivors, each with a reading, are on"
+    yield "[Mutation testing: statemachine](mutation.md). The classifier's mutants that survived"
+    yield "its last run, as `mutmut results` lists them:"
     yield ""
     lines = SURVIVORS.read_text(encoding="utf-8").splitlines() if SURVIVORS.exists() else []
     notes = [line.lstrip("# ").strip() for line in lines if line.startswith("#")]
