@@ -222,30 +222,3 @@ def test_run_ids_are_distinct_random_uuid4_across_pool_refills() -> None:
     assert len(set(drawn)) == len(drawn)
     assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in parsed)
     assert all(str(u) == value for u, value in zip(parsed, drawn, strict=True))
-
-
-def test_runs_admitted_in_one_loop_step_reach_the_runner_loop_in_one_hand_over(
-    service: Service,
-) -> None:
-    """Starts made in one step of the API loop wake the runner thread once, after that step."""
-    calls: list[object] = []
-    real_call_soon = service.runner.call_soon
-
-    def counting_call_soon(callback: Any, *args: Any) -> None:
-        calls.append(callback)
-        real_call_soon(callback, *args)
-
-    async def api() -> tuple[int, int, list[str]]:
-        warm = await service.runs.start(ORG, "t/svc/noop", {}, key_id="k1")  # config cached
-        await service.runs.wait(warm, BOUND)
-        service.runner.call_soon = counting_call_soon  # type: ignore[method-assign]
-        burst = [await service.runs.start(ORG, "t/svc/noop", {}, key_id="k1") for _ in range(5)]
-        during_step = len(calls)  # nothing handed over while the step still runs
-        for run in burst:
-            await service.runs.wait(run, BOUND)
-        return during_step, len(calls), [run.view().state for run in burst]
-
-    during_step, after, states = asyncio.run(api())
-    assert during_step == 0
-    assert after == 1
-    assert states == ["COMPLETED"] * 5
