@@ -59,12 +59,16 @@ print(json.dumps({"code": code, "modules": sorted(sys.modules), "redact_compiled
 """
 
 
-def _probe(tmp_path: Path, *args: str) -> dict[str, object]:
-    """Run the CLI with `args` in a fresh interpreter; its exit code, modules and output."""
+def _probe(
+    tmp_path: Path, *args: str, python: tuple[str, ...] = (), prelude: str = ""
+) -> dict[str, object]:
+    """Run the CLI with `args` in a fresh interpreter; its exit code, modules and output.
+
+    `python` are options for the interpreter, `prelude` code run before the probe's own."""
     env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
     env.pop("PIPESTATE_STORE", None)
     proc = subprocess.run(
-        [sys.executable, "-c", _PROBE, *args],
+        [sys.executable, *python, "-c", prelude + _PROBE, *args],
         capture_output=True,
         text=True,
         check=True,
@@ -160,20 +164,13 @@ class TestInstalledLayout:
         # the packages then come from plain sys.path entries, as from a wheel.
         root = str(Path(__file__).resolve().parent.parent)
         paths = [root, *site.getsitepackages()]
-        probe = f"import sys; sys.path[:0] = {paths!r}\n" + _PROBE
         store = f"sqlite:{tmp_path / 'audit.db'}"
-        env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
-        args = ("run", str(one_step), "--org", "acme", "--store", store)
-        proc = subprocess.run(
-            [sys.executable, "-S", "-c", probe, *args],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=tmp_path,
-            env=env,
-            timeout=60,
+        result = _probe(
+            tmp_path,
+            *("run", str(one_step), "--org", "acme", "--store", store),
+            python=("-S",),
+            prelude=f"import sys; sys.path[:0] = {paths!r}\n",
         )
-        result = json.loads(proc.stdout.splitlines()[-1])
         assert result["code"] == 0
         assert _loaded(result, ("pathlib", "ipaddress", "hashlib")) == []
 
