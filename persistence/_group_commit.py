@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -300,25 +301,48 @@ class GroupCommitter:
     async def _submit(
         self, parts: Parts, derive: bool, tickets: Sequence[WriteTicket]
     ) -> tuple[list[WriteResult], list[tuple[str, WriteResult]], int]:
-        """Hand a group to a pipelined store (a thread only while its pipe is full), await it."""
-        submit = functools.partial(self.store.submit_many, parts, derive=derive)  # type: ignore[attr-defined]
-        if self._sender is None:
-            self._sender = concurrent.futures.ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="pipestate-send"
-            )
-        future = await asyncio.get_running_loop().run_in_executor(self._sender, submit)
+        """Hand a group to a pipelined store, await its commit.
 
-        def done(finished_future: concurrent.futures.Future[Any]) -> None:
-            # The store committed the group (reader thread): not a stuck write. A failure is
-            # not progress: the retry keeps the ticket, as a thread's failed write does.
-            if finished_future.exception() is None:
+        The loop sends it itself (submit_nowait never blocks); a thread only when the store
+        cannot take it so (no writer child runs: submit_many forks one).
+        """
+        loop = asyncio.get_running_loop()
+        nowait = getattr(self.store, "submit_nowait", None)
+        future: asyncio.Future[Any] | None = None
+        if nowait is not None:
+            future = nowait(parts, derive=derive, loop=loop)
+            prepare = getattr(self.store, "prepare_writes", None)
+            if future is None and prepare is not None:
+                # No writer child runs (it died): fork one from a thread, then send from here.
+                # If that fails, submit_many below fails the group the store's own way.
+                with contextlib.suppress(Exception):
+                    await loop.run_in_executor(self._sending_thread(), prepare)
+                    future = nowait(parts, derive=derive, loop=loop)
+        if future is None:
+            submit = functools.partial(self.store.submit_many, parts, derive=derive)  # type: ignore[attr-defined]
+            sent: concurrent.futures.Future[Any]
+            sent = await loop.run_in_executor(self._sending_thread(), submit)
+            future = asyncio.wrap_future(sent)
+
+        def done(finished: asyncio.Future[Any]) -> None:
+            # The store committed the group: not a stuck write. A failure (or a wait that
+            # stop() cancelled) is not progress: a retry keeps the ticket, as a thread's does.
+            if not finished.cancelled() and finished.exception() is None:
                 for ticket in tickets:
                     ticket.finish()
 
         future.add_done_callback(done)
         outcome: tuple[list[WriteResult], list[tuple[str, WriteResult]], int]
-        outcome = await asyncio.wrap_future(future)
+        outcome = await future
         return outcome
+
+    def _sending_thread(self) -> concurrent.futures.ThreadPoolExecutor:
+        """The one thread that forks or sends for this committer when the loop cannot."""
+        if self._sender is None:
+            self._sender = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="pipestate-send"
+            )
+        return self._sender
 
     def _settle_derived(self, derived: list[tuple[str, WriteResult]], failures: int) -> None:
         """Count derived rows on their tables' channels: submitted and settled in one go.

@@ -368,6 +368,10 @@ class OutboxFile:
     def __init__(self, path: str, synchronous: str, max_bytes: int | None) -> None:
         self._db = OutboxDB(path, synchronous=synchronous, max_bytes=max_bytes)
 
+    def prepare_writes(self) -> None:
+        """Open the file before the first group arrives (raises StoreError)."""
+        self._db.open()
+
     def write_many(
         self, parts: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]
     ) -> list[WriteResult]:

@@ -5,6 +5,7 @@ Runs only in the forked child, except the frame helpers, which both sides use.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import pickle
@@ -160,6 +161,13 @@ def _child_main(factory: Callable[[], Any], requests: int, replies: int) -> None
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     store = factory()
+    prepare = getattr(store, "prepare_writes", None)
+    if prepare is not None:
+        # Open the file and check its tables now, while the parent starts its run, not
+        # inside the first commit (~2 ms the parent's first flush would wait for). A failure
+        # here is the first write's to report.
+        with contextlib.suppress(Exception):
+            prepare()
     inbox = _FrameReader(requests)
     outbox: IO[bytes] | None = os.fdopen(replies, "wb")
     try:

@@ -9,7 +9,7 @@ import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from persistence._writer_process import WriterProcess, open_writer, register_sqlite_user
 from persistence.queries._scope import ORG_PARAM, scope_sqlite
@@ -26,6 +26,9 @@ from persistence.stores._select import where_clause as _where_clause
 from persistence.stores._sqlite_rows import RowPreparer, canonical_param, encodable_values
 from persistence.stores.base import RowError, StoreError, WriteResult
 from statemachine.records import TransitionRecord
+
+if TYPE_CHECKING:
+    import asyncio
 
 DEFAULT_PATH = "pipestate.db"
 WAL_AUTOCHECKPOINT_PAGES = 16_000  # at most ~64 MiB of WAL between checkpoints
@@ -145,6 +148,20 @@ class SQLiteStore:
         for table, _ in parts:
             self._spec(table)
         return self._writer.submit(parts, derive)
+
+    def submit_nowait(
+        self,
+        parts: Sequence[tuple[str, Sequence[TransitionRecord | Mapping[str, Any]]]],
+        *,
+        derive: bool,
+        loop: asyncio.AbstractEventLoop,
+    ) -> asyncio.Future[tuple[list[WriteResult], list[tuple[str, WriteResult]], int]] | None:
+        """submit_many() from the event loop without blocking it; None: use submit_many."""
+        if self._writer is None or self._closed:
+            return None  # submit_many (from a thread) raises the error
+        if any(table not in self._specs for table, _ in parts):
+            return None
+        return self._writer.submit_nowait(parts, derive, loop)
 
     @property
     def writer_pid(self) -> int | None:
