@@ -1,6 +1,6 @@
 """The writer process's side (persistence/_writer_process.py): frames in, commits, replies out.
 
-Runs only in the forked child, except the frame helpers, which both sides use.
+Runs only in the forked child; the parent shares only the frame header (_HEADER).
 """
 
 from __future__ import annotations
@@ -66,18 +66,6 @@ def _write_frame(stream: IO[bytes], payload: bytes) -> None:
     stream.write(_HEADER.pack(len(payload)))
     stream.write(payload)
     stream.flush()
-
-
-def _read_frame(stream: IO[bytes]) -> bytes | None:
-    """One frame, or None at end-of-file."""
-    header = stream.read(_HEADER.size)
-    if len(header) < _HEADER.size:
-        return None
-    (size,) = _HEADER.unpack(header)
-    payload = stream.read(size)
-    if len(payload) < size:
-        return None
-    return payload
 
 
 def _error_reply(error: BaseException) -> tuple[str, str, str, bool | None]:
