@@ -151,7 +151,10 @@ def _release_child(child: Link) -> None:
     """Close the request pipe only: the child commits what it has and exits; it is reaped by
     whoever reads its end-of-file."""
     if child.owner == os.getpid():
-        child.read_in_thread()  # nobody may be left to read (and reap) otherwise
+        # Nobody may be left to read its replies (and reap it) otherwise; at interpreter exit
+        # no thread starts: the child still commits what it has and is reaped by init.
+        with contextlib.suppress(RuntimeError):
+            child.read_in_thread()
         child.close_send()
 
 
