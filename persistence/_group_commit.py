@@ -47,6 +47,11 @@ COMMIT_DELAY_SECONDS = 0.001
 # Groups sent to a pipelined store and not yet committed, at most (the pipe holds ~1 MiB too):
 # enough that a child slowed by fsyncs or a busy CPU never makes rows wait in this process.
 PIPELINED_GROUPS = 256
+# Rows queued within one turn of the event loop that are sent at once, from the emit() that
+# queued the last of them, instead of at the end of the turn: with a thousand pipelines one
+# turn runs for 50-200 ms, and the writer child would sit idle meanwhile, then face the whole
+# backlog while flush() waits (benchmarks/executor.py, 1,000 x 10 workload).
+BACKLOG_ROWS = 512
 
 
 Parts = Sequence[tuple[str, Sequence[Item]]]
@@ -165,7 +170,12 @@ class GroupCommitter:
         # previous one is committed: rows leave this process within about the commit delay
         # (a parent killed then still has them committed), the child commits them in order.
         self.pipelined = bool(getattr(store, "pipelined", False))
-        self.slots = asyncio.Semaphore(PIPELINED_GROUPS)
+        self.free_slots = PIPELINED_GROUPS
+        self._slot_waiter: asyncio.Future[None] | None = None
+        if self.pipelined and getattr(store, "submit_nowait", None) is not None:
+            for channel in self.channels:
+                channel.on_backlog = self._send_backlog
+                channel.backlog_rows = BACKLOG_ROWS
         # Sends are serialised by the pipe anyway: one thread of its own, so a full pipe never
         # holds more than one thread (the shared writer pool serves every other store).
         self._sender: concurrent.futures.ThreadPoolExecutor | None = None
@@ -177,7 +187,7 @@ class GroupCommitter:
             slot = False
             try:
                 if self.pipelined:
-                    await self.slots.acquire()
+                    await self._take_slot()
                     slot = True
                 await self._wait_for_rows()
                 urgent = self.urgent is not None and self.urgent.is_set()
@@ -193,24 +203,72 @@ class GroupCommitter:
                         channel.in_flight += len(batch)
             except asyncio.CancelledError:
                 if slot:
-                    self.slots.release()
+                    self._release_slot()
                 self._settle_all(group, "shutdown")
                 raise
             if not group:  # woken by flush() or stop() with nothing queued
                 if slot:
-                    self.slots.release()
+                    self._release_slot()
                 continue
             task = asyncio.create_task(self._flush(group))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
             if self.pipelined:
-                task.add_done_callback(lambda _: self.slots.release())
+                task.add_done_callback(self._release_slot)
                 continue
             try:
                 await asyncio.shield(task)  # one commit at a time: the next takes the backlog
             except asyncio.CancelledError:
                 task.cancel()
                 raise
+
+    async def _take_slot(self) -> None:
+        """Wait until fewer than PIPELINED_GROUPS groups are in flight, then count one more."""
+        while self.free_slots <= 0:
+            self._slot_waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._slot_waiter
+            finally:
+                self._slot_waiter = None
+        self.free_slots -= 1
+
+    def _release_slot(self, _: object = None) -> None:
+        """A group in flight is settled: its slot is free again."""
+        self.free_slots += 1
+        waiter = self._slot_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _send_backlog(self) -> None:
+        """Send what is queued now, from inside the loop's turn (Channel.notify; see BACKLOG_ROWS).
+
+        Only with a slot to spare (one stays for run()) and a writer child running; otherwise
+        the rows wait for run() as usual. The group is settled by its own _flush task.
+        """
+        if self.free_slots <= 1:
+            return
+        group: Group = []
+        for channel in self.channels:
+            batch: list[Item] = []
+            channel.take_ready(batch, self.max_rows)
+            if batch:
+                group.append((channel, batch))
+        if not group:
+            return
+        derive = self.derive()
+        parts = [(channel.table, batch) for channel, batch in group]
+        loop = asyncio.get_running_loop()
+        try:
+            sent = self.store.submit_nowait(parts, derive=derive, loop=loop)  # type: ignore[attr-defined]
+        except Exception:  # the task's own attempt meets (and handles) the same error
+            sent = None
+        for channel, batch in group:
+            channel.in_flight += len(batch)
+        self.free_slots -= 1
+        task = loop.create_task(self._flush(group, sent=sent, derive=derive))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._release_slot)
 
     async def _commit_delay(self) -> None:
         """Wait the commit delay, cut short by a full batch or a flush()/stop() (channel.wake)."""
@@ -239,18 +297,27 @@ class GroupCommitter:
             for channel in self.channels:
                 channel.forget(waiter)
 
-    async def _flush(self, group: Group) -> None:
-        """Write one group; retry retryable failures with backoff; settle every row once."""
+    async def _flush(
+        self, group: Group, *, sent: asyncio.Future[Any] | None = None, derive: bool | None = None
+    ) -> None:
+        """Write one group; retry retryable failures with backoff; settle every row once.
+
+        sent: the group's first attempt, already handed to a pipelined store (_send_backlog).
+        """
         parts = [(channel.table, batch) for channel, batch in group]
         attempt = 0
         writes = [(channel, channel.write_started()) for channel, _ in group]
         tickets = [ticket for _, ticket in writes]
-        derive = self.derive()
+        if derive is None:
+            derive = self.derive()
         try:
             while True:
                 try:
                     if self.pipelined:
-                        results, derived, failures = await self._submit(parts, derive, tickets)
+                        first, sent = sent, None  # a retry sends the group again
+                        results, derived, failures = await self._submit(
+                            parts, derive, tickets, first
+                        )
                     else:
                         (
                             results,
@@ -299,17 +366,21 @@ class GroupCommitter:
         self._settle_derived(derived, failures)
 
     async def _submit(
-        self, parts: Parts, derive: bool, tickets: Sequence[WriteTicket]
+        self,
+        parts: Parts,
+        derive: bool,
+        tickets: Sequence[WriteTicket],
+        sent: asyncio.Future[Any] | None = None,
     ) -> tuple[list[WriteResult], list[tuple[str, WriteResult]], int]:
-        """Hand a group to a pipelined store, await its commit.
+        """Hand a group to a pipelined store (unless `sent` already did), await its commit.
 
         The loop sends it itself (submit_nowait never blocks); a thread only when the store
         cannot take it so (no writer child runs: submit_many forks one).
         """
         loop = asyncio.get_running_loop()
         nowait = getattr(self.store, "submit_nowait", None)
-        future: asyncio.Future[Any] | None = None
-        if nowait is not None:
+        future: asyncio.Future[Any] | None = sent
+        if future is None and nowait is not None:
             future = nowait(parts, derive=derive, loop=loop)
             prepare = getattr(self.store, "prepare_writes", None)
             if future is None and prepare is not None:
@@ -320,9 +391,9 @@ class GroupCommitter:
                     future = nowait(parts, derive=derive, loop=loop)
         if future is None:
             submit = functools.partial(self.store.submit_many, parts, derive=derive)  # type: ignore[attr-defined]
-            sent: concurrent.futures.Future[Any]
-            sent = await loop.run_in_executor(self._sending_thread(), submit)
-            future = asyncio.wrap_future(sent)
+            threaded: concurrent.futures.Future[Any]
+            threaded = await loop.run_in_executor(self._sending_thread(), submit)
+            future = asyncio.wrap_future(threaded)
 
         def done(finished: asyncio.Future[Any]) -> None:
             # The store committed the group: not a stuck write. A failure (or a wait that
