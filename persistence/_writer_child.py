@@ -115,7 +115,7 @@ def _commit(store: Any, groups: list[tuple[Any, bool]]) -> list[Any]:
     (the parent counts them per table, not per group). A failure fails every group of the
     transaction; the parent retries each one.
     """
-    from persistence._group_commit import derive_parts, write_group
+    from persistence._group_write import derive_parts, write_group
 
     derive = groups[0][1]
     parts: list[tuple[str, list[Any]]] = []

@@ -139,7 +139,7 @@ class SQLiteStore:
         """Send a group to the writer process now; the future resolves once it is committed.
 
         Returns (results, derived (table, result) pairs, derive failures), as
-        persistence._group_commit.write_group_derived. Writer-process mode only.
+        persistence._group_write.write_group_derived. Writer-process mode only.
         """
         if self._writer is None:
             raise StoreError("submit_many needs the writer process", retryable=False)
@@ -259,7 +259,7 @@ class SQLiteStore:
 
         With a writer process the transaction runs there; derive=True (writer process only)
         also writes the run/step rows the records imply and returns (results, derived,
-        failures) as persistence._group_commit.write_group_derived does.
+        failures) as persistence._group_write.write_group_derived does.
         """
         if self._writer is not None:
             if self._closed:
