@@ -169,6 +169,10 @@ class GroupCommitter:
         """
         if self.free_slots <= 1:
             return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # emitted on the loop's thread while it is not running
+            return
         group: Group = []
         for channel in self.channels:
             batch: list[Item] = []
@@ -179,7 +183,6 @@ class GroupCommitter:
             return
         derive = self.derive()
         parts = [(channel.table, batch) for channel, batch in group]
-        loop = asyncio.get_running_loop()
         try:
             sent = self.store.submit_nowait(parts, derive=derive, loop=loop)  # type: ignore[attr-defined]
         except Exception:  # the task's own attempt meets (and handles) the same error
