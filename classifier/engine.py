@@ -6,6 +6,7 @@ import contextlib
 import itertools
 from collections.abc import Iterator
 
+from classifier import _fallback
 from classifier._prescreen import PreScreen
 from classifier._rulekinds import CodeRule, NameRule, PatternRule, Rule, TypeRule, first_refinement
 from classifier._signals import (
@@ -67,10 +68,12 @@ def _verdict(
     """Levels 1-4, then the library's retry flag and the weak class names (levels 5-6)."""
     if not isinstance(exception, BaseException):
         text = error_message[:MAX_SCAN_CHARS] if type(error_message) is str else None
-        rule = _decide(None, message_text(None, error_message) if text is None else text, False)
-        return (rule.error_type, rule) if rule is not None else (ErrorType.UNKNOWN, None)
+        text = message_text(None, error_message) if text is None else text
+        rule = _decide(None, text, False)
+        return (rule.error_type, rule) if rule is not None else _weak_evidence(text)
     rich = has_signals(exception)  # once per call: _decide and the flag below both need it
-    rule = _decide(exception, message_text(exception, error_message), rich)
+    text = message_text(exception, error_message)
+    rule = _decide(exception, text, rich)
     verdict = rule.error_type if rule is not None else _from_chain(exception)
     flag = retry_flag(exception, RETRY_FLAG.attributes) if rich else None
     if flag is True and verdict not in RETRYABLE:
@@ -82,7 +85,18 @@ def _verdict(
         return weak.error_type, weak
     if flag is False:
         return NOT_RETRYABLE_FLAG.error_type, NOT_RETRYABLE_FLAG
-    return ErrorType.UNKNOWN, None
+    return _weak_evidence(text)
+
+
+def _weak_evidence(text: str) -> tuple[ErrorType, Rule | None]:
+    """Level 10: a status named in the text, then words about the input or the environment."""
+    lowered = text.lower()
+    status_rule = _fallback.status_in_text(lowered, _STATUS_INDEX)
+    if status_rule is not None:
+        rule: Rule | None = first_refinement(status_rule.refine, lowered) or status_rule
+    else:
+        rule = _fallback.grpc_in_text(text, _CODE_INDEX) or _fallback.weak_words(lowered)
+    return (rule.error_type, rule) if rule is not None else (ErrorType.UNKNOWN, None)
 
 
 def _decide(exception: BaseException | None, text: str, rich: bool | None = None) -> Rule | None:
