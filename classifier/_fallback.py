@@ -4,13 +4,14 @@ Every blind batch so far had a third or more of its misses as UNKNOWN: libraries
 never names, raising classes whose names say nothing. Their text still carries weak evidence
 that follows the labelling rules' own definitions (docs/classifier.md), not any one message:
 
-1. a *status named in the text*: an HTTP status with its reason phrase ("409 Conflict",
-   "HTTP 451"), or a gRPC / Google canonical code name ("NOT_FOUND"), read through the
-   same status and code tables as levels 1 and 5;
+1. a *status or code named in the text*: an HTTP status with its reason phrase ("409
+   Conflict", "HTTP 451"), a gRPC / Google canonical code, errno or getaddrinfo name
+   ("NOT_FOUND", "ECONNREFUSED", "EAI_AGAIN"), read through the same status and code
+   tables as levels 1 and 5;
 2. *words about the input as written* (a position, a byte count, a header, what was
    expected) make it VALIDATION_ERROR; *words about the environment* (a version, something
-   not installed, disabled, locked or closed) make it PERMANENT. The first such word in the
-   text decides: messages lead with what went wrong.
+   not installed, disabled, locked or over a limit) make it PERMANENT. The first such word
+   in the text decides: messages lead with what went wrong.
 
 Only an otherwise UNKNOWN verdict reaches this level, so it never overrides a rule; with no
 evidence at all the verdict stays UNKNOWN (the seed: "treated as permanent").
@@ -45,11 +46,20 @@ _STATUS_TEXT = (
     rf"({_PHRASES})\b"
 )
 
-# gRPC / Google canonical codes as the libraries print them: upper case, underscores.
+# Code names as libraries print them, in the original text (case-sensitive): gRPC / Google
+# canonical codes ("NOT_FOUND"), errno names ("ECONNREFUSED") and getaddrinfo's ("EAI_AGAIN"),
+# each read through its own code table; and an HTTP reason phrase in title case ("Conflict",
+# "Unsupported Media Type") through the status table.
 _GRPC_TEXT = (
     r"(?<![A-Za-z_])(UNAVAILABLE|RESOURCE_EXHAUSTED|ABORTED|DEADLINE_EXCEEDED|INVALID_ARGUMENT|"
     r"OUT_OF_RANGE|NOT_FOUND|ALREADY_EXISTS|PERMISSION_DENIED|UNAUTHENTICATED|"
     r"FAILED_PRECONDITION|UNIMPLEMENTED|DATA_LOSS)(?![A-Za-z_])"
+)
+_ERRNO_TEXT = r"(?<![A-Za-z0-9_])(EAI_[A-Z]{4,10}|E[A-Z]{3,14})(?![A-Za-z0-9_])"
+_PHRASE_TEXT = (
+    r"(?<![A-Za-z])("
+    + "|".join(sorted({re.escape(s.phrase) for s in HTTPStatus if s.value >= 400}, key=len)[::-1])
+    + r")(?![A-Za-z])"
 )
 
 # Words about the input as written (labelling rule 4), the environment (rule 5) and a peer that
@@ -125,10 +135,46 @@ def status_in_text(lowered: str, statuses: dict[int, StatusRule]) -> StatusRule 
     return next((r for r in STATUS_CLASSES if status in r.statuses), None)
 
 
-def grpc_in_text(text: str, codes: dict[tuple[str, str], CodeRule]) -> CodeRule | None:
-    """The code rule of the first gRPC / Google canonical code name in the original text."""
-    found = _grpc_regex().search(text[:4096])
-    return codes.get(("grpc", found.group(1).casefold())) if found is not None else None
+@functools.cache
+def _errno_regex() -> re.Pattern[str]:
+    """Compiled on first use; errno names are upper case."""
+    return re.compile(_ERRNO_TEXT)
+
+
+@functools.cache
+def _phrase_regex() -> re.Pattern[str]:
+    """Compiled on first use; reason phrases in title case, as servers send them."""
+    return re.compile(_PHRASE_TEXT)
+
+
+@functools.cache
+def _phrase_statuses() -> dict[str, int]:
+    """Reason phrase -> HTTP status (4xx and 5xx)."""
+    return {s.phrase: s.value for s in HTTPStatus if s.value >= 400}
+
+
+def code_in_text(text: str, codes: dict[tuple[str, str], CodeRule]) -> CodeRule | None:
+    """The code rule of the first gRPC code, errno or getaddrinfo name in the original text."""
+    head = text[:4096]
+    found = _grpc_regex().search(head)
+    if found is not None:
+        return codes.get(("grpc", found.group(1).casefold()))
+    for name in _errno_regex().findall(head):
+        kind = "gai" if name.startswith("EAI_") else "errno"
+        rule = codes.get((kind, name.casefold()))
+        if rule is not None:
+            return rule
+    return None
+
+
+def phrase_in_text(text: str, statuses: dict[int, StatusRule]) -> StatusRule | None:
+    """The status rule of the first HTTP reason phrase (title case) in the original text."""
+    found = _phrase_regex().search(text[:4096])
+    if found is None:
+        return None
+    status = _phrase_statuses()[found.group(1)]
+    rule = statuses.get(status)
+    return rule if rule is not None else next(r for r in STATUS_CLASSES if status in r.statuses)
 
 
 def weak_words(lowered: str) -> PatternRule | None:

@@ -8,7 +8,15 @@ from collections.abc import Iterator
 
 from classifier import _fallback
 from classifier._prescreen import PreScreen
-from classifier._rulekinds import CodeRule, NameRule, PatternRule, Rule, TypeRule, first_refinement
+from classifier._rulekinds import (
+    CodeRule,
+    NameRule,
+    PatternRule,
+    Rule,
+    StatusRule,
+    TypeRule,
+    first_refinement,
+)
 from classifier._signals import (
     attr,
     exception_codes,
@@ -91,11 +99,12 @@ def _verdict(
 def _weak_evidence(text: str) -> tuple[ErrorType, Rule | None]:
     """Level 10: a status named in the text, then words about the input or the environment."""
     lowered = text.lower()
-    status_rule = _fallback.status_in_text(lowered, _STATUS_INDEX)
-    if status_rule is not None:
-        rule: Rule | None = first_refinement(status_rule.refine, lowered) or status_rule
-    else:
-        rule = _fallback.grpc_in_text(text, _CODE_INDEX) or _fallback.weak_words(lowered)
+    rule: Rule | None = _fallback.status_in_text(lowered, _STATUS_INDEX)
+    rule = rule or _fallback.code_in_text(text, _CODE_INDEX)
+    rule = rule or _fallback.phrase_in_text(text, _STATUS_INDEX)
+    if isinstance(rule, StatusRule):
+        rule = first_refinement(rule.refine, lowered) or rule
+    rule = rule or _fallback.weak_words(lowered)
     return (rule.error_type, rule) if rule is not None else (ErrorType.UNKNOWN, None)
 
 

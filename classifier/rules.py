@@ -11,8 +11,8 @@ Anything unmatched is UNKNOWN, which is not retried.
 from __future__ import annotations
 
 from classifier import _codes as _codes_mod
+from classifier import _fallback, _patterns
 from classifier import _names as _names_mod
-from classifier import _patterns
 from classifier._rulekinds import (
     CodeRule,
     FlagRule,
@@ -470,4 +470,5 @@ RULES: tuple[tuple[str, tuple[Rule, ...]], ...] = (
     ("3. message patterns", PATTERN_RULES),
     ("5. retry flag set by the library", (RETRY_FLAG, NOT_RETRYABLE_FLAG)),
     ("6. DB-API base class names", WEAK_NAME_RULES),
+    ("10. weak evidence (otherwise UNKNOWN)", (*_fallback.STATUS_CLASSES, *_fallback.WEAK_WORDS)),
 )
