@@ -23,6 +23,8 @@ import functools
 import re
 from http import HTTPStatus
 
+from classifier import _codes
+from classifier._prescreen import _Screen, build_screen, trie_regex
 from classifier._rulekinds import CodeRule, PatternRule, StatusRule
 from classifier.types import ErrorType
 
@@ -34,32 +36,6 @@ V = ErrorType.VALIDATION_ERROR
 STATUS_CLASSES: tuple[StatusRule, ...] = (
     StatusRule(tuple(range(400, 500)), P, "an HTTP 4xx named in the text: the request is refused"),
     StatusRule(tuple(range(500, 600)), T, "an HTTP 5xx named in the text: the server's trouble"),
-)
-
-# "409 Conflict", "HTTP 451", "HTTP Error 415", "status code 503", "403 Client Error".
-_PHRASES = "|".join(
-    sorted({re.escape(s.phrase.lower()) for s in HTTPStatus if s.value >= 400}, key=len)[::-1]
-)
-_STATUS_TEXT = (
-    r"\b(?:https?(?:/[\d.]+)?(?: error| status)?|status(?: code)?|response code)[ :=]{1,3}"
-    r"([45]\d\d)\b|\b([45]\d\d)(?: (?:client|server) error)?[ :-]{1,3}"
-    rf"({_PHRASES})\b"
-)
-
-# Code names as libraries print them, in the original text (case-sensitive): gRPC / Google
-# canonical codes ("NOT_FOUND"), errno names ("ECONNREFUSED") and getaddrinfo's ("EAI_AGAIN"),
-# each read through its own code table; and an HTTP reason phrase in title case ("Conflict",
-# "Unsupported Media Type") through the status table.
-_GRPC_TEXT = (
-    r"(?<![A-Za-z_])(UNAVAILABLE|RESOURCE_EXHAUSTED|ABORTED|DEADLINE_EXCEEDED|INVALID_ARGUMENT|"
-    r"OUT_OF_RANGE|NOT_FOUND|ALREADY_EXISTS|PERMISSION_DENIED|UNAUTHENTICATED|"
-    r"FAILED_PRECONDITION|UNIMPLEMENTED|DATA_LOSS)(?![A-Za-z_])"
-)
-_ERRNO_TEXT = r"(?<![A-Za-z0-9_])(EAI_[A-Z]{4,10}|E[A-Z]{3,14})(?![A-Za-z0-9_])"
-_PHRASE_TEXT = (
-    r"(?<![A-Za-z])("
-    + "|".join(sorted({re.escape(s.phrase) for s in HTTPStatus if s.value >= 400}, key=len)[::-1])
-    + r")(?![A-Za-z])"
 )
 
 # Words about the input as written (labelling rule 4), the environment (rule 5) and a peer that
@@ -99,89 +75,145 @@ WEAK_WORDS: tuple[PatternRule, ...] = (
 )
 
 
-@functools.cache
-def _phrase(status: int) -> str | None:
-    """The reason phrase of an HTTP status, lower case, or None when the number has none."""
-    try:
-        return HTTPStatus(status).phrase.lower()
-    except ValueError:
-        return None
+# Statuses and codes named in the text: "409 Conflict", "HTTP 451", "HTTP Error 415", "status
+# code 503" (the phrase must be the number's own); gRPC / Google canonical codes ("NOT_FOUND"),
+# errno names ("ECONNREFUSED") and getaddrinfo's ("EAI_AGAIN"), in upper case as libraries
+# print them; an HTTP reason phrase in title case ("Conflict"). They share one scan of the
+# lower-cased text with the weak words (a leading non-word character lets the regex engine
+# skip through words in C); the case is checked on the original text afterwards.
+_STATUSES = tuple(s for s in HTTPStatus if s.value >= 400)
+_NAMED_CODES = {
+    code: rule.kind
+    for rule in (*_codes.ERRNO_RULES, *_codes.GRPC_RULES)
+    for code in rule.codes
+    if rule.kind in ("errno", "gai", "grpc")
+}
+
+
+def _alternatives(pattern: str) -> list[str]:
+    """The top-level alternatives of a regex (split at "|" outside groups and classes)."""
+    parts, depth, start, escaped, in_class = [], 0, 0, False, False
+    for index, char in enumerate(pattern):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char in "()":
+            depth += 1 if char == "(" else -1
+        elif char == "|" and depth == 0:
+            parts.append(pattern[start:index])
+            start = index + 1
+    return [*parts, pattern[start:]]
 
 
 @functools.cache
-def _status_regex() -> re.Pattern[str]:
-    """Compiled on first use (import stays cheap)."""
-    return re.compile(_STATUS_TEXT)
+def _phrases() -> str:
+    """HTTP reason phrases of 4xx and 5xx, lower case, as one trie."""
+    return trie_regex(s.phrase.lower() for s in _STATUSES)
+
+
+def _named_rules() -> list[tuple[str, PatternRule]]:
+    """(kind, rule) for statuses and code names; groups 1 (and 2) say what was named."""
+    marker = r"(?:https?(?:/[\d.]+)?(?: error| status)?|status(?: code)?|response code)"
+    return [
+        ("number", PatternRule(rf"{marker}[ :=]{{1,3}}([45]\d\d)", P, "status")),
+        (
+            "phrase",
+            PatternRule(
+                rf"([45]\d\d)(?: (?:client|server) error)?[ :-]{{1,3}}({_phrases()})",
+                P,
+                "status and phrase",
+            ),
+        ),
+        ("code", PatternRule(trie_regex(c.lower() for c in _NAMED_CODES), P, "code name")),
+        ("title", PatternRule(_phrases(), P, "reason phrase")),
+    ]
 
 
 @functools.cache
-def _grpc_regex() -> re.Pattern[str]:
-    """Compiled on first use; case-sensitive, as the libraries print the names."""
-    return re.compile(_GRPC_TEXT)
+def _screen() -> tuple[_Screen, tuple[tuple[str, PatternRule, PatternRule | None], ...]]:
+    """One anchor pre-screen over the named kinds and every weak word's alternatives.
+
+    Each entry is (kind, rule to match, weak-word rule it stands for); the same mechanism as
+    the pattern rules' pre-screen, so one scan of the text finds every candidate position.
+    """
+    entries: list[tuple[str, PatternRule, PatternRule | None]] = [
+        (kind, rule, None) for kind, rule in _named_rules()
+    ]
+    for word_rule in WEAK_WORDS:
+        entries.extend(
+            ("word", PatternRule(alt, word_rule.error_type, word_rule.reason), word_rule)
+            for alt in _alternatives(word_rule.pattern)
+        )
+    return build_screen([rule for _, rule, _ in entries]), tuple(entries)
 
 
-def status_in_text(lowered: str, statuses: dict[int, StatusRule]) -> StatusRule | None:
-    """The status rule of the first HTTP status named in the text, else its class's rule."""
-    found = _status_regex().search(lowered[:4096])
-    if found is None:
-        return None
-    status = int(found.group(1) or found.group(2))
-    phrase = found.group(3)
-    if phrase is not None and _phrase(status) != phrase:
-        return None  # "452 Insufficient storage" is FTP's 452 with HTTP 507's phrase
+@functools.cache
+def _statuses_by_phrase() -> dict[str, int]:
+    """Reason phrase (lower case) -> HTTP status, 4xx and 5xx."""
+    return {s.phrase.lower(): s.value for s in _STATUSES}
+
+
+def _status(status: int, statuses: dict[int, StatusRule]) -> StatusRule | None:
+    """The status's own rule, else its class's."""
     rule = statuses.get(status)
-    if rule is not None:
-        return rule
-    return next((r for r in STATUS_CLASSES if status in r.statuses), None)
+    return rule or next((r for r in STATUS_CLASSES if status in r.statuses), None)
 
 
-@functools.cache
-def _errno_regex() -> re.Pattern[str]:
-    """Compiled on first use; errno names are upper case."""
-    return re.compile(_ERRNO_TEXT)
+Named = StatusRule | CodeRule
 
 
-@functools.cache
-def _phrase_regex() -> re.Pattern[str]:
-    """Compiled on first use; reason phrases in title case, as servers send them."""
-    return re.compile(_PHRASE_TEXT)
-
-
-@functools.cache
-def _phrase_statuses() -> dict[str, int]:
-    """Reason phrase -> HTTP status (4xx and 5xx)."""
-    return {s.phrase: s.value for s in HTTPStatus if s.value >= 400}
-
-
-def code_in_text(text: str, codes: dict[tuple[str, str], CodeRule]) -> CodeRule | None:
-    """The code rule of the first gRPC code, errno or getaddrinfo name in the original text."""
+def weak_evidence(
+    text: str, statuses: dict[int, StatusRule], codes: dict[tuple[str, str], CodeRule]
+) -> Named | PatternRule | None:
+    """The first status or code named in the text that a table knows, else the first weak word."""
     head = text[:4096]
-    found = _grpc_regex().search(head)
-    if found is not None:
-        return codes.get(("grpc", found.group(1).casefold()))
-    for name in _errno_regex().findall(head):
-        kind = "gai" if name.startswith("EAI_") else "errno"
-        rule = codes.get((kind, name.casefold()))
-        if rule is not None:
-            return rule
-    return None
-
-
-def phrase_in_text(text: str, statuses: dict[int, StatusRule]) -> StatusRule | None:
-    """The status rule of the first HTTP reason phrase (title case) in the original text."""
-    found = _phrase_regex().search(text[:4096])
-    if found is None:
+    lowered = head.lower()
+    screen, entries = _screen()
+    if screen.scanner is None:  # pragma: no cover - every entry has anchors
         return None
-    status = _phrase_statuses()[found.group(1)]
-    rule = statuses.get(status)
-    return rule if rule is not None else next(r for r in STATUS_CLASSES if status in r.statuses)
+    word: PatternRule | None = None
+    for hit in screen.scanner.finditer(" " + lowered):
+        position = hit.start()  # the scan reads " " + text: this is the anchor's own index
+        for index in screen.rules_at[hit.group(1)]:
+            kind, rule, word_rule = entries[index]
+            if word_rule is not None and word is not None:
+                continue  # a weak word was found earlier; only a name can still decide
+            found = rule.regex.match(lowered, position)
+            if found is None:
+                continue
+            if word_rule is not None:
+                word = word_rule
+                continue
+            named = _named(kind, found, head, statuses, codes)
+            if named is not None:
+                return named
+    return word
 
 
-def weak_words(lowered: str) -> PatternRule | None:
-    """The weak-word rule whose first word occurs earliest in the text, or None."""
-    best: tuple[int, PatternRule] | None = None
-    for rule in WEAK_WORDS:
-        found = rule.regex.search(lowered[:4096])
-        if found is not None and (best is None or found.start() < best[0]):
-            best = (found.start(), rule)
-    return best[1] if best is not None else None
+def _named(
+    kind: str,
+    found: re.Match[str],
+    head: str,
+    statuses: dict[int, StatusRule],
+    codes: dict[tuple[str, str], CodeRule],
+) -> Named | None:
+    """The rule a status or code match names, when the table knows it and the case is right."""
+    if kind == "number":
+        return _status(int(found[1]), statuses)
+    if kind == "phrase":
+        number = int(found[1])
+        # "452 Insufficient storage" is FTP's 452 with HTTP 507's phrase: not a status.
+        same = _statuses_by_phrase().get(found[2]) == number
+        return _status(number, statuses) if same else None
+    original = head[found.start() : found.end()]
+    if kind == "code" and original.isupper():
+        name = original.upper()
+        return codes.get((_NAMED_CODES.get(name, ""), name.casefold()))
+    if kind == "title" and original.istitle():
+        return _status(_statuses_by_phrase()[original.lower()], statuses)
+    return None

@@ -98,13 +98,9 @@ def _verdict(
 
 def _weak_evidence(text: str) -> tuple[ErrorType, Rule | None]:
     """Level 10: a status named in the text, then words about the input or the environment."""
-    lowered = text.lower()
-    rule: Rule | None = _fallback.status_in_text(lowered, _STATUS_INDEX)
-    rule = rule or _fallback.code_in_text(text, _CODE_INDEX)
-    rule = rule or _fallback.phrase_in_text(text, _STATUS_INDEX)
+    rule: Rule | None = _fallback.weak_evidence(text, _STATUS_INDEX, _CODE_INDEX)
     if isinstance(rule, StatusRule):
-        rule = first_refinement(rule.refine, lowered) or rule
-    rule = rule or _fallback.weak_words(lowered)
+        rule = first_refinement(rule.refine, text.lower()) or rule
     return (rule.error_type, rule) if rule is not None else (ErrorType.UNKNOWN, None)
 
 

@@ -39,11 +39,11 @@ class TestStatusNamedInText:
 
     def test_phrase_must_belong_to_the_number(self) -> None:
         """FTP's "452 Insufficient storage" carries HTTP 507's phrase: not a status."""
-        assert _fallback.status_in_text("452 insufficient storage space in system.", {}) is None
+        assert _fallback.weak_evidence("452 Insufficient storage space in system.", {}, {}) is None
 
     def test_no_status_without_a_marker(self) -> None:
         """A bare 4xx number with no phrase and no HTTP/status marker is not read here."""
-        assert _fallback.status_in_text("got 409 rows from the query", {}) is None
+        assert _fallback.weak_evidence("got 409 rows from the query", {}, {}) is None
 
 
 class TestCodeNamedInText:
