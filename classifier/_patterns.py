@@ -219,6 +219,9 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"please retry|retryable|backend ?error|internal ?error|internal server error|"
         r"bad gateway|server ?error|overloaded|too many connections|remaining connection slots|"
         r"database system is (?:starting up|shutting down|in recovery mode)|"
+        r"(?:server|database|node|broker|service|instance|cluster) is (?:starting up|shutting "
+        r"down|restarting|in recovery)|pool (?:is )?exhausted|failover in progress|"
+        r"during failover|lock conflict|lock contention|"
         r"administrator command|max retries exceeded|too many \d{3} error responses|"
         r"too many clients|read only replica|readonly you can't write|readonly replica|"
         r"no brokers available|leader not available|not leader for partition|busy ?loading|"
@@ -238,7 +241,8 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"null value in column|duplicate key value|invalid input syntax|value too long for "
         r"type|numeric field overflow|out of range for type|invalid input value for enum|"
         r"integrity ?error|unique constraint failed|not null constraint failed|duplicate entry|"
-        r"cannot be null|may not be null|must not be null|required field",
+        r"cannot be null|may not be null|must not be null|required field|"
+        r"constraint .{1,80}? (?:is )?violated|constraint violation",
         V,
         "the data violates a schema or constraint",
         ('null value in column "id" violates not-null constraint',),
@@ -248,7 +252,9 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"(?:missing|unknown) (?:input )?columns?|not in index|are in the \[(?:index|columns)\]|"
         r"keyerror|has no column|invalid column name|no field named|referenced column|"
         r"column .{1,80}? not found|(?:scalar )?function .{1,80}? does not exist|no such function|"
-        r"wrong number of arguments|is not an integer",
+        r"wrong number of arguments|is not an integer|operator does not exist|"
+        r"no operator matches|unknown (?:function|operator)s?|"
+        r"(?:too many|not enough) values to unpack",
         V,
         "the input lacks a column the step expects",
         ('column "amount" does not exist', "\"['amount'] not in index\""),
@@ -260,6 +266,7 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"field required|missing (?:\w+ ){0,3}?required|required (?:field|property|parameter|"
         r"argument|column|key)s? (?:is |are )?missing|invalid (?:\w+ ){0,2}?input|"
         r"invalid (?:value|literal|parameter|argument|format|syntax|json|request|query)\w*|"
+        r"invalid (?:url|uri|dsn|connection string|e-?mail address|address|scheme)|"
         r"invalidquery|syntax error|parse error|could not (?:parse|convert)|cannot parse|"
         r"failed to parse|malformed|expecting value|jsondecodeerror|bad request|"
         r"unprocessable entity|schema mismatch|type mismatch|unexpected (?:type|token|keyword)|"

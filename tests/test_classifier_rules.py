@@ -608,3 +608,26 @@ class TestChainAndNamesEdges:
                 return "connection refused by warehouse"
 
         assert classify_error(None, Message()) is T
+
+
+class TestLabellingRuleDefinitions:
+    """Phrases the labelling rules name in their own definitions classify as those rules say."""
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("operator does not exist: integer = text", V),  # unknown operator: the statement
+            ("unknown function: foo()", V),
+            ("too many values to unpack (expected 2)", V),  # wrong arity
+            ('check constraint "positive" is violated by some row', V),
+            ("Invalid URL 'htp:/x': No scheme supplied", V),  # a malformed URL
+            ('invalid DSN: missing "=" after "host"', V),  # a connection string that won't parse
+            ("the connection pool is exhausted", T),  # too many connections
+            ("the server is shutting down", T),
+            ("replica is read-only during failover", T),
+            ("lock conflict on no wait transaction", T),
+        ],
+    )
+    def test_definition_phrase(self, text: str, expected: ErrorType) -> None:
+        """A message made of a definition's own words gets that definition's label."""
+        assert classify_error(None, text) is expected
