@@ -52,6 +52,7 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
     PatternRule(
         r"the external (?:dag|task_group|tasks?) .{0,160}?failed|dependency \S{1,80} raised|"
         r"(?:some|one or more) (?:of the )?upstream tasks? (?:failed|did not succeed)|"
+        r"chord (?:\w+ ){0,3}?(?:failed|raised|errored)|"
         r"skipp(?:ed|ing) (?:step \S{1,80} )?(?:due to|because of) (?:skipped |failed )?"
         r"(?:upstream|dependencies)",
         D,
@@ -126,7 +127,8 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         ("Quota exceeded: Your project exceeded quota for free query bytes scanned.",),
     ),
     PatternRule(
-        r"(?:operate on|use) a closed|already closed|(?:connection|cursor|session|client|"
+        r"(?:operate on|use) a closed|operation on (?:a )?closed|already closed|"
+        r"(?:connection|cursor|session|client|"
         r"database|handle) (?:is|has been) closed|after close",
         P,
         "the program used a handle it had closed itself; a retry runs the same code",
@@ -146,6 +148,13 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
             "cannot drop table customers because other objects depend on it",
             "cannot start a transaction within a transaction",
         ),
+    ),
+    PatternRule(
+        r"lock[ -]wait timeout",
+        T,
+        "a lock-wait timeout is a lock conflict (labelling rule 3): the transaction succeeds "
+        "once the other one commits",
+        ("Lock wait timeout exceeded; try restarting transaction",),
     ),
     # -- timeouts -----------------------------------------------------------------------------
     PatternRule(
@@ -221,7 +230,8 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"database system is (?:starting up|shutting down|in recovery mode)|"
         r"(?:server|database|node|broker|service|instance|cluster) is (?:starting up|shutting "
         r"down|restarting|in recovery)|pool (?:is )?exhausted|failover in progress|"
-        r"during failover|lock conflict|lock contention|"
+        r"during failover|fail(?:ing|s) over|lock conflict|lock contention|"
+        r"too many (?:\w+ ){0,2}?connections|(?:is )?loading the dataset|still loading|"
         r"administrator command|max retries exceeded|too many \d{3} error responses|"
         r"too many clients|read only replica|readonly you can't write|readonly replica|"
         r"no brokers available|leader not available|not leader for partition|busy ?loading|"
@@ -242,7 +252,8 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"type|numeric field overflow|out of range for type|invalid input value for enum|"
         r"integrity ?error|unique constraint failed|not null constraint failed|duplicate entry|"
         r"cannot be null|may not be null|must not be null|required field|"
-        r"constraint .{1,80}? (?:is )?violated|constraint violation",
+        r"constraint .{1,80}? (?:is )?violated|constraint violation|"
+        r"(?:unique(?:ness)?|foreign key|check|not-null|exclusion) violation",
         V,
         "the data violates a schema or constraint",
         ('null value in column "id" violates not-null constraint',),
@@ -267,6 +278,9 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"argument|column|key)s? (?:is |are )?missing|invalid (?:\w+ ){0,2}?input|"
         r"invalid (?:value|literal|parameter|argument|format|syntax|json|request|query)\w*|"
         r"invalid (?:url|uri|dsn|connection string|e-?mail address|address|scheme)|"
+        r"(?:does not|doesn't|did not|could not|cannot|can't) (?:be )?parsed?|"
+        r"mismatched (?:data ?)?types?|(?:date|time|timestamp|year|month|day|value|number) "
+        r"(?:is )?out of range|"
         r"invalidquery|syntax error|parse error|could not (?:parse|convert)|cannot parse|"
         r"failed to parse|malformed|expecting value|jsondecodeerror|bad request|"
         r"unprocessable entity|schema mismatch|type mismatch|unexpected (?:type|token|keyword)|"
@@ -294,6 +308,8 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
     # -- permanent: auth, permissions, missing things ----------------------------------------
     PatternRule(
         r"unauthori[sz]ed|unauthenticated|not authori[sz]ed|authori[sz]ation failed|"
+        r"no (?:\w+ )?permissions? (?:to|for|on)|lacks? (?:the )?(?:\w+ )?(?:permission|privilege)|"
+        r"account (?:is |has been )?(?:suspended|disabled|deactivated|locked)|"
         r"authenticat\w* (?:failed|failure|"
         r"required|error)|access ?denied|accessdenied|permission[ _]denied|forbidden|"
         r"insufficient (?:permissions?|privileges?|scopes?)|does not have (?:\w+\.)*\w* ?"
@@ -311,7 +327,7 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         ),
     ),
     PatternRule(
-        r"not (?:been )?found|notfound|does not exist|doesn'?t exist|no such (?:file|table|"
+        r"not (?:been |be )?found|notfound|does not exist|doesn'?t exist|no such (?:file|table|"
         r"bucket|key|object|host|dataset|relation|database|schema|index|topic|directory)|"
         r"nosuch\w+|not exist|unknown (?:database|table|dataset|project|bucket|topic)|"
         r"has been deleted|was deleted|resource ?not ?found|unable to open (?:database )?file|"
@@ -323,6 +339,7 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
     ),
     PatternRule(
         r"not implemented|not supported|unsupported|already exists|alreadyexists|"
+        r"out of (?:disk|storage)(?: space)?|disk (?:is )?full|insufficient (?:storage|disk)|"
         r"out of memory|no space left on device|disk quota exceeded|read-only file system|"
         r"too large|payload too large|response too large|resources exceeded|"
         r"exceeded resource limits|returned non-zero exit status|"

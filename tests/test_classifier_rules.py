@@ -626,6 +626,21 @@ class TestLabellingRuleDefinitions:
             ("the server is shutting down", T),
             ("replica is read-only during failover", T),
             ("lock conflict on no wait transaction", T),
+            ("Lock wait timeout exceeded", T),  # rule 3: the conflict is the cause
+            ("canceling statement due to lock timeout", TO),  # PostgreSQL's, labelled TIMEOUT
+            ("chord member failed", D),
+            ("Redis is loading the dataset in memory", T),
+            ("too many open connections", T),
+            ("the primary is failing over", T),
+            ("uniqueness violation on key email", V),
+            ("option --limit does not parse", V),
+            ("mismatched types int and str", V),
+            ("date out of range", V),
+            ("no permission to read bucket", P),
+            ("out of disk space", P),
+            ("I/O operation on closed file", P),
+            ("profile named prod could not be found", P),  # parses, names something missing
+            ("account suspended", P),
         ],
     )
     def test_definition_phrase(self, text: str, expected: ErrorType) -> None:
