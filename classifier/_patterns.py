@@ -28,7 +28,8 @@ def _status(*codes: int) -> str:
 PATTERN_RULES: tuple[PatternRule, ...] = (
     # -- dependency failures: a step that never ran says so before anything else -------------
     PatternRule(
-        r"upstream[ _-](?:task|step|job|dependenc(?:y|ies)|node|asset|op)?s?[ _-]?"
+        r"upstream[ _-](?!connect|request|server|response|host|proxy|timeout|reset)"
+        r"(?:task|step|job|dependenc(?:y|ies)|node|asset|op)?s?[ _-]?"
         r"(?:\w+ ){0,4}?(?:failed|failure|error(?:ed)?|not (?:successful|completed))"
         r"|upstream_failed",
         D,
@@ -98,6 +99,8 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
     ),
     PatternRule(
         r"invalid_grant|token (?:has been )?(?:expired or )?revoked|"
+        r"(?:token|credentials?|api key|password|signature) (?:is |are |has |have )?(?:been )?"
+        r"(?:invalid|expired|revoked)|login (?:failed|denied|incorrect)|denie[sd] access|"
         r"security token included in the request is (?:invalid|expired)|"
         r"invalidclienttokenid|signaturedoesnotmatch|request signature we calculated does not "
         r"match|expiredtoken|unrecognizedclientexception|the aws access key id you provided",
@@ -110,7 +113,8 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"(?:rate|requests?)[ _-]?limit(?:s|ed|ing)?(?: exceeded| reached| hit)?|"
         r"ratelimitexceeded|userratelimitexceeded|exceeded rate limits?|too many requests|"
         r"throttl\w*|slow ?down|request ?limit ?exceeded|provisionedthroughputexceeded\w*|"
-        r"resource[ _]exhausted|rate exceeded",
+        r"resource[ _]exhausted|rate exceeded|"
+        r"(?:requests?|queries|calls|operations|writes|reads) per (?:minute|second|100 seconds)",
         T,
         "rate limits and throttling clear after a pause",
         (
@@ -163,6 +167,9 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"(?:connect|connection|read|write|socket|request|operation|gateway|pool|job|query)"
         r"[ _-]?time[ d]?[ -]?out(?:error|exception)?|timed? ?out|timeout(?:error|exception)?|"
         r"time limit exceeded|execution expired|took too long|errno 110|etimedout|"
+        r"time (?:limit|budget) (?:exceeded|reached|expired)|exceeded (?:its |the )?(?:time "
+        r"(?:limit|budget)|runtime)|(?:did not|didn't|failed to|could not) (?:\w+ ){0,2}?within "
+        r"[\d.]+ ?(?:ms|s|secs?|seconds?|minutes?)|"
         r"(?:failed|unable) to \w+(?: \w+){0,4}? after [\d.,]+ ?(?:ms|s|secs?|seconds?|"
         r"minutes?)|timeout of [\d,.]+ ?(?:ms|s|secs?|seconds?|second\(s\))",
         TO,
@@ -204,7 +211,11 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"remotedisconnected|serverdisconnectederror|clientconnectorerror|actively refused|"
         r"error \d+ connecting to|could not connect to|socket closed|rst_stream|goaway|"
         r"stream removed|brokers? (?:are|is) down|all_brokers_down|transport failure|"
-        r"error reading (?:\w+ ){0,3}?(?:banner|socket|stream|response)",
+        r"error reading (?:\w+ ){0,3}?(?:banner|socket|stream|response)|socket hang up|"
+        r"(?:peer|server|remote(?: host| end)?|host|other side) (?:\w+ ){0,2}?closed (?:the )?"
+        r"connection|connection (?:was )?closed by|(?:could not|unable to|cannot|failed to) "
+        r"(?:obtain|get|acquire|check out) (?:a )?connection|leader election|"
+        r"election in progress|rolled back (?:\w+ ){0,3}?(?:conflict|deadlock|serializ\w+)",
         T,
         "the connection failed or dropped; the peer is usually back soon",
         (
@@ -279,6 +290,10 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"invalid (?:value|literal|parameter|argument|format|syntax|json|request|query)\w*|"
         r"invalid (?:url|uri|dsn|connection string|e-?mail address|address|scheme)|"
         r"(?:does not|doesn't|did not|could not|cannot|can't) (?:be )?parsed?|"
+        r"not a valid (?:uuid|integer|int|number|float|decimal|date|datetime|time|timestamp|"
+        r"e-?mail|url|uri|json|value|identifier|choice|boolean)|"
+        r"(?:field|parameter|argument|column|property|option|value) .{1,80}? is "
+        r"(?:required|missing)|"
         r"mismatched (?:data ?)?types?|(?:date|time|timestamp|year|month|day|value|number) "
         r"(?:is )?out of range|"
         r"invalidquery|syntax error|parse error|could not (?:parse|convert)|cannot parse|"
@@ -330,7 +345,8 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"not (?:been |be )?found|notfound|does not exist|doesn'?t exist|no such (?:file|table|"
         r"bucket|key|object|host|dataset|relation|database|schema|index|topic|directory)|"
         r"nosuch\w+|not exist|unknown (?:database|table|dataset|project|bucket|topic)|"
-        r"has been deleted|was deleted|resource ?not ?found|unable to open (?:database )?file|"
+        r"has been deleted|was deleted|has been (?:dropped|removed)|resource ?not ?found|"
+        r"unable to open (?:database )?file|"
         r"no files? (?:found|matched)|not in the graph|no such \w+|unresolvable|"
         r"(?:there is )?no (?:item|member|entry|object|file|key|resource|record) named",
         P,

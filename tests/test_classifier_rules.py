@@ -641,6 +641,21 @@ class TestLabellingRuleDefinitions:
             ("I/O operation on closed file", P),
             ("profile named prod could not be found", P),  # parses, names something missing
             ("account suspended", P),
+            ("operation did not complete within 30 seconds", TO),
+            ("the query exceeded its time budget", TO),
+            ("the peer closed the connection", T),
+            ("socket hang up", T),
+            ("upstream connect error or disconnect/reset before headers", T),  # a proxy's 503
+            ("could not obtain a connection from the pool", T),
+            ("leader election in progress", T),
+            ("transaction was rolled back due to a conflict", T),
+            ("quota for requests per minute exceeded", T),  # a rate, not a daily quota
+            ("the bucket policy denies access", P),
+            ("login failed", P),
+            ("token is invalid or expired", P),
+            ("table orders has been dropped", P),
+            ("not a valid UUID", V),
+            ("field 'email' is required", V),
         ],
     )
     def test_definition_phrase(self, text: str, expected: ErrorType) -> None:
