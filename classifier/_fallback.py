@@ -8,7 +8,9 @@ that follows the labelling rules' own definitions (docs/classifier.md), not any 
    Conflict", "HTTP 451"), a gRPC / Google canonical code, errno or getaddrinfo name
    ("NOT_FOUND", "ECONNREFUSED", "EAI_AGAIN"), read through the same status and code
    tables as levels 1 and 5;
-2. *words about the input as written* (a position, a byte count, a header, what was
+2. *words in the class's own name* that no strong name rule knew ("UsageError",
+   "QuotaExceeded", "NotReadyError"), the library's own category;
+3. *words about the input as written* (a position, a byte count, a header, what was
    expected) make it VALIDATION_ERROR; *words about the environment* (a version, something
    not installed, disabled, locked or over a limit) make it PERMANENT. The first such word
    in the text decides: messages lead with what went wrong.
@@ -25,7 +27,7 @@ from http import HTTPStatus
 
 from classifier import _codes
 from classifier._prescreen import _Screen, build_screen, trie_regex
-from classifier._rulekinds import CodeRule, PatternRule, StatusRule
+from classifier._rulekinds import CodeRule, NameRule, PatternRule, StatusRule
 from classifier.types import ErrorType
 
 T, P, TO = ErrorType.TRANSIENT, ErrorType.PERMANENT, ErrorType.TIMEOUT
@@ -71,6 +73,34 @@ WEAK_WORDS: tuple[PatternRule, ...] = (
         "the text speaks of the environment (a version, something not installed, disabled, "
         "locked or over a limit), not the input: no retry succeeds until someone changes it",
         ("Incompatible version (1.0 instead of 2.0)", "feature X is disabled on this server"),
+    ),
+)
+
+
+# Words in a class name that no strong name rule (table 4) knew, for an otherwise UNKNOWN error:
+# the vocabulary of the labelling rules' definitions, as libraries name their classes. They come
+# before the text's weak words (the library's own category), after a status or code it names.
+WEAK_NAMES: tuple[NameRule, ...] = (
+    NameRule(
+        r"Usage|Argument|Lexer|Tokeni[sz]|Serializ|Deserializ|Marshal|UnknownFormat|"
+        r"MissingField|RequiredField|Duplicate(?:Key|Entry|Value|Record)",
+        V,
+        "the class names the input (arguments, serialised data, fields): the same input fails",
+        ("UsageError", "DeserializationError", "MissingField"),
+    ),
+    NameRule(
+        r"Quota|LimitExceeded|StorageFull|DiskFull|Access(?:Error|Exception)|"
+        r"Auth(?:Error|Exception|Failed)|Login|Permission|MissingDependency|"
+        r"Version(?:Conflict|Mismatch|Error)",
+        P,
+        "the class names the environment (quota, storage, access, versions): no retry fixes it",
+        ("QuotaExceeded", "AuthError", "VersionConflict"),
+    ),
+    NameRule(
+        r"NotReady|Socket(?:Error|Exception)?$|Exhausted|Lock(?:Error|Exception|Conflict)$",
+        T,
+        "the class names a passing condition (not ready yet, a socket, a lock held elsewhere)",
+        ("NotReadyError", "SocketError", "LockError"),
     ),
 )
 

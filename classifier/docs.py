@@ -80,7 +80,8 @@ def _header() -> Iterator[str]:
     yield "9. **DB-API base-class names** (PEP 249 `ProgrammingError`, ...), for an otherwise"
     yield "   UNKNOWN verdict."
     yield "10. **Weak evidence** (table 10), for an otherwise UNKNOWN verdict: a status or code"
-    yield "   *named* in the text, then words about the input as written or the environment."
+    yield "   *named* in the text, then words in the class name, then words about the input as"
+    yield "   written or the environment."
     yield ""
     yield "Anything still unmatched is `UNKNOWN`, which is not retried. Nothing here imports the"
     yield "libraries it recognises: classes by name, values by shape."
@@ -300,7 +301,15 @@ def _weak_evidence() -> Iterator[str]:
         first, last = status_class.statuses[0], status_class.statuses[-1]
         yield f"- {first}-{last}: `{status_class.error_type.value}`, {status_class.reason}."
     yield ""
-    yield "Then the words; the rule whose word occurs first in the text decides:"
+    yield "Then words in the class's own name (and its library bases'), case-sensitive:"
+    yield ""
+    yield "| Pattern (class `__name__`) | ErrorType | Why |"
+    yield "|---|---|---|"
+    for name_rule in _fallback.WEAK_NAMES:
+        pattern = name_rule.pattern.replace("|", "\\|")
+        yield f"| `{pattern}` | `{name_rule.error_type.value}` | {name_rule.reason} |"
+    yield ""
+    yield "Then the text's words; the rule whose word occurs first in the text decides:"
     yield ""
     yield "| Words (lower-cased text) | ErrorType | Why |"
     yield "|---|---|---|"

@@ -78,7 +78,7 @@ def _verdict(
         text = error_message[:MAX_SCAN_CHARS] if type(error_message) is str else None
         text = message_text(None, error_message) if text is None else text
         rule = _decide(None, text, False)
-        return (rule.error_type, rule) if rule is not None else _weak_evidence(text)
+        return (rule.error_type, rule) if rule is not None else _weak_evidence(text, None)
     rich = has_signals(exception)  # once per call: _decide and the flag below both need it
     text = message_text(exception, error_message)
     rule = _decide(exception, text, rich)
@@ -93,14 +93,16 @@ def _verdict(
         return weak.error_type, weak
     if flag is False:
         return NOT_RETRYABLE_FLAG.error_type, NOT_RETRYABLE_FLAG
-    return _weak_evidence(text)
+    return _weak_evidence(text, type(exception))
 
 
-def _weak_evidence(text: str) -> tuple[ErrorType, Rule | None]:
-    """Level 10: a status named in the text, then words about the input or the environment."""
+def _weak_evidence(text: str, cls: type | None) -> tuple[ErrorType, Rule | None]:
+    """Level 10: a status or code named in the text, a class-name word, then the text's words."""
     rule: Rule | None = _fallback.weak_evidence(text, _STATUS_INDEX, _CODE_INDEX)
     if isinstance(rule, StatusRule):
         rule = first_refinement(rule.refine, text.lower()) or rule
+    elif cls is not None and (rule is None or isinstance(rule, PatternRule)):
+        rule = _name_rule(cls, _fallback.WEAK_NAMES) or rule
     return (rule.error_type, rule) if rule is not None else (ErrorType.UNKNOWN, None)
 
 

@@ -470,5 +470,8 @@ RULES: tuple[tuple[str, tuple[Rule, ...]], ...] = (
     ("3. message patterns", PATTERN_RULES),
     ("5. retry flag set by the library", (RETRY_FLAG, NOT_RETRYABLE_FLAG)),
     ("6. DB-API base class names", WEAK_NAME_RULES),
-    ("10. weak evidence (otherwise UNKNOWN)", (*_fallback.STATUS_CLASSES, *_fallback.WEAK_WORDS)),
+    (
+        "10. weak evidence (otherwise UNKNOWN)",
+        (*_fallback.STATUS_CLASSES, *_fallback.WEAK_NAMES, *_fallback.WEAK_WORDS),
+    ),
 )

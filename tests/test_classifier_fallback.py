@@ -146,4 +146,54 @@ class TestNeverOverridesARule:
 
         name, rules = RULES[-1]
         assert name.startswith("10.")
-        assert set(rules) == {*_fallback.STATUS_CLASSES, *_fallback.WEAK_WORDS}
+        assert set(rules) == {
+            *_fallback.STATUS_CLASSES,
+            *_fallback.WEAK_NAMES,
+            *_fallback.WEAK_WORDS,
+        }
+
+
+class TestWeakClassNames:
+    """Words in the class name decide an otherwise UNKNOWN error, before the text's words."""
+
+    @pytest.mark.parametrize(
+        ("name", "expected"),
+        [
+            ("UsageError", V),
+            ("DeserializationError", V),
+            ("DuplicateKey", V),
+            ("QuotaExceeded", P),
+            ("AuthError", P),
+            ("VersionConflict", P),
+            ("NotReadyError", T),
+            ("SocketError", T),
+            ("LockError", T),
+        ],
+    )
+    def test_class_word_decides(self, name: str, expected: ErrorType) -> None:
+        """A class of a library no rule names, with an empty message, is read by its name."""
+        assert classify_error(stand_in_class(f"somelib.errors.{name}")("")) is expected
+
+    def test_examples_reach_their_rule(self) -> None:
+        """Every weak class-name rule's examples are decided by that rule."""
+        for rule in _fallback.WEAK_NAMES:
+            for example in rule.examples:
+                assert explain(stand_in_class(f"somelib.{example}")("")) is rule, example
+
+    def test_class_word_outranks_text_word(self) -> None:
+        """The library's own category beats a weak word in its text ("limit" is environment)."""
+        assert classify_error(stand_in_class("somelib.UsageError")("--limit: bad")) is V
+
+    def test_named_status_outranks_class_word(self) -> None:
+        """A status the text names beats a weak class-name word."""
+        assert classify_error(stand_in_class("somelib.UsageError")("HTTP 503")) is T
+
+    def test_base_class_words_count(self) -> None:
+        """A library base class's name is read when the class's own says nothing."""
+        base = stand_in_class("somelib.QuotaExceeded")
+        sub = type("Daily", (base,), {"__module__": "somelib", "__qualname__": "Daily"})
+        assert classify_error(sub("")) is P
+
+    def test_message_only_has_no_class(self) -> None:
+        """Without an exception there is no class name to read: the text alone decides."""
+        assert classify_error(None, "UsageError") is U
