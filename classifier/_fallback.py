@@ -48,7 +48,7 @@ WEAK_WORDS: tuple[PatternRule, ...] = (
     PatternRule(
         r"(?:at|in) (?:position|offset|line|column|col|char(?:acter)?|byte|index) \d+|"
         r"(?:position|offset|column|col|char(?:acter)?|byte) \d+|line \d+,? (?:col|pos|char)|"
-        r"\d+ (?:bytes?|characters?|chars?)|input|payload|format|syntax|grammar|token|"
+        r"(?<=\d )(?:bytes?|characters?|chars?)|input|payload|format|syntax|grammar|token|"
         r"expected|expecting|unexpected|unbalanced|encod\w*|decod\w*|charset|"
         r"parameter|literal|unknown (?:type|format|kind|encoding|option|flag)|"
         r"not (?:a|an) \w+ (?:file|value)|"
@@ -147,20 +147,12 @@ def _phrases() -> str:
 
 
 def _named_rules() -> list[tuple[str, PatternRule]]:
-    """(kind, rule) for statuses and code names; groups 1 (and 2) say what was named."""
+    """(kind, rule) for statuses, code names and reason phrases (group 1: the number)."""
     marker = r"(?:https?(?:/[\d.]+)?(?: error| status)?|status(?: code)?|response code)"
     return [
         ("number", PatternRule(rf"{marker}[ :=]{{1,3}}([45]\d\d)", P, "status")),
-        (
-            "phrase",
-            PatternRule(
-                rf"([45]\d\d)(?: (?:client|server) error)?[ :-]{{1,3}}({_phrases()})",
-                P,
-                "status and phrase",
-            ),
-        ),
         ("code", PatternRule(trie_regex(c.lower() for c in _NAMED_CODES), P, "code name")),
-        ("title", PatternRule(_phrases(), P, "reason phrase")),
+        ("phrase", PatternRule(_phrases(), P, "reason phrase")),
     ]
 
 
@@ -180,6 +172,11 @@ def _screen() -> tuple[_Screen, tuple[tuple[str, PatternRule, PatternRule | None
             for alt in _alternatives(word_rule.pattern)
         )
     return build_screen([rule for _, rule, _ in entries]), tuple(entries)
+
+
+# The status number a phrase follows, anchored at the phrase (its own digits would make every
+# digit of a message a candidate position for the scan).
+_NUMBER_BEFORE = re.compile(r"(?<!\d)([45]\d\d)(?: (?:client|server) error)?[ :-]{1,3}$")
 
 
 @functools.cache
@@ -235,15 +232,15 @@ def _named(
     """The rule a status or code match names, when the table knows it and the case is right."""
     if kind == "number":
         return _status(int(found[1]), statuses)
-    if kind == "phrase":
-        number = int(found[1])
-        # "452 Insufficient storage" is FTP's 452 with HTTP 507's phrase: not a status.
-        same = _statuses_by_phrase().get(found[2]) == number
-        return _status(number, statuses) if same else None
     original = head[found.start() : found.end()]
     if kind == "code" and original.isupper():
         name = original.upper()
         return codes.get((_NAMED_CODES.get(name, ""), name.casefold()))
-    if kind == "title" and original.istitle():
-        return _status(_statuses_by_phrase()[original.lower()], statuses)
-    return None
+    if kind != "phrase":
+        return None
+    status = _statuses_by_phrase()[original.lower()]
+    number = _NUMBER_BEFORE.search(head[max(0, found.start() - 24) : found.start()].lower())
+    if number is not None:  # "409 Conflict", "415 Client Error: Unsupported Media Type"
+        # "452 Insufficient storage" is FTP's 452 with HTTP 507's phrase: not a status.
+        return _status(status, statuses) if int(number[1]) == status else None
+    return _status(status, statuses) if original.istitle() else None  # "Conflict", not prose
