@@ -6,13 +6,16 @@ PYTHONPATH=tests/data /tmp/repro/bin/python tests/data/error_corpus_batch5_run.p
 tests/data/error_corpus_batch5.jsonl [substring of 'what']`
 
 Entries whose (message, exception class) pair is already in tests/data/error_corpus.jsonl or
-earlier in this batch are left out (and named on stderr), so the batch only holds new pairs.
+earlier in this batch are left out (and named on stderr), so the batch only holds new pairs;
+messages are compared with numbers (ports, pids, counts) and /tmp paths masked, so a refused
+port that differs only in its number is a duplicate too.
 """
 
 from __future__ import annotations
 
 import json
 import pathlib
+import re
 import sys
 
 import error_corpus_reproduce as reproduce
@@ -22,13 +25,19 @@ sys.modules.setdefault("error_corpus_reproduce", reproduce)
 CORPUS = pathlib.Path(__file__).with_name("error_corpus.jsonl")
 
 
+def _key(message: str, cls: str) -> tuple[str, str]:
+    """The dedup key: ports, addresses, temp names and other numbers do not make a new entry."""
+    message = re.sub(r"/tmp/[\w./-]+", "/tmp/X", message)
+    return re.sub(r"0x[0-9a-f]+|\d+", "N", message), cls
+
+
 def _known() -> set[tuple[str, str]]:
-    """(message, exception class) pairs of the existing corpus."""
+    """Dedup keys of the existing corpus."""
     pairs = set()
     with CORPUS.open(encoding="utf-8") as handle:
         for line in handle:
             entry = json.loads(line)
-            pairs.add((entry["message"], entry.get("exception_class", "")))
+            pairs.add(_key(entry["message"], entry.get("exception_class", "")))
     return pairs
 
 
@@ -55,7 +64,7 @@ def main(out: str, only: str | None = None) -> None:
             result = func()
         except BaseException as exc:  # noqa: BLE001 - every raised exception is the entry
             entry = reproduce.record(meta, exc)
-            pair = (entry["message"], entry["exception_class"])
+            pair = _key(entry["message"], entry["exception_class"])
             if pair in known:
                 print(f"duplicate: {meta['what']}: {pair}", file=sys.stderr)
                 continue
