@@ -823,3 +823,105 @@ def kafka_admin_refused() -> object:
 
 
 _ = (_redis_server, _pg)
+
+
+# -- more connection, lock and time-budget failures (the kinds a pipeline meets most) ----------------
+@case(T, "mysql", "pymysql", "MariaDB 10.11: query interrupted by KILL QUERY", H)
+def my_kill_query() -> object:
+    conn = _my()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            conn.cursor().execute("select sleep(3)")
+        except BaseException as exc:
+            errors.append(exc)
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    time.sleep(0.4)
+    _my().cursor().execute(f"kill query {conn.thread_id()}")
+    runner.join()
+    if errors:
+        raise errors[0]
+    return conn.cursor().execute("select 1")
+
+
+@case(T, "sqlalchemy", "SQLAlchemy", "SQLAlchemy + pymysql: lock wait timeout", H)
+def sa_my_lock_wait() -> object:
+    import os
+
+    import sqlalchemy as sa
+
+    _my_table()
+    holder = _my()
+    holder.autocommit(False)
+    holder.cursor().execute("select * from orders where id = 1 for update")
+    host, port, user, password, db = os.environ["PIPESTATE_CORPUS_MYSQL"].split()
+    engine = sa.create_engine(f"mysql+pymysql://{user}:{password}@{host}:{port}/{db}")
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("update orders set qty = 5 where id = 1"))
+    finally:
+        holder.rollback()
+
+
+def _chunked_then_close() -> bytes:
+    return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/csv\r\n\r\n5\r\nid,qt"
+
+
+@case(T, "http", "httpx", "httpx: chunked body cut off by the server", H)
+def httpx_chunked() -> object:
+    import httpx
+
+    from error_corpus_batch4 import _raw_http
+
+    with _raw_http(_chunked_then_close()) as port:
+        return httpx.get(f"http://127.0.0.1:{port}/export", timeout=3).content
+
+
+@case(T, "http", "aiohttp", "aiohttp: chunked body cut off by the server", H)
+def aiohttp_chunked() -> object:
+    from error_corpus_batch4 import _raw_http
+
+    with _raw_http(_chunked_then_close()) as port:
+        return _aiohttp(f"http://127.0.0.1:{port}/export")
+
+
+for _label, _status, _code, _message in (
+    (
+        T,
+        400,
+        "TransactionConflictException",
+        "Transaction is ongoing for the item",
+    ),
+    (
+        T,
+        400,
+        "RequestLimitExceeded",
+        "Throughput exceeds the current throughput limit for your account. Please contact AWS "
+        "Support at https://aws.amazon.com/support request a limit increase",
+    ),
+):
+    case(_label, "botocore", "botocore", f"botocore DynamoDB {_code} ({_status})", H)(
+        lambda _s=_status, _c=_code, _m=_message: _dynamo(_s, _c, _m)
+    )
+
+
+for _label, _status, _reason, _message in (
+    (
+        T,
+        403,
+        "jobRateLimitExceeded",
+        "Exceeded rate limits: too many concurrent queries for this project_and_region.",
+    ),
+    (T, 502, "badGateway", "Bad Gateway"),
+):
+    case(_label, "bigquery", "google-cloud-bigquery", f"BigQuery {_reason} ({_status}) (5)", H)(
+        lambda _s=_status, _r=_reason, _m=_message: _bq(_s, _r, _m)
+    )
+
+
+@case(T, "smtp", "python", "smtplib (5): 451 on MAIL FROM", H)
+def smtp_451_mail() -> object:
+    return _smtp([_EHLO, b"451 4.7.1 Greylisted, please try again in 300 seconds\r\n"])

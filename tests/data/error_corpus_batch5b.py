@@ -19,7 +19,7 @@ import threading
 import time
 
 from error_corpus_batch4 import _raw_http
-from error_corpus_reproduce import TO, P, T, V, case, http_server, refused_port, tcp_script
+from error_corpus_reproduce import TO, D, P, T, V, case, http_server, refused_port, tcp_script
 
 G = "generalisation"
 
@@ -853,3 +853,260 @@ def sax_bad() -> object:
 
 
 _ = (contextlib, threading)
+
+
+# -- more connection, lock and time-budget failures (the kinds a pipeline meets most) ----------------
+def _pg_two_async(level: str) -> object:
+    """asyncpg: two transactions updating rows in opposite order (deadlock) or racing (serialization)."""
+    import asyncio
+
+    import asyncpg
+
+    async def go() -> object:
+        setup = await asyncpg.connect(**_pg_args())
+        for statement in _SETUP:
+            await setup.execute(statement)
+        await setup.execute("insert into stock5 values ('B-2', 1)")
+        await setup.close()
+        a = await asyncpg.connect(**_pg_args())
+        b = await asyncpg.connect(**_pg_args())
+        try:
+            await a.execute(f"begin isolation level {level}")
+            await b.execute(f"begin isolation level {level}")
+            if level == "read committed":
+                await a.execute("update stock5 set qty = 1 where sku = 'A-1'")
+                await b.execute("update stock5 set qty = 1 where sku = 'B-2'")
+                results = await asyncio.gather(
+                    a.execute("update stock5 set qty = 2 where sku = 'B-2'"),
+                    b.execute("update stock5 set qty = 2 where sku = 'A-1'"),
+                    return_exceptions=True,
+                )
+            else:
+                await a.execute("select * from stock5")
+                await b.execute("update stock5 set qty = 7 where sku = 'A-1'")
+                await b.execute("commit")
+                results = [await a.execute("update stock5 set qty = 8 where sku = 'A-1'")]
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+            return results
+        finally:
+            await a.close()
+            await b.close()
+
+    return asyncio.run(go())
+
+
+case(T, "asyncpg", "asyncpg", "asyncpg + PostgreSQL 15: deadlock between two transactions", G)(
+    lambda: _pg_two_async("read committed")
+)
+case(T, "asyncpg", "asyncpg", "asyncpg + PostgreSQL 15: concurrent update under REPEATABLE READ", G)(
+    lambda: _pg_two_async("repeatable read")
+)
+
+
+@case(T, "asyncpg", "asyncpg", "asyncpg + PostgreSQL 15: backend terminated during a query", G)
+def asyncpg_terminated() -> object:
+    import asyncio
+
+    import asyncpg
+
+    async def go() -> object:
+        conn = await asyncpg.connect(**_pg_args())
+        admin = await asyncpg.connect(**_pg_args())
+        pid = conn.get_server_pid()
+        try:
+            query = asyncio.ensure_future(conn.fetch("select pg_sleep(3)"))
+            await asyncio.sleep(0.3)
+            await admin.execute(f"select pg_terminate_backend({pid})")
+            return await query
+        finally:
+            await admin.close()
+
+    return asyncio.run(go())
+
+
+@case(T, "psycopg", "psycopg", "psycopg 3 + PostgreSQL 15: lock_timeout on a locked row", G)
+def psycopg_lock_timeout() -> object:
+    import psycopg
+
+    args = _pg_args()
+    args["dbname"] = args.pop("database")
+    _psycopg()
+    with psycopg.connect(**args) as holder:  # type: ignore[arg-type]
+        holder.execute("select * from stock5 where sku = 'A-1' for update")
+        with psycopg.connect(autocommit=True, **args) as other:  # type: ignore[arg-type]
+            other.execute("set lock_timeout = 100")
+            return other.execute("update stock5 set qty = 9 where sku = 'A-1'")
+
+
+@case(T, "psycopg", "psycopg", "psycopg 3 + PostgreSQL 15: backend terminated by an admin", G)
+def psycopg_terminated() -> object:
+    import psycopg
+
+    args = _pg_args()
+    args["dbname"] = args.pop("database")
+    with psycopg.connect(autocommit=True, **args) as conn:  # type: ignore[arg-type]
+        pid = conn.info.backend_pid
+        with psycopg.connect(autocommit=True, **args) as admin:  # type: ignore[arg-type]
+            admin.execute("select pg_terminate_backend(%s)", (pid,))
+        time.sleep(0.2)
+        return conn.execute("select 1")
+
+
+@case(T, "mysql-connector", "mysql-connector-python", "mysql-connector: deadlock", G)
+def myconn_deadlock() -> object:
+    import mysql.connector
+
+    _myconn("insert into stock5 values ('B-2', 1)")
+    a = mysql.connector.connect(**_mysql_args())
+    b = mysql.connector.connect(**_mysql_args())
+    a.start_transaction()
+    b.start_transaction()
+    ca, cb = a.cursor(), b.cursor()
+    ca.execute("update stock5 set qty = 1 where sku = 'A-1'")
+    cb.execute("update stock5 set qty = 1 where sku = 'B-2'")
+    errors: list[BaseException] = []
+
+    def second_a() -> None:
+        try:
+            ca.execute("update stock5 set qty = 2 where sku = 'B-2'")
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=second_a)
+    thread.start()
+    time.sleep(0.3)
+    try:
+        cb.execute("update stock5 set qty = 2 where sku = 'A-1'")
+    except BaseException as exc:
+        errors.append(exc)
+    thread.join()
+    a.rollback()
+    b.rollback()
+    raise errors[0]
+
+
+@case(TO, "mysql-connector", "mysql-connector-python", "mysql-connector: silent server", G)
+def myconn_silent() -> object:
+    import mysql.connector
+
+    with tcp_script() as port:
+        return mysql.connector.connect(
+            host="127.0.0.1", port=port, user="etl", password="etl", connection_timeout=1
+        )
+
+
+for _label, _status, _kind, _reason in (
+    (T, 503, "master_not_discovered_exception", "no master node discovered"),
+):
+    case(_label, "elasticsearch", "elasticsearch", f"elasticsearch: {_status} {_kind}", G)(
+        lambda _s=_status, _k=_kind, _r=_reason: _es_error(_s, _k, _r, "search")
+    )
+
+for _label, _status, _code, _message in (
+    (
+        T,
+        500,
+        "InternalError",
+        "The server encountered an internal error. Please retry the request.",
+    ),
+    (
+        TO,
+        500,
+        "OperationTimedOut",
+        "The operation could not be completed within the permitted time.",
+    ),
+):
+    case(_label, "azure", "azure-storage-blob", f"azure-storage-blob: {_status} {_code}", G)(
+        lambda _s=_status, _c=_code, _m=_message: _azure(_s, _c, _m)
+    )
+
+
+@case(T, "azure", "azure-storage-blob", "azure-storage-blob: endpoint on a refused port", G)
+def azure_refused() -> object:
+    from azure.storage.blob import BlobServiceClient
+
+    service = BlobServiceClient(
+        f"http://127.0.0.1:{refused_port()}/devstoreaccount1",
+        credential={"account_name": "devstoreaccount1", "account_key": "a2V5"},
+        retry_total=0,
+    )
+    return service.get_blob_client("reports", "x.csv").download_blob().readall()
+
+
+for _label, _code, _name, _text, _status in (
+    (
+        T,
+        202,
+        "TOO_MANY_SIMULTANEOUS_QUERIES",
+        "Too many simultaneous queries. Maximum: 100",
+        500,
+    ),
+    (
+        T,
+        252,
+        "TOO_MANY_PARTS",
+        "Too many parts (300 with average size of 12.00 KiB) in table 'default.orders5'. Merges "
+        "are processing significantly slower than inserts",
+        500,
+    ),
+    (TO, 209, "SOCKET_TIMEOUT", "Timeout exceeded while reading from socket (10.0.0.7:9000, 300000 ms)", 500),
+):
+    case(_label, "clickhouse", "clickhouse-connect", f"clickhouse-connect: {_name}", G)(
+        lambda _c=_code, _n=_name, _t=_text, _s=_status: _clickhouse(_c, _n, _t, _s)
+    )
+
+
+@case(T, "clickhouse", "clickhouse-connect", "clickhouse-connect: refused port", G)
+def clickhouse_refused() -> object:
+    import clickhouse_connect
+
+    return clickhouse_connect.get_client(host="127.0.0.1", port=refused_port(), query_retries=0)
+
+
+@case(TO, "httpcore", "httpcore", "httpcore: pool timeout with the only connection busy", G)
+def httpcore_pool_timeout() -> object:
+    import httpcore
+
+    with http_server(200, delay=1.5) as url, httpcore.ConnectionPool(max_connections=1) as pool:
+        busy = threading.Thread(target=lambda: pool.request("GET", url), daemon=True)
+        busy.start()
+        time.sleep(0.3)
+        try:
+            return pool.request("GET", url, extensions={"timeout": {"pool": 0.2}})
+        finally:
+            busy.join()
+
+
+@case(T, "google-auth", "google-auth", "google-auth: token endpoint on a refused port", G)
+def gauth_refused() -> object:
+    import google.auth.transport.requests
+    from google.oauth2 import service_account
+
+    creds = service_account.Credentials.from_service_account_info(
+        {
+            "type": "service_account",
+            "client_email": "etl@proj.iam.gserviceaccount.com",
+            "private_key": _rsa_pem(),
+            "private_key_id": "k1",
+            "token_uri": f"http://127.0.0.1:{refused_port()}/token",
+        },
+        scopes=["https://www.googleapis.com/auth/bigquery"],
+    )
+    return creds.refresh(google.auth.transport.requests.Request())
+
+
+@case(D, "stdlib", "python", "asyncio.TaskGroup: one task of the group failed", G)
+def taskgroup_failed() -> object:
+    import asyncio
+
+    async def extract() -> None:
+        raise ConnectionResetError("[Errno 104] Connection reset by peer")
+
+    async def go() -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(extract())
+            group.create_task(asyncio.sleep(1))
+
+    return asyncio.run(go())
