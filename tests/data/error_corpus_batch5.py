@@ -51,7 +51,9 @@ for _label, _what, _sql in (
 @case(V, "postgres", "psycopg2-binary", "PostgreSQL 15: value outside an enum type", H)
 def pg_enum() -> object:
     cur = _pg_table()
-    cur.execute("drop type if exists order_state5; create type order_state5 as enum ('new', 'paid')")
+    cur.execute(
+        "drop type if exists order_state5; create type order_state5 as enum ('new', 'paid')"
+    )
     return cur.execute("select 'shipped'::order_state5")
 
 
@@ -120,7 +122,7 @@ def pg_closed_cursor() -> object:
     return cur.execute("select 1")
 
 
-# -- MariaDB 10.11 via pymysql ----------------------------------------------------------------------
+# -- MariaDB 10.11 via pymysql ---------------------------------------------------------------------
 def _my_run(*statements: str) -> object:
     cur = _my_table()
     cur.execute(
@@ -150,9 +152,7 @@ for _label, _what, _sql in (
     (P, "CREATE TABLE with an unknown storage engine", "create table t5 (a int) engine=nope"),
     (V, "GROUP BY of an unknown column", "select count(*) from events5 group by nope"),
 ):
-    case(_label, "mysql", "pymysql", f"MariaDB 10.11: {_what}", H)(
-        lambda _sql=_sql: _my_run(_sql)
-    )
+    case(_label, "mysql", "pymysql", f"MariaDB 10.11: {_what}", H)(lambda _sql=_sql: _my_run(_sql))
 
 
 @case(P, "mysql", "pymysql", "MariaDB 10.11: SELECT on mysql.user by a limited user", H)
@@ -180,7 +180,7 @@ def my_refused() -> object:
     return pymysql.connect(host="127.0.0.1", port=refused_port(), user="etl", connect_timeout=2)
 
 
-# -- Redis 7 via redis-py -----------------------------------------------------------------------------
+# -- Redis 7 via redis-py --------------------------------------------------------------------------
 def _redis_cmd(*command: object, setup: tuple[tuple[object, ...], ...] = ()) -> object:
     with _redis_server() as port:
         client = _redis(port)
@@ -234,7 +234,7 @@ def rs_bad_url() -> object:
     return redis.Redis.from_url("htp://127.0.0.1:6379/0")
 
 
-# -- requests / httpx / aiohttp / urllib against a scripted 127.0.0.1 server ------------------------
+# -- requests / httpx / aiohttp / urllib against a scripted 127.0.0.1 server -----------------------
 def _requests(status: int, body: bytes = b"") -> object:
     import requests
 
@@ -427,7 +427,7 @@ def http_client_port() -> object:
     return http.client.HTTPConnection("127.0.0.1:abc")
 
 
-# -- botocore against a scripted endpoint -------------------------------------------------------------
+# -- botocore against a scripted endpoint ----------------------------------------------------------
 for _label, _status, _code, _message, _call in (
     (P, 404, "NoSuchBucket", "The specified bucket does not exist", "get_object"),
     (T, 503, "SlowDown", "Please reduce your request rate.", "get_object"),
@@ -523,7 +523,7 @@ def boto_read_timeout() -> object:
         return client.list_buckets()
 
 
-# -- google-cloud-bigquery against a scripted endpoint (documented error bodies) --------------------
+# -- google-cloud-bigquery against a scripted endpoint (documented error bodies) -------------------
 for _label, _status, _reason, _message in (
     (V, 400, "invalidQuery", "Syntax error: Unexpected keyword FROM at [1:8]"),
     (P, 409, "duplicate", "Already Exists: Table proj:sales.orders"),
@@ -543,7 +543,7 @@ for _label, _status, _reason, _message in (
     )
 
 
-# -- sqlite3 ------------------------------------------------------------------------------------------
+# -- sqlite3 ---------------------------------------------------------------------------------------
 def _sqlite(*statements: str, fk: bool = False) -> object:
     conn = sqlite3.connect(":memory:")
     if fk:
@@ -585,7 +585,7 @@ def sqlite_bad_param() -> object:
     return sqlite3.connect(":memory:").execute("select ?", ({"a": 1},))
 
 
-# -- SQLAlchemy ---------------------------------------------------------------------------------------
+# -- SQLAlchemy ------------------------------------------------------------------------------------
 def _sa_pg() -> object:
     import os
 
@@ -653,7 +653,7 @@ def sa_my_duplicate() -> object:
         return conn.execute(sa.text("insert into customers values (1)"))
 
 
-# -- pyarrow ------------------------------------------------------------------------------------------
+# -- pyarrow ---------------------------------------------------------------------------------------
 @case(V, "pyarrow", "pyarrow", "pyarrow.parquet: read of a file that is not parquet", H)
 def pq_not_parquet() -> object:
     import pyarrow.parquet as pq
@@ -702,7 +702,7 @@ def pa_int8() -> object:
     return pa.array([300]).cast(pa.int8())
 
 
-# -- pydantic -----------------------------------------------------------------------------------------
+# -- pydantic --------------------------------------------------------------------------------------
 def _order_model() -> type:
     import datetime
     from typing import Literal
@@ -732,7 +732,7 @@ for _what, _change in (
     )
 
 
-# -- jsonschema ---------------------------------------------------------------------------------------
+# -- jsonschema ------------------------------------------------------------------------------------
 _SCHEMA = {
     "type": "object",
     "properties": {
@@ -760,7 +760,7 @@ def jsonschema_bad_schema() -> object:
     return jsonschema.validate({}, {"type": "nope"})
 
 
-# -- smtplib against a scripted server ----------------------------------------------------------------
+# -- smtplib against a scripted server -------------------------------------------------------------
 _EHLO = b"250-mx.example.com\r\n250 SIZE 1000\r\n"
 for _label, _what, _replies in (
     (P, "550 on RCPT TO", [_EHLO, b"250 ok\r\n", b"550 5.1.1 User unknown\r\n"]),
@@ -805,7 +805,7 @@ def smtp_refused() -> object:
     return smtplib.SMTP("127.0.0.1", refused_port(), timeout=2)
 
 
-# -- kafka-python -------------------------------------------------------------------------------------
+# -- kafka-python ----------------------------------------------------------------------------------
 @case(V, "kafka", "kafka-python", "kafka-python: producer given an unknown option", H)
 def kafka_unknown_option() -> object:
     from kafka import KafkaProducer
@@ -825,7 +825,7 @@ def kafka_admin_refused() -> object:
 _ = (_redis_server, _pg)
 
 
-# -- more connection, lock and time-budget failures (the kinds a pipeline meets most) ----------------
+# -- more connection, lock and time-budget failures (the kinds a pipeline meets most) --------------
 @case(T, "mysql", "pymysql", "MariaDB 10.11: query interrupted by KILL QUERY", H)
 def my_kill_query() -> object:
     conn = _my()
@@ -867,13 +867,14 @@ def sa_my_lock_wait() -> object:
 
 
 def _chunked_then_close() -> bytes:
-    return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/csv\r\n\r\n5\r\nid,qt"
+    return (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/csv\r\n\r\n5\r\nid,qt"
+    )
 
 
 @case(T, "http", "httpx", "httpx: chunked body cut off by the server", H)
 def httpx_chunked() -> object:
     import httpx
-
     from error_corpus_batch4 import _raw_http
 
     with _raw_http(_chunked_then_close()) as port:
@@ -925,3 +926,35 @@ for _label, _status, _reason, _message in (
 @case(T, "smtp", "python", "smtplib (5): 451 on MAIL FROM", H)
 def smtp_451_mail() -> object:
     return _smtp([_EHLO, b"451 4.7.1 Greylisted, please try again in 300 seconds\r\n"])
+
+
+@case(TO, "http", "httpx", "httpx: write timeout against a server that never reads", H)
+def httpx_write_timeout() -> object:
+    import socket
+
+    import httpx
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    try:
+        timeout = httpx.Timeout(5.0, write=0.3)
+        return httpx.post(
+            f"http://127.0.0.1:{port}/upload", content=b"x" * 64_000_000, timeout=timeout
+        )
+    finally:
+        listener.close()
+
+
+@case(TO, "sqlalchemy", "SQLAlchemy", "SQLAlchemy + pymysql: query past max_statement_time", H)
+def sa_my_statement_time() -> object:
+    import os
+
+    import sqlalchemy as sa
+
+    host, port, user, password, db = os.environ["PIPESTATE_CORPUS_MYSQL"].split()
+    engine = sa.create_engine(f"mysql+pymysql://{user}:{password}@{host}:{port}/{db}")
+    with engine.connect() as conn:
+        conn.execute(sa.text("set session max_statement_time = 0.2"))
+        return conn.execute(sa.text("select sleep(2) from (select 1 union select 2) t"))

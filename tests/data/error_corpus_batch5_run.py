@@ -1,9 +1,10 @@
 """Reproduce batch 5 (blind held-out) into its own JSONL file (not run by the test suite).
 
 Usage (PostgreSQL / MariaDB as in error_corpus_servers.py, redis-server on PATH):
-`PIPESTATE_CORPUS_PG="127.0.0.1 PORT etl etl etl" PIPESTATE_CORPUS_MYSQL="127.0.0.1 PORT etl etl etl"
-PYTHONPATH=tests/data /tmp/repro/bin/python tests/data/error_corpus_batch5_run.py
-tests/data/error_corpus_batch5.jsonl [substring of 'what']`
+`PIPESTATE_CORPUS_PG="127.0.0.1 PORT etl etl etl"
+PIPESTATE_CORPUS_MYSQL="127.0.0.1 PORT etl etl etl" PYTHONPATH=tests/data
+/tmp/repro/bin/python tests/data/error_corpus_batch5_run.py tests/data/error_corpus_batch5.jsonl
+[substring of 'what']`
 
 Entries whose (message, exception class) pair is already in tests/data/error_corpus.jsonl or
 earlier in this batch are left out (and named on stderr), so the batch only holds new pairs;
@@ -62,7 +63,7 @@ def main(out: str, only: str | None = None) -> None:
         meta["batch"] = 5
         try:
             result = func()
-        except BaseException as exc:  # noqa: BLE001 - every raised exception is the entry
+        except BaseException as exc:
             entry = reproduce.record(meta, exc)
             pair = _key(entry["message"], entry["exception_class"])
             if pair in known:

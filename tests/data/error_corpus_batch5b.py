@@ -36,7 +36,7 @@ _SETUP = (
 )
 
 
-# -- asyncpg against PostgreSQL 15 -------------------------------------------------------------------
+# -- asyncpg against PostgreSQL 15 -----------------------------------------------------------------
 def _asyncpg(*statements: str, args: tuple[object, ...] = (), **connect: object) -> object:
     import asyncio
 
@@ -115,8 +115,10 @@ def asyncpg_busy() -> object:
     return asyncio.run(go())
 
 
-# -- psycopg 3 against PostgreSQL 15 -----------------------------------------------------------------
-def _psycopg(*statements: str, params: tuple[object, ...] | None = None, **connect: object) -> object:
+# -- psycopg 3 against PostgreSQL 15 ---------------------------------------------------------------
+def _psycopg(
+    *statements: str, params: tuple[object, ...] | None = None, **connect: object
+) -> object:
     import psycopg
 
     args = {**_pg_args(), **connect}
@@ -143,7 +145,9 @@ for _label, _what, _stmts, _params in (
     )
 
 
-@case(P, "psycopg", "psycopg", "psycopg 3 + PostgreSQL 15: DROP TABLE by a role that is not owner", G)
+@case(
+    P, "psycopg", "psycopg", "psycopg 3 + PostgreSQL 15: DROP TABLE by a role that is not owner", G
+)
 def psycopg_privilege() -> object:
     _psycopg()
     return _psycopg("select * from stock5", user="reader", password="reader")
@@ -180,7 +184,7 @@ def psycopg_closed() -> object:
     return conn.execute("select 1")
 
 
-# -- mysql-connector-python against MariaDB 10.11 ----------------------------------------------------
+# -- mysql-connector-python against MariaDB 10.11 --------------------------------------------------
 def _mysql_args() -> dict[str, object]:
     host, port, user, password, db = os.environ["PIPESTATE_CORPUS_MYSQL"].split()
     return {"host": host, "port": int(port), "user": user, "password": password, "database": db}
@@ -211,9 +215,13 @@ for _label, _what, _stmts in (
     (V, "NULL into NOT NULL", ("insert into stock5 values ('B-2', null)",)),
     (V, "unknown column", ("update stock5 set price = 1",)),
 ):
-    case(_label, "mysql-connector", "mysql-connector-python", f"mysql-connector + MariaDB: {_what}", G)(
-        lambda _s=_stmts: _myconn(*_s)
-    )
+    case(
+        _label,
+        "mysql-connector",
+        "mysql-connector-python",
+        f"mysql-connector + MariaDB: {_what}",
+        G,
+    )(lambda _s=_stmts: _myconn(*_s))
 
 
 @case(P, "mysql-connector", "mysql-connector-python", "mysql-connector: wrong password", G)
@@ -246,7 +254,7 @@ def myconn_lock_wait() -> object:
         holder.rollback()
 
 
-# -- elasticsearch-py against a scripted server ------------------------------------------------------
+# -- elasticsearch-py against a scripted server ----------------------------------------------------
 _ES_HEADERS = {"X-Elastic-Product": "Elasticsearch"}
 
 
@@ -255,11 +263,17 @@ def _es_error(status: int, kind: str, reason: str, call: str = "get") -> object:
 
     body = json.dumps(
         {
-            "error": {"root_cause": [{"type": kind, "reason": reason}], "type": kind, "reason": reason},
+            "error": {
+                "root_cause": [{"type": kind, "reason": reason}],
+                "type": kind,
+                "reason": reason,
+            },
             "status": status,
         }
     ).encode()
-    with http_server(status, headers=_ES_HEADERS, body=body, content_type="application/json") as url:
+    with http_server(
+        status, headers=_ES_HEADERS, body=body, content_type="application/json"
+    ) as url:
         client = Elasticsearch(url, max_retries=0, retry_on_status=())
         if call == "create":
             return client.create(index="orders", id="1", document={"qty": 1})
@@ -322,7 +336,7 @@ def es_timeout() -> object:
         return Elasticsearch(url, max_retries=0, request_timeout=0.3).info()
 
 
-# -- azure-storage-blob against a scripted server ----------------------------------------------------
+# -- azure-storage-blob against a scripted server --------------------------------------------------
 def _azure(status: int, code: str, message: str, call: str = "download") -> object:
     from azure.storage.blob import BlobServiceClient
 
@@ -352,7 +366,13 @@ for _label, _status, _code, _message, _call in (
         "is formed correctly including the signature.",
         "download",
     ),
-    (T, 503, "ServerBusy", "The server is currently unable to receive requests. Please retry your request.", "download"),
+    (
+        T,
+        503,
+        "ServerBusy",
+        "The server is currently unable to receive requests. Please retry your request.",
+        "download",
+    ),
     (P, 409, "ContainerAlreadyExists", "The specified container already exists.", "create"),
     (
         V,
@@ -375,7 +395,7 @@ def azure_bad_conn() -> object:
     return BlobServiceClient.from_connection_string("AccountName=devstoreaccount1;nonsense")
 
 
-# -- ClickHouse (clickhouse-connect) against a scripted HTTP interface -------------------------------
+# -- ClickHouse (clickhouse-connect) against a scripted HTTP interface -----------------------------
 def _clickhouse(code: int, name: str, text: str, status: int = 500) -> object:
     import clickhouse_connect
 
@@ -384,14 +404,23 @@ def _clickhouse(code: int, name: str, text: str, status: int = 500) -> object:
     with http_server(status, headers=headers, body=body) as url:
         port = int(url.rsplit(":", 1)[1])
         return clickhouse_connect.get_client(
-            host="127.0.0.1", port=port, username="etl", autogenerate_session_id=False,
+            host="127.0.0.1",
+            port=port,
+            username="etl",
+            autogenerate_session_id=False,
             query_retries=0,
         )
 
 
 for _label, _code, _name, _text, _status in (
     (P, 60, "UNKNOWN_TABLE", "Table default.orders5 does not exist", 404),
-    (V, 62, "SYNTAX_ERROR", "Syntax error: failed at position 1 ('selec'): selec 1. Expected one of: Query, SELECT", 400),
+    (
+        V,
+        62,
+        "SYNTAX_ERROR",
+        "Syntax error: failed at position 1 ('selec'): selec 1. Expected one of: Query, SELECT",
+        400,
+    ),
     (
         P,
         516,
@@ -547,7 +576,7 @@ def polars_concat() -> object:
     return pl.concat([pl.DataFrame({"a": [1]}), pl.DataFrame({"b": [1]})])
 
 
-# -- openpyxl ---------------------------------------------------------------------------------------
+# -- openpyxl --------------------------------------------------------------------------------------
 @case(P, "openpyxl", "openpyxl", "openpyxl: sheet that the workbook lacks", G)
 def openpyxl_sheet() -> object:
     import openpyxl
@@ -576,7 +605,7 @@ def openpyxl_missing() -> object:
     return openpyxl.load_workbook("/tmp/no_such_dir_5/orders.xlsx")
 
 
-# -- lxml / msgpack / orjson / fastavro / cerberus / pyyaml / toml ------------------------------------
+# -- lxml / msgpack / orjson / fastavro / cerberus / pyyaml / toml ---------------------------------
 @case(V, "lxml", "lxml", "lxml: mismatched tag", G)
 def lxml_syntax() -> object:
     from lxml import etree
@@ -693,7 +722,7 @@ def toml_missing_value() -> object:
     return toml.loads("[source]\nurl =\n")
 
 
-# -- pika / paho-mqtt / fsspec ----------------------------------------------------------------------
+# -- pika / paho-mqtt / fsspec ---------------------------------------------------------------------
 @case(T, "amqp", "pika", "pika: connect to a refused port", G)
 def pika_refused() -> object:
     import pika
@@ -745,7 +774,9 @@ def fsspec_no_s3fs() -> object:
 def graphlib_cycle() -> object:
     import graphlib
 
-    return list(graphlib.TopologicalSorter({"load": {"extract"}, "extract": {"load"}}).static_order())
+    return list(
+        graphlib.TopologicalSorter({"load": {"extract"}, "extract": {"load"}}).static_order()
+    )
 
 
 @case(T, "stdlib", "python", "fcntl.flock LOCK_NB on a file locked by another handle", G)
@@ -782,7 +813,9 @@ def locale_missing() -> object:
 def gettext_missing() -> object:
     import gettext
 
-    return gettext.translation("pipestate_reports", localedir="/tmp/no_such_dir_5", languages=["de"])
+    return gettext.translation(
+        "pipestate_reports", localedir="/tmp/no_such_dir_5", languages=["de"]
+    )
 
 
 @case(V, "stdlib", "python", "array of 300 into a signed char array", G)
@@ -821,7 +854,9 @@ def imap_login() -> object:
             for line in self.rfile:
                 tag, command = line.split(b" ")[:2]
                 if command.upper().startswith(b"CAPABILITY"):
-                    self.wfile.write(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n" + tag + b" OK done\r\n")
+                    self.wfile.write(
+                        b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n" + tag + b" OK done\r\n"
+                    )
                     continue
                 reply = b" NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)\r\n"
                 self.wfile.write(tag + reply)
@@ -855,9 +890,9 @@ def sax_bad() -> object:
 _ = (contextlib, threading)
 
 
-# -- more connection, lock and time-budget failures (the kinds a pipeline meets most) ----------------
+# -- more connection, lock and time-budget failures (the kinds a pipeline meets most) --------------
 def _pg_two_async(level: str) -> object:
-    """asyncpg: two transactions updating rows in opposite order (deadlock) or racing (serialization)."""
+    """asyncpg: two transactions locking rows in opposite order, or racing on one row."""
     import asyncio
 
     import asyncpg
@@ -900,9 +935,9 @@ def _pg_two_async(level: str) -> object:
 case(T, "asyncpg", "asyncpg", "asyncpg + PostgreSQL 15: deadlock between two transactions", G)(
     lambda: _pg_two_async("read committed")
 )
-case(T, "asyncpg", "asyncpg", "asyncpg + PostgreSQL 15: concurrent update under REPEATABLE READ", G)(
-    lambda: _pg_two_async("repeatable read")
-)
+case(
+    T, "asyncpg", "asyncpg", "asyncpg + PostgreSQL 15: concurrent update under REPEATABLE READ", G
+)(lambda: _pg_two_async("repeatable read"))
 
 
 @case(T, "asyncpg", "asyncpg", "asyncpg + PostgreSQL 15: backend terminated during a query", G)
@@ -1051,7 +1086,13 @@ for _label, _code, _name, _text, _status in (
         "are processing significantly slower than inserts",
         500,
     ),
-    (TO, 209, "SOCKET_TIMEOUT", "Timeout exceeded while reading from socket (10.0.0.7:9000, 300000 ms)", 500),
+    (
+        TO,
+        209,
+        "SOCKET_TIMEOUT",
+        "Timeout exceeded while reading from socket (10.0.0.7:9000, 300000 ms)",
+        500,
+    ),
 ):
     case(_label, "clickhouse", "clickhouse-connect", f"clickhouse-connect: {_name}", G)(
         lambda _c=_code, _n=_name, _t=_text, _s=_status: _clickhouse(_c, _n, _t, _s)
@@ -1110,3 +1151,92 @@ def taskgroup_failed() -> object:
             group.create_task(asyncio.sleep(1))
 
     return asyncio.run(go())
+
+
+@case(T, "psycopg", "psycopg", "psycopg 3 + PostgreSQL 15: SERIALIZABLE read/write dependency", G)
+def psycopg_serializable() -> object:
+    import psycopg
+
+    args = _pg_args()
+    args["dbname"] = args.pop("database")
+    _psycopg()
+    a = psycopg.connect(**args)  # type: ignore[arg-type]
+    b = psycopg.connect(**args)  # type: ignore[arg-type]
+    try:
+        a.execute("set transaction isolation level serializable")
+        b.execute("set transaction isolation level serializable")
+        a.execute("select sum(qty) from stock5")
+        b.execute("select sum(qty) from stock5")
+        a.execute("insert into stock5 values ('S-1', 1)")
+        b.execute("insert into stock5 values ('S-2', 1)")
+        a.commit()
+        return b.commit()
+    finally:
+        a.close()
+        b.close()
+
+
+@case(
+    T,
+    "mysql-connector",
+    "mysql-connector-python",
+    "mysql-connector: user over MAX_USER_CONNECTIONS",
+    G,
+)
+def myconn_user_limit() -> object:
+    import mysql.connector
+
+    admin = mysql.connector.connect(**_mysql_args())
+    cur = admin.cursor()
+    cur.execute("drop user if exists 'lim5b'@'127.0.0.1'")
+    cur.execute("create user 'lim5b'@'127.0.0.1' identified by 'pw' with max_user_connections 1")
+    cur.execute("grant select on etl.* to 'lim5b'@'127.0.0.1'")
+    keep = mysql.connector.connect(**{**_mysql_args(), "user": "lim5b", "password": "pw"})
+    try:
+        return mysql.connector.connect(**{**_mysql_args(), "user": "lim5b", "password": "pw"})
+    finally:
+        keep.close()
+        admin.close()
+
+
+@case(
+    T,
+    "mysql-connector",
+    "mysql-connector-python",
+    "mysql-connector: connection killed by the server",
+    G,
+)
+def myconn_killed() -> object:
+    import mysql.connector
+
+    conn = mysql.connector.connect(**_mysql_args())
+    other = mysql.connector.connect(**_mysql_args())
+    other.cursor().execute(f"kill {conn.connection_id}")
+    time.sleep(0.2)
+    cur = conn.cursor()
+    cur.execute("select 1")
+    return cur.fetchall()
+
+
+for _label, _code, _name, _text, _status in (
+    (
+        T,
+        210,
+        "NETWORK_ERROR",
+        "Connection reset by peer, while writing to socket (10.0.0.8:9000)",
+        500,
+    ),
+    (T, 999, "KEEPER_EXCEPTION", "Connection loss, path: /clickhouse/tables/orders5/replicas", 500),
+):
+    case(_label, "clickhouse", "clickhouse-connect", f"clickhouse-connect: {_name}", G)(
+        lambda _c=_code, _n=_name, _t=_text, _s=_status: _clickhouse(_c, _n, _t, _s)
+    )
+
+
+@case(T, "elasticsearch", "elasticsearch", "elasticsearch: 502 from a proxy in front", G)
+def es_502() -> object:
+    from elasticsearch import Elasticsearch
+
+    body = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+    with http_server(502, body=body, content_type="text/html") as url:
+        return Elasticsearch(url, max_retries=0, retry_on_status=()).info()
