@@ -173,17 +173,6 @@ def psycopg_bad_conninfo() -> object:
     return psycopg.connect("host=127.0.0.1 port")
 
 
-@case(P, "psycopg", "psycopg", "psycopg 3: execute on a closed connection", G)
-def psycopg_closed() -> object:
-    import psycopg
-
-    args = _pg_args()
-    args["dbname"] = args.pop("database")
-    conn = psycopg.connect(**args)  # type: ignore[arg-type]
-    conn.close()
-    return conn.execute("select 1")
-
-
 # -- mysql-connector-python against MariaDB 10.11 --------------------------------------------------
 def _mysql_args() -> dict[str, object]:
     host, port, user, password, db = os.environ["PIPESTATE_CORPUS_MYSQL"].split()
@@ -1197,25 +1186,6 @@ def myconn_user_limit() -> object:
     finally:
         keep.close()
         admin.close()
-
-
-@case(
-    T,
-    "mysql-connector",
-    "mysql-connector-python",
-    "mysql-connector: connection killed by the server",
-    G,
-)
-def myconn_killed() -> object:
-    import mysql.connector
-
-    conn = mysql.connector.connect(**_mysql_args())
-    other = mysql.connector.connect(**_mysql_args())
-    other.cursor().execute(f"kill {conn.connection_id}")
-    time.sleep(0.2)
-    cur = conn.cursor()
-    cur.execute("select 1")
-    return cur.fetchall()
 
 
 for _label, _code, _name, _text, _status in (
