@@ -125,6 +125,12 @@ def build_exception(entry: dict[str, Any]) -> BaseException | None:
             exc = None
         if exc is not None and str(exc) != message and qualified != "builtins.KeyError":
             exc = None  # constructor reshaped the message; use a faithful stand-in
+    group = _builtin(qualified)
+    if exc is None and group is not None and issubclass(group, BaseExceptionGroup):
+        # The recorded entry keeps the group's message, not its members: one placeholder
+        # member that says nothing (str() is then the recorded "... (1 sub-exception)").
+        title = (entry.get("attributes") or {}).get("message") or message
+        exc = group(title, [Exception()])
     if exc is None:
         if entry.get("bases"):
             args = entry.get("args") or [message]
