@@ -53,7 +53,7 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
     PatternRule(
         r"the external (?:dag|task_group|tasks?) .{0,160}?failed|dependency \S{1,80} raised|"
         r"(?:some|one or more) (?:of the )?upstream tasks? (?:failed|did not succeed)|"
-        r"chord (?:\w+ ){0,3}?(?:failed|raised|errored)|"
+        r"chord (?:\w+ ){0,3}?(?:failed|raised|errored)|unhandled errors? in a taskgroup|"
         r"skipp(?:ed|ing) (?:step \S{1,80} )?(?:due to|because of) (?:skipped |failed )?"
         r"(?:upstream|dependencies)",
         D,
@@ -132,6 +132,7 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
     ),
     PatternRule(
         r"(?:operate on|use) a closed|operation on (?:a )?closed|already closed|"
+        r"another operation is in progress|"
         r"(?:connection|cursor|session|client|"
         r"database|handle) (?:is|has been) closed|after close",
         P,
@@ -243,6 +244,8 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"down|restarting|in recovery)|pool (?:is )?exhausted|failover in progress|"
         r"during failover|fail(?:ing|s) over|lock conflict|lock contention|"
         r"too many (?:\w+ ){0,2}?connections|(?:is )?loading the dataset|still loading|"
+        r"too many (?:simultaneous|concurrent|parallel) (?:queries|requests)|too many parts|"
+        r"connection loss|max_user_connections|"
         r"administrator command|max retries exceeded|too many \d{3} error responses|"
         r"too many clients|read only replica|readonly you can't write|readonly replica|"
         r"no brokers available|leader not available|not leader for partition|busy ?loading|"
@@ -275,6 +278,7 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"keyerror|has no column|invalid column name|no field named|referenced column|"
         r"column .{1,80}? not found|(?:scalar )?function .{1,80}? does not exist|no such function|"
         r"wrong number of arguments|is not an integer|operator does not exist|"
+        r"ambiguous column|column reference .{1,80}? is ambiguous|error binding parameter|"
         r"no operator matches|unknown (?:function|operator)s?|"
         r"(?:too many|not enough) values to unpack",
         V,
