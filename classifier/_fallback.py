@@ -42,8 +42,9 @@ STATUS_CLASSES: tuple[StatusRule, ...] = (
 
 # Words about the input as written (labelling rule 4) and about the environment (rule 5). Most
 # come from the rules' own definitions; the few read off blind batches 3 and 4 neither fixed nor
-# cost anything in the other batch (leave-one-batch-out, docs/classifier.md). No word makes an
-# error TRANSIENT: a retry needs better evidence than a word no rule knew.
+# cost anything in the other batch (measured leave-one-batch-out with each batch's frozen
+# rules). No word makes an error TRANSIENT: a retry needs better evidence than a word no rule
+# knew.
 WEAK_WORDS: tuple[PatternRule, ...] = (
     PatternRule(
         r"(?:at|in) (?:position|offset|line|column|col|char(?:acter)?|byte|index) \d+|"
@@ -108,9 +109,9 @@ WEAK_NAMES: tuple[NameRule, ...] = (
 # Statuses and codes named in the text: "409 Conflict", "HTTP 451", "HTTP Error 415", "status
 # code 503" (the phrase must be the number's own); gRPC / Google canonical codes ("NOT_FOUND"),
 # errno names ("ECONNREFUSED") and getaddrinfo's ("EAI_AGAIN"), in upper case as libraries
-# print them; an HTTP reason phrase in title case ("Conflict"). They share one scan of the
-# lower-cased text with the weak words (a leading non-word character lets the regex engine
-# skip through words in C); the case is checked on the original text afterwards.
+# print them; an HTTP reason phrase in title case ("Conflict"). They share one anchor scan of
+# the lower-cased text with the weak words (the pattern pre-screen's machinery); the case is
+# checked on the original text afterwards.
 _STATUSES = tuple(s for s in HTTPStatus if s.value >= 400)
 _NAMED_CODES = {
     code: rule.kind
