@@ -41,6 +41,17 @@ class TestStatusNamedInText:
         """FTP's "452 Insufficient storage" carries HTTP 507's phrase: not a status."""
         assert _fallback.weak_evidence("452 Insufficient storage space in system.", {}, {}) is None
 
+    def test_lower_case_phrase_after_its_number(self) -> None:
+        """A phrase in lower case counts when its own number stands before it, even at the start."""
+        assert classify_error(Oops("409 conflict")) is P
+        assert classify_error(Oops("409 Client Error: conflict for url")) is P
+        assert classify_error(Oops("we resolved a conflict")) is U
+
+    def test_status_refined_by_its_text(self) -> None:
+        """A named status keeps its rule's refinements: a 413 over a billing tier is a limit."""
+        assert classify_error(None, "HTTP 413: over the billing tier of the project") is P
+        assert classify_error(None, "HTTP 413: over the size of the project") is V
+
     def test_no_status_without_a_marker(self) -> None:
         """A bare 4xx number with no phrase and no HTTP/status marker is not read here."""
         assert _fallback.weak_evidence("got 409 rows from the query", {}, {}) is None
@@ -99,6 +110,10 @@ class TestWeakWords:
     def test_word_decides(self, text: str, expected: ErrorType) -> None:
         """An exception nothing else decided is labelled by the words of its text."""
         assert classify_error(Oops(text)) is expected
+
+    def test_a_word_sharing_a_phrase_anchor(self) -> None:
+        """ "payload" starts HTTP 413's phrase too: when the phrase fails, the word still counts."""
+        assert classify_error(Oops("payload is bad")) is V
 
     def test_first_word_wins(self) -> None:
         """When both kinds of words occur, the one earlier in the text decides."""
