@@ -212,3 +212,22 @@ class TestWeakClassNames:
     def test_message_only_has_no_class(self) -> None:
         """Without an exception there is no class name to read: the text alone decides."""
         assert classify_error(None, "UsageError") is U
+
+
+class TestAlternatives:
+    """The weak words are split into top-level alternatives for the anchor scan."""
+
+    def test_split_only_at_top_level(self) -> None:
+        """Bars inside groups, character classes or escapes do not split a pattern."""
+        pattern = r"a|(?:b|c)d|[|x]|e\|f|g"
+        assert _fallback._alternatives(pattern) == ["a", "(?:b|c)d", "[|x]", r"e\|f", "g"]
+
+    def test_nested_groups_and_a_class_with_a_bracket(self) -> None:
+        """Depth is counted through nested groups; a class ends at its first unescaped bracket."""
+        pattern = r"((a|b)|c)|[\]|]z|h"
+        assert _fallback._alternatives(pattern) == ["((a|b)|c)", r"[\]|]z", "h"]
+
+    def test_every_weak_rule_is_the_union_of_its_parts(self) -> None:
+        """Joining the parts again gives the rule's own pattern back."""
+        for rule in _fallback.WEAK_WORDS:
+            assert "|".join(_fallback._alternatives(rule.pattern)) == rule.pattern
