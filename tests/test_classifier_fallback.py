@@ -111,9 +111,11 @@ class TestWeakWords:
         """An exception nothing else decided is labelled by the words of its text."""
         assert classify_error(Oops(text)) is expected
 
-    def test_a_word_sharing_a_phrase_anchor(self) -> None:
-        """ "payload" starts HTTP 413's phrase too: when the phrase fails, the word still counts."""
+    def test_a_phrase_in_prose_leaves_the_word(self) -> None:
+        """A reason phrase in prose ("locked", not 423 Locked) leaves the weak word to decide."""
         assert classify_error(Oops("payload is bad")) is V
+        locked = Oops("the row was locked by another session")
+        assert explain(locked) is _fallback.WEAK_WORDS[1]
 
     def test_first_word_wins(self) -> None:
         """When both kinds of words occur, the one earlier in the text decides."""
