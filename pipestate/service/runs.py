@@ -325,7 +325,12 @@ class RunManager:
             while len(self._recent) > _RECENT:
                 self._recent.popitem(last=False)
         self.metrics.running.dec()
-        run.finished.set_result(None)
+        finished = run.finished
+        finished.set_result(None)  # wakes the waiters
+        # Kept among the recent runs, a run holds only what reads need: its task (coroutine,
+        # result or traceback) and its own future (a Condition, an RLock, lists) would stay
+        # alive for the collector to walk in every full collection (issue 13).
+        run.finished, run.task = _FINISHED, None
 
     # -- reads, waits and cancels -------------------------------------------------------------
 
@@ -415,6 +420,11 @@ class _RunIds:
             chunk = self._pool[self._at : self._at + 16]
             self._at += 16
         return str(uuid.UUID(bytes=chunk, version=4))
+
+
+# The future of every run once it ended (resolved; waiting on it returns at once).
+_FINISHED: concurrent.futures.Future[None] = concurrent.futures.Future()
+_FINISHED.set_result(None)
 
 
 def _version(path: Path) -> tuple[str, int, int] | None:
