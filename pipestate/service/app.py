@@ -88,6 +88,7 @@ def create_app(
         )
         state.runs.sinks = tuple(factory(state) for factory in plugins.sinks)
         app.state.service = state
+        metrics.gc_pauses.start()
         try:
             async with contextlib.AsyncExitStack() as stack:
                 for factory in plugins.lifecycles:
@@ -97,6 +98,7 @@ def create_app(
                 finally:
                     await state.runs.close()
         finally:
+            metrics.gc_pauses.stop()
             await runner.call(logger.stop())
             await asyncio.to_thread(runner.stop)
             if store is None:

@@ -51,6 +51,9 @@ class GracefulServer(uvicorn.Server):
         await super().startup(sockets)
         gc.collect()
         gc.freeze()
+        state = getattr(self.pipestate_app.state, "service", None)
+        if state is not None:  # /metrics reports the pauses of serving, not of this start-up
+            state.metrics.gc_pauses.reset()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """First signal: drain, then exit; a repeated signal exits at once.
