@@ -73,6 +73,31 @@ class TestLane:
         rows = store.run_sql("SELECT event FROM {org_meta_run_leases}", {})
         assert sorted(r["event"] for r in rows) == ["ACQUIRED"] * 6 + ["RELEASED"] * 6
 
+    def test_a_bad_row_fails_only_its_own_lease(self, tmp_path: Path) -> None:
+        """A lease whose row cannot be built counts a failure; the rows batched with it land."""
+        store = BatchStore(tmp_path / "a.db")
+        store.gate.clear()
+        blocker = _keeper(store, "run-0")
+        pending = [blocker.begin()]
+        assert store.entered.wait(10)
+        broken, good = _keeper(store, "run-bad"), _keeper(store, "run-good")
+
+        def no_row(event: str) -> dict[str, Any]:
+            raise ValueError("no row")
+
+        broken._row = no_row  # type: ignore[method-assign]
+        pending += [broken.begin(), good.begin()]
+        store.gate.set()
+        for future in pending:
+            future.result(10)
+        assert (broken.counts, good.counts) == (
+            {"written": 0, "failed": 1},
+            {"written": 1, "failed": 0},
+        )
+        assert store.batches == [1, 1]  # the good row went alone, in one batch
+        for keeper in (blocker, broken, good):
+            keeper.stop()
+
     def test_heartbeat_is_never_queued_after_release(self, tmp_path: Path) -> None:
         """A heartbeat whose lease already ended is not queued (checked under the lane's lock)."""
         store = BatchStore(tmp_path / "a.db")

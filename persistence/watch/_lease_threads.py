@@ -136,17 +136,26 @@ class Lane:
 
         while (batch := self._take()) is not None:
             started = time.monotonic()
-            rows = [writer._row(event) for writer, event, _ in batch]
-            errors: dict[str, str] = {}
-            failed: str | None = None
-            try:
-                result = self.store.write_batch(RUN_LEASES, rows)
-                errors = {e.row_id: f"row rejected: {e.message}" for e in result.rejected}
-            except Exception as exc:  # a store outage must not kill the runs: each one counts it
-                failed = str(exc)
-            for (writer, event, future), row in zip(batch, rows, strict=True):
+            outcome: dict[int, str | None] = {}  # index in batch -> error (None: landed)
+            rows: dict[int, dict[str, Any]] = {}
+            for index, (writer, event, _) in enumerate(batch):
                 try:
-                    writer._written(event, started, failed or errors.get(row["lease_row_id"]))
+                    rows[index] = writer._row(event)
+                except Exception as exc:  # one lease's bad row must not stop the others
+                    outcome[index] = f"lease row not built: {exc!r}"
+            try:
+                result = self.store.write_batch(RUN_LEASES, list(rows.values())) if rows else None
+                rejected = {e.row_id: e.message for e in result.rejected} if result else {}
+                for index, row in rows.items():
+                    message = rejected.get(row["lease_row_id"])
+                    outcome[index] = None if message is None else f"row rejected: {message}"
+            except Exception as exc:  # a store outage must not kill the runs: each one counts it
+                outcome.update(dict.fromkeys(rows, str(exc)))
+            for index, (writer, event, future) in enumerate(batch):
+                try:
+                    writer._written(event, started, outcome[index])
+                except Exception:  # a lease's bookkeeping bug must not stop the lane
+                    pass
                 finally:
                     future.set_result(None)
 
