@@ -56,3 +56,20 @@ class TestGcPauses:
         finally:
             pauses.stop()
         assert sum(pauses.counts[2]) == 1
+
+
+class TestLabelled:
+    """Cached label children count exactly where labels() would."""
+
+    def test_cached_child_is_the_labelled_series(self) -> None:
+        """labelled() returns one child per label values; increments land in that series."""
+        from pipestate.service.metrics import ServiceMetrics
+
+        metrics = ServiceMetrics()
+        first = metrics.labelled(metrics.transitions, "PIPELINE")
+        assert metrics.labelled(metrics.transitions, "PIPELINE") is first
+        first.inc()
+        metrics.labelled(metrics.transitions, "STEP").inc(2)
+        text = generate_latest(metrics.registry).decode()
+        assert 'pipestate_transitions_total{entity_type="PIPELINE"} 1.0' in text
+        assert 'pipestate_transitions_total{entity_type="STEP"} 2.0' in text

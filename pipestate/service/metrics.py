@@ -160,3 +160,16 @@ class ServiceMetrics:
         self.registry.register(_LoggerCollector(lambda: self.sources))
         self.gc_pauses = GcPauses()
         self.registry.register(self.gc_pauses)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def labelled(self, metric: Any, *values: str) -> Any:
+        """metric.labels(*values), cached (label values here are few and bounded).
+
+        prometheus-client's labels() validates the values, builds a key and takes a lock on
+        every call: about 2 % of the runner thread's time when called per transition (py-spy).
+        """
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child

@@ -148,7 +148,7 @@ class RunManager:
                 sink.emit(record)
             except Exception:  # an exporter must never fail a pipeline
                 _log.exception("extra sink failed")
-        self.metrics.transitions.labels(record.entity_type).inc()
+        self.metrics.labelled(self.metrics.transitions, record.entity_type).inc()
         run = self.runs.get(record.pipeline_logging_id)
         if run is None:
             return
@@ -172,7 +172,7 @@ class RunManager:
             else:
                 run.steps[record.entity_name] = record.to_state
         if record.entity_type == "PIPELINE" and record.to_state in TERMINAL:
-            self.metrics.runs.labels(record.to_state).inc()
+            self.metrics.labelled(self.metrics.runs, record.to_state).inc()
         if run.pending_cancel is not None and record.to_state == "RUNNING":
             asyncio.get_running_loop().call_soon(_cancel_on_loop, run, *run.pending_cancel)
             run.pending_cancel = None
