@@ -26,6 +26,7 @@ import re
 from http import HTTPStatus
 
 from classifier import _codes
+from classifier._lazyre import lazy
 from classifier._prescreen import _Screen, build_screen, trie_regex
 from classifier._rulekinds import CodeRule, NameRule, PatternRule, StatusRule
 from classifier.types import ErrorType
@@ -177,7 +178,7 @@ def _screen() -> tuple[_Screen, tuple[tuple[str, PatternRule, PatternRule | None
 
 # The status number a phrase follows, anchored at the phrase (its own digits would make every
 # digit of a message a candidate position for the scan).
-_NUMBER_BEFORE = re.compile(r"(?<!\d)([45]\d\d)(?: (?:client|server) error)?[ :-]{1,3}$")
+_NUMBER_BEFORE = lazy(r"(?<!\d)([45]\d\d)(?: (?:client|server) error)?[ :-]{1,3}$")
 
 
 @functools.cache
