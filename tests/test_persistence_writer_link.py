@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import sqlite3
@@ -33,9 +34,23 @@ def gone(pid: int) -> bool:
     return False
 
 
-def helper_threads() -> set[str]:
-    """Names of the writer's helper threads alive now."""
-    return {t.name.split("_")[0] for t in threading.enumerate()} & {REPLY_THREAD, SEND_THREAD}
+def helper_threads(before: set[int]) -> set[str]:
+    """Names of the writer's helper threads alive now that were not running `before`."""
+    names = {t.name.split("_")[0] for t in threading.enumerate() if t.ident not in before}
+    return names & {REPLY_THREAD, SEND_THREAD}
+
+
+def settle_earlier_writers() -> set[int]:
+    """Let writers that earlier tests dropped without close() end; the threads alive then.
+
+    A dropped writer's finalizer starts a reply thread (ending with its child), which would
+    otherwise look like one of this test's own.
+    """
+    gc.collect()
+    for thread in threading.enumerate():
+        if thread.name.startswith(REPLY_THREAD):
+            thread.join(30)
+    return {t.ident for t in threading.enumerate() if t.ident is not None}
 
 
 class TestLoopDrivenWriter:
@@ -43,6 +58,7 @@ class TestLoopDrivenWriter:
 
     def test_logger_uses_no_helper_thread(self, tmp_path: Path) -> None:
         """Groups are sent and answered on the loop: no sender or reader thread ever starts."""
+        before = settle_earlier_writers()
         path = tmp_path / "l.db"
         store = SQLiteStore(path, writer_process=True)
         seen: list[set[str]] = []
@@ -52,7 +68,7 @@ class TestLoopDrivenWriter:
                 for i in range(3):
                     logger.emit(record(transition_id=f"a{i}"))
                     assert await logger.flush(timeout=30)
-                    seen.append(helper_threads())
+                    seen.append(helper_threads(before))
 
         asyncio.run(body())
         pid = store.writer_pid
