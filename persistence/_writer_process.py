@@ -111,9 +111,26 @@ def open_writer(
 _SQLITE_USERS: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
+# Held across os.fork() and around every connection closed because its owner was collected:
+# that close runs in whichever thread the garbage collector ran, outside the owner's `_lock`
+# (the owner is gone), and inside SQLite's file mutex. A fork then would leave the writer child
+# waiting for that mutex in its first sqlite3.connect for ever (seen in the test suite).
+_FORK_GUARD = threading.RLock()
+
+
 def register_sqlite_user(owner: Any) -> None:
     """Declare an object whose `_lock` guards all its SQLite calls (see _quiet_fork)."""
     _SQLITE_USERS.add(owner)
+
+
+def close_when_collected(owner: Any, conn: Any) -> None:
+    """Close `conn` when `owner` is garbage collected, never while a writer is being forked."""
+    weakref.finalize(owner, _close_guarded, conn)
+
+
+def _close_guarded(conn: Any) -> None:
+    with _FORK_GUARD, contextlib.suppress(Exception):
+        conn.close()
 
 
 def _quiet_fork() -> int:
@@ -126,7 +143,7 @@ def _quiet_fork() -> int:
             lock = owner._lock
             if lock.acquire(timeout=30):
                 held.append(lock)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _FORK_GUARD:
             # Python 3.12+ warns about fork() with threads running: the child here only uses
             # its own store object, with every SQLite user's lock held across the fork.
             warnings.simplefilter("ignore", DeprecationWarning)

@@ -11,7 +11,12 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from persistence._writer_process import WriterProcess, open_writer, register_sqlite_user
+from persistence._writer_process import (
+    WriterProcess,
+    close_when_collected,
+    open_writer,
+    register_sqlite_user,
+)
 from persistence.queries._scope import ORG_PARAM, scope_sqlite
 from persistence.queries.sqlite import SQLITE_SQL
 from persistence.schema import (
@@ -196,6 +201,7 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 raise _store_error(f"opening {self.path!r}", exc) from exc
             self._conn = conn
+            close_when_collected(self, conn)  # a store dropped unclosed: see _FORK_GUARD
         return self._conn
 
     def _ensure_schema(self) -> None:
