@@ -50,16 +50,16 @@ def _json_option(fn: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")(fn)
 
 
-def open_store_or_fail(url: str, *, outbox: bool = True) -> Any:
+def open_store_or_fail(url: str, *, outbox: bool = True, **options: Any) -> Any:
     """Open the store named by `url`, turning a bad URL into a usage error.
 
     Commands that only read or create tables pass outbox=False: an outbox exists to make
-    writes durable and would only add a file and an upload thread.
+    writes durable and would only add a file and an upload thread. `options` go to the store.
     """
     from persistence.stores import open_store
 
     try:
-        return open_store(url, outbox=outbox)
+        return open_store(url, outbox=outbox, **options)
     except (ValueError, ImportError) as exc:
         raise ConfigError(f"--store {url!r}: {exc}") from None
 
