@@ -15,6 +15,10 @@ from typing import Any, TypeVar
 
 import click
 
+from pipestate._script import STARTUP_GC_THRESHOLD as STARTUP_GC_THRESHOLD
+from pipestate._script import hold_gc
+from pipestate._script import steady_gc as steady_gc
+
 DEFAULT_STORE = "sqlite:pipestate.db"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -448,26 +452,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return rv if isinstance(rv, int) else EXIT_OK
 
 
-# The cyclic collector's first threshold while the console script starts (default 700).
-# Start-up allocates a few hundred thousand objects that live as long as the process (modules,
-# classes, functions) and next to no cyclic garbage; at 700 the collector walks them again and
-# again, about 20 M instructions (~5 ms) of a `pipestate run`. The bound keeps garbage at a
-# few MB; long-running commands (serve, watch) go back to the default: steady_gc().
-STARTUP_GC_THRESHOLD = 50_000
-_DEFAULT_GC: list[tuple[int, ...]] = []
-
-
-def steady_gc() -> None:
-    """Give the collector its default thresholds back (for commands that run for long)."""
-    if _DEFAULT_GC:
-        gc.set_threshold(*_DEFAULT_GC.pop())
-
-
 def console_main() -> None:
     """The `pipestate` console script: run main() on sys.argv and exit with its code."""
-    default = gc.get_threshold()
-    _DEFAULT_GC[:] = [default]
-    gc.set_threshold(STARTUP_GC_THRESHOLD, *default[1:])
+    hold_gc()  # done already when entered through pipestate._script (the installed script)
     code = main()
     # Exiting, the interpreter runs a full cyclic collection over every object still alive
     # (the modules, classes and functions of the whole start-up): about 40 M instructions

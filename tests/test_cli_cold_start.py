@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from persistence._writer_process import THREAD_WRITER_MAX_STEPS, WRITER_ENV
-from pipestate.cli import STARTUP_GC_THRESHOLD, main
+from pipestate._script import STARTUP_GC_THRESHOLD
+from pipestate.cli import main
 
 # Modules a 1-step run that succeeds has no use for, with why each was heavy.
 NOT_ON_A_RUN = (
@@ -184,12 +185,36 @@ class TestInstalledLayout:
 
 class TestConsoleScript:
     def test_the_script_runs_console_main(self) -> None:
-        """The installed `pipestate` script calls console_main (main() stays for in-process use)."""
+        """The installed `pipestate` script enters pipestate._script (main() stays for
+        in-process use)."""
         import tomllib
 
         pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
         scripts = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["scripts"]
-        assert scripts["pipestate"] == "pipestate.cli:console_main"
+        assert scripts["pipestate"] == "pipestate._script:console_main"
+
+    def test_the_collector_is_held_back_before_the_cli_is_imported(self, tmp_path: Path) -> None:
+        """The script raises the first GC threshold before it imports pipestate.cli (click,
+        attrs and the engine are most of start-up's allocations), once."""
+        probe = (
+            "import gc, sys\n"
+            "calls = []\n"
+            "real = gc.set_threshold\n"
+            "def spy(*args):\n"
+            "    calls.append(['pipestate.cli' in sys.modules, args[0]])\n"
+            "    real(*args)\n"
+            "gc.set_threshold = spy\n"
+            "import atexit\n"
+            "atexit.register(lambda: print(calls))\n"
+            "sys.argv[1:] = ['--version']\n"
+            "from pipestate._script import console_main\n"
+            "console_main()\n"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=60
+        )
+        assert proc.returncode == 0
+        assert proc.stdout.splitlines()[-1] == f"[[False, {STARTUP_GC_THRESHOLD}]]"
 
     @pytest.mark.parametrize(
         ("args", "code"), [(("--version",), 0), (("validate", "missing.yml"), 2)]
@@ -202,7 +227,7 @@ class TestConsoleScript:
         probe = (
             "import atexit, gc\n"
             "atexit.register(lambda: print(gc.get_freeze_count() > 0, gc.get_threshold()[0]))\n"
-            "from pipestate.cli import console_main\n"
+            "from pipestate._script import console_main\n"
             "console_main()\n"
         )
         proc = subprocess.run(
@@ -219,7 +244,7 @@ class TestConsoleScript:
         """steady_gc() (serve, watch) puts back the thresholds console_main found."""
         import gc
 
-        import pipestate.cli as cli
+        import pipestate._script as cli
 
         before = gc.get_threshold()
         try:
