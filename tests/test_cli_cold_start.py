@@ -34,6 +34,7 @@ NOT_ON_A_RUN = (
     "classifier.engine",  # nothing failed, nothing to classify
     "classifier.rules",
     "executor.cancellation",  # imported when a signal or fail_fast cancels something
+    "executor.etl",  # the data processors' modules load when a config names one
     "hashlib",  # lease row ids are uuid5 through uuid_utils, not the stdlib's OpenSSL SHA-1
     "structlog",  # nothing logged
     "duckdb",
