@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from classifier.errors import ValidationError
-from classifier.errors import ValidationError
 from executor._validate import parse_config_bytes
 from executor._yaml import YamlGuardError, check_events, load_guarded
 
