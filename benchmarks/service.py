@@ -45,6 +45,11 @@ Figures:
 - loaded_submit_p50_ms / loaded_submit_p99_ms: the submit latency the 50 clients see in the
   follow phase; it includes the time a response waits for the clients' own event loop, busy
   with the other 49 clients (compare client_floor_p99_ms);
+- server_gc_pauses / server_gc_pauses_over_10ms / server_gc_pause_total_ms /
+  server_gc_pause_max_ms: the server's cyclic garbage collections over the whole run (its
+  /metrics, wall time from the collector's start to its end): while one runs, every thread of
+  the server waits, so a long one is a stall of the API loop that no request's own work
+  explains;
 - client_floor_p99_ms: the same 50 clients sending as many requests as the wait phase did to
   GET /healthz (which costs the server almost nothing): the latency this client alone imposes;
 - http_runs_per_s / http_follow_runs_per_s: runs started and finished per second in each phase;
@@ -148,6 +153,32 @@ def _main_thread(pid: int) -> tuple[float, int]:
         return 0.0, 0
     switches = int(status.split("voluntary_ctxt_switches:")[1].split()[0])
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), switches
+
+
+def _gc_pauses(url: str) -> dict[str, float]:
+    """The server's cyclic-collector pauses so far (its /metrics): every thread waits them out."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    count = over_10ms = total = longest = 0.0
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics").text):
+        for sample in family.samples:
+            if sample.name == "pipestate_gc_pause_seconds_count":
+                count += sample.value
+            elif sample.name == "pipestate_gc_pause_seconds_bucket" and sample.labels["le"] in (
+                "0.01",
+                "+Inf",
+            ):  # pauses above 10 ms = (+Inf) - (le 0.01)
+                over_10ms += sample.value * (1 if sample.labels["le"] == "+Inf" else -1)
+            elif sample.name == "pipestate_gc_pause_seconds_sum":
+                total += sample.value
+            elif sample.name == "pipestate_gc_pause_max_seconds":
+                longest = max(longest, sample.value)
+    return {
+        "server_gc_pauses": count,
+        "server_gc_pauses_over_10ms": over_10ms,
+        "server_gc_pause_total_ms": total * 1000,
+        "server_gc_pause_max_ms": longest * 1000,
+    }
 
 
 def _sequential(url: str, key: str, pid: int, requests: int) -> dict[str, float]:
@@ -448,6 +479,7 @@ def run(quick: bool = False) -> dict[str, float]:
             floor_cpu = _cpu_seconds(proc.pid)
             floor = asyncio.run(_client_floor(url, load["requests"]))
             floor_cpu = _cpu_seconds(proc.pid) - floor_cpu
+            gc_pauses = _gc_pauses(url)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=120)
@@ -477,6 +509,7 @@ def run(quick: bool = False) -> dict[str, float]:
         / (same_priority[1] - same_priority[0]),
         "load_average_1m": os.getloadavg()[0],
         **sequential,
+        **gc_pauses,
         "loaded_submit_p50_ms": statistics.median(followed["latencies"]) * 1000,
         "loaded_submit_p99_ms": _percentile(followed["latencies"], 0.99) * 1000,
         "client_floor_p99_ms": floor["p99"] * 1000,

@@ -121,7 +121,7 @@ MYSQL_RULES: tuple[CodeRule, ...] = (
     CodeRule(
         _split(
             "1205 1213 1040 1053 1077 1080 1152 1158 1159 1160 1161 1290 1927 2002 2003 2006 "
-            "2055 1614 3572 4031"
+            "2055 1614 3572 4031 1226 1317"
         ),
         T,
         "lock wait, deadlock, too many connections, server gone away or shutting down, "
@@ -129,9 +129,7 @@ MYSQL_RULES: tuple[CodeRule, ...] = (
         _MYSQL,
         kind="mysql",
     ),
-    CodeRule(
-        _split("3024 1969 1317"), TO, "max_execution_time / statement timeout", _MYSQL, "mysql"
-    ),
+    CodeRule(_split("3024 1969"), TO, "max_execution_time / statement timeout", _MYSQL, "mysql"),
     CodeRule(
         _split(
             "1044 1045 1049 1050 1051 1142 1143 1146 1227 1698 1820 1862 2059 1114 1021 3118 "

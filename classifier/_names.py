@@ -35,6 +35,14 @@ NAME_RULES: tuple[NameRule, ...] = (
         ("ServiceUnavailableError", "RateLimitError", "TransientError", "ConnectionError"),
     ),
     NameRule(
+        r"Column\w*(?:NotFound|Missing)|(?:NoSuch|Unknown|Missing)Column|ShapeError|"
+        r"IllegalCharacter",
+        V,
+        "the class names a column the data lacks or data of the wrong shape: the input "
+        "(labelling rules' tie: a column is not a stored object)",
+        ("ColumnNotFoundError", "ShapeError"),
+    ),
+    NameRule(
         r"Authenticat|Unauthori[sz]ed|Unauthenticated|Forbidden|PermissionDenied|AccessDenied|"
         r"NotAuthori[sz]ed|AuthorizationFail|Credential|Password|NotFound|DoesNotExist|NoSuch|"
         r"Already(?:Exists|Owned)|NotImplemented|NotSupported|Unsupported|Certificate|"
@@ -42,7 +50,7 @@ NAME_RULES: tuple[NameRule, ...] = (
         r"Permanent|error_perm|"
         r"ExpiredToken|TokenExpired|InvalidOperation|Invalid\w*State|IllegalState|TooLarge|"
         r"PreconditionFailed|Denied|DependentObject|OutOfMemory|InvalidTag|InvalidSignature|"
-        r"Unresolvable",
+        r"Unresolvable|TooManyRedirects",
         P,
         "the class says a credential, permission or resource is missing",
         ("AuthenticationFailed", "NotFoundError", "NoCredentialsError"),

@@ -28,7 +28,8 @@ def _status(*codes: int) -> str:
 PATTERN_RULES: tuple[PatternRule, ...] = (
     # -- dependency failures: a step that never ran says so before anything else -------------
     PatternRule(
-        r"upstream[ _-](?:task|step|job|dependenc(?:y|ies)|node|asset|op)?s?[ _-]?"
+        r"upstream[ _-](?!connect|request|server|response|host|proxy|timeout|reset)"
+        r"(?:task|step|job|dependenc(?:y|ies)|node|asset|op)?s?[ _-]?"
         r"(?:\w+ ){0,4}?(?:failed|failure|error(?:ed)?|not (?:successful|completed))"
         r"|upstream_failed",
         D,
@@ -52,6 +53,7 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
     PatternRule(
         r"the external (?:dag|task_group|tasks?) .{0,160}?failed|dependency \S{1,80} raised|"
         r"(?:some|one or more) (?:of the )?upstream tasks? (?:failed|did not succeed)|"
+        r"chord (?:\w+ ){0,3}?(?:failed|raised|errored)|unhandled errors? in a taskgroup|"
         r"skipp(?:ed|ing) (?:step \S{1,80} )?(?:due to|because of) (?:skipped |failed )?"
         r"(?:upstream|dependencies)",
         D,
@@ -97,6 +99,8 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
     ),
     PatternRule(
         r"invalid_grant|token (?:has been )?(?:expired or )?revoked|"
+        r"(?:token|credentials?|api key|password|signature) (?:is |are |has |have )?(?:been )?"
+        r"(?:invalid|expired|revoked)|login (?:failed|denied|incorrect)|denie[sd] access|"
         r"security token included in the request is (?:invalid|expired)|"
         r"invalidclienttokenid|signaturedoesnotmatch|request signature we calculated does not "
         r"match|expiredtoken|unrecognizedclientexception|the aws access key id you provided",
@@ -109,7 +113,8 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"(?:rate|requests?)[ _-]?limit(?:s|ed|ing)?(?: exceeded| reached| hit)?|"
         r"ratelimitexceeded|userratelimitexceeded|exceeded rate limits?|too many requests|"
         r"throttl\w*|slow ?down|request ?limit ?exceeded|provisionedthroughputexceeded\w*|"
-        r"resource[ _]exhausted|rate exceeded",
+        r"resource[ _]exhausted|rate exceeded|"
+        r"(?:requests?|queries|calls|operations|writes|reads) per (?:minute|second|100 seconds)",
         T,
         "rate limits and throttling clear after a pause",
         (
@@ -126,7 +131,9 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         ("Quota exceeded: Your project exceeded quota for free query bytes scanned.",),
     ),
     PatternRule(
-        r"(?:operate on|use) a closed|already closed|(?:connection|cursor|session|client|"
+        r"(?:operate on|use) a closed|operation on (?:a )?closed|already closed|"
+        r"another operation is in progress|"
+        r"(?:connection|cursor|session|client|"
         r"database|handle) (?:is|has been) closed|after close",
         P,
         "the program used a handle it had closed itself; a retry runs the same code",
@@ -147,6 +154,13 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
             "cannot start a transaction within a transaction",
         ),
     ),
+    PatternRule(
+        r"lock[ -]wait timeout",
+        T,
+        "a lock-wait timeout is a lock conflict (labelling rule 3): the transaction succeeds "
+        "once the other one commits",
+        ("Lock wait timeout exceeded; try restarting transaction",),
+    ),
     # -- timeouts -----------------------------------------------------------------------------
     PatternRule(
         r"deadline[ _]exceeded|deadline of [\d.]+s exceeded|statement timeout|"
@@ -154,6 +168,9 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"(?:connect|connection|read|write|socket|request|operation|gateway|pool|job|query)"
         r"[ _-]?time[ d]?[ -]?out(?:error|exception)?|timed? ?out|timeout(?:error|exception)?|"
         r"time limit exceeded|execution expired|took too long|errno 110|etimedout|"
+        r"time (?:limit|budget) (?:exceeded|reached|expired)|exceeded (?:its |the )?(?:time "
+        r"(?:limit|budget)|runtime)|(?:did not|didn't|failed to|could not) (?:\w+ ){0,2}?within "
+        r"[\d.]+ ?(?:ms|s|secs?|seconds?|minutes?)|"
         r"(?:failed|unable) to \w+(?: \w+){0,4}? after [\d.,]+ ?(?:ms|s|secs?|seconds?|"
         r"minutes?)|timeout of [\d,.]+ ?(?:ms|s|secs?|seconds?|second\(s\))",
         TO,
@@ -195,7 +212,11 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"remotedisconnected|serverdisconnectederror|clientconnectorerror|actively refused|"
         r"error \d+ connecting to|could not connect to|socket closed|rst_stream|goaway|"
         r"stream removed|brokers? (?:are|is) down|all_brokers_down|transport failure|"
-        r"error reading (?:\w+ ){0,3}?(?:banner|socket|stream|response)",
+        r"error reading (?:\w+ ){0,3}?(?:banner|socket|stream|response)|socket hang up|"
+        r"(?:peer|server|remote(?: host| end)?|host|other side) (?:\w+ ){0,2}?closed (?:the )?"
+        r"connection|connection (?:was )?closed by|(?:could not|unable to|cannot|failed to) "
+        r"(?:obtain|get|acquire|check out) (?:a )?connection|leader election|"
+        r"election in progress|rolled back (?:\w+ ){0,3}?(?:conflict|deadlock|serializ\w+)",
         T,
         "the connection failed or dropped; the peer is usually back soon",
         (
@@ -219,6 +240,12 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"please retry|retryable|backend ?error|internal ?error|internal server error|"
         r"bad gateway|server ?error|overloaded|too many connections|remaining connection slots|"
         r"database system is (?:starting up|shutting down|in recovery mode)|"
+        r"(?:server|database|node|broker|service|instance|cluster) is (?:starting up|shutting "
+        r"down|restarting|in recovery)|pool (?:is )?exhausted|failover in progress|"
+        r"during failover|fail(?:ing|s) over|lock conflict|lock contention|"
+        r"too many (?:\w+ ){0,2}?connections|(?:is )?loading the dataset|still loading|"
+        r"too many (?:simultaneous|concurrent|parallel) (?:queries|requests)|too many parts|"
+        r"connection loss|max_user_connections|"
         r"administrator command|max retries exceeded|too many \d{3} error responses|"
         r"too many clients|read only replica|readonly you can't write|readonly replica|"
         r"no brokers available|leader not available|not leader for partition|busy ?loading|"
@@ -238,7 +265,9 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"null value in column|duplicate key value|invalid input syntax|value too long for "
         r"type|numeric field overflow|out of range for type|invalid input value for enum|"
         r"integrity ?error|unique constraint failed|not null constraint failed|duplicate entry|"
-        r"cannot be null|may not be null|must not be null|required field",
+        r"cannot be null|may not be null|must not be null|required field|"
+        r"constraint .{1,80}? (?:is )?violated|constraint violation|"
+        r"(?:unique(?:ness)?|foreign key|check|not-null|exclusion) violation",
         V,
         "the data violates a schema or constraint",
         ('null value in column "id" violates not-null constraint',),
@@ -248,7 +277,10 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"(?:missing|unknown) (?:input )?columns?|not in index|are in the \[(?:index|columns)\]|"
         r"keyerror|has no column|invalid column name|no field named|referenced column|"
         r"column .{1,80}? not found|(?:scalar )?function .{1,80}? does not exist|no such function|"
-        r"wrong number of arguments|is not an integer",
+        r"wrong number of arguments|is not an integer|operator does not exist|"
+        r"ambiguous column|column reference .{1,80}? is ambiguous|error binding parameter|"
+        r"no operator matches|unknown (?:function|operator)s?|"
+        r"(?:too many|not enough) values to unpack",
         V,
         "the input lacks a column the step expects",
         ('column "amount" does not exist', "\"['amount'] not in index\""),
@@ -260,6 +292,14 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         r"field required|missing (?:\w+ ){0,3}?required|required (?:field|property|parameter|"
         r"argument|column|key)s? (?:is |are )?missing|invalid (?:\w+ ){0,2}?input|"
         r"invalid (?:value|literal|parameter|argument|format|syntax|json|request|query)\w*|"
+        r"invalid (?:url|uri|dsn|connection string|e-?mail address|address|scheme)|"
+        r"(?:does not|doesn't|did not|could not|cannot|can't) (?:be )?parsed?|"
+        r"not a valid (?:uuid|integer|int|number|float|decimal|date|datetime|time|timestamp|"
+        r"e-?mail|url|uri|json|value|identifier|choice|boolean)|"
+        r"(?:field|parameter|argument|column|property|option|value) .{1,80}? is "
+        r"(?:required|missing)|"
+        r"mismatched (?:data ?)?types?|(?:date|time|timestamp|year|month|day|value|number) "
+        r"(?:is )?out of range|"
         r"invalidquery|syntax error|parse error|could not (?:parse|convert)|cannot parse|"
         r"failed to parse|malformed|expecting value|jsondecodeerror|bad request|"
         r"unprocessable entity|schema mismatch|type mismatch|unexpected (?:type|token|keyword)|"
@@ -287,6 +327,8 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
     # -- permanent: auth, permissions, missing things ----------------------------------------
     PatternRule(
         r"unauthori[sz]ed|unauthenticated|not authori[sz]ed|authori[sz]ation failed|"
+        r"no (?:\w+ )?permissions? (?:to|for|on)|lacks? (?:the )?(?:\w+ )?(?:permission|privilege)|"
+        r"account (?:is |has been )?(?:suspended|disabled|deactivated|locked)|"
         r"authenticat\w* (?:failed|failure|"
         r"required|error)|access ?denied|accessdenied|permission[ _]denied|forbidden|"
         r"insufficient (?:permissions?|privileges?|scopes?)|does not have (?:\w+\.)*\w* ?"
@@ -304,10 +346,11 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
         ),
     ),
     PatternRule(
-        r"not (?:been )?found|notfound|does not exist|doesn'?t exist|no such (?:file|table|"
+        r"not (?:been |be )?found|notfound|does not exist|doesn'?t exist|no such (?:file|table|"
         r"bucket|key|object|host|dataset|relation|database|schema|index|topic|directory)|"
         r"nosuch\w+|not exist|unknown (?:database|table|dataset|project|bucket|topic)|"
-        r"has been deleted|was deleted|resource ?not ?found|unable to open (?:database )?file|"
+        r"has been deleted|was deleted|has been (?:dropped|removed)|resource ?not ?found|"
+        r"unable to open (?:database )?file|"
         r"no files? (?:found|matched)|not in the graph|no such \w+|unresolvable|"
         r"(?:there is )?no (?:item|member|entry|object|file|key|resource|record) named",
         P,
@@ -316,6 +359,7 @@ PATTERN_RULES: tuple[PatternRule, ...] = (
     ),
     PatternRule(
         r"not implemented|not supported|unsupported|already exists|alreadyexists|"
+        r"out of (?:disk|storage)(?: space)?|disk (?:is )?full|insufficient (?:storage|disk)|"
         r"out of memory|no space left on device|disk quota exceeded|read-only file system|"
         r"too large|payload too large|response too large|resources exceeded|"
         r"exceeded resource limits|returned non-zero exit status|"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import attrs
 
+from classifier import _fallback
 from classifier.engine import MAX_CHAIN_DEPTH, MAX_SCAN_CHARS
 from classifier.redact import PROCESSORS
 from classifier.retry import DEFAULT_POLICY
@@ -78,8 +79,11 @@ def _header() -> Iterator[str]:
     yield "   flag is a default in most libraries, so it only turns an UNKNOWN into PERMANENT."
     yield "9. **DB-API base-class names** (PEP 249 `ProgrammingError`, ...), for an otherwise"
     yield "   UNKNOWN verdict."
+    yield "10. **Weak evidence** (table 10), for an otherwise UNKNOWN verdict: a status or code"
+    yield "   *named* in the text, then words in the class name, then words about the input as"
+    yield "   written or the environment."
     yield ""
-    yield "Anything unmatched is `UNKNOWN`, which is not retried. Nothing here imports the"
+    yield "Anything still unmatched is `UNKNOWN`, which is not retried. Nothing here imports the"
     yield "libraries it recognises: classes by name, values by shape."
     yield ""
 
@@ -281,14 +285,45 @@ def _mutation() -> Iterator[str]:
     yield ""
 
 
+def _weak_evidence() -> Iterator[str]:
+    """Level 10."""
+    yield "## 10. Weak evidence"
+    yield ""
+    yield _fallback.__doc__.split("\n\n", 1)[1].strip() if _fallback.__doc__ else ""
+    yield ""
+    yield "In order: an HTTP status with its reason phrase or after `HTTP` / `status` (`409"
+    yield "Conflict`, `HTTP 451`; the phrase must be that status's own), read through table 5;"
+    yield "a gRPC code, errno or getaddrinfo name in upper case (`NOT_FOUND`, `ECONNREFUSED`,"
+    yield "`EAI_AGAIN`), read through table 1; an HTTP reason phrase in title case (`Conflict`);"
+    yield "a status without a rule of its own by its class:"
+    yield ""
+    for status_class in _fallback.STATUS_CLASSES:
+        first, last = status_class.statuses[0], status_class.statuses[-1]
+        yield f"- {first}-{last}: `{status_class.error_type.value}`, {status_class.reason}."
+    yield ""
+    yield "Then words in the class's own name (and its library bases'), case-sensitive:"
+    yield ""
+    yield "| Pattern (class `__name__`) | ErrorType | Why |"
+    yield "|---|---|---|"
+    for name_rule in _fallback.WEAK_NAMES:
+        pattern = name_rule.pattern.replace("|", "\\|")
+        yield f"| `{pattern}` | `{name_rule.error_type.value}` | {name_rule.reason} |"
+    yield ""
+    yield "Then the text's words; the rule whose word occurs first in the text decides:"
+    yield ""
+    yield "| Words (lower-cased text) | ErrorType | Why |"
+    yield "|---|---|---|"
+    for rule in _fallback.WEAK_WORDS:
+        pattern = rule.pattern.replace("|", "\\|")
+        yield f"| `{pattern}` | `{rule.error_type.value}` | {rule.reason} |"
+    yield ""
+
+
 def render() -> str:
     """The whole page as one string."""
     sections = (_header, _code_rules, _type_rules, _name_rules, _status_rules, _pattern_rules)
-    lines = [
-        line
-        for section in (*sections, _retry_and_redaction, _labelling, _mutation)
-        for line in section()
-    ]
+    tail = (_weak_evidence, _retry_and_redaction, _labelling, _mutation)
+    lines = [line for section in (*sections, *tail) for line in section()]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

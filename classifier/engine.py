@@ -6,8 +6,17 @@ import contextlib
 import itertools
 from collections.abc import Iterator
 
+from classifier import _fallback
 from classifier._prescreen import PreScreen
-from classifier._rulekinds import CodeRule, NameRule, PatternRule, Rule, TypeRule, first_refinement
+from classifier._rulekinds import (
+    CodeRule,
+    NameRule,
+    PatternRule,
+    Rule,
+    StatusRule,
+    TypeRule,
+    first_refinement,
+)
 from classifier._signals import (
     attr,
     exception_codes,
@@ -67,10 +76,12 @@ def _verdict(
     """Levels 1-4, then the library's retry flag and the weak class names (levels 5-6)."""
     if not isinstance(exception, BaseException):
         text = error_message[:MAX_SCAN_CHARS] if type(error_message) is str else None
-        rule = _decide(None, message_text(None, error_message) if text is None else text, False)
-        return (rule.error_type, rule) if rule is not None else (ErrorType.UNKNOWN, None)
+        text = message_text(None, error_message) if text is None else text
+        rule = _decide(None, text, False)
+        return (rule.error_type, rule) if rule is not None else _weak_evidence(text, None)
     rich = has_signals(exception)  # once per call: _decide and the flag below both need it
-    rule = _decide(exception, message_text(exception, error_message), rich)
+    text = message_text(exception, error_message)
+    rule = _decide(exception, text, rich)
     verdict = rule.error_type if rule is not None else _from_chain(exception)
     flag = retry_flag(exception, RETRY_FLAG.attributes) if rich else None
     if flag is True and verdict not in RETRYABLE:
@@ -82,7 +93,17 @@ def _verdict(
         return weak.error_type, weak
     if flag is False:
         return NOT_RETRYABLE_FLAG.error_type, NOT_RETRYABLE_FLAG
-    return ErrorType.UNKNOWN, None
+    return _weak_evidence(text, type(exception))
+
+
+def _weak_evidence(text: str, cls: type | None) -> tuple[ErrorType, Rule | None]:
+    """Level 10: a status or code named in the text, a class-name word, then the text's words."""
+    rule: Rule | None = _fallback.weak_evidence(text, _STATUS_INDEX, _CODE_INDEX)
+    if isinstance(rule, StatusRule):
+        rule = first_refinement(rule.refine, text.lower()) or rule
+    elif cls is not None and (rule is None or isinstance(rule, PatternRule)):
+        rule = _name_rule(cls, _fallback.WEAK_NAMES) or rule
+    return (rule.error_type, rule) if rule is not None else (ErrorType.UNKNOWN, None)
 
 
 def _decide(exception: BaseException | None, text: str, rich: bool | None = None) -> Rule | None:

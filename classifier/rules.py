@@ -11,8 +11,8 @@ Anything unmatched is UNKNOWN, which is not retried.
 from __future__ import annotations
 
 from classifier import _codes as _codes_mod
+from classifier import _fallback, _patterns
 from classifier import _names as _names_mod
-from classifier import _patterns
 from classifier._rulekinds import (
     CodeRule,
     FlagRule,
@@ -41,7 +41,8 @@ ACCESS_DENIED_REASON = PatternRule(
     ("403 Access Denied: Table p:d.t: User does not have permission",),
 )
 TIMEOUT_REASON = PatternRule(
-    r"deadline exceeded|deadline_exceeded|timed out|time-?out",
+    r"deadline exceeded|deadline_exceeded|timed out|time-?out|within the (?:permitted|allowed) "
+    r"time",
     TO,
     "a 504 that says a deadline passed is a timeout, not an outage",
     ("504 Deadline Exceeded",),
@@ -103,6 +104,18 @@ NOT_THE_DATA_REASON = PatternRule(
     ("There is no item named 'orders.csv' in the archive", "No such transport: sqs2"),
 )
 
+# A TypeError a serialiser raises about a value in the data (orjson's 64-bit range, fastavro's
+# field types, json's "not JSON serializable") is the input's fault (labelling rule 4 comes
+# before rule 5's "bugs (TypeError)").
+DATA_VALUE_REASON = PatternRule(
+    r"not (?:json |msgpack )?serializable|(?:an? )?(?:integer|int|float|str|string|bytes|"
+    r"number|bool(?:ean)?) is required (?:on|for|in) (?:field|column|key)|"
+    r"exceeds (?:the )?(?:\d+-bit |valid )?range",
+    V,
+    "a builtin TypeError about a value in the data being serialised: the same record fails",
+    ("Object of type set is not JSON serializable", "Integer exceeds 64-bit range"),
+)
+
 SSL_EOF_REASON = PatternRule(
     r"eof occurred in violation of protocol|unexpected_eof_while_reading|"
     r"connection reset by peer|ssl: unexpected eof",
@@ -147,7 +160,7 @@ CODE_RULES: tuple[CodeRule, ...] = (
             TransactionInProgressException RequestLimitExceeded BandwidthLimitExceeded
             LimitExceededException RequestThrottled SlowDown PriorRequestNotComplete
             EC2ThrottledException InternalError InternalFailure ServiceUnavailable
-            ServiceUnavailableException IDPCommunicationError"""
+            ServiceUnavailableException IDPCommunicationError TransactionConflictException"""
         ),
         T,
         "throttling and server-side codes that botocore's own retry handler retries",
@@ -335,7 +348,9 @@ TYPE_RULES: tuple[TypeRule, ...] = (
             """
         ),
         P,
-        "a missing resource, credential or permission, or a bug: a retry repeats it",
+        "a missing resource, credential or permission, or a bug: a retry repeats it, unless "
+        "it is a serialiser's TypeError about a value in the data",
+        refine=(DATA_VALUE_REASON,),
     ),
     TypeRule(
         _names("google.api_core.exceptions: BadRequest InvalidArgument OutOfRange"),
@@ -352,7 +367,7 @@ TYPE_RULES: tuple[TypeRule, ...] = (
             sqlalchemy.exc: ArgumentError
             requests.exceptions: MissingSchema InvalidSchema InvalidURL InvalidHeader URLRequired
             urllib3.exceptions: LocationParseError
-            httpx httpx._exceptions: InvalidURL UnsupportedProtocol DecodingError
+            httpx httpx._exceptions httpcore: InvalidURL UnsupportedProtocol DecodingError
             aiohttp.client_exceptions: InvalidURL
             botocore.exceptions: ParamValidationError ValidationError UnknownParameterError
             botocore.exceptions: RangeError UnknownKeyError InvalidRegionError
@@ -407,7 +422,12 @@ TYPE_RULES = (
 STATUS_RULES: tuple[StatusRule, ...] = (
     StatusRule((408,), TO, "HTTP 408 Request Timeout"),
     StatusRule((504,), T, "HTTP 504 Gateway Timeout: a backend overran", refine=(TIMEOUT_REASON,)),
-    StatusRule((429, 500, 502, 503), T, "HTTP 429 Too Many Requests / 5xx server trouble"),
+    StatusRule(
+        (429, 500, 502, 503),
+        T,
+        "HTTP 429 Too Many Requests / 5xx server trouble, unless it says a time budget ran out",
+        refine=(TIMEOUT_REASON,),
+    ),
     StatusRule(
         (403,),
         P,
@@ -470,4 +490,8 @@ RULES: tuple[tuple[str, tuple[Rule, ...]], ...] = (
     ("3. message patterns", PATTERN_RULES),
     ("5. retry flag set by the library", (RETRY_FLAG, NOT_RETRYABLE_FLAG)),
     ("6. DB-API base class names", WEAK_NAME_RULES),
+    (
+        "10. weak evidence (otherwise UNKNOWN)",
+        (*_fallback.STATUS_CLASSES, *_fallback.WEAK_NAMES, *_fallback.WEAK_WORDS),
+    ),
 )

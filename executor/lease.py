@@ -1,10 +1,10 @@
 """The executor's side of a run lease: hold it while the run executes, stop if it is lost.
 
-run_pipeline(..., store=...) calls open_lease(store, run): a LeaseKeeper heartbeats from its own
-thread (persistence/watch/leases.py) and the run's sink is wrapped so that no record is passed
-on once the lease cannot be trusted. When the lease is lost the run's task is cancelled with
-source "recovery"; the rows that cancellation would write are dropped, because a watcher has
-recovered (or is about to recover) the run and its rows are the ones that count.
+run_pipeline(..., store=...) calls open_lease(store, run): a LeaseKeeper heartbeats from the
+process's lease threads (persistence/watch/leases.py) and the run's sink is wrapped so that no
+record is passed on once the lease cannot be trusted. When the lease is lost the run's task is
+cancelled with source "recovery"; the rows that cancellation would write are dropped, because a
+watcher has recovered (or is about to recover) the run and its rows are the ones that count.
 """
 
 from __future__ import annotations
@@ -80,11 +80,16 @@ class RunLease:
                 raise
             self._task.uncancel()  # our own cancellation: the run ends, the caller goes on
         finally:
-            await asyncio.to_thread(self.keeper.stop)
+            # The RELEASED row goes with other runs' rows (the store's lease lane); no thread.
+            await asyncio.wrap_future(self.keeper.end())
+            # The run, its task and its keeper point at each other: part the cycle here so the
+            # run's objects are freed when it ends, not by a later (longer) collection.
+            self.keeper.on_lost = None
+            self._task = None
 
     async def _start_keeper(self) -> asyncio.CancelledError | None:
-        """Take the lease in a thread; a cancel meanwhile is held (returned), not lost."""
-        starting = asyncio.ensure_future(asyncio.to_thread(self.keeper.start))
+        """Take the lease (the store's lease lane writes it); a cancel meanwhile is held."""
+        starting = asyncio.wrap_future(self.keeper.begin())
         pending: asyncio.CancelledError | None = None
         while not starting.done():
             try:

@@ -111,6 +111,7 @@ async def run_pipeline(
         params=resolved,
     )
     await (execution.execute() if lease is None else lease.run(execution.execute()))
+    run.forget_steps()  # no run <-> step cycle left for the collector (issue 13)
     failed = execution.failures[0] if execution.failures and run.state != "COMPLETED" else None
     error_type, error_message = _pipeline_error(run.state, execution, failed)
     return PipelineResult(

@@ -102,6 +102,16 @@ class PipelineRun:
         """The events allowed in the current state."""
         return PIPELINE_ENGINE.legal_events(self.state)
 
+    def forget_steps(self) -> None:
+        """Once terminal, drop the run's list of its steps (each step points back at the run).
+
+        Hook for the executor (issue 13): a finished run is then freed by reference counting,
+        not by a cyclic collection, which stops every thread of the process while it runs.
+        """
+        if self.is_terminal:
+            with self._lock:
+                self._steps.clear()
+
     def start(
         self, *, reason: str | None = None, metadata: dict[str, Any] | None = None
     ) -> TransitionRecord:

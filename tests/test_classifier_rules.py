@@ -608,3 +608,140 @@ class TestChainAndNamesEdges:
                 return "connection refused by warehouse"
 
         assert classify_error(None, Message()) is T
+
+
+class TestLabellingRuleDefinitions:
+    """Phrases the labelling rules name in their own definitions classify as those rules say."""
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("operator does not exist: integer = text", V),  # unknown operator: the statement
+            ("unknown function: foo()", V),
+            ("too many values to unpack (expected 2)", V),  # wrong arity
+            ('check constraint "positive" is violated by some row', V),
+            ("Invalid URL 'htp:/x': No scheme supplied", V),  # a malformed URL
+            ('invalid DSN: missing "=" after "host"', V),  # a connection string that won't parse
+            ("the connection pool is exhausted", T),  # too many connections
+            ("the server is shutting down", T),
+            ("replica is read-only during failover", T),
+            ("lock conflict on no wait transaction", T),
+            ("Lock wait timeout exceeded", T),  # rule 3: the conflict is the cause
+            ("canceling statement due to lock timeout", TO),  # PostgreSQL's, labelled TIMEOUT
+            ("chord member failed", D),
+            ("Redis is loading the dataset in memory", T),
+            ("too many open connections", T),
+            ("the primary is failing over", T),
+            ("uniqueness violation on key email", V),
+            ("option --limit does not parse", V),
+            ("mismatched types int and str", V),
+            ("date out of range", V),
+            ("no permission to read bucket", P),
+            ("out of disk space", P),
+            ("I/O operation on closed file", P),
+            ("profile named prod could not be found", P),  # parses, names something missing
+            ("account suspended", P),
+            ("operation did not complete within 30 seconds", TO),
+            ("the query exceeded its time budget", TO),
+            ("the peer closed the connection", T),
+            ("socket hang up", T),
+            ("upstream connect error or disconnect/reset before headers", T),  # a proxy's 503
+            ("could not obtain a connection from the pool", T),
+            ("leader election in progress", T),
+            ("transaction was rolled back due to a conflict", T),
+            ("quota for requests per minute exceeded", T),  # a rate, not a daily quota
+            ("the bucket policy denies access", P),
+            ("login failed", P),
+            ("token is invalid or expired", P),
+            ("table orders has been dropped", P),
+            ("not a valid UUID", V),
+            ("field 'email' is required", V),
+        ],
+    )
+    def test_definition_phrase(self, text: str, expected: ErrorType) -> None:
+        """A message made of a definition's own words gets that definition's label."""
+        assert classify_error(None, text) is expected
+
+
+class TestAfterBatch5:
+    """Rules added after blind batch 5 was measured (batch 5 is no longer blind for them)."""
+
+    @pytest.mark.parametrize(
+        ("number", "text", "expected"),
+        [
+            (1226, "User 'u' has exceeded the 'max_user_connections' resource", T),
+            (1317, "Query execution was interrupted", T),  # a KILL QUERY, not a time budget
+            (
+                3024,
+                "Query execution was interrupted, maximum statement execution time exceeded",
+                TO,
+            ),
+        ],
+    )
+    def test_mysql_numbers(self, number: int, text: str, expected: ErrorType) -> None:
+        """A user's connection limit and an operator's KILL clear by themselves."""
+        exc = stand_in_class("pymysql.err.OperationalError")(number, text)
+        assert classify_error(exc) is expected
+
+    @pytest.mark.parametrize(
+        ("cls", "text", "expected"),
+        [
+            ("polars.exceptions.ColumnNotFoundError", 'unable to find column "price"', V),
+            ("polars.exceptions.ShapeError", "height of column 'qty' (1) does not match", V),
+            ("openpyxl.utils.exceptions.IllegalCharacterError", "x cannot be used", V),
+            ("aiohttp.client_exceptions.TooManyRedirects", "0, message=''", P),
+            ("httpcore.UnsupportedProtocol", "Request URL is missing an 'http://' protocol.", V),
+            ("somelib.errors.TableNotFound", "", P),  # a stored object stays PERMANENT
+        ],
+    )
+    def test_class_names(self, cls: str, text: str, expected: ErrorType) -> None:
+        """A class that names a column or the data's shape is the input (the tie rule)."""
+        assert classify_error(stand_in_class(cls)(text)) is expected
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("Integer exceeds 64-bit range", V),
+            ("an integer is required on field qty", V),
+            ("Object of type set is not JSON serializable", V),
+            ("unsupported operand type(s) for +: 'int' and 'str'", P),  # a bug stays a bug
+        ],
+    )
+    def test_serialiser_type_errors(self, text: str, expected: ErrorType) -> None:
+        """A TypeError about a value in the data is the input's fault; others remain bugs."""
+        assert classify_error(TypeError(text)) is expected
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("unhandled errors in a TaskGroup (1 sub-exception)", D),
+            ("cannot perform operation: another operation is in progress", P),
+            ("ambiguous column name: id", V),
+            ("Error binding parameter 1: type 'dict' is not supported", V),
+            ("Code: 202. DB::Exception: Too many simultaneous queries. Maximum: 1", T),
+            ("Code: 252. DB::Exception: Too many parts (300 with average size)", T),
+        ],
+    )
+    def test_message_families(self, text: str, expected: ErrorType) -> None:
+        """Wording families from batch 5's misses, message alone."""
+        assert classify_error(None, text) is expected
+
+    def test_5xx_that_says_its_time_ran_out(self) -> None:
+        """A 500 whose text says the permitted time ran out is a TIMEOUT (labelling rule 2)."""
+        exc = stand_in_class("azure.core.exceptions.HttpResponseError")(
+            "The operation could not be completed within the permitted time."
+        )
+        exc.status_code = 500  # type: ignore[attr-defined]
+        assert classify_error(exc) is TO
+        other = stand_in_class("azure.core.exceptions.HttpResponseError")("Server busy")
+        other.status_code = 500  # type: ignore[attr-defined]
+        assert classify_error(other) is T
+
+    def test_dynamodb_transaction_conflict(self) -> None:
+        """DynamoDB's TransactionConflictException (400) is a conflict that clears: TRANSIENT."""
+        exc = stand_in_class("botocore.exceptions.ClientError")("conflict")
+        exc.response = {  # type: ignore[attr-defined]
+            "Error": {"Code": "TransactionConflictException", "Message": "conflict"},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        }
+        assert classify_error(exc) is T

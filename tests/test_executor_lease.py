@@ -18,6 +18,7 @@ from persistence import LoggerSettings, MetadataLogger
 from persistence.bootstrap import bootstrap
 from persistence.stores.base import RUN_LEASES, WriteResult
 from persistence.stores.sqlite import SQLiteStore
+from persistence.watch import _lease_threads
 from persistence.watch.leases import LeaseSettings
 from persistence.watch.watcher import Watcher
 from statemachine import InMemorySink, PipelineRun
@@ -257,4 +258,8 @@ class TestCancelWhileTakingTheLease:
         )
         leases = store.inner.run_sql("SELECT * FROM {org_meta_run_leases}", {})
         assert leases, "the lease was taken"
-        assert not [t for t in threading.enumerate() if "lease" in t.name.lower()]
+        # Ended: no heartbeat or fence check is left on the clock, and no run has a thread of
+        # its own (only the process's shared lease clock and writer lanes exist).
+        assert _lease_threads.CLOCK.pending == 0
+        shared = {"pipestate-lease-clock", "pipestate-lease-writer"}
+        assert not [t for t in threading.enumerate() if "lease" in t.name and t.name not in shared]

@@ -338,3 +338,39 @@ class TestValidation:
         with pytest.raises(ValidationError, match="org_slug"):
             asyncio.run(run_pipeline("x/y/z", org_slug="../evil", logger=sink))
         assert sink.records == []
+
+
+class TestMemory:
+    """A finished run is freed by reference counting: it leaves no cyclic garbage."""
+
+    def test_finished_run_leaves_no_cycles(self, tmp_path: Path) -> None:
+        """With a store (so a lease too), no run, step or lease object is left to the collector."""
+        import gc
+
+        from persistence.stores.sqlite import SQLiteStore
+
+        store = SQLiteStore(tmp_path / "a.db")
+        cfg = _config(
+            "".join(f"  - {{step_id: s{i}, processor: generic.noop}}\n" for i in range(3))
+        )
+        _run(cfg, InMemorySink(), store=store)  # imports and one-time set-up
+        gc.collect()
+        gc.disable()
+        try:
+            sink = InMemorySink()
+            result = _run(cfg, sink, store=store)
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            gc.collect()
+            ours = [
+                type(o).__name__
+                for o in gc.garbage
+                if type(o).__name__ in {"PipelineRun", "StepRun", "LeaseKeeper", "FencedSink"}
+            ]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+            store.close()
+        assert result.state == "COMPLETED"
+        assert len(sink.records) == 8  # the run really ran: 1 + 3 steps, 2 transitions each
+        assert ours == []

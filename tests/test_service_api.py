@@ -333,6 +333,8 @@ class TestHealth:
             "pipestate_queue_depth",
             "pipestate_queue_utilization_pct",
             "pipestate_http_request_duration_seconds_bucket",
+            "pipestate_gc_pause_seconds_bucket",
+            "pipestate_gc_pause_max_seconds",
         ):
             assert family in metrics.text
         assert 'route="/api/v1/runs/{org_slug}",status="200"' in metrics.text

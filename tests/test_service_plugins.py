@@ -54,3 +54,19 @@ def test_serve_mounts_the_dashboard_behind_real_org_keys(tmp_path: Path) -> None
             assert "org_b" not in refused.text
             assert browser.get("/ui/runs").status_code in (303, 307)
         assert server.stop() == 0
+
+
+def test_fastapi_http_telemetry_only_with_otel() -> None:
+    """FastAPI's own per-request telemetry is off by default and on when --otel asks for it."""
+    from fastapi import FastAPI
+
+    from pipestate.service.app import create_app
+    from pipestate.service.plugins import service_plugins
+
+    if not hasattr(FastAPI(), "_native_telemetry"):
+        pytest.skip("this FastAPI has no native telemetry")
+    plain = create_app(plugins=service_plugins(ui=False, watch=False))
+    traced = create_app(plugins=service_plugins(ui=False, watch=False, otel=True))
+    assert not plain._native_telemetry.config["tracing"]
+    assert not plain._native_telemetry.enabled()
+    assert traced._native_telemetry.config["tracing"]

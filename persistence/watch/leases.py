@@ -8,8 +8,9 @@ newest row has passed; the watcher then recovers the run (persistence/watch/reco
 
 The owner fences itself: if it could not renew for (missed_heartbeats - 1) intervals it calls
 `on_lost` and must write nothing more for the run, because a watcher may recover it one interval
-later. Heartbeats come from a thread, so a processor that blocks the event loop does not make a
-live run look dead.
+later. Heartbeats come from the process's lease threads (one clock, one writer lane per store:
+_lease_threads.py), so a processor that blocks the event loop does not make a live run look
+dead, and no run starts a thread of its own.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from typing import Any
 
 import attrs
 import uuid_utils
 
-from persistence.stores.base import RUN_LEASES, Store
+from persistence.stores.base import Store
+from persistence.watch import _lease_threads as _threads
 
 HEARTBEAT_ENV = "PIPESTATE_HEARTBEAT_SECONDS"
 MISSED_ENV = "PIPESTATE_LEASE_MISSED_HEARTBEATS"
@@ -156,10 +159,12 @@ def _json(value: Mapping[str, Any]) -> str:
 
 
 class LeaseKeeper:
-    """Holds one run's lease: writes ACQUIRED, heartbeats from a daemon thread, RELEASED at stop.
+    """Holds one run's lease: writes ACQUIRED, heartbeats on the process's lease clock, RELEASED.
 
-    `on_lost()` is called once, from the heartbeat thread, when the lease can no longer be
-    trusted (no successful renewal for missed_heartbeats - 1 intervals after one had landed).
+    `on_lost()` is called once, from the clock (or writer) thread, when the lease can no longer
+    be trusted (no successful renewal for missed_heartbeats - 1 intervals after one had landed).
+    No thread of its own: the rows go through the store's lease lane (_lease_threads.py), batched
+    with other runs' rows, and the heartbeats and fence checks are entries on one clock.
     """
 
     def __init__(
@@ -182,38 +187,46 @@ class LeaseKeeper:
         self.on_lost = on_lost
         self._seq = 0
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._last_success: float | None = None  # monotonic start of the last landed write
         self.lost = threading.Event()
-        self._fence_timer: threading.Timer | None = None
+        self._beat: list[Any] | None = None  # the clock entries of the next heartbeat / fence
+        self._fence: list[Any] | None = None
         self._lose_lock = threading.Lock()
         self.counts = {"written": 0, "failed": 0}
 
+    def begin(self) -> Future[None]:
+        """Queue the ACQUIRED row (best effort); heartbeats start once it was tried."""
+        future = _threads.submit(self.store, self, ACQUIRED)
+        assert future is not None  # only heartbeats are ever skipped
+        return future
+
     def start(self) -> None:
-        """Write the ACQUIRED row (best effort) and start the heartbeat thread."""
-        self._write(ACQUIRED)
-        self._thread = threading.Thread(
-            target=self._loop, name=f"pipestate-lease-{self.pipeline_logging_id[:8]}", daemon=True
-        )
-        self._thread.start()
+        """Write the ACQUIRED row (best effort) and start heartbeating (blocking form of begin)."""
+        self.begin().result()
+
+    def end(self, *, release: bool = True) -> Future[None]:
+        """Stop heartbeating; queue RELEASED unless the lease was lost (then write nothing)."""
+        self._stop.set()
+        _threads.CLOCK.cancel(self._beat)
+        _threads.CLOCK.cancel(self._fence)
+        self._beat = self._fence = None
+        future = None
+        if release and not self.lost.is_set():
+            future = _threads.submit(self.store, self, RELEASED)
+        if future is None:
+            future = Future()
+            future.set_result(None)
+        return future
 
     def stop(self, *, release: bool = True) -> None:
-        """Stop heartbeating; write RELEASED unless the lease was lost (then write nothing)."""
-        self._stop.set()
-        if self._thread is not None:
-            # A lost lease's thread may be stuck in a hung store call: do not wait for it.
-            wait = 0.1 if self.lost.is_set() else self.settings.heartbeat_seconds + 5.0
-            self._thread.join(wait)
-        if self._fence_timer is not None:
-            self._fence_timer.cancel()
-        if release and not self.lost.is_set():
-            self._write(RELEASED)
+        """Stop heartbeating and wait for the RELEASED row (blocking form of end)."""
+        self.end(release=release).result()
 
     def valid(self) -> bool:
         """True while the lease can be trusted; on expiry, marks it lost (cheap: one clock read).
 
-        The executor's sink asks before every record, so a run whose heartbeat thread is stuck
-        (a hung store call, a paused process) still stops writing before a watcher may act.
+        The executor's sink asks before every record, so a run whose heartbeat is stuck (a hung
+        store call, a paused process) still stops writing before a watcher may act.
         """
         if self.lost.is_set():
             return False
@@ -227,16 +240,18 @@ class LeaseKeeper:
     def _fence_after(self) -> float:
         return self.settings.heartbeat_seconds * (self.settings.missed_heartbeats - 1)
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.settings.heartbeat_seconds):
-            if not self.valid():
-                return
-            self._write(HEARTBEAT)
-            if not self.valid():  # the write itself may have hung past the fencing window
-                return
+    def _check(self) -> None:
+        """On the clock thread: the fence check (valid() marks the lease lost when due)."""
+        self.valid()
+
+    def _heartbeat(self) -> None:
+        """On the clock thread: queue a HEARTBEAT row unless stopped or already lost."""
+        self._beat = None
+        if self.valid():
+            _threads.submit(self.store, self, HEARTBEAT, unless=self._stop.is_set)
 
     def _lose(self) -> None:
-        with self._lose_lock:  # the sink (loop thread) and the keeper thread may both get here
+        with self._lose_lock:  # the sink (loop thread) and the clock thread may both get here
             if self.lost.is_set():
                 return
             self.lost.set()
@@ -249,14 +264,14 @@ class LeaseKeeper:
         if self.on_lost is not None:
             try:
                 self.on_lost()
-            except Exception as exc:  # the keeper thread must not die on a callback bug
+            except Exception as exc:  # the clock thread must not die on a callback bug
                 _log().error("lease_on_lost_failed", error=repr(exc))
 
-    def _write(self, event: str) -> None:
-        started = time.monotonic()
+    def _row(self, event: str) -> dict[str, Any]:
+        """On the lane thread: this lease's next row (the sequence number grows by one)."""
         seq = self._seq
         self._seq += 1
-        row = lease_row(
+        return lease_row(
             pipeline_logging_id=self.pipeline_logging_id,
             org_slug=self.org_slug,
             pipeline_id=self.pipeline_id,
@@ -266,25 +281,26 @@ class LeaseKeeper:
             at=dt.datetime.now(dt.UTC),
             lease_ms=int(self.settings.lease_seconds * 1000),
         )
-        try:
-            result = self.store.write_batch(RUN_LEASES, [row])
-            if result.rejected:
-                raise ValueError(f"row rejected: {result.rejected[0].message}")
-        except Exception as exc:  # a store outage must not kill the run: count and go on
-            self.counts["failed"] += 1
-            _log().warning("lease_write_failed", lease_event=event, error=str(exc)[:300])
-            return
-        self.counts["written"] += 1
-        self._last_success = started
-        self._arm_fence(started)
 
-    def _arm_fence(self, started: float) -> None:
-        """Check the lease again when it would need fencing, even if the thread is stuck."""
-        delay = max(0.0, started + self._fence_after - time.monotonic())
-        timer = threading.Timer(delay + 0.001, self.valid)
-        timer.daemon = True
-        previous, self._fence_timer = self._fence_timer, timer
-        if previous is not None:
-            previous.cancel()
-        if not self._stop.is_set():
-            timer.start()
+    def _written(self, event: str, started: float, error: str | None) -> None:
+        """On the lane thread, once the row was tried: count, re-arm the fence, plan a beat."""
+        if error is not None:  # a store outage must not kill the run: count and go on
+            self.counts["failed"] += 1
+            _log().warning("lease_write_failed", lease_event=event, error=error[:300])
+        else:
+            self.counts["written"] += 1
+            self._last_success = started
+        if event == RELEASED or self._stop.is_set():
+            return
+        if error is None:
+            # Check the lease again when it would need fencing, even if a later write hangs.
+            fence = _threads.CLOCK.at(started + self._fence_after + 0.001, self._check)
+            _threads.CLOCK.cancel(self._fence)
+            self._fence = fence
+        if self.valid():  # the write itself may have hung past the fencing window
+            self._beat = _threads.CLOCK.at(
+                time.monotonic() + self.settings.heartbeat_seconds, self._heartbeat
+            )
+        if self._stop.is_set():  # end() ran meanwhile: it may have missed the new entries
+            _threads.CLOCK.cancel(self._beat)
+            _threads.CLOCK.cancel(self._fence)

@@ -92,6 +92,7 @@ class Timing:
         finally:
             route: Any = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            self.metrics.latency.labels(scope.get("method", ""), template, str(status[0])).observe(
+            method = scope.get("method", "")
+            self.metrics.labelled(self.metrics.latency, method, template, str(status[0])).observe(
                 time.perf_counter() - start
             )

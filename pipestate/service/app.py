@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -45,6 +46,8 @@ class Plugins:
     routers: tuple[APIRouter, ...] = ()
     sinks: tuple[SinkFactory, ...] = ()
     lifecycles: tuple[LifecycleFactory, ...] = ()
+    # FastAPI's own OpenTelemetry HTTP spans and metrics (FastAPI >= 0.165): on with --otel.
+    http_telemetry: bool = False
 
 
 def _open_store(settings: ServiceSettings) -> Any:
@@ -52,6 +55,18 @@ def _open_store(settings: ServiceSettings) -> Any:
 
     outbox: bool | str = settings.outbox_path or True
     return open_store(settings.store_url, outbox=outbox)
+
+
+def _telemetry(wanted: bool) -> dict[str, Any]:
+    """FastAPI's native telemetry off unless wanted (where this FastAPI has it).
+
+    Even with no OpenTelemetry provider set up, it asks on every request whether one is
+    (environment lookups through opentelemetry's globals): about 6 % of the API thread's time
+    under load (py-spy, issue 13). `pipestate serve --otel` turns it back on.
+    """
+    if wanted or "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
 
 
 def create_app(
@@ -88,6 +103,7 @@ def create_app(
         )
         state.runs.sinks = tuple(factory(state) for factory in plugins.sinks)
         app.state.service = state
+        metrics.gc_pauses.start()
         try:
             async with contextlib.AsyncExitStack() as stack:
                 for factory in plugins.lifecycles:
@@ -97,12 +113,14 @@ def create_app(
                 finally:
                     await state.runs.close()
         finally:
+            metrics.gc_pauses.stop()
             await runner.call(logger.stop())
             await asyncio.to_thread(runner.stop)
             if store is None:
                 await asyncio.to_thread(backend.close)
 
     app = FastAPI(
+        **_telemetry(plugins.http_telemetry),
         title="pipestate",
         version=_version(),
         description="Run pipelines as state machines; read their audit trail. Errors are "

@@ -116,4 +116,4 @@ def service_plugins(
         lifecycles.append(_watcher)
     if lineage or otel:
         lifecycles.append(_exporters(lineage, otel))
-    return Plugins(routers=tuple(routers), lifecycles=tuple(lifecycles))
+    return Plugins(routers=tuple(routers), lifecycles=tuple(lifecycles), http_telemetry=otel)

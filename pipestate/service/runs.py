@@ -148,7 +148,7 @@ class RunManager:
                 sink.emit(record)
             except Exception:  # an exporter must never fail a pipeline
                 _log.exception("extra sink failed")
-        self.metrics.transitions.labels(record.entity_type).inc()
+        self.metrics.labelled(self.metrics.transitions, record.entity_type).inc()
         run = self.runs.get(record.pipeline_logging_id)
         if run is None:
             return
@@ -172,7 +172,7 @@ class RunManager:
             else:
                 run.steps[record.entity_name] = record.to_state
         if record.entity_type == "PIPELINE" and record.to_state in TERMINAL:
-            self.metrics.runs.labels(record.to_state).inc()
+            self.metrics.labelled(self.metrics.runs, record.to_state).inc()
         if run.pending_cancel is not None and record.to_state == "RUNNING":
             asyncio.get_running_loop().call_soon(_cancel_on_loop, run, *run.pending_cancel)
             run.pending_cancel = None
@@ -325,7 +325,12 @@ class RunManager:
             while len(self._recent) > _RECENT:
                 self._recent.popitem(last=False)
         self.metrics.running.dec()
-        run.finished.set_result(None)
+        finished = run.finished
+        finished.set_result(None)  # wakes the waiters
+        # Kept among the recent runs, a run holds only what reads need: its task (coroutine,
+        # result or traceback) and its own future (a Condition, an RLock, lists) would stay
+        # alive for the collector to walk in every full collection (issue 13).
+        run.finished, run.task = _FINISHED, None
 
     # -- reads, waits and cancels -------------------------------------------------------------
 
@@ -415,6 +420,11 @@ class _RunIds:
             chunk = self._pool[self._at : self._at + 16]
             self._at += 16
         return str(uuid.UUID(bytes=chunk, version=4))
+
+
+# The future of every run once it ended (resolved; waiting on it returns at once).
+_FINISHED: concurrent.futures.Future[None] = concurrent.futures.Future()
+_FINISHED.set_result(None)
 
 
 def _version(path: Path) -> tuple[str, int, int] | None:

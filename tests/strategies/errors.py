@@ -24,11 +24,13 @@ def fresh_classifier_caches() -> None:
     (which runs, per mutant, only the tests that reached the mutated function) would test them
     with the wrong tests.
     """
-    from classifier import _signals, engine
+    from classifier import _fallback, _signals, engine
 
     for table in (engine._TYPE_CACHE, engine._SPECIFIC_CACHE, _signals._ABSENT, _signals._RICH):
         table.clear()
     engine._PATTERNS._screen = None  # rebuilt on first use (re's own cache keeps it cheap)
+    for cached in (_fallback._screen, _fallback._phrases, _fallback._statuses_by_phrase):
+        cached.cache_clear()  # level 10's scan, built on first use like the pre-screen
 
 
 def load_corpus(path: Path = CORPUS_PATH) -> list[dict[str, Any]]:
@@ -125,6 +127,12 @@ def build_exception(entry: dict[str, Any]) -> BaseException | None:
             exc = None
         if exc is not None and str(exc) != message and qualified != "builtins.KeyError":
             exc = None  # constructor reshaped the message; use a faithful stand-in
+    group = _builtin(qualified)
+    if exc is None and group is not None and issubclass(group, BaseExceptionGroup):
+        # The recorded entry keeps the group's message, not its members: one placeholder
+        # member that says nothing (str() is then the recorded "... (1 sub-exception)").
+        title = (entry.get("attributes") or {}).get("message") or message
+        exc = group(title, [Exception()])
     if exc is None:
         if entry.get("bases"):
             args = entry.get("args") or [message]
