@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from classifier.types import ErrorType, is_retryable
+
+if TYPE_CHECKING:  # random costs ~1.4 ms to import: only a jittered retry needs it
+    import random
 
 
 def _finite_number(minimum: float, *, strict: bool = False) -> Any:
@@ -109,6 +111,10 @@ def get_retry_delay(
         return None
     delay = backoff_delay(retry_count, policy)
     if policy.jitter > 0.0 and delay > 0.0:
-        source = rng if rng is not None else random.Random()
+        if rng is None:
+            import random
+
+            rng = random.Random()
+        source = rng
         delay -= delay * policy.jitter * source.random()
     return float(min(max(delay, 0.0), policy.max_delay_seconds))

@@ -7,10 +7,8 @@ import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from classifier.errors import ValidationError
-from executor._yaml import YamlGuardError, load_guarded
+from executor._yaml import MarkedYAMLError, YAMLError, YamlGuardError, load_guarded
 from executor.config import IDENTIFIER_RE, PipelineConfig, RetryDefaults, StepConfig
 from executor.dag import find_cycle
 from executor.params import ParamSpec, check_schema
@@ -178,11 +176,11 @@ def _load_yaml(data: bytes, source: str) -> object:
         return load_guarded(data, max_depth=MAX_DEPTH, max_events=MAX_EVENTS)
     except YamlGuardError as exc:
         raise ValidationError(f"{source}: {exc}") from None
-    except yaml.MarkedYAMLError as exc:
+    except MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ValidationError(f"{source}: invalid YAML{where}: {exc.problem}") from None
-    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
+    except (YAMLError, UnicodeDecodeError, RecursionError) as exc:
         raise ValidationError(f"{source}: invalid YAML: {type(exc).__name__}") from None
     except ValueError as exc:  # e.g. an integer longer than Python's int-to-str digit limit
         raise ValidationError(f"{source}: invalid YAML value: {str(exc)[:200]}") from None

@@ -19,9 +19,42 @@ expansion ("billion laughs") stays linear here; the caller bounds the expanded s
 
 from __future__ import annotations
 
+import re
+import sys
 from typing import Any
 
-import yaml
+from classifier._lazyre import LazyRegex
+
+# PyYAML's pure-Python reader compiles this class attribute (Reader.NON_PRINTABLE) when yaml is
+# imported: ~4.5 ms of CPU, a third of importing yaml and ~3 % of a 1-step `pipestate run`, for
+# a regex used only when that reader reads a document (libyaml checks printability itself; here
+# only for a document libyaml refused).
+_NON_PRINTABLE = "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+
+
+def _import_pyyaml() -> None:
+    """Import PyYAML with its reader's NON_PRINTABLE compiled on first use, not now."""
+    if "yaml" in sys.modules:
+        return
+    compile_now = re.compile
+
+    def compile_lazily(pattern: Any, flags: int = 0) -> Any:
+        if pattern == _NON_PRINTABLE and not flags:
+            return LazyRegex(pattern)  # has the .search the reader calls
+        return compile_now(pattern, flags)
+
+    # Only while yaml's modules run (under the import lock); any other pattern compiles as usual.
+    re.compile = compile_lazily
+    try:
+        import yaml  # noqa: F401
+    finally:
+        re.compile = compile_now
+
+
+_import_pyyaml()
+import yaml  # noqa: E402
+from yaml import MarkedYAMLError as MarkedYAMLError  # noqa: E402
+from yaml import YAMLError as YAMLError  # noqa: E402
 
 # The C classes exist only when PyYAML was built with libyaml; fall back to pure Python otherwise.
 _FastLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -1,6 +1,7 @@
 """The writer process of local SQLite files: the logger's commits run in a forked child.
 
-Used by SQLiteStore and OutboxStore (group commit) unless PIPESTATE_SQLITE_WRITER=thread.
+Used by SQLiteStore and OutboxStore (group commit) unless PIPESTATE_SQLITE_WRITER=thread, or
+for a small `pipestate run` on SQLite (writer_process_for_steps: a thread is cheaper there).
 
 Why a process: a commit costs ~8 us of GIL-bound Python per row (row preparation, timestamp
 text, parameter binding) plus the run/step rows derived from each record; in a thread that work
@@ -46,6 +47,14 @@ if TYPE_CHECKING:
     import asyncio
 
 WRITER_ENV = "PIPESTATE_SQLITE_WRITER"
+# A `pipestate run` of at most this many steps commits from a thread in its own process
+# (docs/reliability.md): the fork, its copy-on-write faults and the child's exit cost such a
+# run ~15 ms of CPU, ~10 % of it, while its whole trail (two transitions per step, two for the
+# run, more only after retry back-offs, when the thread is idle anyway) is a backlog the thread
+# commits within ~8 ms of a burst's end. Past this size the burst outgrows the thread: its
+# commits wait behind the event loop for the GIL and the oldest uncommitted row ages ~0.09 ms
+# per chained step, towards the 50 ms loss window; the process keeps it at ~6 ms at any size.
+THREAD_WRITER_MAX_STEPS = 50
 _record_values = operator.attrgetter(*RECORD_FIELDS)
 # Every client's parent-side pipe ends: a process forked later (another writer, a test's
 # multiprocessing child) closes them, or a writer child would never see end-of-file.
@@ -93,6 +102,16 @@ def writer_process_default() -> bool:
     if choice not in ("process", "thread"):
         raise ValueError(f"{WRITER_ENV} must be process or thread (got {choice!r}).")
     return choice == "process" and hasattr(os, "fork")
+
+
+def writer_process_for_steps(steps: int) -> bool | None:
+    """The writer of a run of `steps` steps: a thread (False) when small, else None (default).
+
+    PIPESTATE_SQLITE_WRITER, when set, decides for every run (None: writer_process_default).
+    """
+    if os.environ.get(WRITER_ENV, "").strip():
+        return None
+    return False if steps <= THREAD_WRITER_MAX_STEPS else None
 
 
 def open_writer(

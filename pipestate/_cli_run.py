@@ -14,6 +14,7 @@ from pipestate._cli_output import ProgressSink, print_timeline, to_json
 from pipestate.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConfigError, open_store_or_fail
 
 if TYPE_CHECKING:
+    from executor.config import PipelineConfig
     from executor.runner import PipelineResult
 
 
@@ -58,8 +59,41 @@ def _rows_lost(logger: Any) -> tuple[int, str | None]:
     return lost, error
 
 
+def _preload(opts: RunOptions) -> PipelineConfig | None:
+    """The pipeline's config before the store opens (its size picks the store's writer).
+
+    None when the config or the params are invalid: run_pipeline then records that failure
+    under the requested name, as it always has.
+    """
+    from classifier.errors import ValidationError
+    from executor.config import load_pipeline_config
+    from executor.params import resolve
+
+    try:
+        config = load_pipeline_config(opts.pipeline, config_dir=opts.config_dir)
+        resolve(config.params, opts.params)
+    except ValidationError:
+        return None
+    return config
+
+
+def _store_options(url: str, config: PipelineConfig | None) -> dict[str, Any]:
+    """The writer of a SQLite store: a thread for a small run (writer_process_for_steps)."""
+    if not url.startswith("sqlite:"):
+        return {}
+    from persistence._writer_process import writer_process_for_steps
+
+    # An invalid config runs no step: its trail is three rows.
+    return {"writer_process": writer_process_for_steps(len(config.steps) if config else 0)}
+
+
 async def _run(
-    opts: RunOptions, store: Any, settings: Any, live: bool, exporters: list[Any]
+    opts: RunOptions,
+    config: PipelineConfig | None,
+    store: Any,
+    settings: Any,
+    live: bool,
+    exporters: list[Any],
 ) -> RunOutcome:
     from executor.runner import run_pipeline
     from persistence.logger import MetadataLogger
@@ -77,7 +111,7 @@ async def _run(
         display = _live(sink) if live else contextlib.nullcontext()
         task = asyncio.create_task(
             run_pipeline(
-                opts.pipeline,
+                opts.pipeline if config is None else config,
                 org_slug=opts.org,
                 logger=sink,
                 trigger_type=opts.trigger_type,
@@ -147,12 +181,13 @@ def run_and_report(opts: RunOptions) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     exporters = build_cli_exporters(opts.lineage, opts.otel)
-    store = open_store_or_fail(opts.store_url)
+    config = _preload(opts)
+    store = open_store_or_fail(opts.store_url, **_store_options(opts.store_url, config))
     live = not opts.as_json and sys.stdout.isatty()
     try:
         prepare_store(store, opts.store_url)  # before the first step: a bad store runs nothing
         try:
-            outcome = asyncio.run(_run(opts, store, settings, live, exporters))
+            outcome = asyncio.run(_run(opts, config, store, settings, live, exporters))
         except ValidationError as exc:  # bad org slug or concurrency: nothing was logged
             raise ConfigError(str(exc)) from None
         rows, read_error = _timeline(store, outcome.pipeline_logging_id)

@@ -15,6 +15,10 @@ from typing import Any, TypeVar
 
 import click
 
+from pipestate._script import STARTUP_GC_THRESHOLD as STARTUP_GC_THRESHOLD
+from pipestate._script import hold_gc
+from pipestate._script import steady_gc as steady_gc
+
 DEFAULT_STORE = "sqlite:pipestate.db"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -50,16 +54,16 @@ def _json_option(fn: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")(fn)
 
 
-def open_store_or_fail(url: str, *, outbox: bool = True) -> Any:
+def open_store_or_fail(url: str, *, outbox: bool = True, **options: Any) -> Any:
     """Open the store named by `url`, turning a bad URL into a usage error.
 
     Commands that only read or create tables pass outbox=False: an outbox exists to make
-    writes durable and would only add a file and an upload thread.
+    writes durable and would only add a file and an upload thread. `options` go to the store.
     """
     from persistence.stores import open_store
 
     try:
-        return open_store(url, outbox=outbox)
+        return open_store(url, outbox=outbox, **options)
     except (ValueError, ImportError) as exc:
         raise ConfigError(f"--store {url!r}: {exc}") from None
 
@@ -448,26 +452,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return rv if isinstance(rv, int) else EXIT_OK
 
 
-# The cyclic collector's first threshold while the console script starts (default 700).
-# Start-up allocates a few hundred thousand objects that live as long as the process (modules,
-# classes, functions) and next to no cyclic garbage; at 700 the collector walks them again and
-# again, about 20 M instructions (~5 ms) of a `pipestate run`. The bound keeps garbage at a
-# few MB; long-running commands (serve, watch) go back to the default: steady_gc().
-STARTUP_GC_THRESHOLD = 50_000
-_DEFAULT_GC: list[tuple[int, ...]] = []
-
-
-def steady_gc() -> None:
-    """Give the collector its default thresholds back (for commands that run for long)."""
-    if _DEFAULT_GC:
-        gc.set_threshold(*_DEFAULT_GC.pop())
-
-
 def console_main() -> None:
     """The `pipestate` console script: run main() on sys.argv and exit with its code."""
-    default = gc.get_threshold()
-    _DEFAULT_GC[:] = [default]
-    gc.set_threshold(STARTUP_GC_THRESHOLD, *default[1:])
+    hold_gc()  # done already when entered through pipestate._script (the installed script)
     code = main()
     # Exiting, the interpreter runs a full cyclic collection over every object still alive
     # (the modules, classes and functions of the whole start-up): about 40 M instructions

@@ -7,15 +7,23 @@ lists the heavy modules the process ended up importing.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from pipestate.cli import STARTUP_GC_THRESHOLD
+from persistence._writer_process import THREAD_WRITER_MAX_STEPS, WRITER_ENV
+from pipestate._script import STARTUP_GC_THRESHOLD
+from pipestate.cli import main
 
 # Modules a 1-step run that succeeds has no use for, with why each was heavy.
 NOT_ON_A_RUN = (
@@ -26,6 +34,8 @@ NOT_ON_A_RUN = (
     "classifier.engine",  # nothing failed, nothing to classify
     "classifier.rules",
     "executor.cancellation",  # imported when a signal or fail_fast cancels something
+    "executor.etl",  # the data processors' modules load when a config names one
+    "random",  # only a jittered retry delay draws from it (classifier/retry.py)
     "hashlib",  # lease row ids are uuid5 through uuid_utils, not the stdlib's OpenSSL SHA-1
     "structlog",  # nothing logged
     "duckdb",
@@ -177,12 +187,36 @@ class TestInstalledLayout:
 
 class TestConsoleScript:
     def test_the_script_runs_console_main(self) -> None:
-        """The installed `pipestate` script calls console_main (main() stays for in-process use)."""
+        """The installed `pipestate` script enters pipestate._script (main() stays for
+        in-process use)."""
         import tomllib
 
         pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
         scripts = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["scripts"]
-        assert scripts["pipestate"] == "pipestate.cli:console_main"
+        assert scripts["pipestate"] == "pipestate._script:console_main"
+
+    def test_the_collector_is_held_back_before_the_cli_is_imported(self, tmp_path: Path) -> None:
+        """The script raises the first GC threshold before it imports pipestate.cli (click,
+        attrs and the engine are most of start-up's allocations), once."""
+        probe = (
+            "import gc, sys\n"
+            "calls = []\n"
+            "real = gc.set_threshold\n"
+            "def spy(*args):\n"
+            "    calls.append(['pipestate.cli' in sys.modules, args[0]])\n"
+            "    real(*args)\n"
+            "gc.set_threshold = spy\n"
+            "import atexit\n"
+            "atexit.register(lambda: print(calls))\n"
+            "sys.argv[1:] = ['--version']\n"
+            "from pipestate._script import console_main\n"
+            "console_main()\n"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=60
+        )
+        assert proc.returncode == 0
+        assert proc.stdout.splitlines()[-1] == f"[[False, {STARTUP_GC_THRESHOLD}]]"
 
     @pytest.mark.parametrize(
         ("args", "code"), [(("--version",), 0), (("validate", "missing.yml"), 2)]
@@ -195,7 +229,7 @@ class TestConsoleScript:
         probe = (
             "import atexit, gc\n"
             "atexit.register(lambda: print(gc.get_freeze_count() > 0, gc.get_threshold()[0]))\n"
-            "from pipestate.cli import console_main\n"
+            "from pipestate._script import console_main\n"
             "console_main()\n"
         )
         proc = subprocess.run(
@@ -212,7 +246,7 @@ class TestConsoleScript:
         """steady_gc() (serve, watch) puts back the thresholds console_main found."""
         import gc
 
-        import pipestate.cli as cli
+        import pipestate._script as cli
 
         before = gc.get_threshold()
         try:
@@ -224,3 +258,143 @@ class TestConsoleScript:
             assert gc.get_threshold() == before
         finally:
             gc.set_threshold(*before)
+
+
+# Forks of this process while a test counts them (os.register_at_fork cannot be undone).
+_FORKS: list[int] = []
+_COUNTING: list[bool] = []
+
+
+def _count_fork() -> None:
+    if _COUNTING:
+        _FORKS.append(1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_parent=_count_fork)
+
+
+def chain_yaml(steps: int, *, gap_after: int | None = None, last_seconds: float = 0) -> str:
+    """A no-op chain of `steps` steps; optionally one 1.5 s step after `gap_after` of them, and
+    a last step sleeping `last_seconds`."""
+    lines = ["pipeline_id: chain", "timeout_minutes: 10", "steps:"]
+    for i in range(steps):
+        sleep = 1.5 if i == gap_after else last_seconds if i == steps - 1 else 0
+        lines.append(f"  - step_id: s{i}")
+        if sleep:
+            lines += [
+                "    processor: generic.slow_processor",
+                f"    config: {{sleep_seconds: {sleep}}}",
+            ]
+        else:
+            lines.append("    processor: generic.noop")
+        if i:
+            lines.append(f"    depends_on: [s{i - 1}]")
+    return "\n".join(lines) + "\n"
+
+
+@contextlib.contextmanager
+def counting_forks() -> Iterator[list[int]]:
+    """Count the forks of this process inside the block."""
+    _FORKS.clear()
+    _COUNTING.append(True)
+    try:
+        yield _FORKS
+    finally:
+        _COUNTING.clear()
+
+
+def transition_ids(path: Path) -> set[str]:
+    """The transition ids stored in a SQLite file (none if it has no table yet)."""
+    if not path.exists():
+        return set()
+    with contextlib.closing(sqlite3.connect(path, timeout=10)) as conn:
+        try:
+            rows = conn.execute("SELECT transition_id FROM org_meta_state_transitions")
+            return {r[0] for r in rows}
+        except sqlite3.OperationalError:  # killed before its first table existed
+            return set()
+
+
+class TestWriterChoice:
+    @pytest.mark.parametrize(
+        ("steps", "forks"),
+        [(1, 0), (THREAD_WRITER_MAX_STEPS, 0), (THREAD_WRITER_MAX_STEPS + 1, 1)],
+    )
+    def test_a_small_run_commits_from_a_thread_a_big_one_from_the_writer_process(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, steps: int, forks: int
+    ) -> None:
+        """A run of up to THREAD_WRITER_MAX_STEPS steps forks no writer process, a bigger one
+        forks one; either way every transition and the run row are stored."""
+        monkeypatch.delenv(WRITER_ENV, raising=False)
+        path = tmp_path / "chain.yml"
+        path.write_text(chain_yaml(steps), encoding="utf-8")
+        db = tmp_path / "audit.db"
+        with counting_forks() as counted, contextlib.redirect_stdout(io.StringIO()):
+            code = main(["run", str(path), "--org", "acme", "--store", f"sqlite:{db}"])
+        assert code == 0
+        assert len(counted) == forks
+        assert len(transition_ids(db)) == 2 * steps + 2
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            (runs,) = conn.execute("SELECT COUNT(*) FROM org_meta_pipeline_runs").fetchone()
+        assert runs == 1
+
+    @pytest.mark.parametrize(("choice", "steps", "forks"), [("process", 1, 1), ("thread", 60, 0)])
+    def test_the_environment_decides_over_the_size(
+        self,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        choice: str,
+        steps: int,
+        forks: int,
+    ) -> None:
+        """PIPESTATE_SQLITE_WRITER, when set, picks the writer of a run of any size."""
+        monkeypatch.setenv(WRITER_ENV, choice)
+        path = tmp_path / "chain.yml"
+        path.write_text(chain_yaml(steps), encoding="utf-8")
+        db = tmp_path / "audit.db"
+        with counting_forks() as counted, contextlib.redirect_stdout(io.StringIO()):
+            code = main(["run", str(path), "--org", "acme", "--store", f"sqlite:{db}"])
+        assert code == 0
+        assert len(counted) == forks
+        assert len(transition_ids(db)) == 2 * steps + 2
+
+    def test_a_small_run_killed_keeps_what_it_emitted_before(self, tmp_path: Path) -> None:
+        """SIGKILL of a small run (thread writer) while its last step runs keeps a prefix of the
+        emitted transitions missing nothing older than 1 s: the burst before a 1.5 s step."""
+        steps = THREAD_WRITER_MAX_STEPS
+        path = tmp_path / "chain.yml"
+        path.write_text(chain_yaml(steps, gap_after=steps // 2, last_seconds=30), encoding="utf-8")
+        db = tmp_path / "audit.db"
+        side = tmp_path / "emitted.txt"
+        ready = 1 + 2 * (steps - 1) + 1  # the run's start, every earlier step, the last's start
+        env = {k: v for k, v in os.environ.items() if not k.startswith("METADATA_LOG_")}
+        env.pop(WRITER_ENV, None)
+        root = Path(__file__).resolve().parent.parent
+        driver = [sys.executable, "-m", "tests.crash_driver", str(side), str(ready), "--"]
+        args = ["run", str(path), "--org", "acme", "--store", f"sqlite:{db}", "--json"]
+        child = subprocess.Popen(
+            [*driver, *args], cwd=root, env=env, stdout=subprocess.PIPE, text=True
+        )
+        assert child.stdout is not None
+        try:
+            line = child.stdout.readline()  # once the last step has started
+            killed_at = time.monotonic_ns()
+            os.kill(child.pid, signal.SIGKILL)
+            child.communicate(timeout=60)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait(timeout=60)
+            child.stdout.close()
+        assert line.strip() == "burst"
+        emitted = [ln.split() for ln in side.read_text().splitlines()]
+        kept = [tid in transition_ids(db) for tid, _ in emitted]
+        old = [k for (_, at), k in zip(emitted, kept, strict=True) if int(at) < killed_at - 10**9]
+        lost_young = kept.count(False)
+        print(f"emitted {len(emitted)}, lost {lost_young} (all younger than 1 s)")
+        assert len(emitted) == ready
+        assert len(old) >= steps // 2 * 2  # the first burst is more than 1 s old
+        assert all(old)
+        first_lost = kept.index(False) if False in kept else len(kept)
+        assert not any(kept[first_lost:]), "a row was stored after an older one was lost"

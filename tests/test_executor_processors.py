@@ -255,3 +255,58 @@ class TestBuiltins:
         with pytest.raises(ConfigProblem) as info:
             check(config)
         assert info.value.key == key
+
+
+_DEFERRED_PROBE = """
+import asyncio, json, sys, tempfile
+from executor.processors import ConfigProblem, ProcessorContext, get_processor, known_processors
+
+known = known_processors()
+out = {"known": sorted(n for n in known if not n.startswith("generic."))}
+out["imported_when_known"] = "executor.etl.duckdb_sql" in sys.modules
+try:
+    known["duckdb.sql"].check_config({"database": "x.duckdb"})
+except ConfigProblem as exc:
+    out["problem"] = exc.key
+out["imported_by_check"] = "executor.etl.duckdb_sql" in sys.modules
+with tempfile.TemporaryDirectory() as tmp:
+    context = ProcessorContext(
+        pipeline_logging_id="pl", pipeline_id="p", step_id="s", attempt=1, org_slug="o",
+        config_source=tmp + "/p.yml",
+    )
+    config = {"database": "w.duckdb", "sql": "SELECT 42 AS answer"}
+    result = asyncio.run(known["duckdb.sql"].fn(context, config))  # the stand-in, run
+out["rows"] = result["rows_affected"]
+out["real_after"] = [get_processor(n).fn.__module__ for n in out["known"]]
+print(json.dumps(out))
+"""
+
+
+class TestDeferredDataProcessors:
+    def test_data_processors_load_their_module_when_first_checked_or_run(self) -> None:
+        """duckdb.sql, http.extract and gcp.bq_etl are known at once, their modules imported by
+        a first check or run; the stand-ins check and run as the real processors do."""
+        import json
+        import subprocess
+
+        proc = subprocess.run(
+            [sys.executable, "-c", _DEFERRED_PROBE],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent.parent,
+            timeout=120,
+        )
+        result = json.loads(proc.stdout.splitlines()[-1])
+        assert result == {
+            "known": ["duckdb.sql", "gcp.bq_etl", "http.extract"],
+            "imported_when_known": False,
+            "problem": "sql",
+            "imported_by_check": True,
+            "rows": 1,
+            "real_after": [
+                "executor.etl.duckdb_sql",
+                "executor.etl.bq_etl",
+                "executor.etl.http_extract",
+            ],
+        }

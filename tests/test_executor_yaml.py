@@ -109,3 +109,48 @@ class TestEquivalence:
         """For any document safe_dump writes, load_guarded returns exactly what safe_load does."""
         data = yaml.safe_dump(doc, default_flow_style=flow, allow_unicode=True).encode()
         assert load_guarded(data, max_depth=60, max_events=100_000) == yaml.safe_load(data)
+
+
+_IMPORT_PROBE = """
+import json, re, sys
+compile_before = re.compile
+from classifier.errors import ValidationError
+from executor._validate import parse_config_bytes
+import yaml.reader
+lazy = yaml.reader.Reader.NON_PRINTABLE
+before = lazy._compiled is None
+try:
+    parse_config_bytes(b"pipeline_id: p\\nsteps: []\\nnote: 'bell \\x07'\\n", source="p.yml")
+    message = None
+except ValidationError as exc:
+    message = str(exc)
+print(json.dumps({"restored": re.compile is compile_before, "lazy_at_import": before,
+                  "type": type(lazy).__name__, "message": message,
+                  "compiled_after": lazy._compiled is not None}))
+"""
+
+
+class TestImport:
+    def test_pyyaml_is_imported_without_compiling_its_reader_regex(self) -> None:
+        """Importing the loader leaves PyYAML's NON_PRINTABLE uncompiled and re.compile as it was;
+        a control character libyaml refuses is still refused by the pure-Python reader."""
+        import json
+        import subprocess
+        import sys
+
+        proc = subprocess.run(
+            [sys.executable, "-c", _IMPORT_PROBE],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+            timeout=60,
+        )
+        result = json.loads(proc.stdout.splitlines()[-1])
+        assert result == {
+            "restored": True,
+            "lazy_at_import": True,
+            "type": "LazyRegex",
+            "message": "p.yml: invalid YAML: ReaderError",
+            "compiled_after": True,
+        }
