@@ -13,25 +13,29 @@ Both pipes are non-blocking and nothing in the parent ever blocks on them:
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import os
 import pickle
 import select
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from persistence._writer_child import _HEADER
 from persistence.stores.base import RowError, StoreError, WriteResult
 
+if TYPE_CHECKING:  # asyncio loads only with an event loop (`pipestate query` never needs it)
+    import asyncio
+
+    AnyFuture = Future["GroupOutcome"] | asyncio.Future["GroupOutcome"]
+
 # (results, derived (table, result) pairs, derive failures) of one group.
 GroupOutcome = tuple[list[WriteResult], list[tuple[str, WriteResult]], int]
-AnyFuture = Future[GroupOutcome] | asyncio.Future[GroupOutcome]
 _READ_SIZE = 1 << 20
 
 
@@ -325,8 +329,12 @@ def _fail(future: AnyFuture, error: BaseException) -> None:
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """This thread's running event loop; None without one (or without asyncio loaded at all)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return None
     try:
-        return asyncio.get_running_loop()
+        return asyncio.get_running_loop()  # type: ignore[no-any-return]
     except RuntimeError:
         return None
 

@@ -39,12 +39,14 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from persistence._writer_child import _HEADER, _child_main
-from persistence._writer_link import AnyFuture, GroupOutcome, Link, grow_pipe
+from persistence._writer_link import GroupOutcome, Link, grow_pipe
 from persistence.stores.base import RowError
 from statemachine.records import RECORD_FIELDS, TransitionRecord
 
 if TYPE_CHECKING:
     import asyncio
+
+    from persistence._writer_link import AnyFuture
 
 WRITER_ENV = "PIPESTATE_SQLITE_WRITER"
 # A `pipestate run` of at most this many steps commits from a thread in its own process
