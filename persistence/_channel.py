@@ -81,6 +81,9 @@ class Channel:
         # The batcher waiting for a fuller batch, and how many ready rows wake it.
         self._waiter: asyncio.Future[None] | None = None
         self._wake_at = 0
+        # A group-commit store's hook: called (loop thread) once backlog_rows are ready.
+        self.on_backlog: Callable[[], None] | None = None
+        self.backlog_rows = 0
 
     # -- counting -----------------------------------------------------------------------------
 
@@ -141,6 +144,8 @@ class Channel:
         """A row was queued or parked: wake the batcher once its batch can be filled."""
         if self._waiter is not None and self.ready_count() >= self._wake_at:
             self.wake()
+        if self.on_backlog is not None and self.ready_count() >= self.backlog_rows:
+            self.on_backlog()
 
     def wake(self) -> None:
         """Wake the waiting batcher now (a flush is urgent, or its interval is over)."""

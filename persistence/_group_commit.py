@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,17 +25,13 @@ from persistence._batcher import (
     retry_delay,
     retry_policy,
     settle_written,
-    to_rows,
-    with_rejected,
-    write_items,
     writer_pool,
 )
 from persistence._channel import Channel, Item, WriteTicket, finished
-from persistence._derive import derive_run_rows
+from persistence._group_write import Parts, derive_parts, write_group_derived
 from persistence.settings import LoggerSettings
-from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS, Store, WriteResult
+from persistence.stores.base import Store, WriteResult
 from statemachine._log import lazy_logger
-from statemachine.records import TransitionRecord
 
 _log = lazy_logger("persistence.logger")
 
@@ -46,80 +43,11 @@ COMMIT_DELAY_SECONDS = 0.001
 # Groups sent to a pipelined store and not yet committed, at most (the pipe holds ~1 MiB too):
 # enough that a child slowed by fsyncs or a busy CPU never makes rows wait in this process.
 PIPELINED_GROUPS = 256
-
-
-Parts = Sequence[tuple[str, Sequence[Item]]]
-DERIVED_TABLES = (PIPELINE_RUNS, STEP_LOGS)
-
-
-def derive_parts(parts: Parts) -> tuple[list[tuple[str, list[Item]]], int]:
-    """The run and step rows the group's transition records imply, and how many failed.
-
-    Runs where the rows are written (the writer thread, or the SQLite writer process), so the
-    event loop pays nothing for them; only TransitionRecords emitted by the engine are in the
-    transitions queue as records (log_state_transition queues rows), as emit() derived before.
-    """
-    derived: dict[str, list[Item]] = {table: [] for table in DERIVED_TABLES}
-    failures = 0
-    for table, items in parts:
-        if table != STATE_TRANSITIONS:
-            continue
-        for item in items:
-            if type(item) is not TransitionRecord:
-                continue
-            try:
-                for derived_table, row in derive_run_rows(item):
-                    derived[derived_table].append(row)
-            except Exception as error:  # counted and logged; the transition itself still lands
-                failures += 1
-                _log.warning(
-                    "metadata_derive_failed",
-                    transition_id=getattr(item, "transition_id", None),
-                    error=repr(error),
-                )
-    return [(table, rows) for table, rows in derived.items() if rows], failures
-
-
-def write_group_derived(
-    store: Store, parts: Parts, derive: bool
-) -> tuple[list[WriteResult], list[tuple[str, WriteResult]], int]:
-    """write_group, plus (derive=True) the derived run/step rows in the same transaction.
-
-    Returns (one result per part, (table, result) per derived part, derive failures). A store
-    that derives on its own side (SQLiteStore's writer process: derives_rows) gets the flag.
-    """
-    if not derive:
-        return write_group(store, parts), [], 0
-    if getattr(store, "derives_rows", False):
-        results, derived, failures = store.write_many(parts, derive=True)  # type: ignore[attr-defined]
-        return results, derived, failures
-    extra, failures = derive_parts(parts)
-    results = write_group(store, [*parts, *extra])
-    own = results[: len(parts)]
-    return (
-        own,
-        [(table, r) for (table, _), r in zip(extra, results[len(parts) :], strict=True)],
-        failures,
-    )
-
-
-def write_group(store: Store, parts: Parts) -> list[WriteResult]:
-    """Write each table's items, in one transaction where the store has write_many (a thread).
-
-    write_many(parts) takes the items as they are from a store with write_records (SQLite),
-    else row dicts; a store without it gets one write per table.
-    """
-    write_many = getattr(store, "write_many", None)
-    if write_many is None:
-        return [write_items(store, table, items) for table, items in parts]
-    if getattr(store, "write_records", None) is not None:
-        results: list[WriteResult] = write_many(parts)
-        return results
-    converted = [(table, *to_rows(items)) for table, items in parts]
-    written: list[WriteResult] = write_many([(table, rows) for table, rows, _ in converted])
-    return [
-        with_rejected(result, bad) for result, (_, _, bad) in zip(written, converted, strict=True)
-    ]
+# Rows queued within one turn of the event loop that are sent at once, from the emit() that
+# queued the last of them, instead of at the end of the turn: with a thousand pipelines one
+# turn runs for 50-200 ms, and the writer child would sit idle meanwhile, then face the whole
+# backlog while flush() waits (benchmarks/executor.py, 1,000 x 10 workload).
+BACKLOG_ROWS = 512
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:
@@ -164,7 +92,12 @@ class GroupCommitter:
         # previous one is committed: rows leave this process within about the commit delay
         # (a parent killed then still has them committed), the child commits them in order.
         self.pipelined = bool(getattr(store, "pipelined", False))
-        self.slots = asyncio.Semaphore(PIPELINED_GROUPS)
+        self.free_slots = PIPELINED_GROUPS
+        self._slot_waiter: asyncio.Future[None] | None = None
+        if self.pipelined and getattr(store, "submit_nowait", None) is not None:
+            for channel in self.channels:
+                channel.on_backlog = self._send_backlog
+                channel.backlog_rows = BACKLOG_ROWS
         # Sends are serialised by the pipe anyway: one thread of its own, so a full pipe never
         # holds more than one thread (the shared writer pool serves every other store).
         self._sender: concurrent.futures.ThreadPoolExecutor | None = None
@@ -176,7 +109,7 @@ class GroupCommitter:
             slot = False
             try:
                 if self.pipelined:
-                    await self.slots.acquire()
+                    await self._take_slot()
                     slot = True
                 await self._wait_for_rows()
                 urgent = self.urgent is not None and self.urgent.is_set()
@@ -192,24 +125,75 @@ class GroupCommitter:
                         channel.in_flight += len(batch)
             except asyncio.CancelledError:
                 if slot:
-                    self.slots.release()
+                    self._release_slot()
                 self._settle_all(group, "shutdown")
                 raise
             if not group:  # woken by flush() or stop() with nothing queued
                 if slot:
-                    self.slots.release()
+                    self._release_slot()
                 continue
             task = asyncio.create_task(self._flush(group))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
             if self.pipelined:
-                task.add_done_callback(lambda _: self.slots.release())
+                task.add_done_callback(self._release_slot)
                 continue
             try:
                 await asyncio.shield(task)  # one commit at a time: the next takes the backlog
             except asyncio.CancelledError:
                 task.cancel()
                 raise
+
+    async def _take_slot(self) -> None:
+        """Wait until fewer than PIPELINED_GROUPS groups are in flight, then count one more."""
+        while self.free_slots <= 0:
+            self._slot_waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._slot_waiter
+            finally:
+                self._slot_waiter = None
+        self.free_slots -= 1
+
+    def _release_slot(self, _: object = None) -> None:
+        """A group in flight is settled: its slot is free again."""
+        self.free_slots += 1
+        waiter = self._slot_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _send_backlog(self) -> None:
+        """Send what is queued now, from inside the loop's turn (Channel.notify; see BACKLOG_ROWS).
+
+        Only with a slot to spare (one stays for run()) and a writer child running; otherwise
+        the rows wait for run() as usual. The group is settled by its own _flush task.
+        """
+        if self.free_slots <= 1:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # emitted on the loop's thread while it is not running
+            return
+        group: Group = []
+        for channel in self.channels:
+            batch: list[Item] = []
+            channel.take_ready(batch, self.max_rows)
+            if batch:
+                group.append((channel, batch))
+        if not group:
+            return
+        derive = self.derive()
+        parts = [(channel.table, batch) for channel, batch in group]
+        try:
+            sent = self.store.submit_nowait(parts, derive=derive, loop=loop)  # type: ignore[attr-defined]
+        except Exception:  # the task's own attempt meets (and handles) the same error
+            sent = None
+        for channel, batch in group:
+            channel.in_flight += len(batch)
+        self.free_slots -= 1
+        task = loop.create_task(self._flush(group, sent=sent, derive=derive))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._release_slot)
 
     async def _commit_delay(self) -> None:
         """Wait the commit delay, cut short by a full batch or a flush()/stop() (channel.wake)."""
@@ -238,18 +222,27 @@ class GroupCommitter:
             for channel in self.channels:
                 channel.forget(waiter)
 
-    async def _flush(self, group: Group) -> None:
-        """Write one group; retry retryable failures with backoff; settle every row once."""
+    async def _flush(
+        self, group: Group, *, sent: asyncio.Future[Any] | None = None, derive: bool | None = None
+    ) -> None:
+        """Write one group; retry retryable failures with backoff; settle every row once.
+
+        sent: the group's first attempt, already handed to a pipelined store (_send_backlog).
+        """
         parts = [(channel.table, batch) for channel, batch in group]
         attempt = 0
         writes = [(channel, channel.write_started()) for channel, _ in group]
         tickets = [ticket for _, ticket in writes]
-        derive = self.derive()
+        if derive is None:
+            derive = self.derive()
         try:
             while True:
                 try:
                     if self.pipelined:
-                        results, derived, failures = await self._submit(parts, derive, tickets)
+                        first, sent = sent, None  # a retry sends the group again
+                        results, derived, failures = await self._submit(
+                            parts, derive, tickets, first
+                        )
                     else:
                         (
                             results,
@@ -298,27 +291,54 @@ class GroupCommitter:
         self._settle_derived(derived, failures)
 
     async def _submit(
-        self, parts: Parts, derive: bool, tickets: Sequence[WriteTicket]
+        self,
+        parts: Parts,
+        derive: bool,
+        tickets: Sequence[WriteTicket],
+        sent: asyncio.Future[Any] | None = None,
     ) -> tuple[list[WriteResult], list[tuple[str, WriteResult]], int]:
-        """Hand a group to a pipelined store (a thread only while its pipe is full), await it."""
-        submit = functools.partial(self.store.submit_many, parts, derive=derive)  # type: ignore[attr-defined]
-        if self._sender is None:
-            self._sender = concurrent.futures.ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="pipestate-send"
-            )
-        future = await asyncio.get_running_loop().run_in_executor(self._sender, submit)
+        """Hand a group to a pipelined store (unless `sent` already did), await its commit.
 
-        def done(finished_future: concurrent.futures.Future[Any]) -> None:
-            # The store committed the group (reader thread): not a stuck write. A failure is
-            # not progress: the retry keeps the ticket, as a thread's failed write does.
-            if finished_future.exception() is None:
+        The loop sends it itself (submit_nowait never blocks); a thread only when the store
+        cannot take it so (no writer child runs: submit_many forks one).
+        """
+        loop = asyncio.get_running_loop()
+        nowait = getattr(self.store, "submit_nowait", None)
+        future: asyncio.Future[Any] | None = sent
+        if future is None and nowait is not None:
+            future = nowait(parts, derive=derive, loop=loop)
+            prepare = getattr(self.store, "prepare_writes", None)
+            if future is None and prepare is not None:
+                # No writer child runs (it died): fork one from a thread, then send from here.
+                # If that fails, submit_many below fails the group the store's own way.
+                with contextlib.suppress(Exception):
+                    await loop.run_in_executor(self._sending_thread(), prepare)
+                    future = nowait(parts, derive=derive, loop=loop)
+        if future is None:
+            submit = functools.partial(self.store.submit_many, parts, derive=derive)  # type: ignore[attr-defined]
+            threaded: concurrent.futures.Future[Any]
+            threaded = await loop.run_in_executor(self._sending_thread(), submit)
+            future = asyncio.wrap_future(threaded)
+
+        def done(finished: asyncio.Future[Any]) -> None:
+            # The store committed the group: not a stuck write. A failure (or a wait that
+            # stop() cancelled) is not progress: a retry keeps the ticket, as a thread's does.
+            if not finished.cancelled() and finished.exception() is None:
                 for ticket in tickets:
                     ticket.finish()
 
         future.add_done_callback(done)
         outcome: tuple[list[WriteResult], list[tuple[str, WriteResult]], int]
-        outcome = await asyncio.wrap_future(future)
+        outcome = await future
         return outcome
+
+    def _sending_thread(self) -> concurrent.futures.ThreadPoolExecutor:
+        """The one thread that forks or sends for this committer when the loop cannot."""
+        if self._sender is None:
+            self._sender = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="pipestate-send"
+            )
+        return self._sender
 
     def _settle_derived(self, derived: list[tuple[str, WriteResult]], failures: int) -> None:
         """Count derived rows on their tables' channels: submitted and settled in one go.

@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from persistence._writer_process import register_sqlite_user
+from persistence._writer_process import close_when_collected, register_sqlite_user
 from persistence.stores.base import ID_COLUMNS, StoreError, WriteResult
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -164,6 +164,7 @@ class OutboxDB:
             conn.close()
             raise _unwritable(self.path, exc) from exc
         self._conn = conn
+        close_when_collected(self, conn)  # dropped unclosed: see _writer_process._FORK_GUARD
         return conn
 
     def open(self) -> None:
@@ -367,6 +368,10 @@ class OutboxFile:
 
     def __init__(self, path: str, synchronous: str, max_bytes: int | None) -> None:
         self._db = OutboxDB(path, synchronous=synchronous, max_bytes=max_bytes)
+
+    def prepare_writes(self) -> None:
+        """Open the file before the first group arrives (raises StoreError)."""
+        self._db.open()
 
     def write_many(
         self, parts: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]

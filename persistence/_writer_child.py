@@ -1,10 +1,11 @@
 """The writer process's side (persistence/_writer_process.py): frames in, commits, replies out.
 
-Runs only in the forked child, except the frame helpers, which both sides use.
+Runs only in the forked child; the parent shares only the frame header (_HEADER).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import pickle
@@ -67,18 +68,6 @@ def _write_frame(stream: IO[bytes], payload: bytes) -> None:
     stream.flush()
 
 
-def _read_frame(stream: IO[bytes]) -> bytes | None:
-    """One frame, or None at end-of-file."""
-    header = stream.read(_HEADER.size)
-    if len(header) < _HEADER.size:
-        return None
-    (size,) = _HEADER.unpack(header)
-    payload = stream.read(size)
-    if len(payload) < size:
-        return None
-    return payload
-
-
 def _error_reply(error: BaseException) -> tuple[str, str, str, bool | None]:
     """A failure as plain values (StoreError's keyword-only argument does not unpickle)."""
     retryable = error.retryable if isinstance(error, StoreError) else None
@@ -126,7 +115,7 @@ def _commit(store: Any, groups: list[tuple[Any, bool]]) -> list[Any]:
     (the parent counts them per table, not per group). A failure fails every group of the
     transaction; the parent retries each one.
     """
-    from persistence._group_commit import derive_parts, write_group
+    from persistence._group_write import derive_parts, write_group
 
     derive = groups[0][1]
     parts: list[tuple[str, list[Any]]] = []
@@ -160,6 +149,13 @@ def _child_main(factory: Callable[[], Any], requests: int, replies: int) -> None
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     store = factory()
+    prepare = getattr(store, "prepare_writes", None)
+    if prepare is not None:
+        # Open the file and check its tables now, while the parent starts its run, not
+        # inside the first commit (~2 ms the parent's first flush would wait for). A failure
+        # here is the first write's to report.
+        with contextlib.suppress(Exception):
+            prepare()
     inbox = _FrameReader(requests)
     outbox: IO[bytes] | None = os.fdopen(replies, "wb")
     try:

@@ -24,24 +24,29 @@ reaps the child), so a GC pass never blocks. The child's side is persistence/_wr
 
 from __future__ import annotations
 
-import collections
 import contextlib
+import functools
 import operator
 import os
 import pickle
 import select
-import signal
 import sys
 import threading
 import warnings
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
-from persistence._writer_child import _child_main, _read_frame, _write_frame
-from persistence.stores.base import RowError, StoreError, WriteResult
+from persistence._writer_child import _HEADER, _child_main
+from persistence._writer_link import GroupOutcome, Link, grow_pipe
+from persistence.stores.base import RowError
 from statemachine.records import RECORD_FIELDS, TransitionRecord
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from persistence._writer_link import AnyFuture
 
 WRITER_ENV = "PIPESTATE_SQLITE_WRITER"
 # A `pipestate run` of at most this many steps commits from a thread in its own process
@@ -56,9 +61,6 @@ _record_values = operator.attrgetter(*RECORD_FIELDS)
 # Every client's parent-side pipe ends: a process forked later (another writer, a test's
 # multiprocessing child) closes them, or a writer child would never see end-of-file.
 _OPEN_CLIENTS: weakref.WeakSet[WriterProcess] = weakref.WeakSet()
-
-# (results, derived (table, result) pairs, derive failures) of one group.
-GroupOutcome = tuple[list[WriteResult], list[tuple[str, WriteResult]], int]
 
 
 def _encode_parts(
@@ -85,6 +87,15 @@ def _encode_parts(
         encoded.append((table, values, records))
         rejected.append(bad)
     return encoded, rejected
+
+
+def _encode_group(
+    parts: Sequence[tuple[str, Sequence[Any]]], derive: bool
+) -> tuple[bytes, list[list[RowError]]]:
+    """A group's frame (header + pickled parts), and the items refused while encoding."""
+    encoded, rejected = _encode_parts(parts)
+    payload = pickle.dumps((encoded, derive), pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(payload)) + payload, rejected
 
 
 def writer_process_default() -> bool:
@@ -121,9 +132,26 @@ def open_writer(
 _SQLITE_USERS: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
+# Held across os.fork() and around every connection closed because its owner was collected:
+# that close runs in whichever thread the garbage collector ran, outside the owner's `_lock`
+# (the owner is gone), and inside SQLite's file mutex. A fork then would leave the writer child
+# waiting for that mutex in its first sqlite3.connect for ever (seen in the test suite).
+_FORK_GUARD = threading.RLock()
+
+
 def register_sqlite_user(owner: Any) -> None:
     """Declare an object whose `_lock` guards all its SQLite calls (see _quiet_fork)."""
     _SQLITE_USERS.add(owner)
+
+
+def close_when_collected(owner: Any, conn: Any) -> None:
+    """Close `conn` when `owner` is garbage collected, never while a writer is being forked."""
+    weakref.finalize(owner, _close_guarded, conn)
+
+
+def _close_guarded(conn: Any) -> None:
+    with _FORK_GUARD, contextlib.suppress(Exception):
+        conn.close()
 
 
 def _quiet_fork() -> int:
@@ -136,7 +164,7 @@ def _quiet_fork() -> int:
             lock = owner._lock
             if lock.acquire(timeout=30):
                 held.append(lock)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _FORK_GUARD:
             # Python 3.12+ warns about fork() with threads running: the child here only uses
             # its own store object, with every SQLite user's lock held across the fork.
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -157,96 +185,15 @@ if hasattr(os, "register_at_fork"):  # POSIX; elsewhere there is no fork and no 
     os.register_at_fork(after_in_child=_close_inherited_pipes)
 
 
-class _Child:
-    """One forked writer: its pipes, the groups awaiting a reply (in send order), a reader."""
-
-    def __init__(self, pid: int, send: IO[bytes], receive: IO[bytes], path: str) -> None:
-        self.pid = pid
-        self.owner = os.getpid()
-        self.send = send
-        self.receive = receive
-        self.path = path
-        self.alive = True
-        # The child answers in the order it read: the oldest pending group gets the next reply.
-        self.pending: collections.deque[tuple[Future[GroupOutcome], list[list[RowError]]]] = (
-            collections.deque()
-        )
-        self.pending_lock = threading.Lock()
-        self.reader = threading.Thread(
-            target=self._read_replies, name="pipestate-sqlite-replies", daemon=True
-        )
-        self.reader.start()
-
-    def _read_replies(self) -> None:
-        """Resolve each pending group with its reply; at end-of-file fail the rest and reap."""
-        while True:
-            try:
-                payload = _read_frame(self.receive)
-            except (OSError, ValueError):
-                payload = None
-            if payload is None:
-                break
-            with self.pending_lock:
-                future, rejected = self.pending.popleft()
-            try:
-                future.set_result(_outcome(pickle.loads(payload), rejected))
-            except Exception as error:
-                future.set_exception(error)
-        with self.pending_lock:
-            self.alive = False
-            left = list(self.pending)
-            self.pending.clear()
-        for future, _ in left:
-            future.set_exception(
-                StoreError(
-                    f"writer process for {self.path!r} exited; the group is retried",
-                    retryable=True,
-                )
-            )
-        with contextlib.suppress(OSError):
-            self.receive.close()
-        _wait(self.pid, 60.0)
-
-    def forget(self) -> None:
-        """In a forked process: close the inherited pipe ends (no thread runs here)."""
-        for stream in (self.send, self.receive):
-            with contextlib.suppress(OSError):
-                os.close(stream.fileno())
-        self.alive = False
-
-
-def _outcome(reply: Any, rejected: list[list[RowError]]) -> GroupOutcome:
-    """A child's reply as a GroupOutcome (rows refused in the parent added), or raise."""
-    if reply[0] == "error":
-        _, kind, message, retryable = reply
-        if retryable is None:
-            raise StoreError(f"{kind}: {message}", retryable=False)
-        raise StoreError(message, retryable=retryable)
-    results, derived, failures = reply[1]
-    results = [
-        WriteResult(r.written, (*r.rejected, *bad)) if bad else r
-        for r, bad in zip(results, rejected, strict=True)
-    ]
-    return results, derived, failures
-
-
-def _finish_child(child: _Child, timeout: float) -> None:
-    """Close the request pipe: the child commits what it has read, answers, exits, is reaped."""
-    if child.owner != os.getpid():
-        return
-    with contextlib.suppress(OSError):
-        child.send.close()
-    child.reader.join(timeout)
-    if child.reader.is_alive():  # a child that will not finish: kill it; the reader reaps it
-        _signal(child.pid, signal.SIGKILL)
-        child.reader.join()
-
-
-def _release_child(child: _Child) -> None:
-    """Close the request pipe only: the child commits what it has and exits; its reader reaps."""
+def _release_child(child: Link) -> None:
+    """Close the request pipe only: the child commits what it has and exits; it is reaped by
+    whoever reads its end-of-file."""
     if child.owner == os.getpid():
-        with contextlib.suppress(OSError):
-            child.send.close()
+        # Nobody may be left to read its replies (and reap it) otherwise; at interpreter exit
+        # no thread starts: the child still commits what it has and is reaped by init.
+        with contextlib.suppress(RuntimeError):
+            child.read_in_thread()
+        child.close_send()
 
 
 class WriterProcess:
@@ -255,8 +202,9 @@ class WriterProcess:
     def __init__(self, path: str, factory: Callable[[], Any]) -> None:
         self.path = path  # the file the child writes (for messages)
         self.factory = factory  # builds the child's own store (thread mode) after the fork
-        self._send_lock = threading.Lock()  # frames are written whole and in pending order
-        self._child: _Child | None = None
+        # Frames enter the pipe whole and in pending order; re-entered by _finish_child.
+        self._send_lock = threading.RLock()
+        self._child: Link | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
 
     @property
@@ -270,16 +218,17 @@ class WriterProcess:
         with self._send_lock:
             self._running_child()
 
-    def _running_child(self) -> _Child:
+    def _running_child(self) -> Link:
         """The live child, forked now if there is none; the caller holds the send lock."""
         child = self._child
         if child is not None and child.alive and child.owner == os.getpid():
             return child
         if child is not None and child.owner == os.getpid():
-            _finish_child(child, 5.0)  # a dead child: close its pipe, let its reader reap it
+            child.finish(5.0, self._send_lock)  # a dead child: close its pipe, reap it
+            self._child = None  # a fork now must not close its (reused) descriptors
         requests_r, requests_w = os.pipe()
         replies_r, replies_w = os.pipe()
-        _grow_pipe(requests_w)
+        grow_pipe(requests_w)
         for stream in (sys.stdout, sys.stderr):  # buffered output must not be written twice
             with contextlib.suppress(Exception):
                 stream.flush()
@@ -299,7 +248,9 @@ class WriterProcess:
                 os._exit(code)
         os.close(requests_r)
         os.close(replies_w)
-        child = _Child(pid, os.fdopen(requests_w, "wb"), os.fdopen(replies_r, "rb"), self.path)
+        os.set_blocking(requests_w, False)  # see Link: the parent never blocks on a pipe
+        os.set_blocking(replies_r, False)
+        child = Link(pid, requests_w, replies_r, self.path)
         self._child = child
         _OPEN_CLIENTS.add(self)
         if self._finalizer is not None:
@@ -315,29 +266,74 @@ class WriterProcess:
 
         Groups are pipelined: a burst is in the pipe (and survives the parent's death) while
         the child is still committing earlier groups. The call blocks only while the pipe is
-        full. A child that died fails its pending groups with a retryable StoreError.
+        full. A child that died fails its pending groups with a retryable StoreError. Replies
+        are read by a thread (or a running event loop that reads them already).
         """
-        encoded, rejected = _encode_parts(parts)
-        payload = pickle.dumps((encoded, derive), pickle.HIGHEST_PROTOCOL)
         future: Future[GroupOutcome] = Future()
-        with self._send_lock:
-            child = self._running_child()
-            with child.pending_lock:
-                if not child.alive:  # died since: the next submit forks a new one
-                    future.set_exception(
-                        StoreError(f"writer process for {self.path!r} exited", retryable=True)
-                    )
+        child = self._send(parts, derive, future)
+        child.read_in_thread()
+        while True:  # wait for room without the lock: the event loop may send meanwhile
+            with self._send_lock:
+                child.pump()
+                if not child.out or child.send_closed:
                     return future
-                child.pending.append((future, rejected))
-            try:
-                _write_frame(child.send, payload)
-            except (OSError, ValueError):  # the child is gone: its reader fails the group
-                _signal(child.pid, signal.SIGKILL)
+            with contextlib.suppress(OSError, ValueError):
+                select.select([], [child.send_fd], [], 1.0)
+
+    def submit_nowait(
+        self,
+        parts: Sequence[tuple[str, Sequence[Any]]],
+        derive: bool,
+        loop: asyncio.AbstractEventLoop,
+    ) -> asyncio.Future[GroupOutcome] | None:
+        """submit() from the event loop, which it never blocks; None when no child runs.
+
+        The loop encodes the group, writes it into the pipe and reads the reply itself: a
+        hand-off to a thread has to wait for the GIL, which a busy loop keeps for up to the
+        5 ms switch interval, so the rows would reach the child (and safety) late and in
+        lumps. What the pipe cannot take now waits in memory (bounded by the caller's groups
+        in flight) and add_writer sends it as the child reads. Forking a child is a thread's
+        job: with none running the caller uses submit() from a thread.
+        """
+        with self._send_lock:
+            child = self._child
+            if child is None or not child.alive or child.send_closed:
+                return None
+            if child.owner != os.getpid():
+                return None
+            future: asyncio.Future[GroupOutcome] = loop.create_future()
+            self._send(parts, derive, future)
+            child.watch_room(loop, functools.partial(self._room_ready, child))
+            child.read_on(loop)
         return future
 
+    def _room_ready(self, child: Link) -> None:
+        """add_writer callback: the request pipe has room for more of `out`."""
+        with self._send_lock:
+            child.room_ready()
+
+    def _send(
+        self, parts: Sequence[tuple[str, Sequence[Any]]], derive: bool, future: AnyFuture
+    ) -> Link:
+        """Encode a group, register its future and send it (as far as the pipe takes it now)."""
+        frame, rejected = _encode_group(parts, derive)
+        with self._send_lock:  # the frame enters `out` in the order of `pending`
+            child = self._running_child()
+            child.queue(future, frame, rejected)
+        return child
+
     def write(self, parts: Sequence[tuple[str, Sequence[Any]]], derive: bool) -> GroupOutcome:
-        """Commit one group in the child and wait for the outcome."""
-        return self.submit(parts, derive).result()
+        """Commit one group in the child and wait for the outcome (reading it here if need be)."""
+        future: Future[GroupOutcome] = Future()
+        child = self._send(parts, derive, future)
+        while True:
+            with self._send_lock:
+                child.pump()
+                if not child.out or child.send_closed:
+                    break
+            with contextlib.suppress(OSError, ValueError):
+                select.select([], [child.send_fd], [], 1.0)
+        return child.wait_for(future)
 
     def close(self, timeout: float = 60.0) -> None:
         """Let the child commit what it has, then reap it (bounded by timeout)."""
@@ -348,7 +344,7 @@ class WriterProcess:
                 self._finalizer = None
             _OPEN_CLIENTS.discard(self)
         if child is not None:
-            _finish_child(child, timeout)
+            child.finish(timeout, self._send_lock)
 
     def _forget_in_child(self) -> None:
         """In a forked process: close the inherited pipe ends without touching the child."""
@@ -358,38 +354,3 @@ class WriterProcess:
         if self._finalizer is not None:
             self._finalizer.detach()
             self._finalizer = None
-
-
-def _signal(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signum)
-
-
-def _wait(pid: int, timeout: float) -> None:
-    """Reap the child; kill it if it has not exited within `timeout` seconds."""
-
-    try:
-        pidfd = os.pidfd_open(pid)
-    except (AttributeError, OSError):  # not Linux >= 5.3: wait without a bound
-        pidfd = None
-    if pidfd is not None:
-        try:
-            ready, _, _ = select.select([pidfd], [], [], timeout)
-        finally:
-            os.close(pidfd)
-        if not ready:
-            _signal(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
-
-
-def _grow_pipe(fd: int) -> None:
-    """Let the request pipe hold ~1 MiB (Linux): a burst sent before a crash waits there."""
-    import fcntl
-
-    setter = getattr(fcntl, "F_SETPIPE_SZ", None)
-    if setter is None:
-        return
-    # Above /proc/sys/fs/pipe-max-size for an unprivileged user: keep the default 64 KiB.
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(fd, setter, 1 << 20)

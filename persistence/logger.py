@@ -64,7 +64,7 @@ class MetadataLogger(SeedLoggingAPI):
         self.derive_run_rows = derive_run_rows
         self.derive_failures = 0
         # A group-commit store gets the records only: the writer derives their run/step rows
-        # in the same transaction (persistence._group_commit.derive_parts), off the event loop.
+        # in the same transaction (persistence._group_write.derive_parts), off the event loop.
         self._writer_derives = bool(getattr(store, "group_commit", False))
         self.settings = settings if settings is not None else LoggerSettings.from_env()
         self.org_slug = org_slug

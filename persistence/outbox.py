@@ -38,6 +38,8 @@ from persistence.stores.base import Bootstrappable, Store, StoreError, WriteResu
 from statemachine._log import lazy_logger
 
 if TYPE_CHECKING:
+    import asyncio
+
     from persistence.schema import TableSpec
 
 _log = lazy_logger("persistence.outbox")
@@ -167,8 +169,25 @@ class OutboxStore:
         future.add_done_callback(self._enqueued)
         return future
 
-    def _enqueued(self, future: Future[Any]) -> None:
+    def submit_nowait(
+        self,
+        parts: Sequence[tuple[str, Sequence[Any]]],
+        *,
+        derive: bool,
+        loop: asyncio.AbstractEventLoop,
+    ) -> asyncio.Future[tuple[list[WriteResult], list[tuple[str, WriteResult]], int]] | None:
+        """submit_many() from the event loop without blocking it; None: use submit_many."""
+        if self._writer is None or self._closed:
+            return None  # submit_many (from a thread) raises the error
+        future = self._writer.submit_nowait(parts, derive, loop)
+        if future is not None:
+            future.add_done_callback(self._enqueued)
+        return future
+
+    def _enqueued(self, future: Future[Any] | asyncio.Future[Any]) -> None:
         """Count a group the writer process committed (or failed) and wake the uploader."""
+        if future.cancelled():  # stop() gave up waiting; the child may still commit it
+            return
         error = future.exception()
         if error is not None:
             self._count("enqueue_errors")

@@ -223,6 +223,32 @@ class TestUnderLoad:
         assert stored_ids(path) == {r.transition_id for r in records}
 
 
+class TestLongTurns:
+    """A backlog built inside one turn of the event loop leaves before the turn ends."""
+
+    def test_a_backlog_is_sent_from_emit(self, tmp_path: Path) -> None:
+        """BACKLOG_ROWS rows emitted without an await are in flight to the writer child at once;
+        the rest follow at the flush, and every row lands exactly once."""
+        path = tmp_path / "turn.db"
+        store = SQLiteStore(path, writer_process=True)
+        total = _group_commit.BACKLOG_ROWS + 88
+        records = [record(transition_id=f"turn{i:04d}") for i in range(total)]
+        seen: dict[str, int] = {}
+
+        async def body() -> None:
+            async with MetadataLogger(store, NEVER) as logger:
+                for rec in records:  # one turn: no await in between
+                    logger.emit(rec)
+                seen.update(logger.get_queue_depths()["state_transition"])
+                assert await logger.flush(timeout=30)
+
+        asyncio.run(body())
+        store.close()
+        assert seen["in_flight"] == _group_commit.BACKLOG_ROWS
+        assert seen["depth"] == total - _group_commit.BACKLOG_ROWS
+        assert stored_ids(path) == {r.transition_id for r in records}
+
+
 class TestFailures:
     """Retries, give-ups and row rejections settle every row exactly once."""
 

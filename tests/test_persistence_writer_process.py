@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import sqlite3
@@ -134,6 +135,21 @@ class TestSQLiteWriter:
         monkeypatch.setenv("PIPESTATE_SQLITE_WRITER", "fork")
         with pytest.raises(ValueError, match=r"PIPESTATE_SQLITE_WRITER.*'fork'"):
             writer_process_default()
+
+
+class TestForkGuard:
+    """Connections of dropped stores are closed by the guard a fork waits for."""
+
+    def test_a_dropped_store_closes_its_connection_under_the_guard(self, tmp_path: Path) -> None:
+        """A store collected unclosed has its connection closed at once, not at random later."""
+        store = SQLiteStore(tmp_path / "d.db", writer_process=False)
+        store.write_many([(STATE_TRANSITIONS, [record(transition_id="a")])])
+        conn = store._conn
+        assert conn is not None
+        del store
+        gc.collect()
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            conn.execute("SELECT 1")
 
 
 class TestOutboxWriter:

@@ -9,9 +9,14 @@ import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from persistence._writer_process import WriterProcess, open_writer, register_sqlite_user
+from persistence._writer_process import (
+    WriterProcess,
+    close_when_collected,
+    open_writer,
+    register_sqlite_user,
+)
 from persistence.queries._scope import ORG_PARAM, scope_sqlite
 from persistence.queries.sqlite import SQLITE_SQL
 from persistence.schema import (
@@ -26,6 +31,9 @@ from persistence.stores._select import where_clause as _where_clause
 from persistence.stores._sqlite_rows import RowPreparer, canonical_param, encodable_values
 from persistence.stores.base import RowError, StoreError, WriteResult
 from statemachine.records import TransitionRecord
+
+if TYPE_CHECKING:
+    import asyncio
 
 DEFAULT_PATH = "pipestate.db"
 WAL_AUTOCHECKPOINT_PAGES = 16_000  # at most ~64 MiB of WAL between checkpoints
@@ -136,7 +144,7 @@ class SQLiteStore:
         """Send a group to the writer process now; the future resolves once it is committed.
 
         Returns (results, derived (table, result) pairs, derive failures), as
-        persistence._group_commit.write_group_derived. Writer-process mode only.
+        persistence._group_write.write_group_derived. Writer-process mode only.
         """
         if self._writer is None:
             raise StoreError("submit_many needs the writer process", retryable=False)
@@ -145,6 +153,20 @@ class SQLiteStore:
         for table, _ in parts:
             self._spec(table)
         return self._writer.submit(parts, derive)
+
+    def submit_nowait(
+        self,
+        parts: Sequence[tuple[str, Sequence[TransitionRecord | Mapping[str, Any]]]],
+        *,
+        derive: bool,
+        loop: asyncio.AbstractEventLoop,
+    ) -> asyncio.Future[tuple[list[WriteResult], list[tuple[str, WriteResult]], int]] | None:
+        """submit_many() from the event loop without blocking it; None: use submit_many."""
+        if self._writer is None or self._closed:
+            return None  # submit_many (from a thread) raises the error
+        if any(table not in self._specs for table, _ in parts):
+            return None
+        return self._writer.submit_nowait(parts, derive, loop)
 
     @property
     def writer_pid(self) -> int | None:
@@ -179,6 +201,7 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 raise _store_error(f"opening {self.path!r}", exc) from exc
             self._conn = conn
+            close_when_collected(self, conn)  # a store dropped unclosed: see _FORK_GUARD
         return self._conn
 
     def _ensure_schema(self) -> None:
@@ -242,7 +265,7 @@ class SQLiteStore:
 
         With a writer process the transaction runs there; derive=True (writer process only)
         also writes the run/step rows the records imply and returns (results, derived,
-        failures) as persistence._group_commit.write_group_derived does.
+        failures) as persistence._group_write.write_group_derived does.
         """
         if self._writer is not None:
             if self._closed:
