@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -303,17 +304,17 @@ def _weak_evidence() -> Iterator[str]:
     yield ""
     yield "Then words in the class's own name (and its library bases'), case-sensitive:"
     yield ""
-    yield "| Pattern (class `__name__`) | ErrorType | Why |"
-    yield "|---|---|---|"
-    for name_rule in _fallback.WEAK_NAMES:
-        pattern = name_rule.pattern.replace("|", "\\|")
-        yield f"| `{pattern}` | `{name_rule.error_type.value}` | {name_rule.reason} |"
-    yield ""
+    yield from _weak_table("Pattern (class `__name__`)", _fallback.WEAK_NAMES)
     yield "Then the text's words; the rule whose word occurs first in the text decides:"
     yield ""
-    yield "| Words (lower-cased text) | ErrorType | Why |"
+    yield from _weak_table("Words (lower-cased text)", _fallback.WEAK_WORDS)
+
+
+def _weak_table(column: str, rules: Iterable[Any]) -> Iterator[str]:
+    """One weak-evidence table: each rule's pattern, its ErrorType and why."""
+    yield f"| {column} | ErrorType | Why |"
     yield "|---|---|---|"
-    for rule in _fallback.WEAK_WORDS:
+    for rule in rules:
         pattern = rule.pattern.replace("|", "\\|")
         yield f"| `{pattern}` | `{rule.error_type.value}` | {rule.reason} |"
     yield ""

@@ -316,6 +316,20 @@ def transition_ids(path: Path) -> set[str]:
             return set()
 
 
+def _run_chain_counting_forks(tmp_path: Path, steps: int, forks: int) -> Path:
+    """`pipestate run` a chain of `steps` no-op steps in-process: it succeeds, forks `forks`
+    processes and stores every transition; returns the store's path."""
+    path = tmp_path / "chain.yml"
+    path.write_text(chain_yaml(steps), encoding="utf-8")
+    db = tmp_path / "audit.db"
+    with counting_forks() as counted, contextlib.redirect_stdout(io.StringIO()):
+        code = main(["run", str(path), "--org", "acme", "--store", f"sqlite:{db}"])
+    assert code == 0
+    assert len(counted) == forks
+    assert len(transition_ids(db)) == 2 * steps + 2
+    return db
+
+
 class TestWriterChoice:
     @pytest.mark.parametrize(
         ("steps", "forks"),
@@ -327,14 +341,7 @@ class TestWriterChoice:
         """A run of up to THREAD_WRITER_MAX_STEPS steps forks no writer process, a bigger one
         forks one; either way every transition and the run row are stored."""
         monkeypatch.delenv(WRITER_ENV, raising=False)
-        path = tmp_path / "chain.yml"
-        path.write_text(chain_yaml(steps), encoding="utf-8")
-        db = tmp_path / "audit.db"
-        with counting_forks() as counted, contextlib.redirect_stdout(io.StringIO()):
-            code = main(["run", str(path), "--org", "acme", "--store", f"sqlite:{db}"])
-        assert code == 0
-        assert len(counted) == forks
-        assert len(transition_ids(db)) == 2 * steps + 2
+        db = _run_chain_counting_forks(tmp_path, steps, forks)
         with contextlib.closing(sqlite3.connect(db)) as conn:
             (runs,) = conn.execute("SELECT COUNT(*) FROM org_meta_pipeline_runs").fetchone()
         assert runs == 1
@@ -350,14 +357,7 @@ class TestWriterChoice:
     ) -> None:
         """PIPESTATE_SQLITE_WRITER, when set, picks the writer of a run of any size."""
         monkeypatch.setenv(WRITER_ENV, choice)
-        path = tmp_path / "chain.yml"
-        path.write_text(chain_yaml(steps), encoding="utf-8")
-        db = tmp_path / "audit.db"
-        with counting_forks() as counted, contextlib.redirect_stdout(io.StringIO()):
-            code = main(["run", str(path), "--org", "acme", "--store", f"sqlite:{db}"])
-        assert code == 0
-        assert len(counted) == forks
-        assert len(transition_ids(db)) == 2 * steps + 2
+        _run_chain_counting_forks(tmp_path, steps, forks)
 
     def test_a_small_run_killed_keeps_what_it_emitted_before(self, tmp_path: Path) -> None:
         """SIGKILL of a small run (thread writer) while its last step runs keeps a prefix of the
