@@ -11,11 +11,9 @@ import contextlib
 import io
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import pytest
 from persistence._writer_process import THREAD_WRITER_MAX_STEPS, WRITER_ENV
 from pipestate._script import STARTUP_GC_THRESHOLD
 from pipestate.cli import main
+from tests.processes import kill_at_burst
 
 # Modules a 1-step run that succeeds has no use for, with why each was heavy.
 NOT_ON_A_RUN = (
@@ -370,24 +369,8 @@ class TestWriterChoice:
         ready = 1 + 2 * (steps - 1) + 1  # the run's start, every earlier step, the last's start
         env = {k: v for k, v in os.environ.items() if not k.startswith("METADATA_LOG_")}
         env.pop(WRITER_ENV, None)
-        root = Path(__file__).resolve().parent.parent
-        driver = [sys.executable, "-m", "tests.crash_driver", str(side), str(ready), "--"]
         args = ["run", str(path), "--org", "acme", "--store", f"sqlite:{db}", "--json"]
-        child = subprocess.Popen(
-            [*driver, *args], cwd=root, env=env, stdout=subprocess.PIPE, text=True
-        )
-        assert child.stdout is not None
-        try:
-            line = child.stdout.readline()  # once the last step has started
-            killed_at = time.monotonic_ns()
-            os.kill(child.pid, signal.SIGKILL)
-            child.communicate(timeout=60)
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait(timeout=60)
-            child.stdout.close()
-        assert line.strip() == "burst"
+        killed_at = kill_at_burst(side, ready, args, env)  # once the last step has started
         emitted = [ln.split() for ln in side.read_text().splitlines()]
         kept = [tid in transition_ids(db) for tid, _ in emitted]
         old = [k for (_, at), k in zip(emitted, kept, strict=True) if int(at) < killed_at - 10**9]

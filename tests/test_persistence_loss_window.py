@@ -19,11 +19,7 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -32,9 +28,9 @@ import pytest
 
 from tests.bq_emulator import BQEmulator
 from tests.outbox_support import outbox_ids
+from tests.processes import kill_at_burst
 from tests.test_persistence_outbox_bigquery import bootstrap_dataset, bq_transition_ids
 
-ROOT = Path(__file__).resolve().parent.parent
 RUNS = 10
 CHAIN_STEPS = 2_000  # longer than the burst: the kill lands while steps still run
 WINDOW_NS = 50_000_000  # the target: rows emitted in the last 50 ms may be lost (printed here)
@@ -71,32 +67,7 @@ def kill_mid_burst(
 ) -> int:
     """Run the driver until it reports the burst, SIGKILL it; return the kill's monotonic ns."""
     # The burst must have run longer than the window, so some rows are old enough to check.
-    min_ms = str(2 * WINDOW_NS / 1e6)
-    driver = [sys.executable, "-m", "tests.crash_driver", str(side_file), str(ready_after), min_ms]
-    child = subprocess.Popen(
-        [*driver, "--", *cli_args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert child.stdout is not None
-    try:
-        line = child.stdout.readline()  # blocks until the child has emitted ready_after rows
-        killed_at = time.monotonic_ns()
-        os.kill(child.pid, signal.SIGKILL)
-        # Read to end-of-file: the store's writer process inherited this pipe and closes it
-        # when it exits, after committing every group that was already in its own pipe.
-        child.communicate(timeout=60)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait(timeout=60)
-        child.stdout.close()
-    assert line.strip() == "burst", f"the child ended before the burst: {line!r}"
-    assert child.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    return killed_at
+    return kill_at_burst(side_file, ready_after, cli_args, env, min_ms=2 * WINDOW_NS / 1e6)
 
 
 def check_run(emitted: list[tuple[str, int]], stored: set[str], killed_at: int, label: str) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from persistence import MetadataLogger, SQLiteStore
 from persistence.stores.base import STATE_TRANSITIONS
+from tests.processes import gone
 from tests.strategies.records import record
 
 REPLY_THREAD = "pipestate-sqlite-replies"
@@ -23,15 +24,6 @@ def stored_ids(path: Path) -> set[str]:
     """transition_ids in the file, read with a separate connection."""
     with sqlite3.connect(path) as conn:
         return {r[0] for r in conn.execute(f'SELECT transition_id FROM "{STATE_TRANSITIONS}"')}
-
-
-def gone(pid: int) -> bool:
-    """True once `pid` is no child of this process any more (exited and reaped)."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return False
 
 
 def helper_threads(before: set[int]) -> set[str]:

@@ -17,6 +17,7 @@ from persistence.outbox import OutboxStore
 from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS, StoreError
 from statemachine import PipelineRun, StepRun
 from tests.outbox_support import GatedRemote, outbox_ids
+from tests.processes import gone
 from tests.strategies.records import record
 
 
@@ -24,15 +25,6 @@ def stored(path: Path, table: str, column: str) -> set[str]:
     """Ids in one table, read with a separate connection."""
     with sqlite3.connect(path) as conn:
         return {r[0] for r in conn.execute(f'SELECT "{column}" FROM "{table}"')}
-
-
-def gone(pid: int) -> bool:
-    """True once `pid` is no child of this process any more (exited and reaped)."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return False
 
 
 def one_run(logger: MetadataLogger) -> PipelineRun:
