@@ -51,7 +51,12 @@ _Pair = tuple[dict[str, float], dict[str, float]]
 _RECEIVER = """
 import os, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-os.nice(19)  # it stands in for a receiver on another machine: it must not take our CPU
+# It stands in for a receiver on another machine: it must not take our CPU, nor make a core
+# look busy when the scheduler places the pipeline's writer child (SCHED_IDLE, as the exporter
+# child: persistence/_priority.py).
+os.nice(19)
+if hasattr(os, "SCHED_IDLE"):
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 delay = float(sys.argv[1])
 release = threading.Event()
 
