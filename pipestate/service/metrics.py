@@ -157,6 +157,11 @@ class ServiceMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.fast_submits = Counter(
+            "pipestate_http_fast_submits",
+            "Run requests answered by the submit fast path (the rest by the full route)",
+            registry=self.registry,
+        )
         self.registry.register(_LoggerCollector(lambda: self.sources))
         self.gc_pauses = GcPauses()
         self.registry.register(self.gc_pauses)
