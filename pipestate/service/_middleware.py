@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pipestate.service._fast_submit import TEMPLATE, FastSubmit
+from pipestate.service._fast_paths import FastPaths
 from pipestate.service.errors import problem_response
 from pipestate.service.metrics import ServiceMetrics
 
@@ -23,7 +23,7 @@ class _TooLarge(Exception):
 class Edge:
     """Time each request under its route template; refuse bodies over `max_bytes` with 413.
 
-    A clean run submit is answered by the fast path (_fast_submit.py) before the app sees it.
+    A clean run submit or read is answered by a fast path (_fast_paths.py) before the app sees it.
     """
 
     def __init__(
@@ -32,7 +32,7 @@ class Edge:
         self.app = app
         self.metrics = metrics
         self.max_bytes = max_bytes
-        self.fast = FastSubmit(max_bytes) if fast else None
+        self.fast = FastPaths(max_bytes) if fast else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve the request (fast path, 413 or the app); record its latency and status."""
@@ -55,11 +55,9 @@ class Edge:
                 await self._refuse(scope, receive, capture)
                 return
             if self.fast is not None:
-                rest = await self.fast(scope, receive, capture)
-                if rest is None:
-                    template = TEMPLATE
+                template, receive = await self.fast(scope, receive, capture)
+                if template is not None:
                     return
-                receive = rest
             await self._app(scope, receive, capture, lambda: started)
         finally:
             if template is None:

@@ -118,7 +118,7 @@ def _validation_detail(exc: RequestValidationError) -> str:
 def problem_for(exc: BaseException) -> JSONResponse | None:
     """The problem response of a domain error (None for anything else: a bug, a 500).
 
-    One mapping for the app's exception handlers and the submit fast path (_fast_submit.py).
+    One mapping for the app's exception handlers and the fast paths (_fast_paths.py).
     """
     if isinstance(exc, Problem):
         return problem_response(

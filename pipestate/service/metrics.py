@@ -157,9 +157,10 @@ class ServiceMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.fast_submits = Counter(
-            "pipestate_http_fast_submits",
-            "Run requests answered by the submit fast path (the rest by the full route)",
+        self.fast_answers = Counter(
+            "pipestate_http_fast_answers",
+            "Requests answered by a fast path, by route template (the rest by the full route)",
+            ["route"],
             registry=self.registry,
         )
         self.registry.register(_LoggerCollector(lambda: self.sources))

@@ -51,7 +51,7 @@ async def submit(
 ) -> tuple[RunAccepted, int]:
     """Start a run; with `wait`, wait (bounded) for it: (its answer, 200 if it ended else 202).
 
-    The route below and the submit fast path (_fast_submit.py) both answer through this.
+    The route below and the submit fast path (_fast_paths.py) both answer through this.
     """
     run = await runs.start(key.org_slug, pipeline, params, key_id=key.key_id)
     status = 202

@@ -1,5 +1,5 @@
-"""The submit fast path against a real `pipestate serve`: clean submits are answered at the edge
-exactly as the route answers them; every unclean request reaches the route and its own errors."""
+"""The fast paths against a real `pipestate serve`: clean submits and reads are answered at the
+edge exactly as the routes answer them; every unclean request reaches the route and its errors."""
 
 from __future__ import annotations
 
@@ -9,18 +9,19 @@ from typing import Any
 import httpx
 import pytest
 
-from pipestate.service.models import RunAccepted
+from pipestate.service.models import RunAccepted, RunDetail
 from tests.service_support import Server, create_key, make_config_dir, run_server
 
 NOOP = "/api/v1/pipelines/run/{org}/test/bench/noop10"
 SLOW = "/api/v1/pipelines/run/{org}/test/slow/slow"
 TEMPLATE = "/api/v1/pipelines/run/{org_slug}/{provider}/{domain}/{pipeline}"
+READ_TEMPLATE = "/api/v1/runs/{org_slug}/{pipeline_logging_id}"
 
 
 @pytest.fixture(scope="module")
 def service_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server of this module's own (its counters are this module's): per-org limit 2."""
-    workdir = tmp_path_factory.mktemp("fast_submit")
+    workdir = tmp_path_factory.mktemp("fast_paths")
     with run_server(
         workdir,
         store=f"sqlite:{workdir / 'audit.db'}",
@@ -49,8 +50,8 @@ def _metric(client: httpx.Client, prefix: str) -> float:
     return 0.0
 
 
-def _fast(client: httpx.Client) -> float:
-    return _metric(client, "pipestate_http_fast_submits_total")
+def _fast(client: httpx.Client, route: str = TEMPLATE) -> float:
+    return _metric(client, f'pipestate_http_fast_answers_total{{route="{route}"}}')
 
 
 class TestCleanSubmits:
@@ -86,13 +87,17 @@ class TestCleanSubmits:
     ) -> None:
         """No body, no query: 202 with the run's id; following it shows the run COMPLETED."""
         with service_server.client(headers={"X-API-Key": keys["fast_b"]}) as client:
-            fast = _fast(client)
+            fast, reads = _fast(client), _fast(client, READ_TEMPLATE)
             response = client.post(NOOP.format(org="fast_b"))
             assert _fast(client) == fast + 1
             assert response.status_code == 202, response.text
             followed = client.get(response.json()["status_url"] + "?wait=true")
+            assert _fast(client, READ_TEMPLATE) == reads + 1  # a run held in memory
         assert RunAccepted.model_validate(response.json()).org_slug == "fast_b"
-        assert followed.json()["state"] == "COMPLETED"
+        detail = RunDetail.model_validate(followed.json())
+        assert (detail.state, detail.live, detail.pipeline_id) == ("COMPLETED", False, "noop10")
+        assert detail.steps == {f"s{i}": "COMPLETED" for i in range(10)}
+        assert len(detail.timeline) == 2 * 11  # PENDING -> RUNNING -> COMPLETED, 11 entities
 
     def test_admission_refusal_is_the_routes_problem(
         self, service_server: Server, keys: dict[str, str]
@@ -135,6 +140,15 @@ UNCLEAN: list[tuple[str, str | None, str, dict[str, Any], int]] = [
     ("broken JSON", "fast_a", A_RUN, {"content": b'{"date": ', "headers": JSON}, 422),
     ("a body over the limit", "fast_a", A_RUN, {"json": {"pad": "x" * 70_000}}, 413),
 ]
+UNKNOWN_RUN = "/api/v1/runs/fast_a/00000000-0000-4000-8000-000000000000"
+# The same for reads (GET): (what, key org, URL, the route's status).
+UNCLEAN_READS: list[tuple[str, str | None, str, int]] = [
+    ("a run only the store could know", "fast_a", UNKNOWN_RUN, 404),
+    ("no key", None, UNKNOWN_RUN, 401),
+    ("another org's key", "fast_b", UNKNOWN_RUN, 403),
+    ("a run id off the identifier rule", "fast_a", "/api/v1/runs/fast_a/bad$id", 422),
+    ("a wait value only FastAPI reads", "fast_a", UNKNOWN_RUN + "?wait=on", 404),
+]
 
 
 class TestUncleanRequests:
@@ -162,3 +176,40 @@ class TestUncleanRequests:
         assert response.status_code == status, response.text
         if status >= 400:
             assert response.headers["content-type"] == "application/problem+json"
+
+    @pytest.mark.parametrize(
+        ("what", "key_org", "url", "status"), UNCLEAN_READS, ids=[c[0] for c in UNCLEAN_READS]
+    )
+    def test_read_falls_back_to_the_route(
+        self,
+        service_server: Server,
+        keys: dict[str, str],
+        what: str,
+        key_org: str | None,
+        url: str,
+        status: int,
+    ) -> None:
+        """A read the fast path cannot answer from memory reaches the route, with its status."""
+        headers = {"X-API-Key": keys[key_org]} if key_org else {}
+        with service_server.client() as client:
+            fast = _fast(client, READ_TEMPLATE)
+            response = client.get(url, headers=headers)
+            assert _fast(client, READ_TEMPLATE) == fast, what
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+
+    def test_another_orgs_key_cannot_read_a_run_held_in_memory(
+        self, service_server: Server, keys: dict[str, str]
+    ) -> None:
+        """fast_b's key on fast_a's live run is the route's 403, never the run (isolation)."""
+        with service_server.client() as client:
+            run = client.post(A_RUN + "?wait=true", headers={"X-API-Key": keys["fast_a"]}).json()
+            url = f"/api/v1/runs/fast_a/{run['pipeline_logging_id']}"
+            other = client.get(url, headers={"X-API-Key": keys["fast_b"]})
+            wrong_org = client.get(
+                url.replace("/fast_a/", "/fast_b/"), headers={"X-API-Key": keys["fast_b"]}
+            )
+        assert other.status_code == 403
+        assert wrong_org.status_code == 404  # fast_b's own org: no such run there
+        for leaked in ("noop10", "COMPLETED", "timeline", "s0"):  # nothing of the run itself
+            assert leaked not in other.text + wrong_org.text
