@@ -7,8 +7,9 @@ not count as idle, so during a burst the writer child queued behind the loop (an
 behind it) while the exporter child had the other core: the loop waited 9-14 ms per 2,000
 transitions for a core, against under 1 ms with the exporters off (issue 17's regression,
 docs/lineage.md). A core that runs only SCHED_IDLE tasks counts as idle when a waking task is
-placed (the kernel's select_idle_sibling), so the writer child takes the exporter child's core
-instead; and a SCHED_IDLE task gives way at once to any waking normal task. Inside the
+placed (the kernel's select_idle_sibling keeps the wakee's previous core if it is idle or runs
+only SCHED_IDLE tasks), so the writer child stays on the exporter child's core instead of
+joining the loop's; and a SCHED_IDLE task gives way at once to any waking normal task. Inside the
 pipeline's session (one scheduler autogroup) it gets the CPU the pipeline leaves idle; when the
 pipeline is quiet it still gets a full share against other sessions, so it drains.
 """
