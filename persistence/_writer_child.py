@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from persistence._derive import DERIVING_STATES
-from persistence.stores._sqlite_rows import RecordValues
+from persistence.stores._sqlite_rows import RecordValues, record_values
 from persistence.stores.base import STATE_TRANSITIONS, StoreError
 from statemachine.records import RECORD_FIELDS, TransitionRecord
 
@@ -36,24 +36,25 @@ def _record(values: tuple[Any, ...]) -> TransitionRecord:
 
 
 def _decode_parts(
-    encoded: list[tuple[str, list[Any], list[int]]], *, as_values: bool
-) -> tuple[list[tuple[str, list[Any]]], list[TransitionRecord]]:
+    encoded: list[tuple[str, list[Any], list[int]]], *, as_values: bool, derive: bool = True
+) -> tuple[list[tuple[str, list[Any]]], list[TransitionRecord | RecordValues]]:
     """The parts with their records rebuilt, and the transition records to derive rows from.
 
-    as_values (a store that inserts RecordValues, SQLite): records stay value tuples, and only
-    a transition into one of DERIVING_STATES, the only ones that imply a run or step row (about
-    half of a run's), is rebuilt as a record for persistence._derive.
+    as_values (a store that inserts RecordValues, SQLite): records stay value tuples, named
+    (RecordValues), and only a transition into one of DERIVING_STATES, the only ones that imply
+    a run or step row (about half of a run's), is listed to derive from (derive=True), as its
+    RecordValues: persistence._derive reads them by name as it reads a record.
     """
     parts = []
-    deriving = []
+    deriving: list[TransitionRecord | RecordValues] = []
     for table, values, records in encoded:
-        transitions = table == STATE_TRANSITIONS
+        transitions = derive and table == STATE_TRANSITIONS
         for index in records:
             item = values[index]
             if as_values:
-                values[index] = RecordValues(item)
+                values[index] = named = record_values(item)
                 if transitions and item[_TO_STATE] in DERIVING_STATES:
-                    deriving.append(_record(item))
+                    deriving.append(named)
             else:
                 values[index] = record = _record(item)
                 if transitions:
@@ -115,18 +116,18 @@ def _commit(store: Any, groups: list[tuple[Any, bool]]) -> list[Any]:
     (the parent counts them per table, not per group). A failure fails every group of the
     transaction; the parent retries each one.
     """
-    from persistence._group_write import derive_parts, write_group
+    from persistence._group_write import derive_records, write_group
 
     derive = groups[0][1]
     parts: list[tuple[str, list[Any]]] = []
-    deriving: list[TransitionRecord] = []
+    deriving: list[TransitionRecord | RecordValues] = []
     as_values = getattr(store, "write_records", None) is not None
     for encoded, _ in groups:
-        decoded, records = _decode_parts(encoded, as_values=as_values)
+        decoded, records = _decode_parts(encoded, as_values=as_values, derive=derive)
         parts += decoded
         deriving += records
     try:
-        extra, failures = derive_parts([(STATE_TRANSITIONS, deriving)]) if derive else ([], 0)
+        extra, failures = derive_records(deriving) if derive else ([], 0)
         written = write_group(store, [*parts, *extra])
     except Exception as error:
         return [_error_reply(error)] * len(groups)

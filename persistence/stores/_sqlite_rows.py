@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import json
 import operator
 import re
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
+from persistence._json_text import plain_json
 from persistence.schema import TableSpec
 from persistence.stores.base import RowError
 from statemachine.records import RECORD_FIELDS, TransitionRecord, dumps_metadata
@@ -76,6 +78,11 @@ def metadata_json(value: Any) -> str:
         return dumps_metadata(value)
     if not value:
         return "{}"
+    if plain_json is not None:
+        try:
+            return plain_json(value)  # lone surrogates: see below
+        except Exception:  # non-JSON values, cycles, NaN: dumps_metadata renders them
+            return dumps_metadata(value)
     try:
         text = _METADATA_ENCODER.encode(value)
     except Exception:  # non-JSON values, cycles: dumps_metadata renders them as strings
@@ -131,14 +138,127 @@ _RECORD_CONVERTERS: dict[str, Callable[[Any], object]] = {
 }
 
 
-class RecordValues(tuple):  # type: ignore[type-arg]
+class RecordValues(NamedTuple):
     """A TransitionRecord's field values in RECORD_FIELDS order, as the writer process gets them.
 
     The transitions table's columns are RECORD_FIELDS in that order, so these are its insert
-    parameters before conversion: the writer process inserts them without rebuilding a record.
+    parameters before conversion: the writer process inserts them without rebuilding a record,
+    and persistence._derive reads their fields by name as it reads a record's.
+    Build one with record_values(values).
     """
 
-    __slots__ = ()
+    transition_id: str
+    org_slug: str
+    pipeline_logging_id: str
+    step_logging_id: str | None
+    entity_type: str
+    entity_name: str
+    from_state: str
+    to_state: str
+    transition_time: dt.datetime
+    transition_date: dt.date
+    reason: str | None
+    error_type: str | None
+    error_message: str | None
+    stack_trace_truncated: str | None
+    retry_count: int
+    duration_in_state_ms: int
+    metadata: dict[str, Any]
+    trigger_type: str | None
+    user_id: str | None
+
+
+if RecordValues._fields != RECORD_FIELDS:  # checked at import, as the state table is
+    raise TypeError(
+        f"RecordValues fields {RecordValues._fields} differ from RECORD_FIELDS {RECORD_FIELDS}."
+    )
+# tuple.__new__ takes the values as one sequence and skips namedtuple's per-field __new__.
+record_values: Callable[[Sequence[Any]], RecordValues] = functools.partial(
+    tuple.__new__, RecordValues
+)
+_ISO_TIMESTAMP = dt.datetime.isoformat
+_ISO_DATE = dt.date.isoformat
+_UTC_SUFFIX = "+00:00"
+
+
+class _Unusual(Exception):
+    """A column holds a value the column-wise route does not convert: take the row route."""
+
+
+def _timestamp_column(values: tuple[Any, ...]) -> list[str]:
+    """record_timestamp of a column of UTC datetimes with microseconds, in C loops."""
+    if set(map(type, values)) != {dt.datetime}:
+        raise _Unusual
+    texts = list(map(_ISO_TIMESTAMP, values))
+    # Canonical = with a fraction (32 characters) and at offset zero.
+    if set(map(len, texts)) != {_CANONICAL_LENGTH} or not all(
+        map(str.endswith, texts, itertools.repeat(_UTC_SUFFIX))
+    ):
+        raise _Unusual
+    return texts
+
+
+def _date_column(values: tuple[Any, ...]) -> list[str]:
+    """record_date of a column of dates."""
+    if set(map(type, values)) != {dt.date}:
+        raise _Unusual
+    return list(map(_ISO_DATE, values))
+
+
+def _json_column(values: tuple[Any, ...]) -> list[str]:
+    """metadata_json of each value."""
+    return list(map(metadata_json, values))
+
+
+def _present(values: tuple[Any, ...]) -> tuple[Any, ...] | list[Any]:
+    """The values that are not None (a nullable column's None stays None in either route)."""
+    return [v for v in values if v is not None] if None in values else values
+
+
+def _texts(values: tuple[Any, ...] | list[Any], length: int) -> tuple[Any, ...] | list[Any]:
+    """The values, if all are str of `length` characters (else _Unusual)."""
+    if values and (set(map(type, values)) != {str} or set(map(len, values)) != {length}):
+        raise _Unusual
+    return values
+
+
+def _timestamp_text_column(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """canonical_timestamp of a column already in canonical text (derive_run_rows's rows)."""
+    texts = _texts(_present(values), _CANONICAL_LENGTH)
+    if set(map(_AT_19, texts)) - {"."} or not all(
+        map(str.endswith, texts, itertools.repeat(_UTC_SUFFIX))
+    ):
+        raise _Unusual
+    return values
+
+
+def _date_text_column(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """canonical_date of a column already in YYYY-MM-DD text."""
+    texts = _texts(_present(values), 10)
+    if set(map(_AT_4, texts)) - {"-"} or set(map(_AT_7, texts)) - {"-"}:
+        raise _Unusual
+    return values
+
+
+def _json_text_column(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """json_text of a column already in text (JSON columns take a str as it is)."""
+    if set(map(type, _present(values))) - {str}:
+        raise _Unusual
+    return values
+
+
+_AT_4, _AT_7, _AT_19 = operator.itemgetter(4), operator.itemgetter(7), operator.itemgetter(19)
+# Column converters of record values (datetime, date, dict) and of mapping rows (text).
+_COLUMN_CONVERTERS: dict[str, Callable[[tuple[Any, ...]], Sequence[Any]]] = {
+    "TIMESTAMP": _timestamp_column,
+    "DATE": _date_column,
+    "JSON": _json_column,
+}
+_TEXT_COLUMN_CONVERTERS: dict[str, Callable[[tuple[Any, ...]], Sequence[Any]]] = {
+    "TIMESTAMP": _timestamp_text_column,
+    "DATE": _date_text_column,
+    "JSON": _json_text_column,
+}
 
 
 def _tuple_getter(indexes: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
@@ -184,6 +304,17 @@ class RowPreparer:
             for i, f in enumerate(spec.fields)
             if f.type in _RECORD_CONVERTERS
         )
+        self.column_converters = tuple(
+            (i, _COLUMN_CONVERTERS[f.type])
+            for i, f in enumerate(spec.fields)
+            if f.type in _COLUMN_CONVERTERS
+        )
+        self.text_column_converters = tuple(
+            (i, _TEXT_COLUMN_CONVERTERS[f.type])
+            for i, f in enumerate(spec.fields)
+            if f.type in _TEXT_COLUMN_CONVERTERS
+        )
+        self.mapping_getter = operator.itemgetter(*self.columns)  # a tuple: every table has > 1
 
     def multi_insert_sql(self, rows: int) -> str:
         """INSERT OR IGNORE of `rows` rows in one statement (cached per row count)."""
@@ -210,9 +341,11 @@ class RowPreparer:
         value = row.get(self.spec.id_column)
         return str(value) if value is not None else f"<row {index} without {self.spec.id_column}>"
 
-    def prepare(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list[list[Any]], list[RowError]]:
+    def prepare(
+        self, rows: Sequence[Mapping[str, Any]]
+    ) -> tuple[list[Sequence[Any]], list[RowError]]:
         """Return value lists (column order) for good rows and a RowError for each bad one."""
-        good: list[list[Any]] = []
+        good: list[Sequence[Any]] = []
         bad: list[RowError] = []
         columns, column_set = self.columns, self.column_set
         required, converters = self.required_indexes, self.converter_items
@@ -236,16 +369,27 @@ class RowPreparer:
 
     def prepare_items(
         self, items: Sequence[TransitionRecord | RecordValues | Mapping[str, Any]]
-    ) -> tuple[list[list[Any]], list[RowError]]:
+    ) -> tuple[list[Sequence[Any]], list[RowError]]:
         """prepare() for records and rows alike; records skip the dict of to_row().
 
         Lone surrogates are left in place: the store repairs them only when SQLite refuses.
         """
-        good: list[list[Any]] = []
+        if items:
+            columnwise = self._prepare_columns(items)
+            if columnwise is not None:
+                return columnwise, []
+        return self._prepare_rows(items)
+
+    def _prepare_rows(
+        self, items: Sequence[TransitionRecord | RecordValues | Mapping[str, Any]]
+    ) -> tuple[list[Sequence[Any]], list[RowError]]:
+        """prepare_items one item at a time (any batch; each bad item rejected by id)."""
+        good: list[Sequence[Any]] = []
         bad: list[RowError] = []
         getter, converters = self.record_getter, self.record_converters
         required = self.required_getter
         for index, item in enumerate(items):
+            values: list[Any]
             try:
                 if getter is not None and type(item) is RecordValues:
                     values = list(item)  # already in column order (see RecordValues)
@@ -274,6 +418,46 @@ class RowPreparer:
                 continue
             good.append(values)
         return good, bad
+
+    def _prepare_columns(
+        self, items: Sequence[TransitionRecord | RecordValues | Mapping[str, Any]]
+    ) -> list[Sequence[Any]] | None:
+        """The values of a batch, converted column by column; None: take the row route.
+
+        The same parameters as the row route, for the usual batch: only records (or only
+        RecordValues) with UTC times with a fraction, or only dicts with exactly the table's
+        columns and canonical text (the rows derive_run_rows makes), no required value
+        missing. The per-value loops run in C (map, zip), which takes ~2 us of Python off
+        every row the writer process inserts. Anything unusual sends the whole batch down the
+        row route, which rejects bad items one by one.
+        """
+        kinds = set(map(type, items))
+        batch: Any = items  # one kind, checked below
+        rows: Any
+        converters = self.column_converters
+        if kinds == {RecordValues} and self.record_getter is not None:
+            rows = items
+        elif kinds == {TransitionRecord} and self.record_getter is not None:
+            rows = map(self.record_getter, batch)
+        elif kinds == {dict}:
+            if set(map(len, batch)) != {len(self.columns)}:  # a missing or unknown column
+                return None
+            rows = map(self.mapping_getter, batch)
+            converters = self.text_column_converters
+        else:
+            return None
+        try:
+            columns: list[Any] = list(zip(*rows, strict=True))
+            if len(columns) != len(self.columns):
+                return None
+            for i in self.required_indexes:
+                if None in columns[i]:
+                    return None
+            for i, convert in converters:
+                columns[i] = convert(columns[i])
+        except Exception:  # _Unusual, or a converter refusing a value: the row route says which
+            return None
+        return list(zip(*columns, strict=True))
 
     def _nulls(self, values: Sequence[Any]) -> list[str]:
         """Names of the required columns that are None in `values`."""
