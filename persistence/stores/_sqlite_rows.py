@@ -12,13 +12,17 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from persistence._json_text import plain_json
 from persistence.schema import TableSpec
+from persistence.stores._sqlite_columns import (
+    CANONICAL_LENGTH,
+    CANONICAL_TIMESTAMP,
+    COLUMN_CONVERTERS,
+    TEXT_COLUMN_CONVERTERS,
+    metadata_json,
+)
 from persistence.stores.base import RowError
-from statemachine.records import RECORD_FIELDS, TransitionRecord, dumps_metadata
+from statemachine.records import RECORD_FIELDS, TransitionRecord
 
-CANONICAL_TIMESTAMP = "%Y-%m-%dT%H:%M:%S.%f+00:00"
-_CANONICAL_LENGTH = 32
 # SQLITE_MAX_VARIABLE_NUMBER: 999 before SQLite 3.32, 32,766 since.
 _MAX_PARAMETERS = 32_766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
 # Rows per multi-row INSERT: each statement hands the GIL to a busy event loop and back (up to
@@ -28,16 +32,12 @@ _MAX_ROWS_PER_STATEMENT = 500
 _SQL_CACHE_SIZE = 64  # distinct row counts kept per table (group commit sizes vary)
 _UTC = dt.UTC
 _SURROGATE = re.compile("[\ud800-\udfff]")
-# Compact-enough, sorted JSON like dumps_metadata, but built once: json.dumps() with keyword
-# arguments constructs a new encoder on every call. No `default`: a non-JSON value raises and
-# takes the dumps_metadata path, so the text is always what dumps_metadata would produce.
-_METADATA_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
 
 
 def canonical_timestamp(value: object) -> str:
     """Fixed-width UTC text (microseconds, +00:00) so text order is time order in SQLite."""
     if isinstance(value, str):
-        if len(value) == _CANONICAL_LENGTH and value[19] == "." and value.endswith("+00:00"):
+        if len(value) == CANONICAL_LENGTH and value[19] == "." and value.endswith("+00:00"):
             return value  # already canonical: the common case from TransitionRecord.to_row()
         value = dt.datetime.fromisoformat(value)
     if not isinstance(value, dt.datetime):
@@ -70,27 +70,6 @@ def record_timestamp(value: dt.datetime) -> str:
 def record_date(value: dt.date) -> str:
     """canonical_date for a record's date."""
     return value.isoformat() if type(value) is dt.date else canonical_date(value)
-
-
-def metadata_json(value: Any) -> str:
-    """dumps_metadata(value), with fast paths for the common cases (empty, plain JSON)."""
-    if type(value) is not dict:
-        return dumps_metadata(value)
-    if not value:
-        return "{}"
-    if plain_json is not None:
-        try:
-            return plain_json(value)  # lone surrogates: see below
-        except Exception:  # non-JSON values, cycles, NaN: dumps_metadata renders them
-            return dumps_metadata(value)
-    try:
-        text = _METADATA_ENCODER.encode(value)
-    except Exception:  # non-JSON values, cycles: dumps_metadata renders them as strings
-        return dumps_metadata(value)
-    if "NaN" in text or "Infinity" in text:
-        return dumps_metadata(value)
-    # A lone surrogate stays here; the store repairs it as dumps_metadata would (U+FFFD).
-    return text
 
 
 def encodable_values(values: Sequence[Any]) -> list[Any]:
@@ -176,89 +155,6 @@ if RecordValues._fields != RECORD_FIELDS:  # checked at import, as the state tab
 record_values: Callable[[Sequence[Any]], RecordValues] = functools.partial(
     tuple.__new__, RecordValues
 )
-_ISO_TIMESTAMP = dt.datetime.isoformat
-_ISO_DATE = dt.date.isoformat
-_UTC_SUFFIX = "+00:00"
-
-
-class _Unusual(Exception):
-    """A column holds a value the column-wise route does not convert: take the row route."""
-
-
-def _timestamp_column(values: tuple[Any, ...]) -> list[str]:
-    """record_timestamp of a column of UTC datetimes with microseconds, in C loops."""
-    if set(map(type, values)) != {dt.datetime}:
-        raise _Unusual
-    texts = list(map(_ISO_TIMESTAMP, values))
-    # Canonical = with a fraction (32 characters) and at offset zero.
-    if set(map(len, texts)) != {_CANONICAL_LENGTH} or not all(
-        map(str.endswith, texts, itertools.repeat(_UTC_SUFFIX))
-    ):
-        raise _Unusual
-    return texts
-
-
-def _date_column(values: tuple[Any, ...]) -> list[str]:
-    """record_date of a column of dates."""
-    if set(map(type, values)) != {dt.date}:
-        raise _Unusual
-    return list(map(_ISO_DATE, values))
-
-
-def _json_column(values: tuple[Any, ...]) -> list[str]:
-    """metadata_json of each value."""
-    return list(map(metadata_json, values))
-
-
-def _present(values: tuple[Any, ...]) -> tuple[Any, ...] | list[Any]:
-    """The values that are not None (a nullable column's None stays None in either route)."""
-    return [v for v in values if v is not None] if None in values else values
-
-
-def _texts(values: tuple[Any, ...] | list[Any], length: int) -> tuple[Any, ...] | list[Any]:
-    """The values, if all are str of `length` characters (else _Unusual)."""
-    if values and (set(map(type, values)) != {str} or set(map(len, values)) != {length}):
-        raise _Unusual
-    return values
-
-
-def _timestamp_text_column(values: tuple[Any, ...]) -> tuple[Any, ...]:
-    """canonical_timestamp of a column already in canonical text (derive_run_rows's rows)."""
-    texts = _texts(_present(values), _CANONICAL_LENGTH)
-    if set(map(_AT_19, texts)) - {"."} or not all(
-        map(str.endswith, texts, itertools.repeat(_UTC_SUFFIX))
-    ):
-        raise _Unusual
-    return values
-
-
-def _date_text_column(values: tuple[Any, ...]) -> tuple[Any, ...]:
-    """canonical_date of a column already in YYYY-MM-DD text."""
-    texts = _texts(_present(values), 10)
-    if set(map(_AT_4, texts)) - {"-"} or set(map(_AT_7, texts)) - {"-"}:
-        raise _Unusual
-    return values
-
-
-def _json_text_column(values: tuple[Any, ...]) -> tuple[Any, ...]:
-    """json_text of a column already in text (JSON columns take a str as it is)."""
-    if set(map(type, _present(values))) - {str}:
-        raise _Unusual
-    return values
-
-
-_AT_4, _AT_7, _AT_19 = operator.itemgetter(4), operator.itemgetter(7), operator.itemgetter(19)
-# Column converters of record values (datetime, date, dict) and of mapping rows (text).
-_COLUMN_CONVERTERS: dict[str, Callable[[tuple[Any, ...]], Sequence[Any]]] = {
-    "TIMESTAMP": _timestamp_column,
-    "DATE": _date_column,
-    "JSON": _json_column,
-}
-_TEXT_COLUMN_CONVERTERS: dict[str, Callable[[tuple[Any, ...]], Sequence[Any]]] = {
-    "TIMESTAMP": _timestamp_text_column,
-    "DATE": _date_text_column,
-    "JSON": _json_text_column,
-}
 
 
 def _tuple_getter(indexes: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
@@ -305,14 +201,14 @@ class RowPreparer:
             if f.type in _RECORD_CONVERTERS
         )
         self.column_converters = tuple(
-            (i, _COLUMN_CONVERTERS[f.type])
+            (i, COLUMN_CONVERTERS[f.type])
             for i, f in enumerate(spec.fields)
-            if f.type in _COLUMN_CONVERTERS
+            if f.type in COLUMN_CONVERTERS
         )
         self.text_column_converters = tuple(
-            (i, _TEXT_COLUMN_CONVERTERS[f.type])
+            (i, TEXT_COLUMN_CONVERTERS[f.type])
             for i, f in enumerate(spec.fields)
-            if f.type in _TEXT_COLUMN_CONVERTERS
+            if f.type in TEXT_COLUMN_CONVERTERS
         )
         self.mapping_getter = operator.itemgetter(*self.columns)  # a tuple: every table has > 1
 
