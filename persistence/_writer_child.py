@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from persistence._derive import DERIVING_STATES
+from persistence._frame import expand_records, load_group
 from persistence.stores._sqlite_rows import RecordValues, record_values
 from persistence.stores.base import STATE_TRANSITIONS, StoreError
 from statemachine.records import RECORD_FIELDS, TransitionRecord
@@ -49,6 +50,7 @@ def _decode_parts(
     deriving: list[TransitionRecord | RecordValues] = []
     for table, values, records in encoded:
         transitions = derive and table == STATE_TRANSITIONS
+        expand_records(values, records)
         for index in records:
             item = values[index]
             if as_values:
@@ -161,13 +163,13 @@ def _child_main(factory: Callable[[], Any], requests: int, replies: int) -> None
     outbox: IO[bytes] | None = os.fdopen(replies, "wb")
     try:
         while (payload := inbox.next(block=True)) is not None:
-            groups: list[tuple[Any, bool]] = [pickle.loads(payload)]
+            groups: list[tuple[Any, bool]] = [load_group(payload)]
             # Whatever else has arrived joins this commit (same derive flag, bounded).
             while len(groups) < _MAX_GROUPS_PER_COMMIT:
                 more = inbox.next(block=False)
                 if more is None:
                     break
-                group = pickle.loads(more)
+                group = load_group(more)
                 if group[1] != groups[0][1]:
                     for reply in _commit(store, groups):
                         outbox = _reply(outbox, reply)
