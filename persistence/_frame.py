@@ -21,7 +21,7 @@ import itertools
 import marshal
 import operator
 import pickle
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from persistence.stores.base import RowError
@@ -96,14 +96,18 @@ def load_group(payload: bytes) -> tuple[Encoded, bool]:
     return encoded, derive
 
 
-def expand_records(values: list[Any], records: list[int]) -> None:
-    """Replace each wire tuple at `records` with the record's values in RECORD_FIELDS order.
+def expand_records(
+    values: list[Any], records: list[int], rebuild: Callable[[Sequence[Any]], Any] = tuple
+) -> None:
+    """Replace each wire tuple at `records` with rebuild(the record's values in RECORD_FIELDS
+    order): the writer child's RecordValues, or a TransitionRecord.
 
     Column by column: the per-value work runs in C (zip, map), not in a Python loop per record.
     """
     if not records:
         return
-    wires = [values[i] for i in records]
+    every = len(records) == len(values)  # indexes are distinct: then every item is a record
+    wires = values if every else [values[i] for i in records]
     rests, stamps, ordinals = zip(*wires, strict=True)
     times = map(
         operator.add,
@@ -112,5 +116,9 @@ def expand_records(values: list[Any], records: list[int]) -> None:
     )
     columns: list[Any] = list(zip(*rests, strict=True))
     columns[_TIME:_TIME] = (tuple(times), tuple(map(dt.date.fromordinal, ordinals)))
-    for index, full in zip(records, zip(*columns, strict=True), strict=True):
-        values[index] = full
+    rebuilt = map(rebuild, zip(*columns, strict=True))
+    if every:
+        values[:] = rebuilt
+    else:
+        for index, item in zip(records, rebuilt, strict=True):
+            values[index] = item

@@ -12,7 +12,7 @@ import pickle
 import select
 import signal
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from persistence._derive import DERIVING_STATES
@@ -28,7 +28,7 @@ _SETTERS = tuple(getattr(TransitionRecord, name).__set__ for name in RECORD_FIEL
 _new = object.__new__
 
 
-def _record(values: tuple[Any, ...]) -> TransitionRecord:
+def _record(values: Sequence[Any]) -> TransitionRecord:
     """The record whose fields are `values` (in RECORD_FIELDS order), without re-validation."""
     record = _new(TransitionRecord)
     for setter, value in zip(_SETTERS, values, strict=True):
@@ -48,19 +48,18 @@ def _decode_parts(
     """
     parts = []
     deriving: list[TransitionRecord | RecordValues] = []
+    rebuild: Callable[[Sequence[Any]], Any] = record_values if as_values else _record
     for table, values, records in encoded:
-        transitions = derive and table == STATE_TRANSITIONS
-        expand_records(values, records)
-        for index in records:
-            item = values[index]
+        expand_records(values, records, rebuild)
+        if derive and table == STATE_TRANSITIONS:
             if as_values:
-                values[index] = named = record_values(item)
-                if transitions and item[_TO_STATE] in DERIVING_STATES:
-                    deriving.append(named)
+                deriving += [
+                    item
+                    for item in map(values.__getitem__, records)
+                    if item[_TO_STATE] in DERIVING_STATES
+                ]
             else:
-                values[index] = record = _record(item)
-                if transitions:
-                    deriving.append(record)
+                deriving += map(values.__getitem__, records)
         parts.append((table, values))
     return parts, deriving
 

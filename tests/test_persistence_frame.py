@@ -58,6 +58,18 @@ class TestRoundTrip:
         assert all(values[time].tzinfo is dt.UTC for values in parts[0][1])
         assert payload[:1] == b"M"  # plain values: marshal
 
+    @_SETTINGS
+    @given(records=st.lists(transition_records(), min_size=1, max_size=6), at=st.integers(0, 6))
+    def test_records_among_rows_come_back_in_place(
+        self, records: list[TransitionRecord], at: int
+    ) -> None:
+        """Invariant: in a part mixing rows and records, each keeps its position and value."""
+        row = {"transition_id": "a-row", "org_slug": "acme"}
+        items: list[Any] = list(records)
+        items.insert(min(at, len(items)), row)
+        parts, _ = _round_trip([(STATE_TRANSITIONS, items)])
+        assert parts[0][1] == [item if item is row else _values(item) for item in items]
+
     def test_values_marshal_refuses_are_pickled(self) -> None:
         """Metadata holding a str subclass (an enum member) sends the group pickled, intact."""
         odd = record(metadata={"colour": _Colour.RED, "at": BASE_TIME})
