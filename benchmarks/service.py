@@ -21,12 +21,17 @@ clients (one AsyncClient and one connection each, all in one process), in three 
 Figures:
 - submit_p50_ms / submit_p99_ms: latency of POST /api/v1/pipelines/run/... (202) seen by a
   *probe* during phase 3 (target p99 <= 20 ms on loopback): a separate process at normal
-  priority with one connection that submits one run every 40 ms during all three phases. It
-  measures what the server gives a request (loopback, the API loop's queue, admission, the
-  hand-over to the runner thread) without the 50 clients' own queueing.
+  priority that, every 20 ms, sends the next of: a submit and a GET /healthz on a raw
+  keep-alive socket, the same two with httpx (so one raw submit every 80 ms, during all three
+  phases). It measures what the server gives a request (loopback, the API loop's queue,
+  admission, the hand-over to the runner thread) without the 50 clients' own queueing.
   probe_healthz_p99_ms is its control: the same probe's GET /healthz (no work at all) in
   between, under the same load; when the two are close, a submit's tail is the process
-  waiting for a core or the GIL, not the submit's work;
+  waiting for a core or the GIL, not the submit's work. The raw socket is the instrument
+  (issue 13): httpx costs the probe about 1 ms of its own CPU per request, and under load that
+  work waits for a core too, so an httpx probe partly measures itself (same run: p50 2.0 ms
+  raw vs 4.4 ms httpx). submit_p50_httpx_ms / submit_p99_httpx_ms /
+  probe_healthz_p99_httpx_ms are the httpx samples of phase 3, the instrument used before;
 - submit_p50_same_priority_ms / submit_p99_same_priority_ms /
   probe_healthz_p99_same_priority_ms: the same probe during phases 1 and 2, where the 50
   clients run at the probe's and the server's priority and take their cores from both: the
@@ -69,8 +74,12 @@ Figures:
   does; http_follow_over_inprocess is the same ratio for the follow phase (about 2 requests a
   run, and admission-bound);
 - client_cpu_s / server_cpu_s / inprocess_cpu_s: CPU seconds of the wait phase on each side
-  (Linux /proc); client_cpu_ms_per_request and server_cpu_ms_per_healthz: what one request
-  costs the client, and the server for the cheapest route (the HTTP stack alone).
+  (Linux /proc); server_cpu_over_inprocess_cpu = server_cpu_s / inprocess_cpu_s: the served
+  process runs on one GIL, so its CPU bounds its wall time; this ratio is the part of
+  http_over_inprocess the server's own work explains, and unlike the wall ratio it barely
+  moves with the machine's load (issue 13); client_cpu_ms_per_request and
+  server_cpu_ms_per_healthz: what one request costs the client, and the server for the
+  cheapest route (the HTTP stack alone).
 """
 
 from __future__ import annotations
@@ -244,12 +253,58 @@ def _key(url: str, org: str) -> str:
 # -- the probe: one connection, one run every PROBE_INTERVAL, in a process of its own -------
 
 
-def _probe_main(url: str, key: str) -> None:
-    """Until stdin closes, every PROBE_INTERVAL submit a run or (every other tick) GET /healthz.
+class _RawClient:
+    """HTTP/1.1 on one keep-alive socket (TCP_NODELAY): the probe's own work is a send and a recv.
 
-    Prints every sample as [wall-clock time it was sent, "submit" or "healthz", latency in
-    seconds, status]: the parent splits them by the phase they fell in. /healthz is the
-    control: a request that does no work, under the same load.
+    The probe measures what the server gives a request; httpx's per-request client work (about
+    1 ms of the probe's CPU, which itself waits for a core under load) would be part of the
+    figure. httpx is kept as the second instrument next to it.
+    """
+
+    def __init__(self, url: str, key: str) -> None:
+        import socket
+
+        host, port = url.split("//", 1)[1].rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.requests = {
+            "submit": (
+                f"POST {ROUTE.format(org='probe')} HTTP/1.1\r\nHost: {host}\r\n"
+                f"X-API-Key: {key}\r\nContent-Length: 0\r\n\r\n"
+            ).encode(),
+            "healthz": f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode(),
+        }
+        self.buffer = b""
+
+    def send(self, kind: str) -> int:
+        """Send one request and read its whole answer; return the status."""
+        self.sock.sendall(self.requests[kind])
+        while True:
+            head, found, rest = self.buffer.partition(b"\r\n\r\n")
+            if found:
+                lines = head.split(b"\r\n")
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in lines
+                    if line.lower().startswith(b"content-length:")
+                )
+                if len(rest) >= length:
+                    self.buffer = rest[length:]
+                    return int(lines[0].split(b" ")[1])
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise RuntimeError("the server closed the probe's connection")
+            self.buffer += chunk
+
+
+def _probe_main(url: str, key: str) -> None:
+    """Until stdin closes, every PROBE_INTERVAL send the next of: a submit and a GET /healthz on
+    a raw socket, then the same two with httpx.
+
+    Prints every sample as [wall-clock time it was sent, "submit"/"healthz" (raw socket) or
+    "submit_httpx"/"healthz_httpx", latency in seconds, status]: the parent splits them by the
+    phase they fell in. /healthz is the control: a request that does no work, under the same
+    load.
     """
     stop = threading.Event()
 
@@ -259,14 +314,21 @@ def _probe_main(url: str, key: str) -> None:
 
     threading.Thread(target=watch_stdin, daemon=True).start()
     samples: list[tuple[float, str, float, int]] = []
-    submit = True
+    raw = _RawClient(url, key)
+    kinds = ("submit", "healthz", "submit_httpx", "healthz_httpx")
+    tick = 0
     with httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=60) as client:
         while not stop.wait(PROBE_INTERVAL):  # pacing the probe, not waiting for a worker
+            kind = kinds[tick % len(kinds)]
+            tick += 1
             sent, started = time.time(), time.perf_counter()
-            response = client.post(ROUTE.format(org="probe")) if submit else client.get("/healthz")
-            elapsed = time.perf_counter() - started
-            samples.append((sent, "submit" if submit else "healthz", elapsed, response.status_code))
-            submit = not submit
+            if kind == "submit_httpx":
+                status = client.post(ROUTE.format(org="probe")).status_code
+            elif kind == "healthz_httpx":
+                status = client.get("/healthz").status_code
+            else:
+                status = raw.send(kind)
+            samples.append((sent, kind, time.perf_counter() - started, status))
     print(json.dumps(samples))
 
 
@@ -487,13 +549,17 @@ def run(quick: bool = False) -> dict[str, float]:
         stored = conn.execute("SELECT COUNT(*) FROM org_meta_state_transitions").fetchone()[0]
         conn.close()
         inproc_wall, inproc_cpu = asyncio.run(_inprocess(tmp, runs))
-    probe_runs = sum(1 for _, name, _, status in samples if name == "submit" and status == 202)
+    probe_runs = sum(
+        1 for _, name, _, status in samples if name.startswith("submit") and status == 202
+    )
     both = [(same_priority[0], same_priority[1])]
     submits, control = (
         _probed(samples, [niced_window], "submit"),
         _probed(samples, [niced_window], "healthz"),
     )
     same_submits, same_control = _probed(samples, both, "submit"), _probed(samples, both, "healthz")
+    httpx_submits = _probed(samples, [niced_window], "submit_httpx")
+    httpx_control = _probed(samples, [niced_window], "healthz_httpx")
     return {
         "submit_p50_ms": statistics.median(submits) * 1000,
         "submit_p99_ms": _percentile(submits, 0.99) * 1000,
@@ -501,6 +567,9 @@ def run(quick: bool = False) -> dict[str, float]:
         "submit_p50_same_priority_ms": statistics.median(same_submits) * 1000,
         "submit_p99_same_priority_ms": _percentile(same_submits, 0.99) * 1000,
         "probe_healthz_p99_same_priority_ms": _percentile(same_control, 0.99) * 1000,
+        "submit_p50_httpx_ms": statistics.median(httpx_submits) * 1000,
+        "submit_p99_httpx_ms": _percentile(httpx_submits, 0.99) * 1000,
+        "probe_healthz_p99_httpx_ms": _percentile(httpx_control, 0.99) * 1000,
         "probe_submits": float(probe_runs),
         "api_waiting_for_core_pct": 100 * delay / 1000 / (niced_window[1] - niced_window[0]),
         "api_waiting_for_core_same_priority_pct": 100
@@ -524,6 +593,7 @@ def run(quick: bool = False) -> dict[str, float]:
         "rows_lost": float((3 * runs + probe_runs + SEQUENTIAL) * (STEPS + 1) * 2 - stored),
         "inprocess_runs_per_s": runs / inproc_wall,
         "http_over_inprocess": load["wall"] / inproc_wall,
+        "server_cpu_over_inprocess_cpu": server_cpu / inproc_cpu,
         "http_follow_over_inprocess": followed["wall"] / inproc_wall,
         "client_floor_over_inprocess": floor["wall"] / inproc_wall,
         "client_cpu_s": load["cpu"],

@@ -4,6 +4,7 @@ every replica once its cache expires."""
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from persistence import SQLiteStore
 from pipestate.service import keys as keys_module
 from pipestate.service.keys import KeyRing, hash_key, parse_key_id
 from tests.service_support import sqlite_rows
+
+BOUND = 10.0  # seconds any wait below may take; a refresh takes milliseconds
 
 
 class FakeClock:
@@ -101,6 +104,37 @@ class TestKeyRing:
             assert replica_b.authenticate(token) is None
         finally:
             other.close()
+
+    def test_a_key_in_use_is_refreshed_in_the_background_before_it_expires(
+        self, store: SQLiteStore
+    ) -> None:
+        """Past half its TTL, cached() answers at once and a background read renews the entry."""
+        clock = FakeClock()
+        ring = KeyRing(store, cache_ttl=2.0, timer=clock)
+        record, token = ring.create("acme")
+        reads: list[str] = []
+        select_rows = store.select_rows
+
+        def counted(*args: object, **kwargs: object) -> object:
+            reads.append(threading.current_thread().name)
+            return select_rows(*args, **kwargs)
+
+        store.select_rows = counted  # type: ignore[method-assign]
+        assert ring.cached(token) == (False, None)  # never read: the caller reads it
+        assert ring.authenticate(token) == record
+        assert reads == ["MainThread"]
+        clock.now = 0.5
+        assert ring.cached(token) == (True, record)  # fresh: no refresh yet
+        assert ring.refreshed(BOUND)
+        assert reads == ["MainThread"]
+        clock.now = 1.2
+        assert ring.cached(token) == (True, record)  # answered from the cache, refresh queued
+        assert ring.refreshed(BOUND)
+        assert reads == ["MainThread", "pipestate-key-refresh"]
+        clock.now = 2.5  # past the first read's expiry, within the refreshed entry's TTL
+        assert ring.cached(token) == (True, record)
+        clock.now = 3.3  # nobody asked after 1.2: the refreshed entry expired too
+        assert ring.cached(token) == (False, None)
 
     def test_list_and_revoke_are_per_org_and_idempotent(self, store: SQLiteStore) -> None:
         """Listing filters by org; revoking twice keeps the first revocation time."""

@@ -1,4 +1,8 @@
-"""ASGI middleware: bounded request bodies (413) and the request latency histogram."""
+"""The service's one ASGI layer: request latency histogram, bounded bodies (413), submit fast path.
+
+One layer rather than a body-limit and a timing middleware: each layer costs every request a
+coroutine and wrapped receive()/send() closures on the API thread (issue 13).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pipestate.service._fast_paths import FastPaths
 from pipestate.service.errors import problem_response
 from pipestate.service.metrics import ServiceMetrics
 
@@ -15,29 +20,65 @@ class _TooLarge(Exception):
     pass
 
 
-class BodyLimit:
-    """Refuse bodies over `max_bytes` with 413, by Content-Length or while streaming."""
+class Edge:
+    """Time each request under its route template; refuse bodies over `max_bytes` with 413.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    A clean run submit or read is answered by a fast path (_fast_paths.py) before the app sees it.
+    """
+
+    def __init__(
+        self, app: ASGIApp, metrics: ServiceMetrics, max_bytes: int, fast: bool = True
+    ) -> None:
         self.app = app
+        self.metrics = metrics
         self.max_bytes = max_bytes
+        self.fast = FastPaths(max_bytes) if fast else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass the request on with a receive() that counts body bytes."""
+        """Serve the request (fast path, 413 or the app); record its latency and status."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        start = time.perf_counter()
+        status = 500
+        started = False
+
+        async def capture(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                status, started = int(message["status"]), True
+            await send(message)
+
+        template: str | None = None
+        try:
+            if self._declared_too_large(scope):
+                await self._refuse(scope, receive, capture)
+                return
+            if self.fast is not None:
+                template, receive = await self.fast(scope, receive, capture)
+                if template is not None:
+                    return
+            await self._app(scope, receive, capture, lambda: started)
+        finally:
+            if template is None:
+                route: Any = scope.get("route")
+                template = getattr(route, "path", None) or "unmatched"
+            self.metrics.labelled(
+                self.metrics.latency, scope.get("method", ""), template, str(status)
+            ).observe(time.perf_counter() - start)
+
+    def _declared_too_large(self, scope: Scope) -> bool:
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
-                    too_big = int(value) > self.max_bytes
+                    return int(value) > self.max_bytes
                 except ValueError:
-                    too_big = False
-                if too_big:
-                    await self._refuse(scope, receive, send)
-                    return
+                    return False
+        return False
+
+    async def _app(self, scope: Scope, receive: Receive, send: Send, started: Any) -> None:
+        """The app, with a receive() that counts body bytes (413 once over the limit)."""
         seen = 0
-        started = False
 
         async def counting() -> Message:
             nonlocal seen
@@ -48,16 +89,10 @@ class BodyLimit:
                     raise _TooLarge
             return message
 
-        async def tracking(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
         try:
-            await self.app(scope, counting, tracking)
+            await self.app(scope, counting, send)
         except _TooLarge:
-            if not started:
+            if not started():
                 await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -65,34 +100,3 @@ class BodyLimit:
             413, f"request body larger than {self.max_bytes} bytes", slug="body-too-large"
         )
         await response(scope, receive, send)
-
-
-class Timing:
-    """Observe each request's latency under its route template (bounded label values)."""
-
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Time the request; label it with the matched route's path template."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = [500]
-
-        async def capture(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = int(message["status"])
-            await send(message)
-
-        start = time.perf_counter()
-        try:
-            await self.app(scope, receive, capture)
-        finally:
-            route: Any = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            method = scope.get("method", "")
-            self.metrics.labelled(self.metrics.latency, method, template, str(status[0])).observe(
-                time.perf_counter() - start
-            )

@@ -24,7 +24,7 @@ from typing import Any
 import attrs
 from fastapi import APIRouter, FastAPI
 
-from pipestate.service._middleware import BodyLimit, Timing
+from pipestate.service._middleware import Edge
 from pipestate.service._runner import RunnerLoop
 from pipestate.service.deps import ServiceState
 from pipestate.service.errors import install_handlers
@@ -137,8 +137,7 @@ def create_app(
         app.include_router(router)
     for router in plugins.routers:
         app.include_router(router)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(Timing, metrics=metrics)
+    app.add_middleware(Edge, metrics=metrics, max_bytes=settings.max_body_bytes)
     app.openapi = functools.partial(_problem_openapi, app)  # type: ignore[method-assign]
     return app
 

@@ -115,14 +115,37 @@ def _validation_detail(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def install_handlers(app: FastAPI) -> None:
-    """Register the handlers that turn every error into problem+json."""
+def problem_for(exc: BaseException) -> JSONResponse | None:
+    """The problem response of a domain error (None for anything else: a bug, a 500).
 
-    @app.exception_handler(Problem)
-    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+    One mapping for the app's exception handlers and the fast paths (_fast_paths.py).
+    """
+    if isinstance(exc, Problem):
         return problem_response(
             exc.status, exc.detail, slug=exc.slug, headers=exc.headers, **exc.extra
         )
+    if isinstance(exc, ValidationError):
+        return problem_response(422, str(exc), slug="validation-error")
+    if isinstance(exc, IllegalTransition):
+        return problem_response(409, str(exc), slug="illegal-transition")
+    if isinstance(exc, QueryError):
+        return problem_response(422, str(exc), slug="invalid-query")
+    if isinstance(exc, StoreError):
+        _log.warning("store error: %s", redact(str(exc)))
+        return problem_response(503, "the audit store is unavailable", slug="store-unavailable")
+    return None
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Register the handlers that turn every error into problem+json."""
+
+    async def _domain(request: Request, exc: Exception) -> JSONResponse:
+        response = problem_for(exc)
+        assert response is not None  # registered only for the domain errors' types
+        return response
+
+    for domain_error in (Problem, ValidationError, IllegalTransition, QueryError, StoreError):
+        app.add_exception_handler(domain_error, _domain)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -132,23 +155,6 @@ def install_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         headers = dict(exc.headers) if exc.headers else None
         return problem_response(exc.status_code, str(exc.detail), headers=headers)
-
-    @app.exception_handler(ValidationError)
-    async def _domain_invalid(request: Request, exc: ValidationError) -> JSONResponse:
-        return problem_response(422, str(exc), slug="validation-error")
-
-    @app.exception_handler(IllegalTransition)
-    async def _illegal(request: Request, exc: IllegalTransition) -> JSONResponse:
-        return problem_response(409, str(exc), slug="illegal-transition")
-
-    @app.exception_handler(QueryError)
-    async def _query(request: Request, exc: QueryError) -> JSONResponse:
-        return problem_response(422, str(exc), slug="invalid-query")
-
-    @app.exception_handler(StoreError)
-    async def _store(request: Request, exc: StoreError) -> JSONResponse:
-        _log.warning("store error: %s", redact(str(exc)))
-        return problem_response(503, "the audit store is unavailable", slug="store-unavailable")
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:

@@ -5,7 +5,9 @@ the secret is 256 bits from the secrets module. The store keeps, per key, a CREA
 org, prefix, hash, label, time) and, once revoked, a REVOKED row: rows are only appended, so the
 same table works on SQLite and on BigQuery (where streamed rows cannot be updated), and every
 replica sees a key and its revocation. A replica caches what it read for `cache_ttl` seconds
-(default 2 s), so a revoked key stops working everywhere within that time.
+(default 2 s), so a revoked key stops working everywhere within that time. A key in use is read
+again in the background once half its time in the cache has passed (refresh-ahead), so a steady
+client's requests never wait for that read.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import logging
+import queue
 import re
 import secrets
 import threading
@@ -31,6 +35,7 @@ MAX_KEY_LENGTH = 128
 CREATED, REVOKED = "CREATED", "REVOKED"
 DEFAULT_CACHE_TTL = 2.0
 _CACHE_SIZE = 10_000
+_log = logging.getLogger("pipestate.service")
 
 
 @attrs.frozen(kw_only=True)
@@ -139,6 +144,14 @@ class KeyRing:
         self._cache: TTLCache[str, ApiKey | None] = TTLCache(
             _CACHE_SIZE, ttl=cache_ttl, timer=timer
         )
+        self._timer = timer
+        self._refresh_after = cache_ttl / 2
+        self._fetched: dict[str, float] = {}  # key id -> when it was read (timer)
+        self._refreshing: set[str] = set()
+        self._refreshes: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._refresher: threading.Thread | None = None
+        self._idle = threading.Event()  # set while no background refresh is queued or running
+        self._idle.set()
         self._lock = threading.Lock()
         self._fetch_lock = threading.Lock()
 
@@ -193,10 +206,14 @@ class KeyRing:
                 with self._lock:
                     if key_id in self._cache:
                         return self._cache[key_id]
+            read_at = self._timer()
             keys = _fold(self.store.select_rows(API_KEYS, {"key_id": key_id}, limit=10))
             found = keys[0] if keys else None
             with self._lock:
                 self._cache[key_id] = found
+                self._fetched[key_id] = read_at
+                if len(self._fetched) > _CACHE_SIZE:  # ids the cache evicted or expired
+                    self._fetched = {k: self._fetched[k] for k in self._cache if k in self._fetched}
         return found
 
     def list(self, org_slug: str | None = None) -> list[ApiKey]:
@@ -215,6 +232,7 @@ class KeyRing:
             key = attrs.evolve(key, revoked_at=_text(row["event_time"]))
         with self._lock:
             self._cache[key_id] = key
+            self._fetched[key_id] = self._timer()
         return key
 
     def cached(self, token: str) -> tuple[bool, ApiKey | None]:
@@ -226,7 +244,43 @@ class KeyRing:
             if key_id not in self._cache:
                 return False, None
             key = self._cache[key_id]
+            if self._timer() - self._fetched.get(key_id, 0.0) >= self._refresh_after:
+                self._refresh_soon(key_id)
         return True, self._check(token, key)
+
+    def _refresh_soon(self, key_id: str) -> None:
+        """Queue a background read of a cached key (under self._lock; once per key at a time).
+
+        The request that noticed the entry is half-way to expiry is answered from it; the read
+        runs on one daemon thread, so the entry is fresh again before it would have expired.
+        """
+        if key_id in self._refreshing:
+            return
+        self._refreshing.add(key_id)
+        self._idle.clear()
+        self._refreshes.put(key_id)
+        if self._refresher is None or not self._refresher.is_alive():
+            self._refresher = threading.Thread(
+                target=self._refresh_loop, name="pipestate-key-refresh", daemon=True
+            )
+            self._refresher.start()
+
+    def _refresh_loop(self) -> None:
+        while True:
+            key_id = self._refreshes.get()
+            try:
+                self.get(key_id, fresh=True)
+            except Exception as exc:  # the entry expires; the next request reads and reports
+                _log.warning("key refresh failed: %s", type(exc).__name__)
+            finally:
+                with self._lock:
+                    self._refreshing.discard(key_id)
+                    if not self._refreshing:
+                        self._idle.set()
+
+    def refreshed(self, timeout: float) -> bool:
+        """Wait (bounded) until no background refresh is queued or running; False on timeout."""
+        return self._idle.wait(timeout)
 
     def _check(self, token: str, key: ApiKey | None) -> ApiKey | None:
         if key is None or not key.active:

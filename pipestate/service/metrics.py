@@ -157,6 +157,12 @@ class ServiceMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.fast_answers = Counter(
+            "pipestate_http_fast_answers",
+            "Requests answered by a fast path, by route template (the rest by the full route)",
+            ["route"],
+            registry=self.registry,
+        )
         self.registry.register(_LoggerCollector(lambda: self.sources))
         self.gc_pauses = GcPauses()
         self.registry.register(self.gc_pauses)

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Response
 
 from pipestate.service.deps import OrgAccess, RunsDep
+from pipestate.service.keys import ApiKey
 from pipestate.service.models import SLUG_PATTERN, RunAccepted
 from pipestate.service.routers import API_PREFIX
-from pipestate.service.runs import TERMINAL, LiveRun
+from pipestate.service.runs import TERMINAL, LiveRun, RunManager
 
 router = APIRouter(prefix=f"{API_PREFIX}/pipelines", tags=["pipelines"])
 Segment = Annotated[str, Path(pattern=SLUG_PATTERN, max_length=128)]
@@ -39,6 +40,29 @@ def accepted(run: LiveRun) -> RunAccepted:
     )
 
 
+async def submit(
+    runs: RunManager,
+    key: ApiKey,
+    pipeline: str,
+    params: dict[str, Any],
+    *,
+    wait: bool,
+    timeout: float,  # noqa: ASYNC109 - a request parameter, passed to the bounded runs.wait
+) -> tuple[RunAccepted, int]:
+    """Start a run; with `wait`, wait (bounded) for it: (its answer, 200 if it ended else 202).
+
+    The route below and the submit fast path (_fast_paths.py) both answer through this.
+    """
+    run = await runs.start(key.org_slug, pipeline, params, key_id=key.key_id)
+    status = 202
+    if wait:
+        await runs.wait(run, timeout)
+        view = run.view()
+        if view.done and (view.result is not None or view.state in TERMINAL):
+            status = 200
+    return accepted(run), status
+
+
 @router.post(
     "/run/{org_slug}/{provider}/{domain}/{pipeline}",
     response_model=RunAccepted,
@@ -62,12 +86,7 @@ async def run_pipeline_route(
     ] = 60.0,
 ) -> RunAccepted:
     """Start configs/<provider>/<domain>/<pipeline>.yml for the org; 202 with the run id."""
-    run = await runs.start(
-        key.org_slug, f"{provider}/{domain}/{pipeline}", params or {}, key_id=key.key_id
+    answer, response.status_code = await submit(
+        runs, key, f"{provider}/{domain}/{pipeline}", params or {}, wait=wait, timeout=timeout
     )
-    if wait:
-        await runs.wait(run, timeout)
-        view = run.view()
-        if view.done and (view.result is not None or view.state in TERMINAL):
-            response.status_code = 200
-    return accepted(run)
+    return answer

@@ -8,7 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 
 from persistence.queries import run_query
-from pipestate.service.deps import OrgAccess, ReadStoreDep, RunsDep, StateDep, read_store
+from pipestate.service.deps import (
+    OrgAccess,
+    ReadStoreDep,
+    RunsDep,
+    ServiceState,
+    StateDep,
+    read_store,
+)
 from pipestate.service.errors import Conflict, NotFound
 from pipestate.service.models import (
     SLUG_PATTERN,
@@ -19,7 +26,7 @@ from pipestate.service.models import (
     TimelineEntry,
 )
 from pipestate.service.routers import API_PREFIX
-from pipestate.service.runs import TERMINAL
+from pipestate.service.runs import TERMINAL, LiveRun
 
 router = APIRouter(prefix=f"{API_PREFIX}/runs", tags=["runs"])
 RunId = Annotated[str, Path(pattern=SLUG_PATTERN, max_length=128)]
@@ -59,23 +66,41 @@ async def get_run(
 ) -> RunDetail:
     """A run's state, its steps' states and its stored timeline (?wait=true: once it ends)."""
     live = runs.get(key.org_slug, pipeline_logging_id)
+    return await read_run(
+        service, key.org_slug, pipeline_logging_id, live=live, wait=wait, timeout=timeout
+    )
+
+
+async def read_run(
+    service: ServiceState,
+    org_slug: str,
+    run_id: str,
+    *,
+    live: LiveRun | None,
+    wait: bool,
+    timeout: float,  # noqa: ASYNC109 - a request parameter, passed to the bounded runs.wait
+) -> RunDetail:
+    """The run's detail (`live`: the org's run of that id in this process, if any).
+
+    The route above and the read fast path (_fast_paths.py) both answer through this.
+    """
     if wait and live is not None:
-        await runs.wait(live, timeout)
+        await service.runs.wait(live, timeout)
     view = live.view() if live is not None else None
     if view is not None and view.timeline_complete:  # started here: transitions in memory
         rows = view.timeline
     else:
-        rows = await _timeline(await read_store(service), key.org_slug, pipeline_logging_id)
+        rows = await _timeline(await read_store(service), org_slug, run_id)
     if view is None and not rows:
-        raise NotFound(f"no run {pipeline_logging_id!r}")
+        raise NotFound(f"no run {run_id!r}")
     state, pipeline_id, steps = _from_timeline(rows)
     if view is not None:
         state = view.state
         pipeline_id = view.pipeline_id or pipeline_id
         steps = view.steps or steps
     return RunDetail(
-        pipeline_logging_id=pipeline_logging_id,
-        org_slug=key.org_slug,
+        pipeline_logging_id=run_id,
+        org_slug=org_slug,
         pipeline_id=pipeline_id,
         state=state,
         live=view is not None and not view.done,
