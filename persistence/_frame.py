@@ -36,6 +36,8 @@ WIRE_FIELDS = tuple(
     name for name in RECORD_FIELDS if name not in ("transition_time", "transition_date")
 )
 _wire_values = operator.attrgetter(*WIRE_FIELDS)
+# The same fields of a record already turned into its values (RECORD_FIELDS order).
+_wire_items = operator.itemgetter(*(RECORD_FIELDS.index(name) for name in WIRE_FIELDS))
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
 _MARSHAL, _PICKLE = b"M", b"P"
@@ -47,7 +49,8 @@ def encode_parts(
 ) -> tuple[Encoded, list[list[RowError]]]:
     """Parts as plain values: records as wire tuples (their indexes noted), rows as dicts.
 
-    An item that is neither is rejected here, as to_rows() would.
+    A record may come as a TransitionRecord or as its values in RECORD_FIELDS order (a plain
+    tuple). An item that is neither a record nor a mapping is rejected here, as to_rows() would.
     """
     encoded: Encoded = []
     rejected: list[list[RowError]] = []
@@ -64,6 +67,16 @@ def encode_parts(
                         _wire_values(item),
                         (item.transition_time - epoch) // microsecond,
                         item.transition_date.toordinal(),
+                    )
+                )
+            elif type(item) is tuple and len(item) == len(RECORD_FIELDS):
+                # A record the logger queued as its values (RECORD_FIELDS order).
+                records.append(len(values))
+                values.append(
+                    (
+                        _wire_items(item),
+                        (item[_TIME] - epoch) // microsecond,
+                        item[_DATE].toordinal(),
                     )
                 )
             elif isinstance(item, Mapping):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import operator
 import os
 import select
 import sys
@@ -41,6 +42,7 @@ from persistence._frame import encode_parts as _encode_parts
 from persistence._writer_child import _HEADER, _child_main
 from persistence._writer_link import GroupOutcome, Link, grow_pipe
 from persistence.stores.base import RowError
+from statemachine.records import RECORD_FIELDS
 
 if TYPE_CHECKING:
     import asyncio
@@ -56,6 +58,7 @@ WRITER_ENV = "PIPESTATE_SQLITE_WRITER"
 # commits wait behind the event loop for the GIL and the oldest uncommitted row ages ~0.09 ms
 # per chained step, towards the 50 ms loss window; the process keeps it at ~6 ms at any size.
 THREAD_WRITER_MAX_STEPS = 50
+_record_values = operator.attrgetter(*RECORD_FIELDS)
 # Every client's parent-side pipe ends: a process forked later (another writer, a test's
 # multiprocessing child) closes them, or a writer child would never see end-of-file.
 _OPEN_CLIENTS: weakref.WeakSet[WriterProcess] = weakref.WeakSet()

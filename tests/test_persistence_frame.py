@@ -70,6 +70,17 @@ class TestRoundTrip:
         parts, _ = _round_trip([(STATE_TRANSITIONS, items)])
         assert parts[0][1] == [item if item is row else _values(item) for item in items]
 
+    @_SETTINGS
+    @given(records=st.lists(transition_records(), min_size=1, max_size=6))
+    def test_records_queued_as_their_values_travel_as_records(
+        self, records: list[TransitionRecord]
+    ) -> None:
+        """Invariant: a record given as its value tuple (RECORD_FIELDS order) comes back as
+        the record itself would."""
+        as_tuples, _ = _round_trip([(STATE_TRANSITIONS, [_values(r) for r in records])])
+        as_records, _ = _round_trip([(STATE_TRANSITIONS, list(records))])
+        assert as_tuples == as_records
+
     def test_values_marshal_refuses_are_pickled(self) -> None:
         """Metadata holding a str subclass (an enum member) sends the group pickled, intact."""
         odd = record(metadata={"colour": _Colour.RED, "at": BASE_TIME})
