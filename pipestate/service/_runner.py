@@ -12,8 +12,8 @@ the API and runs the pipelines as asyncio tasks on its loop"): no hand-over, no 
 taking the GIL, at the price of requests waiting behind pipeline steps on one loop.
 `pipestate serve --runner loop|thread` chooses (benchmarks/service.py measures both). Measured
 (issue 13, interleaved pairs on a loaded 2-core machine): the loop saves about 40 % of the
-process's blocking waits per submit at the same CPU, but its submit and /healthz p99 were
-higher (a request waits for every step ready on the loop), so the thread stays the default.
+process's blocking waits per submit and about 10 % of its CPU, but its submit and /healthz p99
+were higher (a request waits for every step ready on the loop), so the thread stays the default.
 """
 
 from __future__ import annotations
