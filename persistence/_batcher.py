@@ -190,8 +190,8 @@ class Batcher:
         """
         channel, size = self.channel, self.settings.batch_size
         channel.take_ready(batch, size)
-        if not batch:
-            batch.append(await channel.queue.get())
+        while not batch:
+            await channel.wait_for_rows(1, None)
             channel.take_ready(batch, size)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.flush_interval_seconds

@@ -366,7 +366,13 @@ class GroupCommitter:
 
     def _drop_derived(self, parts: Parts, reason: str) -> None:
         """Count the run/step rows a dropped group implied as dropped too (rare path)."""
-        extra, _ = derive_parts(parts)
+        from persistence._writer_process import record_from_values
+
+        records = [
+            (table, [record_from_values(i) if type(i) is tuple else i for i in batch])
+            for table, batch in parts
+        ]
+        extra, _ = derive_parts(records)
         for table, rows in extra:
             channel = self.by_table[table]
             channel.submit(len(rows))

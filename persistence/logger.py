@@ -85,6 +85,8 @@ class MetadataLogger(SeedLoggingAPI):
         self._stopped = False
         self._stop_deadline: float | None = None
         self._atexit_hook: Any = None
+        # emit() queues records as this gives them (a pipelined store: value tuples), or as is.
+        self._values_of: Callable[[TransitionRecord], Any] | None = None
 
     @property
     def running(self) -> bool:
@@ -119,6 +121,11 @@ class MetadataLogger(SeedLoggingAPI):
                 on_derive_failures=self._count_derive_failures,
             )
             self._batchers.append(committer)
+            if committer.pipelined and getattr(self.store, "submit_nowait", None) is not None:
+                # Records go to the writer child as value tuples: queue those (record_values).
+                from persistence._writer_process import record_values
+
+                self._values_of = record_values
             self._runners.append(
                 asyncio.create_task(committer.run(), name="pipestate-group-commit")
             )
@@ -241,7 +248,11 @@ class MetadataLogger(SeedLoggingAPI):
     def emit(self, record: TransitionRecord) -> None:
         """TransitionSink: queue one record; never blocks, never awaits, never raises."""
         try:
-            self._submit(self.channels[STATE_TRANSITIONS], record)
+            values_of = self._values_of
+            if values_of is not None and type(record) is TransitionRecord:
+                self._submit(self.channels[STATE_TRANSITIONS], values_of(record))
+            else:
+                self._submit(self.channels[STATE_TRANSITIONS], record)
         except Exception:  # logging must never break a transition
             _log.exception("metadata_emit_failed")
         if self.derive_run_rows and (
@@ -287,9 +298,8 @@ class MetadataLogger(SeedLoggingAPI):
         if self._stopped:
             channel.settle(1, drops={"shutdown": 1})
             return
-        if not channel.overflow and not channel.queue.full():
-            channel.queue.put_nowait(item)
-            channel.notify()
+        if not channel.overflow and len(channel.queue) < channel.capacity:
+            channel.put(item)
         elif channel.put_timeout > 0 and self._loop is not None:
             channel.add_overflow(self._loop, item)
             channel.notify()
@@ -305,19 +315,13 @@ class MetadataLogger(SeedLoggingAPI):
             self._submit(channel, item)  # awaited from another loop: hand over thread-safely
             return
         channel.submit()
-        if not channel.queue.full():
-            channel.queue.put_nowait(item)
-            channel.notify()
+        if not channel.full():
+            channel.put(item)
             return
-        if channel.put_timeout <= 0:
+        if channel.put_timeout <= 0 or not await channel.wait_for_room(channel.put_timeout):
             channel.settle(1, drops={"queue_full": 1})
             return
-        try:
-            await asyncio.wait_for(channel.queue.put(item), channel.put_timeout)
-        except TimeoutError:
-            channel.settle(1, drops={"queue_full": 1})
-        else:
-            channel.notify()
+        channel.put(item)
 
     async def _log_row(self, table: str, build: Callable[..., Any], **fields: Any) -> None:
         """Build a row and queue it; a bad call is logged and counted, never raised."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from persistence._channel import Channel, WriteTicket, finished
+from persistence._channel import Channel, Item, WriteTicket, finished
 from tests.strategies.records import record
 
 
@@ -73,3 +73,57 @@ class TestPipelinedProgress:
         assert channel.stuck_for() < 60  # the finish is remembered after it was settled
         queued.finish()
         assert channel.stuck_for() == 0.0
+
+
+class TestQueue:
+    """The bounded deque: take_ready keeps order and limit; awaited puts wait for room."""
+
+    def test_take_ready_keeps_order_takes_at_most_limit_then_parked_rows(self) -> None:
+        """Queued rows come out oldest first, at most `limit`, then parked ones, in order."""
+        channel = Channel("t", "t", capacity=3, put_timeout=60)
+        rows = [record(transition_id=f"r{i}") for i in range(5)]
+        for row in rows[:3]:
+            channel.put(row)
+        assert channel.full()
+        channel.overflow.extend((0.0, row) for row in rows[3:])
+        batch: list[Item] = []
+        channel.take_ready(batch, 2)
+        assert batch == rows[:2]
+        assert channel.ready_count() == 3
+        channel.take_ready(batch, 10)
+        assert batch == rows
+        assert channel.ready_count() == 0
+
+    def test_a_waiting_put_gets_room_once_rows_are_taken_else_times_out(self) -> None:
+        """wait_for_room() returns True as soon as take_ready() frees a place, and False after
+        its timeout while the queue stays full."""
+
+        async def body() -> None:
+            channel = Channel("t", "t", capacity=1, put_timeout=60)
+            channel.put(record(transition_id="first"))
+            assert not await channel.wait_for_room(0.01)  # nobody takes: times out
+            waiting = asyncio.ensure_future(channel.wait_for_room(60))
+            await asyncio.sleep(0)
+            assert not waiting.done()
+            channel.take_ready([], 1)
+            assert await asyncio.wait_for(waiting, 5)
+            assert not channel._room_waiters
+
+        asyncio.run(body())
+
+    def test_notify_wakes_the_waiter_only_once_enough_rows_are_ready(self) -> None:
+        """A batcher waiting for 3 rows is woken by the third put, not before."""
+
+        async def body() -> None:
+            channel = Channel("t", "t", capacity=10, put_timeout=60)
+            waiting = asyncio.ensure_future(channel.wait_for_rows(3, None))
+            await asyncio.sleep(0)
+            channel.put(record(transition_id="a"))
+            channel.put(record(transition_id="b"))
+            await asyncio.sleep(0)
+            assert not waiting.done()
+            channel.put(record(transition_id="c"))
+            await asyncio.wait_for(waiting, 5)
+            assert channel.ready_count() == 3
+
+        asyncio.run(body())

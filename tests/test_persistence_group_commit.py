@@ -349,3 +349,35 @@ class TestOutbox:
         expected = derived_counts(emitted.records)
         assert len(ids) == sum(expected.values())
         assert set(expected) >= {STATE_TRANSITIONS, PIPELINE_RUNS, STEP_LOGS}
+
+
+class TestDroppedDerivedRows:
+    """A group given up counts the run and step rows it implied as dropped too."""
+
+    def test_value_tuples_count_their_derived_rows(self) -> None:
+        """Records queued as value tuples (a pipelined store) imply the same dropped run and
+        step rows as the records themselves."""
+        from persistence._channel import Channel
+        from persistence._writer_process import record_values
+        from persistence.logger import QUEUE_NAMES
+
+        sink = InMemorySink()
+        run = PipelineRun.create("p", org_slug="acme", sink=sink)
+        run.start()
+        step = StepRun.create("s", pipeline=run)
+        step.start()
+        step.complete()
+        run.complete()
+        channels = [Channel(table, short, 100, 1.0) for table, short in QUEUE_NAMES.items()]
+        store = SQLiteStore(":memory:", writer_process=False)
+        committer = _group_commit.GroupCommitter(channels, store, NEVER, stop_deadline=lambda: None)
+        values = [record_values(r) for r in sink.records]
+        committer._drop_derived([(STATE_TRANSITIONS, values)], "store_rejected")
+        dropped = {c.table: c.drops["store_rejected"] for c in channels if c.drops}
+        expected = {
+            table: rows
+            for table, rows in derived_counts(sink.records).items()
+            if table != STATE_TRANSITIONS
+        }
+        assert dropped == expected
+        assert expected == {PIPELINE_RUNS: 1, STEP_LOGS: 1}  # the run and its step

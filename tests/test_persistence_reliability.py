@@ -101,7 +101,7 @@ class TestRetries:
                 for r in good:
                     logger.emit(r)
                 logger.channels[STATE_TRANSITIONS].submit()
-                logger.channels[STATE_TRANSITIONS].queue.put_nowait(bad)
+                logger.channels[STATE_TRANSITIONS].put(bad)
                 assert await logger.flush(timeout=GUARD_SECONDS)
                 depths = logger.get_queue_depths()["state_transition"]
             assert depths["rows_written"] == 20

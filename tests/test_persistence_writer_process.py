@@ -4,21 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import os
 import signal
 import sqlite3
+import weakref
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
 
 from persistence import MetadataLogger, SQLiteStore
-from persistence._writer_process import writer_process_default
+from persistence._writer_process import (
+    _encode_parts,
+    record_from_values,
+    record_values,
+    writer_process_default,
+)
 from persistence.outbox import OutboxStore
 from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS, StoreError
 from statemachine import PipelineRun, StepRun
+from statemachine.records import TransitionRecord
 from tests.outbox_support import GatedRemote, outbox_ids
 from tests.processes import gone
-from tests.strategies.records import record
+from tests.strategies.records import record, transition_records
 
 
 def stored(path: Path, table: str, column: str) -> set[str]:
@@ -172,3 +181,49 @@ class TestOutboxWriter:
         assert enqueued == len(ids)
         assert pid is not None
         assert gone(pid)
+
+
+class TestRecordValues:
+    """A pipelined store's records travel (and wait in the queue) as their value tuples."""
+
+    @settings(max_examples=50, deadline=None)
+    @given(rec=transition_records())
+    def test_a_record_survives_its_value_tuple(self, rec: TransitionRecord) -> None:
+        """Invariant: rebuilding a record from record_values(record) gives the same record."""
+        assert record_from_values(record_values(rec)) == rec
+
+    def test_a_value_tuple_is_encoded_as_its_record(self) -> None:
+        """The frame of a group is the same whether it holds records or their value tuples."""
+        recs = [record(transition_id=f"v{i}", metadata={"i": i}) for i in range(3)]
+        parts = [(STATE_TRANSITIONS, recs)]
+        as_values = [(STATE_TRANSITIONS, [record_values(r) for r in recs])]
+        assert _encode_parts(as_values) == _encode_parts(parts)
+
+    def test_emit_keeps_no_record_and_the_row_lands_whole(self, tmp_path: Path) -> None:
+        """Under a writer child, emit() queues the record's value tuple and keeps no reference
+        to the record itself; the stored row is the record's."""
+        path = tmp_path / "v.db"
+
+        async def body() -> None:
+            store = SQLiteStore(path, writer_process=True)
+            try:
+                async with MetadataLogger(store) as logger:
+                    channel = logger.channels[STATE_TRANSITIONS]
+                    rec = record(transition_id="whole", reason="why", metadata={"k": "v", "n": 2})
+                    alive = weakref.ref(rec)
+                    logger.emit(rec)
+                    assert channel.queue[-1] == record_values(rec)
+                    del rec
+                    assert alive() is None
+                    assert await logger.flush(timeout=60)
+            finally:
+                store.close()
+
+        asyncio.run(body())
+        with sqlite3.connect(path) as conn:
+            row = conn.execute(
+                "SELECT reason, metadata FROM org_meta_state_transitions WHERE transition_id = ?",
+                ("whole",),
+            ).fetchone()
+        assert row[0] == "why"
+        assert json.loads(row[1]) == {"k": "v", "n": 2}
