@@ -45,6 +45,10 @@ Figures:
   time, and 300 GET /healthz: the API thread's CPU and its voluntary context switches (it
   slept: on epoll for the next request, or for the GIL) per request. Load-independent
   measures of a submit's own work and of its GIL hand-offs (a /healthz has one: the wake-up);
+  server_cpu_ms_per_submit / server_blocking_waits_per_submit (and _healthz): the same over
+  every thread of the server, the run's work included (with `--runner loop` the API thread
+  runs the pipelines too, so only these compare across the two runners; the server's runner
+  is chosen by $PIPESTATE_SERVE_RUNNER, passed through to it);
 - niced_follow_runs_per_s / niced_loaded_submit_p99_ms: phase 3's throughput and the submit
   latency its (niced) clients see;
 - loaded_submit_p50_ms / loaded_submit_p99_ms: the submit latency the 50 clients see in the
@@ -164,6 +168,18 @@ def _main_thread(pid: int) -> tuple[float, int]:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), switches
 
 
+def _all_threads_switches(pid: int) -> int:
+    """Voluntary context switches of every live thread of a process so far (Linux; 0 elsewhere)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            status = (task / "status").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        total += int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+    return total
+
+
 def _gc_pauses(url: str) -> dict[str, float]:
     """The server's cyclic-collector pauses so far (its /metrics): every thread waits them out."""
     from prometheus_client.parser import text_string_to_metric_families
@@ -204,6 +220,7 @@ def _sequential(url: str, key: str, pid: int, requests: int) -> dict[str, float]
             ("submit", lambda: client.post(ROUTE.format(org="bench"))),
         ):
             cpu, switches = _main_thread(pid)
+            process_cpu, process_switches = _cpu_seconds(pid), _all_threads_switches(pid)
             sent = done = 0
             while done < requests:
                 response = send()
@@ -217,6 +234,11 @@ def _sequential(url: str, key: str, pid: int, requests: int) -> dict[str, float]
             cpu_after, switches_after = _main_thread(pid)
             figures[f"api_cpu_ms_per_{name}"] = 1000 * (cpu_after - cpu) / sent
             figures[f"api_blocking_waits_per_{name}"] = (switches_after - switches) / sent
+            # The whole process: with --runner loop the API thread also runs the pipelines.
+            figures[f"server_cpu_ms_per_{name}"] = 1000 * (_cpu_seconds(pid) - process_cpu) / sent
+            figures[f"server_blocking_waits_per_{name}"] = (
+                _all_threads_switches(pid) - process_switches
+            ) / sent
     return figures
 
 

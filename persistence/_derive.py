@@ -27,11 +27,17 @@ puts them. Every other edge yields nothing.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from persistence._rows import pipeline_run_row, step_log_row
 from persistence.stores.base import PIPELINE_RUNS, STEP_LOGS
 from statemachine.records import TransitionRecord
+
+if TYPE_CHECKING:
+    from persistence.stores._sqlite_rows import RecordValues
+
+# A record, or the writer process's RecordValues of one (the same fields, read by name).
+Derivable: TypeAlias = "TransitionRecord | RecordValues"
 
 RUNNING = "RUNNING"
 PIPELINE_ENDS = frozenset({"COMPLETED", "FAILED", "TIMEOUT"})
@@ -46,7 +52,7 @@ STEP_COLUMNS = ("step_type", "step_index")
 Row = tuple[str, dict[str, Any]]
 
 
-def error_context(record: TransitionRecord) -> dict[str, Any] | None:
+def error_context(record: Derivable) -> dict[str, Any] | None:
     """The seed's error_context of a failed record (None when the record carries no error)."""
     if record.error_type is None:
         return None
@@ -60,14 +66,14 @@ def error_context(record: TransitionRecord) -> dict[str, Any] | None:
     }
 
 
-def _window(record: TransitionRecord) -> tuple[dt.datetime, dt.datetime, int]:
+def _window(record: Derivable) -> tuple[dt.datetime, dt.datetime, int]:
     """(start, end, duration_ms) of the state just left, from the record's own timing."""
     end = record.transition_time
     duration = record.duration_in_state_ms
     return end - dt.timedelta(milliseconds=duration), end, duration
 
 
-def _pipeline_rows(record: TransitionRecord) -> list[Row]:
+def _pipeline_rows(record: Derivable) -> list[Row]:
     from_state, to_state = record.from_state, record.to_state
     common: dict[str, Any] = {
         "pipeline_logging_id": record.pipeline_logging_id,
@@ -105,7 +111,7 @@ def _step_columns(metadata: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
     )
 
 
-def _step_rows(record: TransitionRecord) -> list[Row]:
+def _step_rows(record: Derivable) -> list[Row]:
     from_state, to_state = record.from_state, record.to_state
     if record.step_logging_id is None:  # not a step of a run: nothing to key the row on
         return []
@@ -146,7 +152,7 @@ def _step_rows(record: TransitionRecord) -> list[Row]:
     return [(STEP_LOGS, row)]
 
 
-def derive_run_rows(record: TransitionRecord) -> list[Row]:
+def derive_run_rows(record: Derivable) -> list[Row]:
     """The (table, row) pairs a record implies for the pipeline-run and step-log tables."""
     # Dispatch on the kind only: each helper checks from/to states before building anything.
     if record.entity_type == "PIPELINE":

@@ -7,6 +7,7 @@ process's child (persistence/_writer_child.py), which derives the rows on its si
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from persistence._batcher import to_rows, with_rejected, write_items
 from persistence._channel import Item
@@ -14,6 +15,9 @@ from persistence._derive import derive_run_rows
 from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS, Store, WriteResult
 from statemachine._log import lazy_logger
 from statemachine.records import TransitionRecord
+
+if TYPE_CHECKING:
+    from persistence.stores._sqlite_rows import RecordValues
 
 _log = lazy_logger("persistence.logger")
 
@@ -28,24 +32,34 @@ def derive_parts(parts: Parts) -> tuple[list[tuple[str, list[Item]]], int]:
     event loop pays nothing for them; only TransitionRecords emitted by the engine are in the
     transitions queue as records (log_state_transition queues rows), as emit() derived before.
     """
+    return derive_records(
+        [
+            item
+            for table, items in parts
+            if table == STATE_TRANSITIONS
+            for item in items
+            if type(item) is TransitionRecord
+        ]
+    )
+
+
+def derive_records(
+    records: Sequence[TransitionRecord | RecordValues],
+) -> tuple[list[tuple[str, list[Item]]], int]:
+    """derive_parts for transition records (or the writer process's RecordValues) alone."""
     derived: dict[str, list[Item]] = {table: [] for table in DERIVED_TABLES}
     failures = 0
-    for table, items in parts:
-        if table != STATE_TRANSITIONS:
-            continue
-        for item in items:
-            if type(item) is not TransitionRecord:
-                continue
-            try:
-                for derived_table, row in derive_run_rows(item):
-                    derived[derived_table].append(row)
-            except Exception as error:  # counted and logged; the transition itself still lands
-                failures += 1
-                _log.warning(
-                    "metadata_derive_failed",
-                    transition_id=getattr(item, "transition_id", None),
-                    error=repr(error),
-                )
+    for item in records:
+        try:
+            for derived_table, row in derive_run_rows(item):
+                derived[derived_table].append(row)
+        except Exception as error:  # counted and logged; the transition itself still lands
+            failures += 1
+            _log.warning(
+                "metadata_derive_failed",
+                transition_id=getattr(item, "transition_id", None),
+                error=repr(error),
+            )
     return [(table, rows) for table, rows in derived.items() if rows], failures
 
 

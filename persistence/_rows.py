@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from typing import Any
 
+from persistence._json_text import plain_json
 from statemachine._scrub import encodable
 from statemachine.ids import uuid7_str
 from statemachine.records import TransitionRecord, dumps_metadata
@@ -48,6 +49,11 @@ def merged_metadata(metadata: dict[str, Any] | None, error_context: dict[str, An
     merged = dict(metadata or {})
     if error_context is not None:
         merged["error_context"] = error_context
+    if plain_json is not None:
+        try:
+            return encodable(plain_json(merged))
+        except Exception:  # not plain JSON, or not finite: dumps_metadata's own path
+            return dumps_metadata(merged)
     try:
         # Plain JSON values (the usual case) need no `default`; one encoder built once is
         # cheaper than json.dumps(**kwargs). Anything else takes dumps_metadata's own path.

@@ -12,11 +12,12 @@ import pickle
 import select
 import signal
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from persistence._derive import DERIVING_STATES
-from persistence.stores._sqlite_rows import RecordValues
+from persistence._frame import expand_records, load_group
+from persistence.stores._sqlite_rows import RecordValues, record_values
 from persistence.stores.base import STATE_TRANSITIONS, StoreError
 from statemachine.records import RECORD_FIELDS, TransitionRecord
 
@@ -27,7 +28,7 @@ _SETTERS = tuple(getattr(TransitionRecord, name).__set__ for name in RECORD_FIEL
 _new = object.__new__
 
 
-def _record(values: tuple[Any, ...]) -> TransitionRecord:
+def _record(values: Sequence[Any]) -> TransitionRecord:
     """The record whose fields are `values` (in RECORD_FIELDS order), without re-validation."""
     record = _new(TransitionRecord)
     for setter, value in zip(_SETTERS, values, strict=True):
@@ -36,28 +37,29 @@ def _record(values: tuple[Any, ...]) -> TransitionRecord:
 
 
 def _decode_parts(
-    encoded: list[tuple[str, list[Any], list[int]]], *, as_values: bool
-) -> tuple[list[tuple[str, list[Any]]], list[TransitionRecord]]:
+    encoded: list[tuple[str, list[Any], list[int]]], *, as_values: bool, derive: bool = True
+) -> tuple[list[tuple[str, list[Any]]], list[TransitionRecord | RecordValues]]:
     """The parts with their records rebuilt, and the transition records to derive rows from.
 
-    as_values (a store that inserts RecordValues, SQLite): records stay value tuples, and only
-    a transition into one of DERIVING_STATES, the only ones that imply a run or step row (about
-    half of a run's), is rebuilt as a record for persistence._derive.
+    as_values (a store that inserts RecordValues, SQLite): records stay value tuples, named
+    (RecordValues), and only a transition into one of DERIVING_STATES, the only ones that imply
+    a run or step row (about half of a run's), is listed to derive from (derive=True), as its
+    RecordValues: persistence._derive reads them by name as it reads a record.
     """
     parts = []
-    deriving = []
+    deriving: list[TransitionRecord | RecordValues] = []
+    rebuild: Callable[[Sequence[Any]], Any] = record_values if as_values else _record
     for table, values, records in encoded:
-        transitions = table == STATE_TRANSITIONS
-        for index in records:
-            item = values[index]
+        expand_records(values, records, rebuild)
+        if derive and table == STATE_TRANSITIONS:
             if as_values:
-                values[index] = RecordValues(item)
-                if transitions and item[_TO_STATE] in DERIVING_STATES:
-                    deriving.append(_record(item))
+                deriving += [
+                    item
+                    for item in map(values.__getitem__, records)
+                    if item[_TO_STATE] in DERIVING_STATES
+                ]
             else:
-                values[index] = record = _record(item)
-                if transitions:
-                    deriving.append(record)
+                deriving += map(values.__getitem__, records)
         parts.append((table, values))
     return parts, deriving
 
@@ -115,18 +117,18 @@ def _commit(store: Any, groups: list[tuple[Any, bool]]) -> list[Any]:
     (the parent counts them per table, not per group). A failure fails every group of the
     transaction; the parent retries each one.
     """
-    from persistence._group_write import derive_parts, write_group
+    from persistence._group_write import derive_records, write_group
 
     derive = groups[0][1]
     parts: list[tuple[str, list[Any]]] = []
-    deriving: list[TransitionRecord] = []
+    deriving: list[TransitionRecord | RecordValues] = []
     as_values = getattr(store, "write_records", None) is not None
     for encoded, _ in groups:
-        decoded, records = _decode_parts(encoded, as_values=as_values)
+        decoded, records = _decode_parts(encoded, as_values=as_values, derive=derive)
         parts += decoded
         deriving += records
     try:
-        extra, failures = derive_parts([(STATE_TRANSITIONS, deriving)]) if derive else ([], 0)
+        extra, failures = derive_records(deriving) if derive else ([], 0)
         written = write_group(store, [*parts, *extra])
     except Exception as error:
         return [_error_reply(error)] * len(groups)
@@ -160,13 +162,13 @@ def _child_main(factory: Callable[[], Any], requests: int, replies: int) -> None
     outbox: IO[bytes] | None = os.fdopen(replies, "wb")
     try:
         while (payload := inbox.next(block=True)) is not None:
-            groups: list[tuple[Any, bool]] = [pickle.loads(payload)]
+            groups: list[tuple[Any, bool]] = [load_group(payload)]
             # Whatever else has arrived joins this commit (same derive flag, bounded).
             while len(groups) < _MAX_GROUPS_PER_COMMIT:
                 more = inbox.next(block=False)
                 if more is None:
                     break
-                group = pickle.loads(more)
+                group = load_group(more)
                 if group[1] != groups[0][1]:
                     for reply in _commit(store, groups):
                         outbox = _reply(outbox, reply)

@@ -6,8 +6,8 @@ for a small `pipestate run` on SQLite (writer_process_for_steps: a thread is che
 Why a process: a commit costs ~8 us of GIL-bound Python per row (row preparation, timestamp
 text, parameter binding) plus the run/step rows derived from each record; in a thread that work
 competes with the event loop for the one GIL, so logging slowed every step by ~100 %. The child
-does all of it on the other core: the parent only turns each record into a plain tuple (one C
-call) and pickles a group (C), and its writer thread then waits on a pipe with the GIL released.
+does all of it on the other core: the parent only turns each record into plain values and
+marshals a group (persistence/_frame.py), and writes it into a pipe.
 
 Why fork: the child needs the store's modules already imported; exec'ing a fresh interpreter
 costs ~250 ms of imports before the first commit, while fork costs the parent ~1-3 ms (page
@@ -28,16 +28,17 @@ import contextlib
 import functools
 import operator
 import os
-import pickle
 import select
 import sys
 import threading
 import warnings
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
+from persistence._frame import dump_group
+from persistence._frame import encode_parts as _encode_parts
 from persistence._writer_child import _HEADER, _child_main
 from persistence._writer_link import GroupOutcome, Link, grow_pipe
 from persistence.stores.base import RowError
@@ -61,7 +62,7 @@ _record_values = operator.attrgetter(*RECORD_FIELDS)
 
 
 def record_values(record: TransitionRecord) -> tuple[Any, ...]:
-    """A record as the value tuple a group's frame carries (RECORD_FIELDS order).
+    """A record as its value tuple (RECORD_FIELDS order), which the frame encodes as the record.
 
     The logger queues this instead of the record for a pipelined store (MetadataLogger.emit):
     the record object then dies in emit(), as under a NullSink, instead of living (and being
@@ -82,41 +83,12 @@ def record_from_values(values: tuple[Any, ...]) -> TransitionRecord:
 _OPEN_CLIENTS: weakref.WeakSet[WriterProcess] = weakref.WeakSet()
 
 
-def _encode_parts(
-    parts: Sequence[tuple[str, Sequence[Any]]],
-) -> tuple[list[tuple[str, list[Any], list[int]]], list[list[RowError]]]:
-    """Parts as picklable lists: records as value tuples (their indexes noted), rows as dicts.
-
-    An item that is neither is rejected here, as to_rows() would.
-    """
-    encoded = []
-    rejected: list[list[RowError]] = []
-    for table, items in parts:
-        values: list[Any] = []
-        records: list[int] = []
-        bad: list[RowError] = []
-        for item in items:
-            if type(item) is tuple:  # a record already as values (record_values)
-                records.append(len(values))
-                values.append(item)
-            elif type(item) is TransitionRecord:
-                records.append(len(values))
-                values.append(_record_values(item))
-            elif isinstance(item, Mapping):
-                values.append(dict(item))
-            else:
-                bad.append(RowError(f"<{type(item).__name__}>", "not a TransitionRecord or row"))
-        encoded.append((table, values, records))
-        rejected.append(bad)
-    return encoded, rejected
-
-
 def _encode_group(
     parts: Sequence[tuple[str, Sequence[Any]]], derive: bool
 ) -> tuple[bytes, list[list[RowError]]]:
-    """A group's frame (header + pickled parts), and the items refused while encoding."""
+    """A group's frame (header + payload, persistence/_frame.py), and the items refused."""
     encoded, rejected = _encode_parts(parts)
-    payload = pickle.dumps((encoded, derive), pickle.HIGHEST_PROTOCOL)
+    payload = dump_group(encoded, derive)
     return _HEADER.pack(len(payload)) + payload, rejected
 
 

@@ -51,6 +51,14 @@ from pipestate.cli import EXIT_OK, ConfigError, steady_gc
     show_default=True,
     help="How long a replica trusts what it read about a key (revocation delay).",
 )
+@click.option(
+    "--runner",
+    type=click.Choice(["thread", "loop"]),
+    envvar="PIPESTATE_SERVE_RUNNER",
+    default="thread",
+    show_default=True,
+    help="Run the pipelines on a loop in a thread of their own, or on the serving loop.",
+)
 @click.option("--log-level", default="warning", show_default=True)
 @click.option(
     "--ui/--no-ui", default=True, show_default=True, help="Serve the dashboard under /ui."
@@ -76,6 +84,7 @@ def serve_command(
     max_running_per_org: int | None,
     grace_seconds: float,
     key_cache_seconds: float,
+    runner: str,
     log_level: str,
     ui: bool,
     watch: bool,
@@ -103,6 +112,7 @@ def serve_command(
             max_running_per_org=max_running_per_org,
             grace_seconds=grace_seconds,
             key_cache_seconds=key_cache_seconds,
+            runner=runner,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

@@ -18,11 +18,19 @@ from hypothesis import strategies as st
 from persistence import SQLiteStore, open_store
 from persistence.schema import (
     load_table_specs,
+    sqlite_create_table,
     sqlite_indexes,
     sqlite_retired_indexes,
     table_spec,
 )
-from persistence.stores.base import STATE_TRANSITIONS, STEP_LOGS, Bootstrappable, Store, StoreError
+from persistence.stores.base import (
+    PIPELINE_RUNS,
+    STATE_TRANSITIONS,
+    STEP_LOGS,
+    Bootstrappable,
+    Store,
+    StoreError,
+)
 from statemachine.records import TransitionRecord
 from tests.strategies.records import BASE_TIME, many_records, record, transition_records
 
@@ -267,6 +275,39 @@ class TestRetentionAndBootstrap:
         conn.close()
         assert old not in names
         assert {n for n, _ in sqlite_indexes(table_spec(STATE_TRANSITIONS))} <= names
+
+    def test_a_file_with_the_old_derived_table_indexes_loses_them_and_keeps_working(
+        self, db: Path
+    ) -> None:
+        """A file made by an earlier version (run, run_date on the run and step tables) has
+        them dropped on open; its rows stay, new rows land and the queries still answer."""
+        conn = sqlite3.connect(db)
+        for spec in load_table_specs():
+            conn.execute(sqlite_create_table(spec))
+        for table in (PIPELINE_RUNS, STEP_LOGS):
+            date = "run_date"
+            conn.execute(f'CREATE INDEX "ix_{table}__run" ON "{table}" (pipeline_logging_id)')
+            conn.execute(f'CREATE INDEX "ix_{table}__{date}" ON "{table}" ({date})')
+        conn.commit()
+        old = SQLiteStore(db, writer_process=False)
+        old._schema_ready = True  # as an earlier version left it: tables and indexes made
+        first = record(transition_id="before", from_state="RUNNING", to_state="COMPLETED")
+        assert old.write_records(STATE_TRANSITIONS, [first]).written == 1
+        old.close()
+        store = SQLiteStore(db, writer_process=False)
+        actions = store.ensure_tables(load_table_specs(), dry_run=False)
+        assert sorted(a for a in actions if a.startswith("drop")) == sorted(
+            f"drop index ix_{t}__{i} on {t}"
+            for t in (PIPELINE_RUNS, STEP_LOGS)
+            for i in ("run", "run_date")
+        )
+        later = record(transition_id="after", pipeline_logging_id="run-2")
+        assert store.write_records(STATE_TRANSITIONS, [later]).written == 1
+        assert len(store.query("timeline", {"pipeline_logging_id": "run-1"})) == 1
+        store.close()
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        conn.close()
+        assert not any(n.startswith((f"ix_{PIPELINE_RUNS}", f"ix_{STEP_LOGS}")) for n in names)
 
 
 class TestOpenStore:

@@ -48,13 +48,24 @@ def test_values_insert_as_the_records_would(records: list[TransitionRecord]) -> 
 @_SETTINGS
 @given(records=st.lists(transition_records(), min_size=1, max_size=8))
 def test_the_records_to_derive_imply_every_derived_row(records: list[TransitionRecord]) -> None:
-    """Invariant: the records rebuilt for derivation imply the same rows as all of them."""
+    """Invariant: the RecordValues kept for derivation imply the same rows as all records."""
     encoded, _ = _encode_parts([(STATE_TRANSITIONS, records)])
     _, deriving = _decode_parts(encoded, as_values=True)
     assert [derive_run_rows(r) for r in deriving if derive_run_rows(r)] == [
         derive_run_rows(r) for r in records if derive_run_rows(r)
     ]
-    assert all(type(r) is TransitionRecord for r in deriving)
+    assert all(type(r) is RecordValues for r in deriving)
+
+
+def test_nothing_is_kept_to_derive_from_without_derive() -> None:
+    """A group sent with derive=False lists no record to derive from (none is rebuilt)."""
+    ends = [
+        record(transition_id=f"e{i}", from_state="RUNNING", to_state="COMPLETED") for i in range(3)
+    ]
+    encoded, _ = _encode_parts([(STATE_TRANSITIONS, ends)])
+    assert len(_decode_parts(encoded, as_values=True, derive=True)[1]) == 3
+    encoded, _ = _encode_parts([(STATE_TRANSITIONS, ends)])
+    assert _decode_parts(encoded, as_values=True, derive=False)[1] == []
 
 
 def test_a_store_without_write_records_gets_records() -> None:

@@ -55,7 +55,7 @@ def _store_error(action: str, exc: sqlite3.Error) -> StoreError:
     return StoreError(message, retryable=retryable)
 
 
-def _execute(conn: sqlite3.Connection, preparer: RowPreparer, rows: list[list[Any]]) -> None:
+def _execute(conn: sqlite3.Connection, preparer: RowPreparer, rows: list[Sequence[Any]]) -> None:
     """Insert rows with multi-row statements (see RowPreparer.rows_per_statement)."""
     for sql, params in preparer.statements(rows):
         conn.execute(sql, params)
@@ -321,7 +321,7 @@ class SQLiteStore:
         conn.execute("COMMIT")
 
     def _insert(
-        self, preparer: RowPreparer, good: list[list[Any]], rejected: list[RowError]
+        self, preparer: RowPreparer, good: list[Sequence[Any]], rejected: list[RowError]
     ) -> WriteResult:
         """Insert prepared values in one transaction; a row SQLite refuses rejects itself only."""
         if not good:
@@ -345,9 +345,9 @@ class SQLiteStore:
         cls,
         conn: sqlite3.Connection,
         preparer: RowPreparer,
-        good: list[list[Any]],
+        good: list[Sequence[Any]],
         rejected: list[RowError],
-    ) -> list[list[Any]]:
+    ) -> list[Sequence[Any]]:
         """executemany inside the open transaction; on a row-level error, start it over.
 
         A lone surrogate (SQLite text is UTF-8) gets every row repaired and one more
@@ -376,9 +376,9 @@ class SQLiteStore:
     def _insert_one_by_one(
         conn: sqlite3.Connection,
         preparer: RowPreparer,
-        good: list[list[Any]],
+        good: list[Sequence[Any]],
         rejected: list[RowError],
-    ) -> list[list[Any]]:
+    ) -> list[Sequence[Any]]:
         """Insert each row alone (lone surrogates repaired), moving refused rows to `rejected`."""
         landed = []
         for values in good:

@@ -1,11 +1,19 @@
-"""RunnerLoop: the event loop the pipelines run on, in a thread of its own.
+"""Where the pipelines run: RunnerLoop (a loop in a thread of its own) or ServingLoop (uvicorn's).
 
-The API's loop (uvicorn's) only validates, admits, hands a run over and answers; the pipelines,
-the MetadataLogger's workers and every transition run here. A submit therefore never waits
-behind pipeline work on its loop (only, briefly, for the GIL; CPython's 5 ms switch interval
-is kept: 1 ms made no measurable difference on a loaded 2-core machine). One runner thread,
+RunnerLoop: the API's loop (uvicorn's) only validates, admits, hands a run over and answers;
+the pipelines, the MetadataLogger's workers and every transition run on a second loop in a
+runner thread. A submit never waits behind pipeline work on its loop, but every submit and
+every finished run is a hand-over between two threads that share the GIL. One runner thread,
 not a pool: with the GIL a second thread of Python adds no throughput, and one loop keeps one
 MetadataLogger on one loop, as it is designed.
+
+ServingLoop: the runs are tasks on the serving loop itself (the issue's "one process serves
+the API and runs the pipelines as asyncio tasks on its loop"): no hand-over, no second thread
+taking the GIL, at the price of requests waiting behind pipeline steps on one loop.
+`pipestate serve --runner loop|thread` chooses (benchmarks/service.py measures both). Measured
+(issue 13, interleaved pairs on a loaded 2-core machine): the loop saves about 40 % of the
+process's blocking waits per submit and about 10 % of its CPU, but its submit and /healthz p99
+were higher (a request waits for every step ready on the loop), so the thread stays the default.
 """
 
 from __future__ import annotations
@@ -37,6 +45,14 @@ class RunnerLoop:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+
+    async def open(self) -> None:
+        """From the serving loop: start the runner thread (off this loop: it blocks briefly)."""
+        await asyncio.to_thread(self.start)
+
+    async def close(self) -> None:
+        """From the serving loop: stop the runner loop and join its thread."""
+        await asyncio.to_thread(self.stop)
 
     def start(self) -> None:
         """Start the thread and its loop; return once the loop runs."""
@@ -96,3 +112,52 @@ class RunnerLoop:
         with contextlib.suppress(RuntimeError):  # the loop already closed
             self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout)
+
+
+class ServingLoop(RunnerLoop):
+    """The runs on the serving loop itself: calls from that loop run inline, others hop onto it."""
+
+    def __init__(self, name: str = "serving-loop") -> None:
+        super().__init__(name)
+        self._loop_thread: threading.Thread | None = None
+
+    async def open(self) -> None:
+        """Adopt the running (serving) loop."""
+        self.loop = asyncio.get_running_loop()
+        self._loop_thread = threading.current_thread()
+        self._ready.set()
+
+    async def close(self) -> None:
+        """Nothing to stop: the server owns its loop (the lifespan cancelled the runs)."""
+        self.loop = None
+
+    def start(self) -> None:
+        """Not used: open() adopts the serving loop."""
+        raise RuntimeError("ServingLoop runs on the serving loop: await open() from it")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Nothing to join: the server owns its loop."""
+        self.loop = None
+
+    @property
+    def in_thread(self) -> bool:
+        """True when called from the serving loop's thread."""
+        return self._loop_thread is not None and threading.current_thread() is self._loop_thread
+
+    async def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await `coro`: inline on the serving loop, else run there."""
+        if self.in_thread:
+            return await coro
+        return await asyncio.wrap_future(self.submit(coro))
+
+    def call_soon(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Schedule `callback(*args)` on the serving loop (no wake-up when already on it)."""
+        if self.loop is None:
+            raise RuntimeError("the serving loop is not running")
+        if self.in_thread:
+            self.loop.call_soon(callback, *args)
+        else:
+            self.loop.call_soon_threadsafe(callback, *args)
+
+
+RUNNERS = {"thread": RunnerLoop, "loop": ServingLoop}

@@ -25,7 +25,7 @@ import attrs
 from fastapi import APIRouter, FastAPI
 
 from pipestate.service._middleware import Edge
-from pipestate.service._runner import RunnerLoop
+from pipestate.service._runner import RUNNERS
 from pipestate.service.deps import ServiceState
 from pipestate.service.errors import install_handlers
 from pipestate.service.keys import KeyRing
@@ -85,10 +85,10 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         backend = store if store is not None else await asyncio.to_thread(_open_store, settings)
-        # The pipelines and the logger run on a loop of their own: a submit never waits
-        # behind pipeline work on this (the API's) loop.
-        runner = RunnerLoop()
-        await asyncio.to_thread(runner.start)
+        # The pipelines and the logger run on a loop of their own (runner "thread") or as
+        # tasks on this, the serving loop (runner "loop"): _runner.py.
+        runner = RUNNERS[settings.runner]()
+        await runner.open()
         logger = MetadataLogger(backend, derive_run_rows=True)
         await runner.call(logger.start())
         metrics.sources = (logger, backend)
@@ -115,7 +115,7 @@ def create_app(
         finally:
             metrics.gc_pauses.stop()
             await runner.call(logger.stop())
-            await asyncio.to_thread(runner.stop)
+            await runner.close()
             if store is None:
                 await asyncio.to_thread(backend.close)
 

@@ -9,6 +9,11 @@ import attrs
 
 ROOT_KEY_ENV = "CA_ROOT_API_KEY"
 SWITCH_INTERVAL_ENV = "PIPESTATE_SWITCH_INTERVAL_MS"
+RUNNER_ENV = "PIPESTATE_SERVE_RUNNER"
+# Where the pipelines run (_runner.py): "thread", a loop in a runner thread; "loop", tasks on
+# the serving loop itself.
+RUNNER_CHOICES = ("thread", "loop")
+DEFAULT_RUNNER = "thread"
 DEFAULT_MAX_RUNNING = 100
 
 
@@ -49,6 +54,16 @@ class ServiceSettings:
     # runner thread, at the price of more switches (benchmarks/service.py: docs/api.md).
     switch_interval_ms: float | None = attrs.field(default=None)
 
+    runner: str = attrs.field(default=DEFAULT_RUNNER)
+
+    @runner.validator
+    def _check_runner(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value not in RUNNER_CHOICES:
+            raise ValueError(
+                f"ServiceSettings.runner must be one of {', '.join(RUNNER_CHOICES)} "
+                f"(got {value!r})."
+            )
+
     @switch_interval_ms.validator
     def _check_switch_interval(self, attribute: attrs.Attribute[Any], value: Any) -> None:
         if value is not None:
@@ -73,4 +88,7 @@ class ServiceSettings:
                 raise ValueError(
                     f"{SWITCH_INTERVAL_ENV} must be a number of milliseconds (got {raw!r})."
                 ) from None
+        runner = os.environ.get(RUNNER_ENV)
+        if runner and "runner" not in overrides:
+            overrides["runner"] = runner
         return cls(**overrides)  # type: ignore[arg-type]
