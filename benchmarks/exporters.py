@@ -11,7 +11,8 @@ is reported apart. One set-up (two loggers, one child) serves every pair; the tw
 timed back to back in pairs, the first of each pair alternating, and every ratio is the median
 of the pairs' ratios, so a load change on this shared machine hits both sides of a pair alike;
 the load average is printed with the figures. Besides wall time, the pipeline
-process's CPU time (all its threads, not the exporters' child) gives the parent-side cost.
+process's CPU time (all its threads, not the exporters' child) gives the parent-side cost, and
+the event loop's wait for a core (Linux run_delay) shows when the cost is a core taken away.
 Also: a receiver that sleeps 5 s per request, to show that it costs the pipeline nothing, and
 that stop() leaves no exporter process behind.
 Target (issue 17): both exporters <= 1.3 x the logger alone per transition.
@@ -51,7 +52,12 @@ _Pair = tuple[dict[str, float], dict[str, float]]
 _RECEIVER = """
 import os, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-os.nice(19)  # it stands in for a receiver on another machine: it must not take our CPU
+# It stands in for a receiver on another machine: it must not take our CPU, nor make a core
+# look busy when the scheduler places the pipeline's writer child (SCHED_IDLE, as the exporter
+# child: persistence/_priority.py).
+os.nice(19)
+if hasattr(os, "SCHED_IDLE"):
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 delay = float(sys.argv[1])
 release = threading.Event()
 
@@ -100,14 +106,27 @@ class _Receiver:
             self.process.wait(10)
 
 
-async def _drive(sink: Any, steps: int) -> tuple[float, float]:
-    """(wall s, process CPU s) for `steps` step start/complete pairs plus the pipeline's two."""
+def _loop_wait_s() -> float:
+    """Seconds this thread (the event loop) has spent runnable but waiting for a core.
+
+    Linux's per-thread run_delay (/proc/thread-self/schedstat); 0.0 where it is not available.
+    """
+    try:
+        with open("/proc/thread-self/schedstat") as stats:
+            return int(stats.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+async def _drive(sink: Any, steps: int) -> tuple[float, float, float]:
+    """(wall s, process CPU s, loop's wait for a core s) for `steps` step start/complete pairs
+    plus the pipeline's two."""
     run = PipelineRun.create("bench", org_slug="bench", sink=sink)
     objs = [StepRun.create(f"s{i % 50}", pipeline=run) for i in range(steps)]
     gc.collect()
     gc.disable()
     try:
-        cpu, started = time.process_time(), time.perf_counter()
+        wait, cpu, started = _loop_wait_s(), time.process_time(), time.perf_counter()
         run.start()
         for index, step in enumerate(objs):
             step.start()
@@ -115,7 +134,8 @@ async def _drive(sink: Any, steps: int) -> tuple[float, float]:
             if index % 64 == 63:
                 await asyncio.sleep(0)  # let the logger's tasks run, as a real pipeline does
         run.complete()
-        return time.perf_counter() - started, time.process_time() - cpu
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        return elapsed, cpu, _loop_wait_s() - wait
     finally:
         gc.enable()
 
@@ -144,9 +164,9 @@ async def _pairs_async(
                     getattr(worker, "wait_ready", lambda _t: True)(60)
 
                 async def timed(sink: Any, logger: MetadataLogger) -> dict[str, float]:
-                    elapsed, cpu = await _drive(sink, steps)
+                    elapsed, cpu, wait = await _drive(sink, steps)
                     await logger.flush()
-                    return {"elapsed": elapsed, "cpu": cpu}
+                    return {"elapsed": elapsed, "cpu": cpu, "loop_wait": wait}
 
                 async def both() -> dict[str, float]:
                     figures = await timed(fanout, both_logger)
@@ -261,6 +281,14 @@ def run(quick: bool) -> dict[str, float]:
         ),
         "both_over_logger": round(_ratio(pairs, "elapsed"), 3),
         "both_over_logger_cpu": round(_ratio(pairs, "cpu"), 3),
+        # The loop's run_delay during the timed transitions, per transition: time it was ready
+        # to run but a core was taken (by our writer/exporter children or anything else).
+        "logger_loop_wait_us_per_transition": round(
+            per * statistics.median(r["loop_wait"] for r in alone), 3
+        ),
+        "both_loop_wait_us_per_transition": round(
+            per * statistics.median(r["loop_wait"] for r in both), 3
+        ),
         "export_drain_us_per_transition": round(
             per * statistics.median(r["drain"] for r in both), 1
         ),

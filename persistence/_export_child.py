@@ -18,8 +18,6 @@ import time
 from collections.abc import Mapping
 from typing import IO, Any
 
-# Lowest priority: best-effort telemetry, the pipeline gets the CPU first.
-CHILD_NICENESS = 19
 # While draining, how often to check that the parent is still there to hear the answer.
 _PARENT_POLL_SECONDS = 0.1
 
@@ -128,10 +126,11 @@ def main(argv: list[str]) -> int:
     """Build the exporters, say ready, serve until stopped; exit without waiting on stragglers."""
     from persistence._export_wire import write_frame
     from persistence._export_worker import ExportWorker
+    from persistence._priority import run_in_background
     from persistence.fanout import ExportSettings
 
-    with contextlib.suppress(OSError):
-        os.nice(CHILD_NICENESS)
+    # Best-effort telemetry: the pipeline gets the CPU first (SCHED_IDLE: see _priority.py).
+    run_in_background()
     # Frames go to a private copy of the pipe; fd 1 (and sys.stdout) become stderr, so nothing
     # a library prints (the OTel console exporter, a transport's debug output) corrupts them.
     source = sys.stdin.buffer

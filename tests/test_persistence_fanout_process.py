@@ -171,6 +171,24 @@ class TestExportProcess:
         }
         assert receiver_env.bodies("/v1/traces")
 
+    @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux-only")
+    def test_child_threads_run_at_background_priority(self, receiver_env: Any) -> None:
+        """Every thread of the ready child (exporters' workers included) is SCHED_IDLE, so a
+        core it keeps busy still counts as idle when the pipeline's writer child is placed."""
+        process = ExportProcess(["openlineage", "otel"], FAST)
+        process.start()
+        try:
+            assert process.wait_ready(60)
+            pid = process.child_pid
+            assert pid is not None
+            threads = os.listdir(f"/proc/{pid}/task")
+            policies = {os.sched_getscheduler(int(tid)) for tid in threads}
+        finally:
+            assert process.stop(5)
+        assert len(threads) >= 3  # the main thread and one worker thread per exporter
+        assert policies == {os.SCHED_IDLE}
+        assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the pipeline's process is untouched
+
     def test_dead_child_counted_and_replaced(self, receiver_env: Any) -> None:
         """A child killed mid-run: the batch it could not take is export_failed for each
         exporter, and the next batch goes to a new child that exports it."""
