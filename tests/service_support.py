@@ -241,13 +241,18 @@ def service_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("service")
 
 
+def run_limited_server(workdir: Path) -> contextlib.AbstractContextManager[Server]:
+    """A server on workdir's audit.db and test configs: process limit 4, per-org limit 2."""
+    return run_server(
+        workdir,
+        store=f"sqlite:{workdir / 'audit.db'}",
+        config_dir=make_config_dir(workdir),
+        args=["--max-running", "4", "--max-running-per-org", "2", "--grace-seconds", "5"],
+    )
+
+
 @pytest.fixture(scope="session")
 def service_server(service_workdir: Path) -> Iterator[Server]:
     """One server shared by the API and security tests: process limit 4, per-org limit 2."""
-    with run_server(
-        service_workdir,
-        store=f"sqlite:{service_workdir / 'audit.db'}",
-        config_dir=make_config_dir(service_workdir),
-        args=["--max-running", "4", "--max-running-per-org", "2", "--grace-seconds", "5"],
-    ) as server:
+    with run_limited_server(service_workdir) as server:
         yield server

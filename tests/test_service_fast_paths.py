@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from pipestate.service.models import RunAccepted, RunDetail
-from tests.service_support import Server, create_key, make_config_dir, run_server
+from tests.service_support import Server, create_key, run_limited_server
 
 NOOP = "/api/v1/pipelines/run/{org}/test/bench/noop10"
 SLOW = "/api/v1/pipelines/run/{org}/test/slow/slow"
@@ -21,13 +21,7 @@ READ_TEMPLATE = "/api/v1/runs/{org_slug}/{pipeline_logging_id}"
 @pytest.fixture(scope="module")
 def service_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server of this module's own (its counters are this module's): per-org limit 2."""
-    workdir = tmp_path_factory.mktemp("fast_paths")
-    with run_server(
-        workdir,
-        store=f"sqlite:{workdir / 'audit.db'}",
-        config_dir=make_config_dir(workdir),
-        args=["--max-running", "4", "--max-running-per-org", "2", "--grace-seconds", "5"],
-    ) as server:
+    with run_limited_server(tmp_path_factory.mktemp("fast_paths")) as server:
         yield server
 
 
