@@ -71,9 +71,9 @@ class LiveRun:
     state: str = "PENDING"
     pipeline_id: str | None = None
     steps: dict[str, str] = attrs.field(factory=dict)
-    # The run's transitions as the timeline shows them (answers reads without the store), up
+    # The run's transitions (answers reads without the store; timeline_row() shows them), up
     # to TIMELINE_CAP; a longer run is read back from the store instead.
-    timeline: list[dict[str, Any]] = attrs.field(factory=list, repr=False)
+    timeline: list[TransitionRecord] = attrs.field(factory=list, repr=False)
     timeline_complete: bool = True
     # The task runs on the runner loop and is only touched there.
     task: asyncio.Task[PipelineResult] | None = attrs.field(default=None, repr=False)
@@ -91,18 +91,23 @@ class LiveRun:
         """True once the pipeline's task ended."""
         return self.finished.done()
 
-    def view(self) -> RunView:
-        """The run's state as one consistent copy."""
+    def view(self, *, timeline: bool = False) -> RunView:
+        """The run's state as one consistent copy (its timeline rows only when asked for)."""
         with self.lock:
-            return RunView(
+            records = list(self.timeline) if timeline else []
+            view = RunView(
                 state=self.result.state if self.result else self.state,
                 pipeline_id=self.pipeline_id,
                 steps=dict(self.steps),
-                timeline=list(self.timeline),
+                timeline=[],
                 timeline_complete=self.timeline_complete,
                 result=self.result,
                 done=self.finished.done(),
             )
+        # Rows are built here, on a read, not per transition on the runner thread: most runs
+        # are never read back while in memory (issue 13: HTTP / in-process).
+        view.timeline.extend(map(timeline_row, records))
+        return view
 
 
 class RunManager:
@@ -152,20 +157,11 @@ class RunManager:
         run = self.runs.get(record.pipeline_logging_id)
         if run is None:
             return
-        entry = {
-            "transition_time": record.transition_time.isoformat(timespec="microseconds"),
-            "entity_type": record.entity_type,
-            "entity_name": record.entity_name,
-            "from_state": record.from_state,
-            "to_state": record.to_state,
-            "duration_seconds": round(record.duration_in_state_ms / 1000.0, 3),
-            "reason": record.reason,
-        }
         with run.lock:
             if len(run.timeline) >= TIMELINE_CAP:
                 run.timeline_complete = False
             else:
-                run.timeline.append(entry)
+                run.timeline.append(record)  # records are frozen: kept as they are
             if record.entity_type == "PIPELINE":
                 run.state = record.to_state
                 run.pipeline_id = record.entity_name
@@ -346,11 +342,22 @@ class RunManager:
         """Wait until the run ends or `timeout` passes (the run goes on either way)."""
         if run.done:
             return
-        # asyncio.wait never cancels what it waits for: a timeout leaves the run alone.
-        await asyncio.wait(
-            {asyncio.wrap_future(run.finished)},
-            timeout=min(timeout, self.settings.max_wait_seconds),
-        )
+        # One loop future, woken from the runner thread, and one timer: what wrap_future plus
+        # asyncio.wait built per request (a chained future, a waiter, a set, two callbacks) cost
+        # API-thread time on every ?wait=true (issue 13). A timeout leaves the run alone.
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+
+        def wake(_: object) -> None:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_resolve, waiter)
+
+        run.finished.add_done_callback(wake)
+        timer = loop.call_later(min(timeout, self.settings.max_wait_seconds), _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
 
     def cancel(self, org_slug: str, run_id: str, *, by: str) -> LiveRun:
         """Cancel a live run of this org; NotFound if it is not running here."""
@@ -422,9 +429,28 @@ class _RunIds:
         return str(uuid.UUID(bytes=chunk, version=4))
 
 
+def timeline_row(record: TransitionRecord) -> dict[str, Any]:
+    """One transition as the run's timeline shows it (the store's timeline query's columns)."""
+    return {
+        "transition_time": record.transition_time.isoformat(timespec="microseconds"),
+        "entity_type": record.entity_type,
+        "entity_name": record.entity_name,
+        "from_state": record.from_state,
+        "to_state": record.to_state,
+        "duration_seconds": round(record.duration_in_state_ms / 1000.0, 3),
+        "reason": record.reason,
+    }
+
+
 # The future of every run once it ended (resolved; waiting on it returns at once).
 _FINISHED: concurrent.futures.Future[None] = concurrent.futures.Future()
 _FINISHED.set_result(None)
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    """End a wait (on its loop): the run ended or the wait's bound passed, whichever is first."""
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _version(path: Path) -> tuple[str, int, int] | None:
