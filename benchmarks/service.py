@@ -70,7 +70,8 @@ Figures:
   one MetadataLogger + SQLite store;
 - http_over_inprocess (target <= 1.5): the median, over PAIRS pairs timed back to back before
   the probe starts (the first of each pair alternating, as benchmarks/exporters.py does), of
-  HTTP wall / in-process wall for a fifth of the runs each, so a load change on this shared
+  HTTP wall / in-process wall for a fifth of the runs each (at least 200; after one untimed
+  wave on each side), so a load change on this shared
   machine hits both sides of a pair alike; http_over_inprocess_min/_max are the pairs'
   spread, http_over_inprocess_single the former one-shot figure (the 1,000-run wait phase over
   one in-process run minutes later: it swung 1.2-1.9 between quiet repeats). Its meaning: how
@@ -124,7 +125,7 @@ TARGETS = (
     ("HTTP rows lost", "rows_lost", "<=", 0),
 )
 CLIENTS = 50
-PAIRS = 5  # HTTP / in-process pairs, each of runs / PAIRS runs, at least 100
+PAIRS = 5  # HTTP / in-process pairs, each of runs / PAIRS runs, at least 200
 STEPS = 10
 PROBE_INTERVAL = 0.02
 SEQUENTIAL = 300  # requests of each kind in the one-client phase
@@ -517,13 +518,16 @@ async def _client_floor(url: str, requests: int) -> dict[str, float]:
 def _paired(tmp: Path, url: str, key: str, runs: int) -> list[float]:
     """PAIRS (HTTP wall / in-process wall) ratios of `runs` runs each, timed back to back."""
     ratios = []
+    # Warm both sides first (the server's first requests, the store's first pages), untimed.
+    asyncio.run(_http_load(url, key, CLIENTS, follow=False))
+    asyncio.run(_inprocess(tmp, CLIENTS, "pairs.db"))
     for i in range(PAIRS):
         walls: dict[str, float] = {}
         for side in ("http", "inprocess") if i % 2 == 0 else ("inprocess", "http"):
             if side == "http":
                 walls[side] = asyncio.run(_http_load(url, key, runs, follow=False))["wall"]
             else:
-                walls[side] = asyncio.run(_inprocess(tmp, runs, f"pair{i}.db"))[0]
+                walls[side] = asyncio.run(_inprocess(tmp, runs, "pairs.db"))[0]
         ratios.append(walls["http"] / walls["inprocess"])
     return ratios
 
@@ -566,7 +570,7 @@ def run(quick: bool = False) -> dict[str, float]:
         proc, url = _start(tmp)
         try:
             key = _key(url, "bench")
-            pair_runs = max(100, runs // PAIRS)  # a pair of one wave of 50 is all edges
+            pair_runs = max(200, runs // PAIRS)  # a short pair is all edges
             ratios = _paired(tmp, url, key, pair_runs)
             probe = _start_probe(url, _key(url, "probe"))
             server_cpu = _cpu_seconds(proc.pid)
@@ -635,7 +639,8 @@ def run(quick: bool = False) -> dict[str, float]:
             load["rejected_429"] + followed["rejected_429"] + niced["rejected_429"]
         ),
         "rows_lost": float(
-            (3 * runs + PAIRS * pair_runs + probe_runs + SEQUENTIAL) * (STEPS + 1) * 2 - stored
+            (3 * runs + PAIRS * pair_runs + CLIENTS + probe_runs + SEQUENTIAL) * (STEPS + 1) * 2
+            - stored
         ),
         "inprocess_runs_per_s": runs / inproc_wall,
         "http_over_inprocess": statistics.median(ratios),
