@@ -242,6 +242,7 @@ def test_a_wait_ends_at_its_bound_and_leaves_the_run_then_ends_with_it(service: 
         )
 
     done_at_bound, done_after, plain_rows, rows = asyncio.run(api())
-    assert done_at_bound is False and done_after is True
+    assert done_at_bound is False
+    assert done_after is True
     assert plain_rows == 0  # a plain view builds no timeline rows
     assert rows == 2 * 2  # PENDING -> RUNNING -> COMPLETED for the pipeline and its one step
