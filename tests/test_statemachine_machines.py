@@ -467,7 +467,7 @@ class TestEventArguments:
 
 
 def _outcomes(engine: TransitionEngine, events: tuple[str, ...]) -> list[object]:
-    """Fire `events` in order on a fresh entity; each record or (exception type, text), and states."""
+    """Fire `events` on a fresh entity; each record or (exception type, text), and the states."""
     clock = ManualClock()
     sink = InMemorySink()
     run = PipelineRun.create(
@@ -494,7 +494,7 @@ class TestDirectFiring:
 
     @pytest.mark.parametrize("table", [PIPELINE, STEP], ids=["pipeline", "step"])
     def test_every_edge_is_direct(self, table: object) -> None:
-        """A plain engine fires every edge of its table directly, each to the table's destination."""
+        """A plain engine fires every edge of its table directly, to the table's destination."""
         engine = TransitionEngine(table, rules=())  # type: ignore[arg-type]
         assert {k: e.dest for k, e in engine._direct.items()} == {
             (e.source, e.event): e.dest
@@ -539,7 +539,7 @@ class TestDirectFiring:
         ids=["prepare", "before", "after", "finalize", "enter", "exit", "t-before", "t-after"],
     )
     def test_any_other_callback_disables_it(self, add_hook: object) -> None:
-        """A machine with any callback besides the record hook fires every edge through trigger()."""
+        """A machine with any callback besides the record hook fires every edge via trigger()."""
         engine = TransitionEngine(PIPELINE, rules=())
         assert direct_edges(engine.machine, engine._on_edge)
         add_hook(engine.machine)  # type: ignore[operator]
