@@ -278,7 +278,7 @@ class Execution:
 
     async def _call(self, spec: ProcessorSpec, ctx: ProcessorContext, cfg: StepConfig) -> Any:
         """Await an async processor; run a plain `def` one in a worker thread."""
-        if _is_async(spec.fn):
+        if spec.is_async:
             result = spec.fn(ctx, cfg.config)
         else:
             result = await self.sync_runner.call(spec.fn, ctx, cfg.config)
@@ -416,13 +416,6 @@ def _fail_fast_metadata() -> dict[str, object]:
     from executor.cancellation import CancelRequest
 
     return CancelRequest("fail_fast").metadata()
-
-
-def _is_async(fn: Any) -> bool:
-    """True for an `async def` (or a partial of one, or an object with an async __call__)."""
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - an object's async __call__
-    )
 
 
 def step_error_type(exc: BaseException) -> str:

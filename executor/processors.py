@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
 import threading
@@ -58,6 +59,20 @@ class ProcessorSpec:
     name: str
     fn: ProcessorFn
     check_config: ConfigCheck | None = None
+    # Looked up once here rather than by inspect on every step the processor runs.
+    is_async: bool = attrs.field(
+        init=False,
+        default=attrs.Factory(lambda self: is_async_callable(self.fn), takes_self=True),
+        eq=False,
+        repr=False,
+    )
+
+
+def is_async_callable(fn: Any) -> bool:
+    """True for an `async def` (or a partial of one, or an object with an async __call__)."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - an object's async __call__
+    )
 
 
 _REGISTRY: dict[str, ProcessorSpec] = {}

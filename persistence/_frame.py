@@ -20,7 +20,6 @@ import datetime as dt
 import itertools
 import marshal
 import operator
-import pickle
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -94,6 +93,8 @@ def dump_group(encoded: Encoded, derive: bool) -> bytes:
     try:
         return _MARSHAL + marshal.dumps(group)
     except ValueError:  # a value marshal does not know (see the module docstring)
+        import pickle  # rare: not loaded on a run that never needs it (cold start)
+
         return _PICKLE + pickle.dumps(group, pickle.HIGHEST_PROTOCOL)
 
 
@@ -103,6 +104,8 @@ def load_group(payload: bytes) -> tuple[Encoded, bool]:
     if kind == _MARSHAL:
         encoded, derive = marshal.loads(body)
     elif kind == _PICKLE:
+        import pickle
+
         encoded, derive = pickle.loads(body)
     else:
         raise ValueError(f"writer frame: unknown encoding {bytes(kind)!r}, expected M or P")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import pickle
 import select
 import signal
 import struct
@@ -184,6 +183,8 @@ def _reply(outbox: IO[bytes] | None, reply: Any) -> IO[bytes] | None:
     """Send one reply; None once the parent is gone (the child keeps committing the pipe)."""
     if outbox is None:
         return None
+    import pickle  # only the child replies: a thread-writer run never loads it (cold start)
+
     try:
         _write_frame(outbox, pickle.dumps(reply, pickle.HIGHEST_PROTOCOL))
     except OSError:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
-import pickle
 import select
 import signal
 import sys
@@ -215,6 +214,8 @@ class Link:
                     return
 
     def _resolve_frames(self) -> None:
+        import pickle  # replies exist only with a writer child: a thread-writer run never loads it
+
         inbox = self.inbox
         while len(inbox) >= _HEADER.size:
             (size,) = _HEADER.unpack_from(inbox)

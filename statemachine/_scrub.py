@@ -107,10 +107,16 @@ def scrub_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
 
 
 def _scrub_mapping(value: Any, depth: int, path: frozenset[int]) -> dict[str, Any]:
-    inner = path | {id(value)}
+    inner: frozenset[int] | None = None  # built only for a nested container (rare per record)
     out: dict[Any, Any] = {}
     for key, item in list(value.items()):
-        out[_scrub_key(key)] = _scrub_value(item, depth + 1, inner)
+        if isinstance(item, str):
+            item = scrub_text(item, METADATA_STRING_LIMIT)
+        elif isinstance(item, dict | list | tuple):
+            if inner is None:
+                inner = path | {id(value)}
+            item = _scrub_value(item, depth + 1, inner)
+        out[_scrub_key(key)] = item
     return out
 
 

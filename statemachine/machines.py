@@ -85,6 +85,43 @@ def build_machine(
     )
 
 
+def direct_edges(machine: Machine, on_edge: Callable[..., None]) -> dict[tuple[str, str], Any]:
+    """(source, event) -> _CompiledEdge for edges whose only callback is `on_edge`, else {}.
+
+    Firing such an edge is: set the state, call `on_edge`. The engine then skips trigger()'s
+    event objects, empty callback lists and disabled log calls (most of a step's CPU). Any
+    other callback anywhere in the machine disables the shortcut for every edge.
+    """
+    machine_hooks = (
+        machine.prepare_event,
+        machine.before_state_change,
+        machine.after_state_change,
+        machine.finalize_event,
+        machine.on_exception,
+        machine.on_final,
+    )
+    if machine.has_queue or any(machine_hooks):
+        return {}
+    if any(s.on_enter or s.on_exit or s.final for s in machine.states.values()):
+        return {}
+    direct: dict[tuple[str, str], Any] = {}
+    for name, event in machine.events.items():
+        for source, found in event.transitions.items():
+            if len(found) != 1:
+                return {}
+            t = found[0]
+            hook = t.after[0] if len(t.after) == 1 else None
+            if t.prepare or t.before or t.conditions or not isinstance(hook, functools.partial):
+                return {}
+            edge = hook.args[0] if len(hook.args) == 1 and not hook.keywords else None
+            if hook.func != on_edge or not isinstance(edge, _CompiledEdge):
+                return {}
+            if (edge.source, edge.event, edge.dest) != (source, name, t.dest):
+                return {}
+            direct[(source, name)] = edge
+    return direct
+
+
 class TransitionEngine:
     """Fires events on entities of one kind through one shared Machine and emits the records.
 
@@ -107,6 +144,7 @@ class TransitionEngine:
         self.stamp = stamp
         self.machine = build_machine(table, self._on_edge, validate=validate)
         self._events = dict(self.machine.events)
+        self._direct = direct_edges(self.machine, self._on_edge)
         self._legal = {state: table.legal_events(state) for state in table.states}
         # (source, event) -> the joint rules guarding that edge; most edges have one or none.
         self._guards = {
@@ -158,7 +196,14 @@ class TransitionEngine:
             if guards and run is not None:
                 self._check(entity, run, event, guards)
             try:
-                trigger.trigger(entity, box, error, error_type, reason, metadata, policy)
+                edge = self._direct.get((entity.state, event))
+                if edge is not None:
+                    # What trigger() would do with no other callback: move, then the edge's
+                    # `after` (which moves back if it raises). Saves ~20 calls per event.
+                    entity.state = edge.dest
+                    self._record(edge, entity, box, error, error_type, reason, metadata, policy)
+                else:  # an illegal event (or a machine with more callbacks) takes the long way
+                    trigger.trigger(entity, box, error, error_type, reason, metadata, policy)
             except MachineError as exc:
                 if isinstance(exc, IllegalTransition) or event in self.legal_events(entity.state):
                     raise
@@ -210,8 +255,20 @@ class TransitionEngine:
             )
 
     def _on_edge(self, edge: _CompiledEdge, event_data: EventData) -> None:
-        model: Any = event_data.model
-        box, error, error_type, reason, metadata, policy = event_data.args
+        self._record(edge, event_data.model, *event_data.args)
+
+    def _record(
+        self,
+        edge: _CompiledEdge,
+        model: Any,
+        box: list[TransitionRecord],
+        error: BaseException | None,
+        error_type: ErrorType | str | None,
+        reason: str | None,
+        metadata: dict[str, Any] | None,
+        policy: RetryPolicy | None,
+    ) -> None:
+        """Build, stamp and emit the record of `edge` on `model`, already moved to edge.dest."""
         clock = model.clock
         now_ns = clock.monotonic_ns()
         now = clock.now()

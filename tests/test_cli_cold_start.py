@@ -35,6 +35,7 @@ NOT_ON_A_RUN = (
     "executor.cancellation",  # imported when a signal or fail_fast cancels something
     "executor.etl",  # the data processors' modules load when a config names one
     "random",  # only a jittered retry delay draws from it (classifier/retry.py)
+    "pickle",  # only a writer child's replies and an unusual frame use it (thread writer here)
     "hashlib",  # lease row ids are uuid5 through uuid_utils, not the stdlib's OpenSSL SHA-1
     "structlog",  # nothing logged
     "duckdb",

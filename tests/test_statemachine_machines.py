@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import attrs
 import pytest
@@ -23,6 +24,7 @@ from statemachine.machines import (
     STEP_ENGINE,
     TransitionEngine,
     build_machine,
+    direct_edges,
     sink_failure_count,
 )
 from statemachine.spec import PIPELINE, STEP
@@ -462,3 +464,83 @@ class TestEventArguments:
         records.append(run.time_out(reason="late", metadata={"k": 6}))
         assert [r.metadata["k"] for r in records] == list(range(7))
         assert [r.reason for r in records] == ["go", "s1", "r", "s2", "done", "f", "late"]
+
+
+def _outcomes(engine: TransitionEngine, events: tuple[str, ...]) -> list[object]:
+    """Fire `events` on a fresh entity; each record or (exception type, text), and the states."""
+    clock = ManualClock()
+    sink = InMemorySink()
+    run = PipelineRun.create(
+        "etl", org_slug="acme", sink=sink, clock=clock, id_source=sequential_ids()
+    )
+    entity: PipelineRun | StepRun = run
+    if engine.table is STEP:
+        run.start()
+        entity = StepRun.create("load", pipeline=run)
+    error = ValueError("boom")
+    seen: list[object] = []
+    for i, event in enumerate(events):
+        clock.advance(ms=7 * i + 3)
+        try:
+            seen.append(engine.fire(entity, event, error, "TRANSIENT", None, {"i": i}))
+        except Exception as exc:  # the same refusal must come out of both paths
+            seen.append((type(exc), str(exc)))
+        seen.append((entity.state, entity.retry_count, entity.entered_at))
+    return [*seen, sink.records]
+
+
+class TestDirectFiring:
+    """Edges fired without transitions' trigger() behave exactly as through it."""
+
+    @pytest.mark.parametrize("table", [PIPELINE, STEP], ids=["pipeline", "step"])
+    def test_every_edge_is_direct(self, table: object) -> None:
+        """A plain engine fires every edge of its table directly, to the table's destination."""
+        engine = TransitionEngine(table, rules=())  # type: ignore[arg-type]
+        assert {k: e.dest for k, e in engine._direct.items()} == {
+            (e.source, e.event): e.dest
+            for e in table.edges  # type: ignore[attr-defined]
+        }
+
+    @pytest.mark.parametrize("table", [PIPELINE, STEP], ids=["pipeline", "step"])
+    def test_same_records_and_refusals_as_trigger(self, table: object) -> None:
+        """Every sequence of up to 3 events gives the same records, errors and states both ways."""
+        direct = TransitionEngine(table, rules=())  # type: ignore[arg-type]
+        slow = TransitionEngine(table, rules=())  # type: ignore[arg-type]
+        slow._direct = {}  # every event through transitions' trigger()
+        events = (*table.events, "no_such_event")  # type: ignore[attr-defined]
+        for n in (1, 2, 3):
+            for seq in itertools.product(events, repeat=n):
+                assert _outcomes(direct, seq) == _outcomes(slow, seq), seq
+
+    def test_failed_record_leaves_the_state(self) -> None:
+        """If building the record raises, a directly fired edge leaves the entity where it was."""
+
+        def broken_ids() -> str:
+            raise RuntimeError("no ids")
+
+        run = PipelineRun.create("etl", org_slug="acme", sink=InMemorySink(), clock=ManualClock())
+        run.id_source = broken_ids
+        with pytest.raises(RuntimeError, match="no ids"):
+            PIPELINE_ENGINE.fire(run, "start")
+        assert run.state == "PENDING"
+
+    @pytest.mark.parametrize(
+        "add_hook",
+        [
+            lambda m: m.prepare_event.append(print),
+            lambda m: m.before_state_change.append(print),
+            lambda m: m.after_state_change.append(print),
+            lambda m: m.finalize_event.append(print),
+            lambda m: m.states["RUNNING"].on_enter.append(print),
+            lambda m: m.states["PENDING"].on_exit.append(print),
+            lambda m: m.events["start"].transitions["PENDING"][0].before.append(print),
+            lambda m: m.events["start"].transitions["PENDING"][0].after.append(print),
+        ],
+        ids=["prepare", "before", "after", "finalize", "enter", "exit", "t-before", "t-after"],
+    )
+    def test_any_other_callback_disables_it(self, add_hook: object) -> None:
+        """A machine with any callback besides the record hook fires every edge via trigger()."""
+        engine = TransitionEngine(PIPELINE, rules=())
+        assert direct_edges(engine.machine, engine._on_edge)
+        add_hook(engine.machine)  # type: ignore[operator]
+        assert direct_edges(engine.machine, engine._on_edge) == {}
