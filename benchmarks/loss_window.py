@@ -18,17 +18,16 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import signal
 import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CHAIN_STEPS = 2_000
+# Run as a script, sys.path[0] is benchmarks/: put the repository root first (tests.processes).
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 WINDOW_MS = 50.0
 # Collected by run_all.py: (claim, figure, "<=" or ">=", target).
 TARGETS = (
@@ -45,19 +44,6 @@ TARGETS = (
         0,
     ),
 )
-
-
-def write_chain(config_dir: Path) -> str:
-    """A CHAIN_STEPS no-op chain in config_dir; returns its pipeline name."""
-    lines = ["pipeline_id: crash-burst", "timeout_minutes: 10", "steps:"]
-    for i in range(CHAIN_STEPS):
-        lines += [f"  - step_id: s{i:04d}", "    processor: generic.noop"]
-        if i:
-            lines.append(f"    depends_on: [s{i - 1:04d}]")
-    folder = config_dir / "crash" / "loss"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "burst.yml").write_text("\n".join(lines) + "\n")
-    return "crash/loss/burst"
 
 
 def _closed_port() -> int:
@@ -80,30 +66,18 @@ def _stored(path: Path, sql: str) -> set[str]:
 def kill_once(
     store_args: list[str], env: dict[str, str], side: Path, ready: int, config_dir: Path
 ) -> int:
-    """Run the driver until `ready` transitions, SIGKILL it; return the kill's monotonic ns."""
-    pipeline = write_chain(config_dir)
-    min_ms = str(2 * WINDOW_MS)  # the burst outlasts the window: some rows are old enough
-    command = [sys.executable, "-m", "tests.crash_driver", str(side), str(ready), min_ms, "--"]
-    command.append("run")
-    command += [pipeline, "--org", "bench", "--config-dir", str(config_dir), "--json"]
-    child = subprocess.Popen(
-        command + store_args,
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert child.stdout is not None
-    line = child.stdout.readline()
-    killed_at = time.monotonic_ns()
-    os.kill(child.pid, signal.SIGKILL)
-    # End-of-file comes once the writer process (it inherited stdout) has committed what was
-    # in its pipe and exited: only then is the file what a restarted run would find.
-    child.communicate(timeout=60)
-    if line.strip() != "burst":
-        raise RuntimeError(f"the run ended before the burst: {line!r}")
-    return killed_at
+    """Run the driver until `ready` transitions, SIGKILL it; return the kill's monotonic ns.
+
+    The kill is the crash tests' own (tests/processes.py): it reads to end-of-file, i.e. until
+    the writer process has committed what was in its pipe and exited, and checks the run died
+    by SIGKILL mid-burst.
+    """
+    from tests.processes import kill_at_burst, write_burst_chain
+
+    pipeline = write_burst_chain(config_dir)
+    cli = ["run", pipeline, "--org", "bench", "--config-dir", str(config_dir), "--json"]
+    # The burst outlasts the window: some rows are old enough to count.
+    return kill_at_burst(side, ready, cli + store_args, env, min_ms=2 * WINDOW_MS)
 
 
 def measure(kind: str, kills: int, tmp: Path) -> dict[str, float]:

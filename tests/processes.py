@@ -10,6 +10,22 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# A burst chain must outlast the kill point (up to 1,500 rows and 100 ms in): 6,000 no-op steps
+# take ~0.2 s at the executor's 0.036 ms per step (2,000 ended before 100 ms once it got faster).
+BURST_CHAIN_STEPS = 6_000
+
+
+def write_burst_chain(config_dir: Path) -> str:
+    """Write a BURST_CHAIN_STEPS no-op chain under config_dir; return its pipeline name."""
+    lines = ["pipeline_id: crash-burst", "timeout_minutes: 10", "steps:"]
+    for i in range(BURST_CHAIN_STEPS):
+        lines += [f"  - step_id: s{i:05d}", "    processor: generic.noop"]
+        if i:
+            lines.append(f"    depends_on: [s{i - 1:05d}]")
+    folder = config_dir / "crash" / "loss"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "burst.yml").write_text("\n".join(lines) + "\n")
+    return "crash/loss/burst"
 
 
 def gone(pid: int) -> bool:

@@ -28,28 +28,13 @@ import pytest
 
 from tests.bq_emulator import BQEmulator
 from tests.outbox_support import outbox_ids
-from tests.processes import kill_at_burst
+from tests.processes import kill_at_burst, write_burst_chain
 from tests.test_persistence_outbox_bigquery import bootstrap_dataset, bq_transition_ids
 
 RUNS = 10
-CHAIN_STEPS = 2_000  # longer than the burst: the kill lands while steps still run
 WINDOW_NS = 50_000_000  # the target: rows emitted in the last 50 ms may be lost (printed here)
 GUARD_NS = 1_000_000_000  # asserted: no row older than 1 s is lost, whatever the machine's load
 SEED = 12
-
-
-def write_chain(config_dir: Path) -> str:
-    """Write a CHAIN_STEPS no-op chain under config_dir; return its pipeline name."""
-    lines = ["pipeline_id: crash-burst", "timeout_minutes: 10", "steps:"]
-    for i in range(CHAIN_STEPS):
-        lines.append(f"  - step_id: s{i:04d}")
-        lines.append("    processor: generic.noop")
-        if i:
-            lines.append(f"    depends_on: [s{i - 1:04d}]")
-    folder = config_dir / "crash" / "loss"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "burst.yml").write_text("\n".join(lines) + "\n")
-    return "crash/loss/burst"
 
 
 def read_side_file(path: Path) -> list[tuple[str, int]]:
@@ -97,7 +82,7 @@ def run_many(
 ) -> None:
     """RUNS kills at random points of the burst, each checked on its own."""
     config_dir = tmp_path / "configs"
-    pipeline = write_chain(config_dir)
+    pipeline = write_burst_chain(config_dir)
     rng = random.Random(SEED)
     for run in range(RUNS):
         side_file = tmp_path / f"emitted-{run}.txt"
