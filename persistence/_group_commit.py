@@ -94,7 +94,12 @@ class GroupCommitter:
         self.pipelined = bool(getattr(store, "pipelined", False))
         self.free_slots = PIPELINED_GROUPS
         self._slot_waiter: asyncio.Future[None] | None = None
+        # A writer process's store (submit_nowait) takes groups encoded once (_encode).
+        self._encoded_parts: Callable[[Parts, bool], Parts] | None = None
         if self.pipelined and getattr(store, "submit_nowait", None) is not None:
+            from persistence._writer_process import EncodedParts
+
+            self._encoded_parts = EncodedParts
             for channel in self.channels:
                 channel.on_backlog = self._send_backlog
                 channel.backlog_rows = BACKLOG_ROWS
@@ -182,15 +187,15 @@ class GroupCommitter:
         if not group:
             return
         derive = self.derive()
-        parts = [(channel.table, batch) for channel, batch in group]
+        for channel, batch in group:
+            channel.in_flight += len(batch)
+        parts = self._encode(group, derive)
         try:
             sent = self.store.submit_nowait(parts, derive=derive, loop=loop)  # type: ignore[attr-defined]
         except Exception:  # the task's own attempt meets (and handles) the same error
             sent = None
-        for channel, batch in group:
-            channel.in_flight += len(batch)
         self.free_slots -= 1
-        task = loop.create_task(self._flush(group, sent=sent, derive=derive))
+        task = loop.create_task(self._flush(group, sent=sent, derive=derive, parts=parts))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         task.add_done_callback(self._release_slot)
@@ -223,18 +228,25 @@ class GroupCommitter:
                 channel.forget(waiter)
 
     async def _flush(
-        self, group: Group, *, sent: asyncio.Future[Any] | None = None, derive: bool | None = None
+        self,
+        group: Group,
+        *,
+        sent: asyncio.Future[Any] | None = None,
+        derive: bool | None = None,
+        parts: Parts | None = None,
     ) -> None:
         """Write one group; retry retryable failures with backoff; settle every row once.
 
-        sent: the group's first attempt, already handed to a pipelined store (_send_backlog).
+        sent: the group's first attempt, already handed to a pipelined store (_send_backlog),
+        with its parts as sent (encoded: the group's items are gone, only their counts stay).
         """
-        parts = [(channel.table, batch) for channel, batch in group]
         attempt = 0
         writes = [(channel, channel.write_started()) for channel, _ in group]
         tickets = [ticket for _, ticket in writes]
         if derive is None:
             derive = self.derive()
+        if parts is None:
+            parts = self._encode(group, derive)
         try:
             while True:
                 try:
@@ -289,6 +301,25 @@ class GroupCommitter:
             channel.in_flight -= len(batch)
             settle_written(channel, len(batch), result)
         self._settle_derived(derived, failures)
+
+    def _encode(self, group: Group, derive: bool) -> Parts:
+        """The group's parts; for a writer process encoded into its frame now, and the items
+        let go (each batch keeps its length, in empty tuples: settling counts rows, nothing
+        reads them).
+
+        The encoded parts are what every attempt sends (persistence._writer_process.EncodedParts
+        says why). A group that cannot be encoded stays as it is: its send meets the error.
+        """
+        parts: Parts = [(channel.table, batch) for channel, batch in group]
+        if self._encoded_parts is None:
+            return parts
+        try:
+            encoded = self._encoded_parts(parts, derive)
+        except Exception:
+            return parts
+        for _, batch in group:
+            batch[:] = [()] * len(batch)
+        return encoded
 
     async def _submit(
         self,
@@ -366,12 +397,15 @@ class GroupCommitter:
 
     def _drop_derived(self, parts: Parts, reason: str) -> None:
         """Count the run/step rows a dropped group implied as dropped too (rare path)."""
-        from persistence._writer_process import record_from_values
+        from persistence._writer_process import EncodedParts, record_from_values
 
-        records = [
-            (table, [record_from_values(i) if type(i) is tuple else i for i in batch])
-            for table, batch in parts
-        ]
+        if isinstance(parts, EncodedParts):  # its items are gone: read them back from the frame
+            records = parts.decoded()
+        else:
+            records = [
+                (table, [record_from_values(i) if type(i) is tuple else i for i in batch])
+                for table, batch in parts
+            ]
         extra, _ = derive_parts(records)
         for table, rows in extra:
             channel = self.by_table[table]

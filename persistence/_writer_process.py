@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from persistence._frame import dump_group
+from persistence._frame import dump_group, expand_records, load_group
 from persistence._frame import encode_parts as _encode_parts
 from persistence._writer_child import _HEADER, _child_main
 from persistence._writer_link import GroupOutcome, Link, grow_pipe
@@ -73,9 +73,37 @@ def record_values(record: TransitionRecord) -> tuple[Any, ...]:
     return _record_values(record)
 
 
-def record_from_values(values: tuple[Any, ...]) -> TransitionRecord:
+def record_from_values(values: Sequence[Any]) -> TransitionRecord:
     """The record a value tuple was made from (record_values), checked like any record."""
     return TransitionRecord(**dict(zip(RECORD_FIELDS, values, strict=True)))
+
+
+class EncodedParts(list[tuple[str, tuple[()]]]):
+    """A group already encoded into its frame, to send (or resend) without its items.
+
+    It reads as the parts' (table, ()) pairs, so a store can check the tables as for any
+    group. The group committer encodes each group once, before its first send, and lets its
+    items go (GroupCommitter._encode): until then a group's value tuples lived until the
+    child's reply, hundreds of milliseconds in a burst, and every young and middle collection
+    of the garbage collector walked them again (a value tuple holding the metadata dict is
+    never untracked). A retry after the child died resends the frame.
+    """
+
+    def __init__(self, parts: Sequence[tuple[str, Sequence[Any]]], derive: bool) -> None:
+        frame, rejected = _encode_group(parts, derive)
+        super().__init__((table, ()) for table, _ in parts)
+        self.frame = frame
+        self.rejected = rejected
+        self.derive = derive
+
+    def decoded(self) -> list[tuple[str, list[Any]]]:
+        """The parts as sent: records as TransitionRecords, rows as dicts (for a drop count)."""
+        encoded, _ = load_group(self.frame[_HEADER.size :])
+        parts = []
+        for table, values, records in encoded:
+            expand_records(values, records, record_from_values)
+            parts.append((table, values))
+        return parts
 
 
 # Every client's parent-side pipe ends: a process forked later (another writer, a test's
@@ -87,6 +115,10 @@ def _encode_group(
     parts: Sequence[tuple[str, Sequence[Any]]], derive: bool
 ) -> tuple[bytes, list[list[RowError]]]:
     """A group's frame (header + payload, persistence/_frame.py), and the items refused."""
+    if type(parts) is EncodedParts:
+        if parts.derive != derive:
+            raise ValueError(f"group encoded with derive={parts.derive}, sent with {derive}")
+        return parts.frame, parts.rejected
     encoded, rejected = _encode_parts(parts)
     payload = dump_group(encoded, derive)
     return _HEADER.pack(len(payload)) + payload, rejected
