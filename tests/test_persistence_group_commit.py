@@ -381,3 +381,58 @@ class TestDroppedDerivedRows:
         }
         assert dropped == expected
         assert expected == {PIPELINE_RUNS: 1, STEP_LOGS: 1}  # the run and its step
+
+    def test_an_encoded_group_counts_its_derived_rows(self) -> None:
+        """A group whose items were let go after encoding (a writer process's) still counts the
+        run and step rows its records implied, read back from its frame."""
+        from persistence._channel import Channel
+        from persistence._writer_process import EncodedParts, record_values
+        from persistence.logger import QUEUE_NAMES
+
+        sink = InMemorySink()
+        run = PipelineRun.create("p", org_slug="acme", sink=sink)
+        run.start()
+        for name in ("a", "b"):
+            step = StepRun.create(name, pipeline=run)
+            step.start()
+            step.complete()
+        run.complete()
+        channels = [Channel(table, short, 100, 1.0) for table, short in QUEUE_NAMES.items()]
+        store = SQLiteStore(":memory:", writer_process=False)
+        committer = _group_commit.GroupCommitter(channels, store, NEVER, stop_deadline=lambda: None)
+        values = [record_values(r) for r in sink.records]
+        committer._drop_derived(
+            EncodedParts([(STATE_TRANSITIONS, values)], True), "store_unavailable"
+        )
+        dropped = {c.table: c.drops["store_unavailable"] for c in channels if c.drops}
+        assert dropped == {PIPELINE_RUNS: 1, STEP_LOGS: 2}
+
+
+class TestEncodeOnce:
+    """A writer process's group is encoded before its first send, and its items let go."""
+
+    def test_a_writer_process_group_lets_its_items_go(self, tmp_path: Path) -> None:
+        """_encode gives a writer process's group as its frame and empties each batch but its
+        length; a store without a writer process gets the group's items as they are."""
+        from persistence._channel import Channel
+        from persistence._writer_process import EncodedParts, record_from_values, record_values
+        from persistence.logger import QUEUE_NAMES
+
+        values = [record_values(record(transition_id=f"g{i}")) for i in range(3)]
+        for writer, encoded in ((True, True), (False, False)):
+            store = SQLiteStore(tmp_path / f"{writer}.db", writer_process=writer)
+            try:
+                channels = [Channel(t, short, 100, 1.0) for t, short in QUEUE_NAMES.items()]
+                committer = _group_commit.GroupCommitter(
+                    channels, store, NEVER, stop_deadline=lambda: None
+                )
+                batch = list(values)
+                parts = committer._encode([(channels[0], batch)], True)
+            finally:
+                store.close()
+            assert isinstance(parts, EncodedParts) is encoded
+            if encoded:
+                assert batch == [()] * 3
+                assert parts.decoded()[0][1] == [record_from_values(v) for v in values]
+            else:
+                assert parts == [(STATE_TRANSITIONS, values)]

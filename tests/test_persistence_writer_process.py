@@ -13,9 +13,12 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from persistence import MetadataLogger, SQLiteStore
+from persistence import LoggerSettings, MetadataLogger, SQLiteStore
 from persistence._writer_process import (
+    EncodedParts,
+    _encode_group,
     _encode_parts,
     record_from_values,
     record_values,
@@ -227,3 +230,54 @@ class TestRecordValues:
             ).fetchone()
         assert row[0] == "why"
         assert json.loads(row[1]) == {"k": "v", "n": 2}
+
+    def test_emit_drops_a_record_the_full_queue_cannot_take(self, tmp_path: Path) -> None:
+        """emit()'s short way queues only while the queue has room: past its capacity (no
+        put_timeout) a record is dropped as queue_full, and after stop() as shutdown."""
+        settings = LoggerSettings(batch_size=2, queue_size=2, put_timeout=0.0)
+
+        async def body() -> tuple[int, dict[str, int], dict[str, int]]:
+            store = SQLiteStore(tmp_path / "full.db", writer_process=True)
+            try:
+                logger = MetadataLogger(store, settings)
+                await logger.start()
+                channel = logger.channels[STATE_TRANSITIONS]
+                for i in range(5):  # no await in between: nothing leaves the queue meanwhile
+                    logger.emit(record(transition_id=f"f{i}"))
+                queued = len(channel.queue)
+                full = dict(channel.drops)
+                await logger.stop()
+                logger.emit(record(transition_id="late"))
+                return queued, full, dict(channel.drops)
+            finally:
+                store.close()
+
+        queued, full, after = asyncio.run(body())
+        assert queued == 2
+        assert full == {"queue_full": 3}
+        assert after == {"queue_full": 3, "shutdown": 1}
+
+
+class TestEncodedParts:
+    """A group encoded once is sent (and resent) as its frame, without its items."""
+
+    def test_encoded_parts_carry_the_frame_of_their_items(self) -> None:
+        """EncodedParts read as the parts' tables and send the frame the parts would."""
+        recs = [record(transition_id=f"e{i}", metadata={"i": i}) for i in range(3)]
+        parts = [(STATE_TRANSITIONS, [record_values(r) for r in recs]), (PIPELINE_RUNS, [])]
+        encoded = EncodedParts(parts, True)
+        assert [table for table, _ in encoded] == [STATE_TRANSITIONS, PIPELINE_RUNS]
+        assert _encode_group(encoded, True) == _encode_group(parts, True)
+        with pytest.raises(ValueError, match="derive=True"):
+            _encode_group(encoded, False)
+
+    @settings(max_examples=30, deadline=None)
+    @given(recs=st.lists(transition_records(), max_size=4))
+    def test_decoded_gives_back_what_was_encoded(self, recs: list[TransitionRecord]) -> None:
+        """Invariant: the records and rows an encoded group holds are the ones encoded."""
+        rows = [{"pipeline_logging_id": "p1", "n": 1}]
+        parts = [(STATE_TRANSITIONS, [record_values(r) for r in recs]), (PIPELINE_RUNS, rows)]
+        assert EncodedParts(parts, False).decoded() == [
+            (STATE_TRANSITIONS, recs),
+            (PIPELINE_RUNS, rows),
+        ]
