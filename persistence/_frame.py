@@ -43,13 +43,28 @@ _MARSHAL, _PICKLE = b"M", b"P"
 Encoded = list[tuple[str, list[Any], list[int]]]
 
 
+def wire_record(record: TransitionRecord) -> tuple[tuple[Any, ...], int, int]:
+    """A record as its wire tuple (see the module docstring), which encode_parts sends as is.
+
+    The logger queues this for a writer process (MetadataLogger.emit): the group's encode then
+    has nothing left to do per record but marshal it (~0.25 us less per record, and no
+    intermediate tuples for the garbage collector).
+    """
+    return (
+        _wire_values(record),
+        (record.transition_time - _EPOCH) // _MICROSECOND,
+        record.transition_date.toordinal(),
+    )
+
+
 def encode_parts(
     parts: Sequence[tuple[str, Sequence[Any]]],
 ) -> tuple[Encoded, list[list[RowError]]]:
     """Parts as plain values: records as wire tuples (their indexes noted), rows as dicts.
 
-    A record may come as a TransitionRecord or as its values in RECORD_FIELDS order (a plain
-    tuple). An item that is neither a record nor a mapping is rejected here, as to_rows() would.
+    A record may come as a TransitionRecord, as its wire tuple (wire_record) or as its values in
+    RECORD_FIELDS order (a plain tuple). An item that is neither a record nor a mapping is
+    rejected here, as to_rows() would.
     """
     encoded: Encoded = []
     rejected: list[list[RowError]] = []
@@ -59,7 +74,10 @@ def encode_parts(
         records: list[int] = []
         bad: list[RowError] = []
         for item in items:
-            if type(item) is TransitionRecord:
+            if type(item) is tuple and len(item) == 3:  # a wire tuple (wire_record): as is
+                records.append(len(values))
+                values.append(item)
+            elif type(item) is TransitionRecord:
                 records.append(len(values))
                 values.append(
                     (

@@ -397,14 +397,15 @@ class GroupCommitter:
 
     def _drop_derived(self, parts: Parts, reason: str) -> None:
         """Count the run/step rows a dropped group implied as dropped too (rare path)."""
-        from persistence._writer_process import EncodedParts, record_from_values
+        from persistence._writer_process import EncodedParts
 
-        if isinstance(parts, EncodedParts):  # its items are gone: read them back from the frame
-            records = parts.decoded()
-        else:
+        # Queued value or wire tuples, or items already let go: read the records from the frame.
+        try:
+            encoded = parts if isinstance(parts, EncodedParts) else EncodedParts(parts, True)
+            records = encoded.decoded()
+        except Exception:  # a group that cannot be encoded at all: count what is a record
             records = [
-                (table, [record_from_values(i) if type(i) is tuple else i for i in batch])
-                for table, batch in parts
+                (table, [i for i in batch if not isinstance(i, tuple)]) for table, batch in parts
             ]
         extra, _ = derive_parts(records)
         for table, rows in extra:

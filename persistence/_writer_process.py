@@ -64,11 +64,11 @@ _record_values = operator.attrgetter(*RECORD_FIELDS)
 def record_values(record: TransitionRecord) -> tuple[Any, ...]:
     """A record as its value tuple (RECORD_FIELDS order), which the frame encodes as the record.
 
-    The logger queues this instead of the record for a pipelined store (MetadataLogger.emit):
-    the record object then dies in emit(), as under a NullSink, instead of living (and being
-    promoted through the collector's generations) until its group is committed. Measured on
-    benchmarks/executor.py's 1,000 x 10 workload: young collections 251 -> 225, full ones
-    2 -> 1, the collector's CPU ~280 -> ~155 ms per run.
+    The logger queued this instead of the record for a pipelined store: the record object then
+    dies in emit(), as under a NullSink, instead of living (and being promoted through the
+    collector's generations) until its group is committed (benchmarks/executor.py's 1,000 x 10
+    workload: young collections 251 -> 225, full ones 2 -> 1, the collector's CPU ~280 -> ~155
+    ms per run). It now queues the record's wire tuple (persistence._frame.wire_record).
     """
     return _record_values(record)
 

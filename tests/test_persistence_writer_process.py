@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from persistence import LoggerSettings, MetadataLogger, SQLiteStore
+from persistence._frame import wire_record
 from persistence._writer_process import (
     EncodedParts,
     _encode_group,
@@ -196,14 +197,17 @@ class TestRecordValues:
         assert record_from_values(record_values(rec)) == rec
 
     def test_a_value_tuple_is_encoded_as_its_record(self) -> None:
-        """The frame of a group is the same whether it holds records or their value tuples."""
+        """The frame of a group is the same whether it holds records, their value tuples or
+        their wire tuples."""
         recs = [record(transition_id=f"v{i}", metadata={"i": i}) for i in range(3)]
         parts = [(STATE_TRANSITIONS, recs)]
         as_values = [(STATE_TRANSITIONS, [record_values(r) for r in recs])]
+        as_wire = [(STATE_TRANSITIONS, [wire_record(r) for r in recs])]
         assert _encode_parts(as_values) == _encode_parts(parts)
+        assert _encode_parts(as_wire) == _encode_parts(parts)
 
     def test_emit_keeps_no_record_and_the_row_lands_whole(self, tmp_path: Path) -> None:
-        """Under a writer child, emit() queues the record's value tuple and keeps no reference
+        """Under a writer child, emit() queues the record's wire tuple and keeps no reference
         to the record itself; the stored row is the record's."""
         path = tmp_path / "v.db"
 
@@ -215,7 +219,7 @@ class TestRecordValues:
                     rec = record(transition_id="whole", reason="why", metadata={"k": "v", "n": 2})
                     alive = weakref.ref(rec)
                     logger.emit(rec)
-                    assert channel.queue[-1] == record_values(rec)
+                    assert channel.queue[-1] == wire_record(rec)
                     del rec
                     assert alive() is None
                     assert await logger.flush(timeout=60)
