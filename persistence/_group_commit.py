@@ -46,8 +46,11 @@ PIPELINED_GROUPS = 256
 # Rows queued within one turn of the event loop that are sent at once, from the emit() that
 # queued the last of them, instead of at the end of the turn: with a thousand pipelines one
 # turn runs for 50-200 ms, and the writer child would sit idle meanwhile, then face the whole
-# backlog while flush() waits (benchmarks/executor.py, 1,000 x 10 workload).
-BACKLOG_ROWS = 512
+# backlog while flush() waits (benchmarks/executor.py, 1,000 x 10 workload). 128 rather than 512:
+# fewer queued tuples alive when the collector runs and fewer pages touched (same-process A/B,
+# 2 x 6 runs at load ~4.5: the loop's CPU -27 and -38 ms per run; 64 gained nothing more), while
+# the child, when behind, still commits several groups at once.
+BACKLOG_ROWS = 128
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:
