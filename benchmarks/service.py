@@ -68,7 +68,13 @@ Figures:
   drain (target 0);
 - inprocess_runs_per_s: the same runs through run_pipeline in this process, 50 at a time, on
   one MetadataLogger + SQLite store;
-- http_over_inprocess = wait-phase wall / in-process wall (target <= 1.5). Its meaning: how
+- http_over_inprocess (target <= 1.5): the median, over PAIRS pairs timed back to back before
+  the probe starts (the first of each pair alternating, as benchmarks/exporters.py does), of
+  HTTP wall / in-process wall for a fifth of the runs each (at least 200; after one untimed
+  wave on each side), so a load change on this shared
+  machine hits both sides of a pair alike; http_over_inprocess_min/_max are the pairs'
+  spread, http_over_inprocess_single the former one-shot figure (the 1,000-run wait phase over
+  one in-process run minutes later: it swung 1.2-1.9 between quiet repeats). Its meaning: how
   much longer 1,000 runs take when 50 callers each run them over HTTP than when 50 callers
   each call run_pipeline in one process, on the same machine, in the same run. The HTTP side
   pays for two processes sharing the machine's cores: the server (the same pipeline work, plus
@@ -119,6 +125,7 @@ TARGETS = (
     ("HTTP rows lost", "rows_lost", "<=", 0),
 )
 CLIENTS = 50
+PAIRS = 5  # HTTP / in-process pairs, each of runs / PAIRS runs, at least 200
 STEPS = 10
 PROBE_INTERVAL = 0.02
 SEQUENTIAL = 300  # requests of each kind in the one-client phase
@@ -508,13 +515,30 @@ async def _client_floor(url: str, requests: int) -> dict[str, float]:
     return {"wall": wall, "p99": _percentile(latencies, 0.99)}
 
 
-async def _inprocess(tmp: Path, runs: int) -> tuple[float, float]:
+def _paired(tmp: Path, url: str, key: str, runs: int) -> list[float]:
+    """PAIRS (HTTP wall / in-process wall) ratios of `runs` runs each, timed back to back."""
+    ratios = []
+    # Warm both sides first (the server's first requests, the store's first pages), untimed.
+    asyncio.run(_http_load(url, key, CLIENTS, follow=False))
+    asyncio.run(_inprocess(tmp, CLIENTS, "pairs.db"))
+    for i in range(PAIRS):
+        walls: dict[str, float] = {}
+        for side in ("http", "inprocess") if i % 2 == 0 else ("inprocess", "http"):
+            if side == "http":
+                walls[side] = asyncio.run(_http_load(url, key, runs, follow=False))["wall"]
+            else:
+                walls[side] = asyncio.run(_inprocess(tmp, runs, "pairs.db"))[0]
+        ratios.append(walls["http"] / walls["inprocess"])
+    return ratios
+
+
+async def _inprocess(tmp: Path, runs: int, db: str = "inproc.db") -> tuple[float, float]:
     from executor.config import parse_pipeline_config
     from executor.runner import run_pipeline
     from persistence import MetadataLogger, SQLiteStore
 
     config = parse_pipeline_config(PIPELINE)
-    store = SQLiteStore(tmp / "inproc.db")
+    store = SQLiteStore(tmp / db)
     gate = asyncio.Semaphore(CLIENTS)
 
     async def one(logger: MetadataLogger) -> None:
@@ -546,6 +570,8 @@ def run(quick: bool = False) -> dict[str, float]:
         proc, url = _start(tmp)
         try:
             key = _key(url, "bench")
+            pair_runs = max(200, runs // PAIRS)  # a short pair is all edges
+            ratios = _paired(tmp, url, key, pair_runs)
             probe = _start_probe(url, _key(url, "probe"))
             server_cpu = _cpu_seconds(proc.pid)
             same_priority, same_delay = [time.time()], _run_delay_ms(proc.pid)
@@ -612,9 +638,15 @@ def run(quick: bool = False) -> dict[str, float]:
         "rejected_429": float(
             load["rejected_429"] + followed["rejected_429"] + niced["rejected_429"]
         ),
-        "rows_lost": float((3 * runs + probe_runs + SEQUENTIAL) * (STEPS + 1) * 2 - stored),
+        "rows_lost": float(
+            (3 * runs + PAIRS * pair_runs + CLIENTS + probe_runs + SEQUENTIAL) * (STEPS + 1) * 2
+            - stored
+        ),
         "inprocess_runs_per_s": runs / inproc_wall,
-        "http_over_inprocess": load["wall"] / inproc_wall,
+        "http_over_inprocess": statistics.median(ratios),
+        "http_over_inprocess_min": min(ratios),
+        "http_over_inprocess_max": max(ratios),
+        "http_over_inprocess_single": load["wall"] / inproc_wall,
         "server_cpu_over_inprocess_cpu": server_cpu / inproc_cpu,
         "http_follow_over_inprocess": followed["wall"] / inproc_wall,
         "client_floor_over_inprocess": floor["wall"] / inproc_wall,
