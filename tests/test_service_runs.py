@@ -7,6 +7,7 @@ test's own asyncio.run loop plays the API loop.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sqlite3
 import threading
@@ -246,3 +247,17 @@ def test_a_wait_ends_at_its_bound_and_leaves_the_run_then_ends_with_it(service: 
     assert done_after is True
     assert plain_rows == 0  # a plain view builds no timeline rows
     assert rows == 2 * 2  # PENDING -> RUNNING -> COMPLETED for the pipeline and its one step
+
+
+def test_a_finished_run_keeps_no_collector_tracked_timeline(service: Service) -> None:
+    """A finished run keeps its timeline as atoms only: nothing a full collection must walk."""
+
+    async def api() -> list[Any]:
+        run = await service.runs.start(ORG, "t/svc/noop", {}, key_id="k1")
+        await service.runs.wait(run, BOUND)
+        return list(run.timeline)
+
+    kept = asyncio.run(api())
+    gc.collect()  # a young collection untracks tuples of atoms; records would stay tracked
+    assert len(kept) == 2 * 2
+    assert [entry for entry in kept if gc.is_tracked(entry)] == []

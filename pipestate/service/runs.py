@@ -28,8 +28,8 @@ import attrs
 from classifier.errors import ValidationError
 from executor.cancellation import request_cancel
 from pipestate.service._run_parts import RunIds as _RunIds
+from pipestate.service._run_parts import Step, timeline_row, timeline_step
 from pipestate.service._run_parts import resolve_wait as _resolve
-from pipestate.service._run_parts import timeline_row
 from pipestate.service._run_parts import version_of as _version
 from pipestate.service.errors import NotFound, ShuttingDown, TooBusy, Unprocessable
 
@@ -72,9 +72,9 @@ class LiveRun:
     state: str = "PENDING"
     pipeline_id: str | None = None
     steps: dict[str, str] = attrs.field(factory=dict)
-    # The run's transitions (answers reads without the store; timeline_row() shows them), up
-    # to TIMELINE_CAP; a longer run is read back from the store instead.
-    timeline: list[TransitionRecord] = attrs.field(factory=list, repr=False)
+    # The run's transitions as tuples of atoms (answers reads without the store; timeline_row()
+    # shows them), up to TIMELINE_CAP; a longer run is read back from the store instead.
+    timeline: list[Step] = attrs.field(factory=list, repr=False)
     timeline_complete: bool = True
     # The task runs on the runner loop and is only touched there.
     task: asyncio.Task[PipelineResult] | None = attrs.field(default=None, repr=False)
@@ -95,7 +95,7 @@ class LiveRun:
     def view(self, *, timeline: bool = False) -> RunView:
         """The run's state as one consistent copy (its timeline rows only when asked for)."""
         with self.lock:
-            records = list(self.timeline) if timeline else []
+            steps = list(self.timeline) if timeline else []
             view = RunView(
                 state=self.result.state if self.result else self.state,
                 pipeline_id=self.pipeline_id,
@@ -107,7 +107,7 @@ class LiveRun:
             )
         # Rows are built here, on a read, not per transition on the runner thread: most runs
         # are never read back while in memory (issue 13: HTTP / in-process).
-        view.timeline.extend(map(timeline_row, records))
+        view.timeline.extend(map(timeline_row, steps))
         return view
 
 
@@ -162,7 +162,7 @@ class RunManager:
             if len(run.timeline) >= TIMELINE_CAP:
                 run.timeline_complete = False
             else:
-                run.timeline.append(record)  # records are frozen: kept as they are
+                run.timeline.append(timeline_step(record))
             if record.entity_type == "PIPELINE":
                 run.state = record.to_state
                 run.pipeline_id = record.entity_name
