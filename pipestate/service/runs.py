@@ -154,7 +154,7 @@ class RunManager:
                 sink.emit(record)
             except Exception:  # an exporter must never fail a pipeline
                 _log.exception("extra sink failed")
-        self.metrics.labelled(self.metrics.transitions, record.entity_type).inc()
+        self.metrics.transitions[record.entity_type] += 1
         run = self.runs.get(record.pipeline_logging_id)
         if run is None:
             return
