@@ -63,7 +63,10 @@ Figures:
   GET /healthz (which costs the server almost nothing): the latency this client alone imposes;
 - http_runs_per_s / http_follow_runs_per_s: runs started and finished per second in each phase;
 - non_2xx / rejected_429: responses other than 2xx besides the intended 429s (target 0), and
-  the 429s;
+  the 429s; rejected_429_wait_phase: those of the wait phase (0: 50 clients, room for 100, so
+  the ratio's HTTP side never sleeps on a Retry-After); retry_after_sleeps /
+  retry_after_slept_s: the follow phases' sleeps on Retry-After (a client with no run of its
+  own to wait for) and their total, clients' time that the follow walls include;
 - rows_lost: transitions expected (all the phases and the probe's runs) minus stored after the
   drain (target 0);
 - inprocess_runs_per_s: the same runs through run_pipeline in this process, 50 at a time, on
@@ -89,7 +92,13 @@ Figures:
   http_over_inprocess the server's own work explains, and unlike the wall ratio it barely
   moves with the machine's load (issue 13); client_cpu_ms_per_request and
   server_cpu_ms_per_healthz: what one request costs the client, and the server for the
-  cheapest route (the HTTP stack alone).
+  cheapest route (the HTTP stack alone);
+- http_side_cpu_over_inprocess_side_cpu: the CPU all of the wait phase's HTTP side used (the
+  clients, the server, the server's writer child: server_writer_cpu_s) over the CPU of the
+  in-process side (this process and its writer child, measured once that ended:
+  inprocess_writer_cpu_s): on a machine whose cores are all busy the wall ratio tends to this
+  one, whatever the pairing; on idle cores the HTTP side's processes overlap and the wall
+  ratio is lower.
 """
 
 from __future__ import annotations
@@ -150,6 +159,26 @@ def _cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is `pid` (Linux; none elsewhere): the server's writer child."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):  # the process ended meanwhile
+            continue
+    return found
+
+
+def _reaped_children_cpu() -> float:
+    """CPU seconds of this process's children that ended and were waited for (getrusage)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _run_delay_ms(pid: int) -> float:
@@ -441,7 +470,10 @@ async def _client_follow(
                 if mine:  # room comes back when one of our own runs ends
                     await _finish(client, mine.pop(0), out)
                 else:  # all the room is other clients': come back when the server says
-                    await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+                    pause = float(response.headers.get("Retry-After", "1"))
+                    out["retry_after_sleeps"] += 1
+                    out["retry_after_slept_s"] += pause
+                    await asyncio.sleep(pause)
                 continue
             out["non_2xx"] += 1
             break
@@ -485,7 +517,14 @@ def _clients(url: str, key: str | None) -> list[httpx.AsyncClient]:
 
 
 async def _http_load(url: str, key: str, runs: int, *, follow: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {"latencies": [], "non_2xx": 0, "rejected_429": 0, "requests": 0}
+    out: dict[str, Any] = {
+        "latencies": [],
+        "non_2xx": 0,
+        "rejected_429": 0,
+        "requests": 0,
+        "retry_after_sleeps": 0,
+        "retry_after_slept_s": 0.0,
+    }
     jobs: asyncio.Queue[int] = asyncio.Queue()
     for i in range(runs):
         jobs.put_nowait(i)
@@ -580,9 +619,11 @@ def run(quick: bool = False) -> dict[str, float]:
             ratios = _paired(tmp, url, key, pair_runs)
             probe = _start_probe(url, _key(url, "probe"))
             server_cpu = _cpu_seconds(proc.pid)
+            writer_cpu = sum(map(_cpu_seconds, _children(proc.pid)))
             same_priority, same_delay = [time.time()], _run_delay_ms(proc.pid)
             load = asyncio.run(_http_load(url, key, runs, follow=False))
             server_cpu = _cpu_seconds(proc.pid) - server_cpu
+            writer_cpu = sum(map(_cpu_seconds, _children(proc.pid))) - writer_cpu
             followed = asyncio.run(_http_load(url, key, runs, follow=True))
             same_priority.append(time.time())
             same_delay = _run_delay_ms(proc.pid) - same_delay
@@ -602,7 +643,9 @@ def run(quick: bool = False) -> dict[str, float]:
         conn = sqlite3.connect(tmp / "http.db")
         stored = conn.execute("SELECT COUNT(*) FROM org_meta_state_transitions").fetchone()[0]
         conn.close()
+        reaped = _reaped_children_cpu()
         inproc_wall, inproc_cpu = asyncio.run(_inprocess(tmp, runs))
+        inproc_writer_cpu = _reaped_children_cpu() - reaped
     probe_runs = sum(
         1 for _, name, _, status in samples if name.startswith("submit") and status == 202
     )
@@ -644,6 +687,9 @@ def run(quick: bool = False) -> dict[str, float]:
         "rejected_429": float(
             load["rejected_429"] + followed["rejected_429"] + niced["rejected_429"]
         ),
+        "rejected_429_wait_phase": float(load["rejected_429"]),
+        "retry_after_sleeps": float(followed["retry_after_sleeps"] + niced["retry_after_sleeps"]),
+        "retry_after_slept_s": followed["retry_after_slept_s"] + niced["retry_after_slept_s"],
         "rows_lost": float(
             (3 * runs + PAIRS * pair_runs + CLIENTS + probe_runs + SEQUENTIAL) * (STEPS + 1) * 2
             - stored
@@ -654,6 +700,10 @@ def run(quick: bool = False) -> dict[str, float]:
         "http_over_inprocess_max": max(ratios),
         "http_over_inprocess_single": load["wall"] / inproc_wall,
         "server_cpu_over_inprocess_cpu": server_cpu / inproc_cpu,
+        "http_side_cpu_over_inprocess_side_cpu": (load["cpu"] + server_cpu + writer_cpu)
+        / (inproc_cpu + inproc_writer_cpu),
+        "server_writer_cpu_s": writer_cpu,
+        "inprocess_writer_cpu_s": inproc_writer_cpu,
         "http_follow_over_inprocess": followed["wall"] / inproc_wall,
         "client_floor_over_inprocess": floor["wall"] / inproc_wall,
         "client_cpu_s": load["cpu"],
