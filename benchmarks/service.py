@@ -93,12 +93,14 @@ Figures:
   moves with the machine's load (issue 13); client_cpu_ms_per_request and
   server_cpu_ms_per_healthz: what one request costs the client, and the server for the
   cheapest route (the HTTP stack alone);
-- http_side_cpu_over_inprocess_side_cpu: the CPU all of the wait phase's HTTP side used (the
-  clients, the server, the server's writer child: server_writer_cpu_s) over the CPU of the
-  in-process side (this process and its writer child, measured once that ended:
-  inprocess_writer_cpu_s): on a machine whose cores are all busy the wall ratio tends to this
-  one, whatever the pairing; on idle cores the HTTP side's processes overlap and the wall
-  ratio is lower.
+- http_side_cpu_over_inprocess_side_cpu: over the same pairs as http_over_inprocess (median),
+  the CPU all of the HTTP side used (the clients, the server, the server's writer child) over
+  the CPU of the in-process side (this process and its writer child, counted once it ended):
+  on a machine whose cores are all busy the wall ratio tends to this one; on idle cores the
+  HTTP side's processes overlap and the wall ratio is lower. server_cpu_over_inprocess_cpu_paired:
+  the server process's part, same pairs. Both count only the pairs' runs: the probe has not
+  started (in the wait phase the probe's own runs, about 1 in 13, add to server_cpu_s,
+  server_writer_cpu_s and so to server_cpu_over_inprocess_cpu and the _single figure).
 """
 
 from __future__ import annotations
@@ -560,9 +562,14 @@ async def _client_floor(url: str, requests: int) -> dict[str, float]:
     return {"wall": wall, "p99": _percentile(latencies, 0.99)}
 
 
-def _paired(tmp: Path, url: str, key: str, runs: int) -> list[float]:
-    """PAIRS (HTTP wall / in-process wall) ratios of `runs` runs each, timed back to back."""
-    ratios = []
+def _paired(tmp: Path, url: str, key: str, runs: int, pid: int) -> dict[str, list[float]]:
+    """PAIRS ratios of `runs` runs each, timed back to back: HTTP / in-process wall ("wall"),
+    and CPU: the server's process ("server"), and each side's every process ("side": the
+    clients, the server and its writer child; this process and its writer child).
+
+    No probe runs yet, so the server's CPU is these runs' alone.
+    """
+    ratios: dict[str, list[float]] = {"wall": [], "server": [], "side": []}
     # Warm both sides first (the server's first requests, the store's first pages), untimed.
     asyncio.run(_http_load(url, key, CLIENTS, follow=False))
     asyncio.run(_inprocess(tmp, CLIENTS, "pairs.db"))
@@ -570,10 +577,18 @@ def _paired(tmp: Path, url: str, key: str, runs: int) -> list[float]:
         walls: dict[str, float] = {}
         for side in ("http", "inprocess") if i % 2 == 0 else ("inprocess", "http"):
             if side == "http":
-                walls[side] = asyncio.run(_http_load(url, key, runs, follow=False))["wall"]
+                server, writer = _cpu_seconds(pid), sum(map(_cpu_seconds, _children(pid)))
+                out = asyncio.run(_http_load(url, key, runs, follow=False))
+                server = _cpu_seconds(pid) - server
+                writer = sum(map(_cpu_seconds, _children(pid))) - writer
+                walls[side], http_cpu = out["wall"], (server, out["cpu"] + server + writer)
             else:
-                walls[side] = asyncio.run(_inprocess(tmp, runs, "pairs.db"))[0]
-        ratios.append(walls["http"] / walls["inprocess"])
+                reaped = _reaped_children_cpu()
+                walls[side], own = asyncio.run(_inprocess(tmp, runs, "pairs.db"))
+                inprocess_cpu = (own, own + _reaped_children_cpu() - reaped)
+        ratios["wall"].append(walls["http"] / walls["inprocess"])
+        ratios["server"].append(http_cpu[0] / inprocess_cpu[0])
+        ratios["side"].append(http_cpu[1] / inprocess_cpu[1])
     return ratios
 
 
@@ -616,7 +631,8 @@ def run(quick: bool = False) -> dict[str, float]:
         try:
             key = _key(url, "bench")
             pair_runs = max(200, runs // PAIRS)  # a short pair is all edges
-            ratios = _paired(tmp, url, key, pair_runs)
+            paired = _paired(tmp, url, key, pair_runs, proc.pid)
+            ratios = paired["wall"]
             probe = _start_probe(url, _key(url, "probe"))
             server_cpu = _cpu_seconds(proc.pid)
             writer_cpu = sum(map(_cpu_seconds, _children(proc.pid)))
@@ -700,7 +716,9 @@ def run(quick: bool = False) -> dict[str, float]:
         "http_over_inprocess_max": max(ratios),
         "http_over_inprocess_single": load["wall"] / inproc_wall,
         "server_cpu_over_inprocess_cpu": server_cpu / inproc_cpu,
-        "http_side_cpu_over_inprocess_side_cpu": (load["cpu"] + server_cpu + writer_cpu)
+        "server_cpu_over_inprocess_cpu_paired": statistics.median(paired["server"]),
+        "http_side_cpu_over_inprocess_side_cpu": statistics.median(paired["side"]),
+        "http_side_cpu_over_inprocess_side_cpu_single": (load["cpu"] + server_cpu + writer_cpu)
         / (inproc_cpu + inproc_writer_cpu),
         "server_writer_cpu_s": writer_cpu,
         "inprocess_writer_cpu_s": inproc_writer_cpu,
