@@ -116,8 +116,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
@@ -125,6 +126,7 @@ sys.path.insert(0, str(_HERE.parent))
 
 import httpx  # noqa: E402
 
+T = TypeVar("T")
 ROOT_KEY = "bench-root-key"
 # The issue's targets, collected by run_all.py: (claim, figure, "<=" or ">=", target).
 TARGETS = (
@@ -144,6 +146,20 @@ ROUTE = "/api/v1/pipelines/run/{org}/test/bench/noop10"
 PIPELINE = "pipeline_id: noop10\ntimeout_minutes: 5\nsteps:\n" + "".join(
     f"  - {{step_id: s{i}, processor: generic.noop}}\n" for i in range(STEPS)
 )
+
+
+def _run(main: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run on uvloop's loop when installed (the server's API and runner loops use it).
+
+    Both sides of the ratio and the load generator run on it: the clients' own CPU per
+    request is about 12 % lower on it (0.62 -> 0.54 ms, issue 13), and the in-process runs
+    cost the same on either loop (measured: no difference in 3 pairs).
+    """
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - the service extra installs it
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def _free_port() -> int:
@@ -493,7 +509,7 @@ async def _finish(client: httpx.AsyncClient, run_id: str, out: dict[str, Any]) -
 def _niced_load_main(url: str, key: str, runs: int) -> None:
     """The follow load at the lowest CPU priority (nice 19), in a process of its own."""
     os.nice(19)
-    out = asyncio.run(_http_load(url, key, runs, follow=True))
+    out = _run(_http_load(url, key, runs, follow=True))
     print(json.dumps(out))
 
 
@@ -571,20 +587,20 @@ def _paired(tmp: Path, url: str, key: str, runs: int, pid: int) -> dict[str, lis
     """
     ratios: dict[str, list[float]] = {"wall": [], "server": [], "side": []}
     # Warm both sides first (the server's first requests, the store's first pages), untimed.
-    asyncio.run(_http_load(url, key, CLIENTS, follow=False))
-    asyncio.run(_inprocess(tmp, CLIENTS, "pairs.db"))
+    _run(_http_load(url, key, CLIENTS, follow=False))
+    _run(_inprocess(tmp, CLIENTS, "pairs.db"))
     for i in range(PAIRS):
         walls: dict[str, float] = {}
         for side in ("http", "inprocess") if i % 2 == 0 else ("inprocess", "http"):
             if side == "http":
                 server, writer = _cpu_seconds(pid), sum(map(_cpu_seconds, _children(pid)))
-                out = asyncio.run(_http_load(url, key, runs, follow=False))
+                out = _run(_http_load(url, key, runs, follow=False))
                 server = _cpu_seconds(pid) - server
                 writer = sum(map(_cpu_seconds, _children(pid))) - writer
                 walls[side], http_cpu = out["wall"], (server, out["cpu"] + server + writer)
             else:
                 reaped = _reaped_children_cpu()
-                walls[side], own = asyncio.run(_inprocess(tmp, runs, "pairs.db"))
+                walls[side], own = _run(_inprocess(tmp, runs, "pairs.db"))
                 inprocess_cpu = (own, own + _reaped_children_cpu() - reaped)
         ratios["wall"].append(walls["http"] / walls["inprocess"])
         ratios["server"].append(http_cpu[0] / inprocess_cpu[0])
@@ -637,10 +653,10 @@ def run(quick: bool = False) -> dict[str, float]:
             server_cpu = _cpu_seconds(proc.pid)
             writer_cpu = sum(map(_cpu_seconds, _children(proc.pid)))
             same_priority, same_delay = [time.time()], _run_delay_ms(proc.pid)
-            load = asyncio.run(_http_load(url, key, runs, follow=False))
+            load = _run(_http_load(url, key, runs, follow=False))
             server_cpu = _cpu_seconds(proc.pid) - server_cpu
             writer_cpu = sum(map(_cpu_seconds, _children(proc.pid))) - writer_cpu
-            followed = asyncio.run(_http_load(url, key, runs, follow=True))
+            followed = _run(_http_load(url, key, runs, follow=True))
             same_priority.append(time.time())
             same_delay = _run_delay_ms(proc.pid) - same_delay
             niced_window, delay = (time.time(), 0.0), _run_delay_ms(proc.pid)
@@ -650,7 +666,7 @@ def run(quick: bool = False) -> dict[str, float]:
             samples = _stop_probe(probe)
             sequential = _sequential(url, key, proc.pid, SEQUENTIAL)
             floor_cpu = _cpu_seconds(proc.pid)
-            floor = asyncio.run(_client_floor(url, load["requests"]))
+            floor = _run(_client_floor(url, load["requests"]))
             floor_cpu = _cpu_seconds(proc.pid) - floor_cpu
             gc_pauses = _gc_pauses(url)
         finally:
@@ -660,7 +676,7 @@ def run(quick: bool = False) -> dict[str, float]:
         stored = conn.execute("SELECT COUNT(*) FROM org_meta_state_transitions").fetchone()[0]
         conn.close()
         reaped = _reaped_children_cpu()
-        inproc_wall, inproc_cpu = asyncio.run(_inprocess(tmp, runs))
+        inproc_wall, inproc_cpu = _run(_inprocess(tmp, runs))
         inproc_writer_cpu = _reaped_children_cpu() - reaped
     probe_runs = sum(
         1 for _, name, _, status in samples if name.startswith("submit") and status == 202
