@@ -2,7 +2,8 @@
 
     python -m tests.crash_driver SIDE_FILE READY_AFTER [MIN_MS] -- <pipestate arguments>
 
-Before running `pipestate.cli.main(<pipestate arguments>)` unchanged, it wraps
+It enters as the installed `pipestate` script does (the collector held back, pipestate._script),
+and before running `pipestate.cli.main(<pipestate arguments>)` unchanged, it wraps
 MetadataLogger.emit so that each transition handed to the logger first appends one line
 "<transition_id> <time.monotonic_ns()>" to SIDE_FILE (a plain write(2): it survives SIGKILL of
 this process). Once it has emitted READY_AFTER transitions and MIN_MS milliseconds (default 0)
@@ -54,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     side_file, ready_after, *rest = args[:split]
     cli_args = args[split + 1 :]
+    # The installed `pipestate` script (pipestate._script) holds the collector back before it
+    # imports the CLI; without that, this process's collections would not be a real run's.
+    from pipestate._script import hold_gc
+
+    hold_gc()
     _install_tap(side_file, int(ready_after), float(rest[0]) if rest else 0.0)
     from pipestate.cli import main as cli_main
 
