@@ -17,7 +17,8 @@ from typing import IO, Any
 from persistence._derive import DERIVING_STATES
 from persistence._frame import expand_records, load_group
 from persistence.stores._sqlite_rows import RecordValues, record_values
-from persistence.stores.base import STATE_TRANSITIONS, StoreError
+from persistence._wire_rows import derived_params, transition_params
+from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS, StoreError
 from statemachine.records import RECORD_FIELDS, TransitionRecord
 
 _HEADER = struct.Struct("!I")
@@ -116,6 +117,10 @@ def _commit(store: Any, groups: list[tuple[Any, bool]]) -> list[Any]:
     (the parent counts them per table, not per group). A failure fails every group of the
     transaction; the parent retries each one.
     """
+    if getattr(store, "write_prepared", None) is not None:
+        replies = _commit_prepared(store, groups)
+        if replies is not None:
+            return replies
     from persistence._group_write import derive_records, write_group
 
     derive = groups[0][1]
@@ -139,6 +144,42 @@ def _commit(store: Any, groups: list[tuple[Any, bool]]) -> list[Any]:
         own = results[offset : offset + len(encoded)]
         offset += len(encoded)
         replies.append(("ok", (own, derived, failures) if not replies else (own, [], 0)))
+    return replies
+
+
+def _commit_prepared(store: Any, groups: list[tuple[Any, bool]]) -> list[Any] | None:
+    """_commit's usual case on SQLite: parameters straight from the wire tuples (_wire_rows).
+
+    Only groups of transition records take it; None (nothing written, the frames untouched)
+    sends the commit down _commit's general route, which rebuilds the records, derives the
+    run and step rows (counting and logging a record it cannot derive from) and rejects bad
+    items by id. The replies are the general route's, derive failures always 0.
+    """
+    derive = groups[0][1]
+    parts: list[tuple[str, list[Any]]] = []
+    wires: list[Any] = []
+    try:
+        for encoded, _ in groups:
+            for table, values, records in encoded:
+                if table != STATE_TRANSITIONS or len(records) != len(values):
+                    return None
+                parts.append((table, transition_params(values) if values else []))
+                wires += values
+        runs, steps = derived_params(wires) if derive else ([], [])
+    except Exception:  # WireUnusual, or a value the general route handles (and names)
+        return None
+    extra = [(table, rows) for table, rows in ((PIPELINE_RUNS, runs), (STEP_LOGS, steps)) if rows]
+    try:
+        written = store.write_prepared([*parts, *extra])
+    except Exception as error:
+        return [_error_reply(error)] * len(groups)
+    derived = [(table, r) for (table, _), r in zip(extra, written[len(parts) :], strict=True)]
+    replies: list[Any] = []
+    offset = 0
+    for encoded, _ in groups:
+        own = written[offset : offset + len(encoded)]
+        offset += len(encoded)
+        replies.append(("ok", (own, derived, 0) if not replies else (own, [], 0)))
     return replies
 
 

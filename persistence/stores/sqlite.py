@@ -291,6 +291,23 @@ class SQLiteStore:
             preparer = self._preparers[self._spec(table).name]
             good, rejected = preparer.prepare_items(items)
             prepared.append((preparer, good, rejected))
+        return self._write_prepared(prepared)
+
+    def write_prepared(self, parts: Sequence[tuple[str, list[Sequence[Any]]]]) -> list[WriteResult]:
+        """write_many for rows already in insert form: each table's parameters in column order.
+
+        The writer process's route (persistence/_wire_rows.py builds them from the frame): the
+        values must be what RowPreparer.prepare_items would give (canonical text, JSON text,
+        required columns present); SQLite still refuses what it refuses, row by row.
+        """
+        return self._write_prepared(
+            [(self._preparers[self._spec(table).name], rows, []) for table, rows in parts]
+        )
+
+    def _write_prepared(
+        self, prepared: list[tuple[RowPreparer, list[Sequence[Any]], list[RowError]]]
+    ) -> list[WriteResult]:
+        """The prepared rows of several tables in one transaction (see _write_many_here)."""
         statements = [s for preparer, good, _ in prepared for s in preparer.statements(good)]
         if statements:
             with self._lock:
