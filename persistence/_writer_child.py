@@ -16,8 +16,8 @@ from typing import IO, Any
 
 from persistence._derive import DERIVING_STATES
 from persistence._frame import expand_records, load_group
-from persistence.stores._sqlite_rows import RecordValues, record_values
 from persistence._wire_rows import derived_params, transition_params
+from persistence.stores._sqlite_rows import RecordValues, record_values
 from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS, StoreError
 from statemachine.records import RECORD_FIELDS, TransitionRecord
 
