@@ -118,9 +118,9 @@ def _commit(store: Any, groups: list[tuple[Any, bool]]) -> list[Any]:
     transaction; the parent retries each one.
     """
     if getattr(store, "write_prepared", None) is not None:
-        replies = _commit_prepared(store, groups)
-        if replies is not None:
-            return replies
+        done = _commit_prepared(store, groups)
+        if done is not None:
+            return done
     from persistence._group_write import derive_records, write_group
 
     derive = groups[0][1]
