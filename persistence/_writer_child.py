@@ -183,11 +183,26 @@ def _commit_prepared(store: Any, groups: list[tuple[Any, bool]]) -> list[Any] | 
     return replies
 
 
+def bind_none_directly() -> None:
+    """Give sqlite3 an adapter for None, in this process only (the writer child is ours).
+
+    sqlite3 binds int, float and str as they are but "adapts" every other value, None too:
+    without an adapter registered for its type it looks for __adapt__ and __conform__, ~3,300
+    instructions per NULL (callgrind), five or more per transition. A registered adapter is
+    one dict hit and a C call ({}.get(None) is None, bound as NULL as before): ~1 us less
+    per transition. Not done in the pipeline's process, whose sqlite3 adapters are the user's.
+    """
+    import sqlite3
+
+    sqlite3.register_adapter(type(None), {}.get)
+
+
 def _child_main(factory: Callable[[], Any], requests: int, replies: int) -> None:
     """The child: commit what it reads, in arrival order; after end-of-file, close and return."""
     # Everything inherited from the parent is frozen out of the cyclic GC: a collection that
     # walked the parent's heap would copy (copy-on-write) and scan every page of it.
     gc.freeze()
+    bind_none_directly()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     store = factory()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +161,21 @@ class TestCommitRoutes:
         assert [r.written for r in own] == [1, 1]
         assert [r["step_log_id"] for r in _rows(store, STEP_LOGS)] == [row["step_log_id"]]
         store.close()
+
+
+def test_the_child_binds_none_as_null_through_a_registered_adapter() -> None:
+    """bind_none_directly registers a None adapter (in a fresh process), and None stays NULL."""
+    script = (
+        "import sqlite3\n"
+        "from persistence._writer_child import bind_none_directly\n"
+        "key = (type(None), sqlite3.PrepareProtocol)\n"
+        "assert key not in sqlite3.adapters\n"
+        "bind_none_directly()\n"
+        "assert key in sqlite3.adapters\n"
+        "conn = sqlite3.connect(':memory:')\n"
+        "print(conn.execute('SELECT ? IS NULL, typeof(?)', (None, None)).fetchone())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "(1, 'null')"
