@@ -122,8 +122,15 @@ def date_text(ordinal: int) -> str:
     return _day_text(ordinal - _EPOCH_ORDINAL)
 
 
-def transition_params(wires: Sequence[Any]) -> list[tuple[Any, ...]]:
-    """The transitions table's insert parameters of the wire tuples, column by column."""
+def wire_params(
+    wires: Sequence[Any], derive: bool
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """(transitions, pipeline-run rows, step-log rows) insert parameters of the wire tuples.
+
+    The transitions column by column; with derive, the run and step rows the records imply,
+    as derive_run_rows() + RowPreparer would give them (an end time is the record's own time
+    text, formatted once).
+    """
     rests, stamps, ordinals = zip(*wires, strict=True)
     columns: list[Any] = list(zip(*rests, strict=True))
     if len(columns) != len(WIRE_FIELDS):
@@ -131,49 +138,45 @@ def transition_params(wires: Sequence[Any]) -> list[tuple[Any, ...]]:
     for i in _REQUIRED:
         if None in columns[i]:
             raise WireUnusual
+    times = list(map(timestamp_text, stamps))
+    deriving = map(DERIVING_STATES.__contains__, columns[_TO]) if derive else None
     columns[_META] = map(metadata_json, columns[_META])
-    columns[_TIME:_TIME] = (map(timestamp_text, stamps), map(date_text, ordinals))
-    return list(zip(*columns, strict=True))
-
-
-def derived_params(
-    wires: Sequence[Any],
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """(pipeline-run rows, step-log rows) the records imply, as derive_run_rows + prepare.
-
-    Call after transition_params(wires) has checked the required fields.
-    """
+    columns[_TIME:_TIME] = (times, map(date_text, ordinals))
+    rows = list(zip(*columns, strict=True))
     runs: list[tuple[Any, ...]] = []
     steps: list[tuple[Any, ...]] = []
-    for rest, micros, _ in itertools.compress(
-        wires, [wire[0][_TO] in DERIVING_STATES for wire in wires]
-    ):
-        kind = rest[_KIND]
-        if kind == "PIPELINE":
-            if ends_run(rest[_FROM], rest[_TO]):
-                runs.append(_run_row(rest, micros))
-        elif kind == "STEP" and rest[_STEP] is not None:
-            outcome = step_outcome(rest[_FROM], rest[_TO], rest[_RETRIES])
-            if outcome is not None:
-                steps.append(_step_row(rest, micros, outcome))
-    return runs, steps
+    if deriving is not None:
+        records = zip(rests, stamps, times, strict=True)
+        for rest, micros, end in itertools.compress(records, deriving):
+            kind = rest[_KIND]
+            if kind == "PIPELINE":
+                if ends_run(rest[_FROM], rest[_TO]):
+                    runs.append(_run_row(rest, micros, end))
+            elif kind == "STEP" and rest[_STEP] is not None:
+                outcome = step_outcome(rest[_FROM], rest[_TO], rest[_RETRIES])
+                if outcome is not None:
+                    steps.append(_step_row(rest, micros, end, outcome))
+    return rows, runs, steps
 
 
-def _start(rest: Sequence[Any], micros: int) -> tuple[int, int]:
-    """(start in microseconds, duration_ms) of the state the record leaves."""
+def _start(rest: Sequence[Any], micros: int, end: str) -> tuple[str, str, int]:
+    """(start time text, run_date text, duration_ms) of the state the record leaves."""
     duration = rest[_DURATION]
     if type(duration) is not int:
         raise WireUnusual
-    return micros - duration * 1000, duration
+    if not duration:  # left at once (a no-op step): the start is the end
+        return end, end[:10], 0
+    start = micros - duration * 1000
+    return timestamp_text(start), _day_text(start // _DAY_US), duration
 
 
 def _error_context(rest: Sequence[Any]) -> dict[str, Any] | None:
     return error_context_of(rest[_ERROR_TYPE], rest[_META], rest[_RETRIES], rest[_STACK])
 
 
-def _run_row(rest: Sequence[Any], micros: int) -> tuple[Any, ...]:
+def _run_row(rest: Sequence[Any], micros: int, end: str) -> tuple[Any, ...]:
     """org_meta_pipeline_runs' parameters of a run's end (persistence._derive._pipeline_rows)."""
-    start, duration = _start(rest, micros)
+    start, day, duration = _start(rest, micros, end)
     run = rest[_RUN]
     return (
         run_log_id(run, "end"),
@@ -181,9 +184,9 @@ def _run_row(rest: Sequence[Any], micros: int) -> tuple[Any, ...]:
         rest[_ORG],
         rest[_NAME],
         rest[_TO],
-        timestamp_text(start),
-        timestamp_text(micros),
-        _day_text(start // _DAY_US),
+        start,
+        end,
+        day,
         duration,
         rest[_ERROR_MESSAGE],
         merged_metadata(rest[_META], _error_context(rest)),
@@ -193,11 +196,11 @@ def _run_row(rest: Sequence[Any], micros: int) -> tuple[Any, ...]:
 
 
 def _step_row(
-    rest: Sequence[Any], micros: int, outcome: tuple[int, str, dict[str, Any], bool]
+    rest: Sequence[Any], micros: int, end: str, outcome: tuple[int, str, dict[str, Any], bool]
 ) -> tuple[Any, ...]:
     """org_meta_step_logs' parameters of an attempt's end (persistence._derive._step_rows)."""
     attempt, status, extra, never_started = outcome
-    start, duration = (micros, 0) if never_started else _start(rest, micros)
+    start, day, duration = (end, end[:10], 0) if never_started else _start(rest, micros, end)
     step_type, step_index, metadata = step_columns(rest[_META])
     step = rest[_STEP]
     return (
@@ -210,9 +213,9 @@ def _step_row(
         step_index,
         attempt,
         status,
-        timestamp_text(start),
-        timestamp_text(micros),
-        _day_text(start // _DAY_US),
+        start,
+        end,
+        day,
         duration,
         rest[_ERROR_MESSAGE],
         merged_metadata({**metadata, **extra}, _error_context(rest)),

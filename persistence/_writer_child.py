@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from persistence._derive import DERIVING_STATES
 from persistence._frame import expand_records, load_group
-from persistence._wire_rows import derived_params, transition_params
+from persistence._wire_rows import wire_params
 from persistence.stores._sqlite_rows import RecordValues, record_values
 from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS, StoreError
 from statemachine.records import RECORD_FIELDS, TransitionRecord
@@ -157,15 +157,19 @@ def _commit_prepared(store: Any, groups: list[tuple[Any, bool]]) -> list[Any] | 
     """
     derive = groups[0][1]
     parts: list[tuple[str, list[Any]]] = []
-    wires: list[Any] = []
+    runs: list[Any] = []
+    steps: list[Any] = []
     try:
         for encoded, _ in groups:
             for table, values, records in encoded:
                 if table != STATE_TRANSITIONS or len(records) != len(values):
                     return None
-                parts.append((table, transition_params(values) if values else []))
-                wires += values
-        runs, steps = derived_params(wires) if derive else ([], [])
+                rows: list[Any] = []
+                if values:
+                    rows, more_runs, more_steps = wire_params(values, derive)
+                    runs += more_runs
+                    steps += more_steps
+                parts.append((table, rows))
     except Exception:  # WireUnusual, or a value the general route handles (and names)
         return None
     extra = [(table, rows) for table, rows in ((PIPELINE_RUNS, runs), (STEP_LOGS, steps)) if rows]
@@ -194,7 +198,8 @@ def bind_none_directly() -> None:
     """
     import sqlite3
 
-    sqlite3.register_adapter(type(None), {}.get)
+    as_is: Callable[[None], None] = {}.get  # type: ignore[assignment]  # get(None) is None
+    sqlite3.register_adapter(type(None), as_is)
 
 
 def _child_main(factory: Callable[[], Any], requests: int, replies: int) -> None:

@@ -12,12 +12,7 @@ from hypothesis import strategies as st
 
 from persistence._derive import derive_run_rows
 from persistence._frame import encode_parts
-from persistence._wire_rows import (
-    WireUnusual,
-    derived_params,
-    timestamp_text,
-    transition_params,
-)
+from persistence._wire_rows import WireUnusual, timestamp_text, wire_params
 from persistence.schema import table_spec
 from persistence.stores._sqlite_rows import RowPreparer, record_timestamp
 from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS
@@ -78,13 +73,12 @@ class TestParity:
     ) -> None:
         """Invariant: for any valid records, the transitions' parameters and the run and step
         rows equal those of the records and derive_run_rows' rows prepared for SQLite."""
-        wires = _wires(records)
-        assert transition_params(wires) == _general(STATE_TRANSITIONS, records)
+        rows, runs, steps = wire_params(_wires(records), derive=True)
+        assert rows == _general(STATE_TRANSITIONS, records)
         derived: dict[str, list[Any]] = {PIPELINE_RUNS: [], STEP_LOGS: []}
         for item in records:
             for table, row in derive_run_rows(item):
                 derived[table].append(row)
-        runs, steps = derived_params(wires)
         assert runs == _general(PIPELINE_RUNS, derived[PIPELINE_RUNS])
         assert steps == _general(STEP_LOGS, derived[STEP_LOGS])
 
@@ -111,7 +105,7 @@ class TestParity:
             duration_in_state_ms=1500,
             error_type="DEPENDENCY_FAILURE",
         )
-        _, steps = derived_params(_wires([failed]))
+        _, _, steps = wire_params(_wires([failed]), derive=True)
         assert steps == _general(STEP_LOGS, [row for _, row in derive_run_rows(failed)])
         (row,) = steps
         assert row[7] == 1
@@ -128,7 +122,7 @@ class TestUnusual:
         missing = attrs.evolve(record(), org_slug=None)  # type: ignore[arg-type]
         wires = _wires([record(), missing])
         with pytest.raises(WireUnusual):
-            transition_params(wires)
+            wire_params(wires, derive=False)
 
     def test_a_non_integer_duration_is_unusual(self) -> None:
         """A run row from a duration that is not an int is left to the general route."""
@@ -136,7 +130,7 @@ class TestUnusual:
             record(from_state="RUNNING", to_state="COMPLETED"), duration_in_state_ms=True
         )
         with pytest.raises(WireUnusual):
-            derived_params(_wires([ended]))
+            wire_params(_wires([ended]), derive=True)
 
     def test_a_start_before_year_one_is_refused(self) -> None:
         """A duration reaching before 0001-01-01 raises, as the datetime route does."""
@@ -147,6 +141,6 @@ class TestUnusual:
             duration_in_state_ms=10**15,
         )
         with pytest.raises(ValueError, match="ordinal"):
-            derived_params(_wires([ended]))
+            wire_params(_wires([ended]), derive=True)
         with pytest.raises(OverflowError):
             derive_run_rows(ended)
