@@ -2,15 +2,19 @@
 
 Run: .venv/bin/python benchmarks/loss_window.py [--quick]
 
-Each kill starts `pipestate run` on a 2,000-step no-op chain (through tests/crash_driver.py,
-which taps MetadataLogger.emit into a side file with a monotonic timestamp per transition),
-waits until it has emitted a random 200-1,500 transitions, and sends SIGKILL while the burst
+Each kill starts `pipestate run` on a 6,000-step no-op chain (tests/processes.py; through
+tests/crash_driver.py, which enters as the installed script does and taps MetadataLogger.emit
+into a side file with a monotonic timestamp per transition), waits until it has emitted a random
+200-1,500 transitions and 100 ms have passed since the first, and sends SIGKILL while the burst
 goes on. Then it counts the transitions the side file lists that are not stored: in the SQLite
 file, or in the outbox file (`bigquery:` store whose endpoint is a closed 127.0.0.1 port, so
 nothing ships and every row that reached the outbox stays there). Seed default settings.
 
 Figures per store: kills, lost rows (max per kill), the oldest lost row's age at the kill (ms,
-max over kills) and rows lost that were emitted more than 50 ms before the kill (sum; target 0).
+max over kills), rows lost that were emitted more than 50 ms before the kill (sum; target 0),
+and the longest cyclic collection of the pipeline process during the burst (thread CPU, ms, max
+over kills; load-independent): the event loop stands still meanwhile, with the rows it queued
+last still in memory (docs/reliability.md, "Collection pauses").
 """
 
 from __future__ import annotations
@@ -63,6 +67,19 @@ def _stored(path: Path, sql: str) -> set[str]:
         return set()
 
 
+def _longest_collection_ms(side: Path, killed_at: int) -> float:
+    """The longest collection (thread CPU, ms) the driver saw from the first emit to the kill."""
+    emitted = [line.split() for line in side.read_text().splitlines()]
+    first = min((int(e[1]) for e in emitted if len(e) == 2), default=killed_at)
+    gc_file = side.with_name(side.name + ".gc")
+    lines = gc_file.read_text().splitlines() if gc_file.exists() else []
+    pauses = [line.split() for line in lines]
+    return max(
+        (int(p[2]) / 1e6 for p in pauses if len(p) == 3 and first <= int(p[1]) < killed_at),
+        default=0.0,
+    )
+
+
 def kill_once(
     store_args: list[str], env: dict[str, str], side: Path, ready: int, config_dir: Path
 ) -> int:
@@ -85,7 +102,7 @@ def measure(kind: str, kills: int, tmp: Path) -> dict[str, float]:
     rng = random.Random(12)
     env = {k: v for k, v in os.environ.items() if not k.startswith("METADATA_LOG_")}
     env["PIPESTATE_BQ_ENDPOINT"] = f"http://127.0.0.1:{_closed_port()}"
-    worst_lost, oldest_ms, late = 0, 0.0, 0
+    worst_lost, oldest_ms, late, longest_gc_ms = 0, 0.0, 0, 0.0
     for run in range(kills):
         side = tmp / f"{kind}-{run}.txt"
         db = tmp / f"{kind}-{run}.db"
@@ -98,6 +115,7 @@ def measure(kind: str, kills: int, tmp: Path) -> dict[str, float]:
             sql = "SELECT row_id FROM outbox"
         killed_at = kill_once(store_args, env, side, rng.randint(200, 1_500), tmp / "configs")
         stored = _stored(db, sql)
+        longest_gc_ms = max(longest_gc_ms, _longest_collection_ms(side, killed_at))
         emitted = [line.split() for line in side.read_text().splitlines()]
         lost = [(tid, int(at)) for tid, at in (e for e in emitted if len(e) == 2)]
         lost = [(tid, at) for tid, at in lost if tid not in stored]
@@ -110,6 +128,7 @@ def measure(kind: str, kills: int, tmp: Path) -> dict[str, float]:
         f"{kind}_max_rows_lost_per_kill": float(worst_lost),
         f"{kind}_oldest_lost_ms": oldest_ms,
         f"{kind}_lost_older_than_50ms": float(late),
+        f"{kind}_longest_collection_ms": longest_gc_ms,
     }
 
 
