@@ -211,6 +211,9 @@ def _child_main(factory: Callable[[], Any], requests: int, replies: int) -> None
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     store = factory()
+    tune = getattr(store, "tune_for_writer_child", None)
+    if tune is not None:
+        tune()
     prepare = getattr(store, "prepare_writes", None)
     if prepare is not None:
         # Open the file and check its tables now, while the parent starts its run, not

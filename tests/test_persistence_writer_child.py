@@ -19,7 +19,7 @@ from persistence._writer_process import _encode_parts
 from persistence.schema import table_spec
 from persistence.stores._sqlite_rows import RecordValues, RowPreparer
 from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS
-from persistence.stores.sqlite import SQLiteStore
+from persistence.stores.sqlite import CHILD_ROWS_PER_STATEMENT, SQLiteStore
 from statemachine.records import TransitionRecord
 from tests.strategies.records import BASE_TIME, STATES, record, transition_records
 
@@ -179,3 +179,20 @@ def test_the_child_binds_none_as_null_through_a_registered_adapter() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == "(1, 'null')"
+
+
+def test_the_childs_store_writes_short_statements(tmp_path: Path) -> None:
+    """tune_for_writer_child caps every table's rows per INSERT, and a 40-row group still lands."""
+    store = SQLiteStore(tmp_path / "w.db", writer_process=False)
+    store.tune_for_writer_child()
+    preparer = RowPreparer(table_spec(STATE_TRANSITIONS))
+    preparer.rows_per_statement = CHILD_ROWS_PER_STATEMENT
+    rows = [record(transition_id=f"r{i}") for i in range(40)]
+    assert len(preparer.statements(preparer.prepare_items(rows)[0])) == 3  # 16 + 16 + 8
+    groups = _groups([(STATE_TRANSITIONS, rows)])
+    [(status, (own, _, _))] = _commit(store, groups)
+    assert status == "ok"
+    assert own[0].written == 40
+    assert len(_rows(store, STATE_TRANSITIONS)) == 40
+    assert {p.rows_per_statement for p in store._preparers.values()} == {CHILD_ROWS_PER_STATEMENT}
+    store.close()
