@@ -20,6 +20,7 @@ from persistence.watch.leases import (
     LeaseOwner,
     LeaseSettings,
     lease_row,
+    process_owner,
 )
 
 
@@ -127,6 +128,30 @@ class TestLeaseRow:
         )
         expected = uuid.uuid5(LEASE_NAMESPACE, "run-1:owner-ü:7")
         assert row["lease_row_id"] == str(expected)
+
+
+class TestProcessOwner:
+    """A keeper without an owner uses the process's one, built once, not one per run."""
+
+    def test_one_owner_per_process(self, tmp_path: Path) -> None:
+        """process_owner() is the same object each call, with this host, pid and owner id."""
+        import os
+        import socket
+
+        from persistence.watch.leases import OWNER_ID
+
+        owner = process_owner()
+        assert process_owner() is owner
+        assert (owner.host, owner.pid, owner.owner_id) == (
+            socket.gethostname(),
+            os.getpid(),
+            OWNER_ID,
+        )
+        store = SQLiteStore(tmp_path / "o.db")
+        try:
+            assert _keeper(store).owner is owner
+        finally:
+            store.close()
 
 
 class TestKeeper:

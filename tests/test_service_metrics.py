@@ -66,10 +66,26 @@ class TestLabelled:
         from pipestate.service.metrics import ServiceMetrics
 
         metrics = ServiceMetrics()
-        first = metrics.labelled(metrics.transitions, "PIPELINE")
-        assert metrics.labelled(metrics.transitions, "PIPELINE") is first
+        first = metrics.labelled(metrics.runs, "COMPLETED")
+        assert metrics.labelled(metrics.runs, "COMPLETED") is first
         first.inc()
-        metrics.labelled(metrics.transitions, "STEP").inc(2)
+        metrics.labelled(metrics.runs, "FAILED").inc(2)
+        text = generate_latest(metrics.registry).decode()
+        assert 'pipestate_runs_total{state="COMPLETED"} 1.0' in text
+        assert 'pipestate_runs_total{state="FAILED"} 2.0' in text
+
+
+class TestTransitions:
+    """Transitions are counted in a plain dict and exported as a counter at scrape time."""
+
+    def test_counts_are_exported_by_entity_type(self) -> None:
+        """What the runner loop counts is what /metrics shows, per entity type."""
+        from pipestate.service.metrics import ServiceMetrics
+
+        metrics = ServiceMetrics()
+        metrics.transitions["PIPELINE"] += 1
+        metrics.transitions["STEP"] += 2
         text = generate_latest(metrics.registry).decode()
         assert 'pipestate_transitions_total{entity_type="PIPELINE"} 1.0' in text
         assert 'pipestate_transitions_total{entity_type="STEP"} 2.0' in text
+        assert "# TYPE pipestate_transitions_total counter" in text

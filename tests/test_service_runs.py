@@ -7,6 +7,7 @@ test's own asyncio.run loop plays the API loop.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sqlite3
 import threading
@@ -222,3 +223,41 @@ def test_run_ids_are_distinct_random_uuid4_across_pool_refills() -> None:
     assert len(set(drawn)) == len(drawn)
     assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in parsed)
     assert all(str(u) == value for u, value in zip(parsed, drawn, strict=True))
+
+
+def test_a_wait_ends_at_its_bound_and_leaves_the_run_then_ends_with_it(service: Service) -> None:
+    """wait() returns at its bound with the run still live, and at once when the run ends."""
+
+    async def api() -> tuple[bool, bool, int, int]:
+        held = await service.runs.start(ORG, "t/svc/hold", {}, key_id="k1")
+        assert await asyncio.to_thread(_HELD.wait, BOUND), "the holding step never started"
+        await service.runs.wait(held, 0.05)  # the bound passes first
+        done_at_bound = held.done
+        _RELEASE.set()
+        await service.runs.wait(held, BOUND)
+        return (
+            done_at_bound,
+            held.done,
+            len(held.view().timeline),
+            len(held.view(timeline=True).timeline),
+        )
+
+    done_at_bound, done_after, plain_rows, rows = asyncio.run(api())
+    assert done_at_bound is False
+    assert done_after is True
+    assert plain_rows == 0  # a plain view builds no timeline rows
+    assert rows == 2 * 2  # PENDING -> RUNNING -> COMPLETED for the pipeline and its one step
+
+
+def test_a_finished_run_keeps_no_collector_tracked_timeline(service: Service) -> None:
+    """A finished run keeps its timeline as atoms only: nothing a full collection must walk."""
+
+    async def api() -> list[Any]:
+        run = await service.runs.start(ORG, "t/svc/noop", {}, key_id="k1")
+        await service.runs.wait(run, BOUND)
+        return list(run.timeline)
+
+    kept = asyncio.run(api())
+    gc.collect()  # a young collection untracks tuples of atoms; records would stay tracked
+    assert len(kept) == 2 * 2
+    assert [entry for entry in kept if gc.is_tracked(entry)] == []

@@ -7,6 +7,7 @@ outbox backlog are read from the logger and the store at scrape time by a custom
 from __future__ import annotations
 
 import bisect
+import collections
 import gc
 import time
 from collections.abc import Callable, Iterator
@@ -123,6 +124,24 @@ class _LoggerCollector(Collector):
             yield pending
 
 
+class _TransitionCollector(Collector):
+    """pipestate_transitions_total{entity_type}, from counts the runner loop keeps."""
+
+    def __init__(self, counts: collections.Counter[str]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Any]:
+        """Yield the transitions emitted so far, by entity type."""
+        family = CounterMetricFamily(
+            "pipestate_transitions",
+            "State transitions emitted, by entity type",
+            labels=["entity_type"],
+        )
+        for entity_type, count in sorted(dict(self._counts).items()):
+            family.add_metric([entity_type], count)
+        yield family
+
+
 class ServiceMetrics:
     """The service's metrics, registered in a registry of its own."""
 
@@ -138,12 +157,10 @@ class ServiceMetrics:
         self.running = Gauge(
             "pipestate_runs_running", "Pipelines running in this process", registry=self.registry
         )
-        self.transitions = Counter(
-            "pipestate_transitions",
-            "State transitions emitted, by entity type",
-            ["entity_type"],
-            registry=self.registry,
-        )
+        # Counted per transition on the runner loop (one thread) in a plain dict, exported at
+        # scrape time: a prometheus Counter takes a lock per inc() (issue 13: per-run cost).
+        self.transitions: collections.Counter[str] = collections.Counter()
+        self.registry.register(_TransitionCollector(self.transitions))
         self.rejections = Counter(
             "pipestate_run_rejections",
             "Run requests refused by admission, by reason",

@@ -17,10 +17,8 @@ import collections
 import concurrent.futures
 import functools
 import logging
-import os
 import threading
 import time
-import uuid
 from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +27,10 @@ import attrs
 
 from classifier.errors import ValidationError
 from executor.cancellation import request_cancel
+from pipestate.service._run_parts import RunIds as _RunIds
+from pipestate.service._run_parts import Step, timeline_row, timeline_step
+from pipestate.service._run_parts import resolve_wait as _resolve
+from pipestate.service._run_parts import version_of as _version
 from pipestate.service.errors import NotFound, ShuttingDown, TooBusy, Unprocessable
 
 if TYPE_CHECKING:
@@ -43,7 +45,6 @@ _log = logging.getLogger("pipestate.service")
 TERMINAL = frozenset({"COMPLETED", "FAILED", "TIMEOUT"})
 _RECENT = 2000  # finished runs kept in memory for reads that beat the store's flush
 _CONFIG_CACHE = 1000
-_ID_POOL_BYTES = 16 * 256  # run ids drawn per os.urandom call
 TIMELINE_CAP = 2000  # transitions kept in memory per run
 
 
@@ -71,9 +72,9 @@ class LiveRun:
     state: str = "PENDING"
     pipeline_id: str | None = None
     steps: dict[str, str] = attrs.field(factory=dict)
-    # The run's transitions as the timeline shows them (answers reads without the store), up
-    # to TIMELINE_CAP; a longer run is read back from the store instead.
-    timeline: list[dict[str, Any]] = attrs.field(factory=list, repr=False)
+    # The run's transitions as tuples of atoms (answers reads without the store; timeline_row()
+    # shows them), up to TIMELINE_CAP; a longer run is read back from the store instead.
+    timeline: list[Step] = attrs.field(factory=list, repr=False)
     timeline_complete: bool = True
     # The task runs on the runner loop and is only touched there.
     task: asyncio.Task[PipelineResult] | None = attrs.field(default=None, repr=False)
@@ -91,18 +92,23 @@ class LiveRun:
         """True once the pipeline's task ended."""
         return self.finished.done()
 
-    def view(self) -> RunView:
-        """The run's state as one consistent copy."""
+    def view(self, *, timeline: bool = False) -> RunView:
+        """The run's state as one consistent copy (its timeline rows only when asked for)."""
         with self.lock:
-            return RunView(
+            steps = list(self.timeline) if timeline else []
+            view = RunView(
                 state=self.result.state if self.result else self.state,
                 pipeline_id=self.pipeline_id,
                 steps=dict(self.steps),
-                timeline=list(self.timeline),
+                timeline=[],
                 timeline_complete=self.timeline_complete,
                 result=self.result,
                 done=self.finished.done(),
             )
+        # Rows are built here, on a read, not per transition on the runner thread: most runs
+        # are never read back while in memory (issue 13: HTTP / in-process).
+        view.timeline.extend(map(timeline_row, steps))
+        return view
 
 
 class RunManager:
@@ -148,24 +154,15 @@ class RunManager:
                 sink.emit(record)
             except Exception:  # an exporter must never fail a pipeline
                 _log.exception("extra sink failed")
-        self.metrics.labelled(self.metrics.transitions, record.entity_type).inc()
+        self.metrics.transitions[record.entity_type] += 1
         run = self.runs.get(record.pipeline_logging_id)
         if run is None:
             return
-        entry = {
-            "transition_time": record.transition_time.isoformat(timespec="microseconds"),
-            "entity_type": record.entity_type,
-            "entity_name": record.entity_name,
-            "from_state": record.from_state,
-            "to_state": record.to_state,
-            "duration_seconds": round(record.duration_in_state_ms / 1000.0, 3),
-            "reason": record.reason,
-        }
         with run.lock:
             if len(run.timeline) >= TIMELINE_CAP:
                 run.timeline_complete = False
             else:
-                run.timeline.append(entry)
+                run.timeline.append(timeline_step(record))
             if record.entity_type == "PIPELINE":
                 run.state = record.to_state
                 run.pipeline_id = record.entity_name
@@ -346,11 +343,22 @@ class RunManager:
         """Wait until the run ends or `timeout` passes (the run goes on either way)."""
         if run.done:
             return
-        # asyncio.wait never cancels what it waits for: a timeout leaves the run alone.
-        await asyncio.wait(
-            {asyncio.wrap_future(run.finished)},
-            timeout=min(timeout, self.settings.max_wait_seconds),
-        )
+        # One loop future, woken from the runner thread, and one timer: what wrap_future plus
+        # asyncio.wait built per request (a chained future, a waiter, a set, two callbacks) cost
+        # API-thread time on every ?wait=true (issue 13). A timeout leaves the run alone.
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+
+        def wake(_: object) -> None:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_resolve, waiter)
+
+        run.finished.add_done_callback(wake)
+        timer = loop.call_later(min(timeout, self.settings.max_wait_seconds), _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
 
     def cancel(self, org_slug: str, run_id: str, *, by: str) -> LiveRun:
         """Cancel a live run of this org; NotFound if it is not running here."""
@@ -399,41 +407,9 @@ class RunManager:
             await asyncio.wait([asyncio.wrap_future(run.finished) for run in live], timeout=timeout)
 
 
-class _RunIds:
-    """Random (version 4) UUID strings, drawn from a pool refilled by one os.urandom call.
-
-    uuid.uuid4() calls os.urandom for every id, and each call releases the GIL: on the API
-    thread, getting it back from a busy runner thread can take a switch interval (5 ms). The
-    pool makes that one call per 256 ids; the bytes come from the same source.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pool = b""
-        self._at = 0
-
-    def next(self) -> str:
-        """A new random run id."""
-        with self._lock:
-            if self._at + 16 > len(self._pool):
-                self._pool, self._at = os.urandom(_ID_POOL_BYTES), 0
-            chunk = self._pool[self._at : self._at + 16]
-            self._at += 16
-        return str(uuid.UUID(bytes=chunk, version=4))
-
-
 # The future of every run once it ended (resolved; waiting on it returns at once).
 _FINISHED: concurrent.futures.Future[None] = concurrent.futures.Future()
 _FINISHED.set_result(None)
-
-
-def _version(path: Path) -> tuple[str, int, int] | None:
-    """(path, mtime, size) of a config file, None when it cannot be read."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return (str(path), stat.st_mtime_ns, stat.st_size)
 
 
 def _cancel_on_loop(run: LiveRun, source: str, by: str | None) -> None:

@@ -10,7 +10,7 @@ from pipestate.service.deps import OrgAccess, RunsDep
 from pipestate.service.keys import ApiKey
 from pipestate.service.models import SLUG_PATTERN, RunAccepted
 from pipestate.service.routers import API_PREFIX
-from pipestate.service.runs import TERMINAL, LiveRun, RunManager
+from pipestate.service.runs import TERMINAL, LiveRun, RunManager, RunView
 
 router = APIRouter(prefix=f"{API_PREFIX}/pipelines", tags=["pipelines"])
 Segment = Annotated[str, Path(pattern=SLUG_PATTERN, max_length=128)]
@@ -24,9 +24,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def accepted(run: LiveRun) -> RunAccepted:
-    """The answer for a run: its id, where to follow it and its state so far."""
-    view = run.view()
+def accepted(run: LiveRun, view: RunView | None = None) -> RunAccepted:
+    """The answer for a run: its id, where to follow it and its state so far (`view`: of it)."""
+    view = view or run.view()
     result = view.result
     return RunAccepted(
         pipeline_logging_id=run.pipeline_logging_id,
@@ -54,13 +54,13 @@ async def submit(
     The route below and the submit fast path (_fast_paths.py) both answer through this.
     """
     run = await runs.start(key.org_slug, pipeline, params, key_id=key.key_id)
-    status = 202
+    status, view = 202, None
     if wait:
         await runs.wait(run, timeout)
         view = run.view()
         if view.done and (view.result is not None or view.state in TERMINAL):
             status = 200
-    return accepted(run), status
+    return accepted(run, view), status
 
 
 @router.post(

@@ -86,7 +86,7 @@ async def read_run(
     """
     if wait and live is not None:
         await service.runs.wait(live, timeout)
-    view = live.view() if live is not None else None
+    view = live.view(timeline=True) if live is not None else None
     if view is not None and view.timeline_complete:  # started here: transitions in memory
         rows = view.timeline
     else:
