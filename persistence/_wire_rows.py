@@ -141,7 +141,8 @@ def wire_params(
     times = list(map(timestamp_text, stamps))
     deriving = map(DERIVING_STATES.__contains__, columns[_TO]) if derive else None
     columns[_META] = map(metadata_json, columns[_META])
-    columns[_TIME:_TIME] = (times, map(date_text, ordinals))
+    dates = {ordinal: date_text(ordinal) for ordinal in set(ordinals)}  # a few days per group
+    columns[_TIME:_TIME] = (times, map(dates.__getitem__, ordinals))
     rows = list(zip(*columns, strict=True))
     runs: list[tuple[Any, ...]] = []
     steps: list[tuple[Any, ...]] = []
