@@ -54,16 +54,44 @@ Row = tuple[str, dict[str, Any]]
 
 def error_context(record: Derivable) -> dict[str, Any] | None:
     """The seed's error_context of a failed record (None when the record carries no error)."""
-    if record.error_type is None:
+    return error_context_of(
+        record.error_type, record.metadata, record.retry_count, record.stack_trace_truncated
+    )
+
+
+def error_context_of(
+    error_type: str | None, meta: dict[str, Any], retry_count: int, stack: str | None
+) -> dict[str, Any] | None:
+    """error_context from a record's fields (the writer child has no record: _wire_rows)."""
+    if error_type is None:
         return None
-    meta = record.metadata
     return {
-        "error_type": record.error_type,
+        "error_type": error_type,
         "error_class": meta.get("error_class"),
         "is_retryable": meta.get("is_retryable"),
-        "retry_count": record.retry_count,
-        "stack_trace_truncated": record.stack_trace_truncated,
+        "retry_count": retry_count,
+        "stack_trace_truncated": stack,
     }
+
+
+def ends_run(from_state: str, to_state: str) -> bool:
+    """True for a PIPELINE edge that ends the run (its row in org_meta_pipeline_runs)."""
+    return from_state == RUNNING and to_state in PIPELINE_ENDS
+
+
+def step_outcome(
+    from_state: str, to_state: str, retry_count: int
+) -> tuple[int, str, dict[str, Any], bool] | None:
+    """(attempt, status, extra metadata, never started) of a STEP edge's row; None: no row."""
+    if to_state == "FAILED" and from_state in NEVER_STARTED_FROM:
+        # PENDING: attempt 1 never ran; RETRYING: the retry (attempt retry_count + 2) never ran.
+        attempt = 1 if from_state == "PENDING" else retry_count + 2
+        return attempt, "FAILED", {"never_started": True}, True
+    if from_state == RUNNING and to_state in STEP_ENDS:
+        if to_state == "RETRYING":
+            return retry_count + 1, "FAILED", {"will_retry": True}, False
+        return retry_count + 1, to_state, {}, False
+    return None
 
 
 def _window(record: Derivable) -> tuple[dt.datetime, dt.datetime, int]:
@@ -82,7 +110,7 @@ def _pipeline_rows(record: Derivable) -> list[Row]:
         "trigger_type": record.trigger_type,
         "user_id": record.user_id,
     }
-    if from_state == RUNNING and to_state in PIPELINE_ENDS:
+    if ends_run(from_state, to_state):
         start, end, duration = _window(record)
         row = pipeline_run_row(
             phase="end",
@@ -99,7 +127,7 @@ def _pipeline_rows(record: Derivable) -> list[Row]:
     return []
 
 
-def _step_columns(metadata: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
+def step_columns(metadata: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
     """(step_type, step_index, the rest of the metadata) of a step record."""
     step_type = metadata.get("step_type")
     step_index = metadata.get("step_index")
@@ -115,21 +143,16 @@ def _step_rows(record: Derivable) -> list[Row]:
     from_state, to_state = record.from_state, record.to_state
     if record.step_logging_id is None:  # not a step of a run: nothing to key the row on
         return []
-    if to_state == "FAILED" and from_state in NEVER_STARTED_FROM:
-        # PENDING: attempt 1 never ran; RETRYING: the retry (attempt retry_count + 2) never ran.
-        attempt = 1 if from_state == "PENDING" else record.retry_count + 2
+    outcome = step_outcome(from_state, to_state, record.retry_count)
+    if outcome is None:
+        return []
+    attempt, status, extra, never_started = outcome
+    if never_started:
         start = end = record.transition_time
         duration = 0
-        extra: dict[str, Any] = {"never_started": True}
-        status = "FAILED"
-    elif from_state == RUNNING and to_state in STEP_ENDS:
-        attempt = record.retry_count + 1
-        start, end, duration = _window(record)
-        extra = {"will_retry": True} if to_state == "RETRYING" else {}
-        status = "FAILED" if to_state == "RETRYING" else to_state
     else:
-        return []
-    step_type, step_index, metadata = _step_columns(record.metadata)
+        start, end, duration = _window(record)
+    step_type, step_index, metadata = step_columns(record.metadata)
     row = step_log_row(
         phase="end",
         step_logging_id=record.step_logging_id,

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import attrs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from persistence._derive import DERIVING_STATES, derive_run_rows
-from persistence._writer_child import _decode_parts
+from persistence._frame import dump_group, load_group
+from persistence._rows import step_log_row
+from persistence._writer_child import _commit, _commit_prepared, _decode_parts
 from persistence._writer_process import _encode_parts
 from persistence.schema import table_spec
 from persistence.stores._sqlite_rows import RecordValues, RowPreparer
-from persistence.stores.base import STATE_TRANSITIONS, STEP_LOGS
+from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS
+from persistence.stores.sqlite import CHILD_ROWS_PER_STATEMENT, SQLiteStore
 from statemachine.records import TransitionRecord
-from tests.strategies.records import STATES, record, transition_records
+from tests.strategies.records import BASE_TIME, STATES, record, transition_records
 
 _SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -76,3 +85,114 @@ def test_a_store_without_write_records_gets_records() -> None:
     assert parts == [(STATE_TRANSITIONS, records), (STEP_LOGS, [])]
     assert all(type(r) is TransitionRecord for r in parts[0][1])
     assert deriving == records
+
+
+def _groups(*parts_lists: list[tuple[str, list[Any]]], derive: bool = True) -> list[Any]:
+    """Groups as the child reads them from frames (encoded, marshalled, loaded)."""
+    return [load_group(dump_group(_encode_parts(parts)[0], derive)) for parts in parts_lists]
+
+
+def _rows(store: SQLiteStore, table: str) -> list[dict[str, Any]]:
+    return store.select_rows(table, {})
+
+
+class TestCommitRoutes:
+    """_commit writes the usual groups from the wire tuples, anything else the general way."""
+
+    def test_usual_groups_take_the_wire_route_and_reply_per_group(self, tmp_path: Path) -> None:
+        """Two groups of records: one transaction, a reply per group, derived rows counted once."""
+        store = SQLiteStore(tmp_path / "w.db", writer_process=False)
+        first = [record(transition_id="a1", from_state="PENDING", to_state="RUNNING")]
+        second = [
+            record(transition_id="a2", from_state="RUNNING", to_state="COMPLETED"),
+            record(
+                transition_id="a3",
+                entity_type="STEP",
+                step_logging_id="s-1",
+                from_state="RUNNING",
+                to_state="FAILED",
+            ),
+        ]
+        groups = _groups([(STATE_TRANSITIONS, first)], [(STATE_TRANSITIONS, second)])
+        replies = _commit_prepared(store, groups)
+        assert replies is not None
+        assert [status for status, _ in replies] == ["ok", "ok"]
+        (own1, derived, failures), (own2, later, _) = (body for _, body in replies)
+        assert [r.written for r in own1] == [1]
+        assert [r.written for r in own2] == [2]
+        assert [(t, r.written) for t, r in derived] == [(PIPELINE_RUNS, 1), (STEP_LOGS, 1)]
+        assert failures == 0
+        assert later == []
+        assert len(_rows(store, STATE_TRANSITIONS)) == 3
+        assert [r["status"] for r in _rows(store, STEP_LOGS)] == ["FAILED"]
+        store.close()
+
+    def test_an_unusual_group_falls_back_and_is_rejected_by_id(self, tmp_path: Path) -> None:
+        """A record without org_slug: the wire route declines (frames untouched), the general
+        route rejects that record by id and writes the other."""
+        store = SQLiteStore(tmp_path / "w.db", writer_process=False)
+        bad = attrs.evolve(record(transition_id="bad"), org_slug=None)  # type: ignore[arg-type]
+        groups = _groups([(STATE_TRANSITIONS, [record(transition_id="good"), bad])])
+        assert _commit_prepared(store, groups) is None
+        [(status, (own, _, _))] = _commit(store, groups)
+        assert status == "ok"
+        assert own[0].written == 1
+        assert [e.row_id for e in own[0].rejected] == ["bad"]
+        assert [r["transition_id"] for r in _rows(store, STATE_TRANSITIONS)] == ["good"]
+        store.close()
+
+    def test_rows_of_other_tables_take_the_general_route(self, tmp_path: Path) -> None:
+        """A group holding a logged row (not a record) is written the general way, in full."""
+        store = SQLiteStore(tmp_path / "w.db", writer_process=False)
+        row = step_log_row(
+            phase="end",
+            step_logging_id="s-9",
+            pipeline_logging_id="run-1",
+            org_slug="acme",
+            step_name="load",
+            status="COMPLETED",
+            start_time=BASE_TIME,
+            end_time=BASE_TIME,
+        )
+        groups = _groups([(STATE_TRANSITIONS, [record(transition_id="t1")]), (STEP_LOGS, [row])])
+        assert _commit_prepared(store, groups) is None
+        [(status, (own, _, _))] = _commit(store, groups)
+        assert status == "ok"
+        assert [r.written for r in own] == [1, 1]
+        assert [r["step_log_id"] for r in _rows(store, STEP_LOGS)] == [row["step_log_id"]]
+        store.close()
+
+
+def test_the_child_binds_none_as_null_through_a_registered_adapter() -> None:
+    """bind_none_directly registers a None adapter (in a fresh process), and None stays NULL."""
+    script = (
+        "import sqlite3\n"
+        "from persistence._writer_child import bind_none_directly\n"
+        "key = (type(None), sqlite3.PrepareProtocol)\n"
+        "assert key not in sqlite3.adapters\n"
+        "bind_none_directly()\n"
+        "assert key in sqlite3.adapters\n"
+        "conn = sqlite3.connect(':memory:')\n"
+        "print(conn.execute('SELECT ? IS NULL, typeof(?)', (None, None)).fetchone())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "(1, 'null')"
+
+
+def test_the_childs_store_writes_short_statements(tmp_path: Path) -> None:
+    """tune_for_writer_child caps every table's rows per INSERT, and a 40-row group still lands."""
+    store = SQLiteStore(tmp_path / "w.db", writer_process=False)
+    store.tune_for_writer_child()
+    preparer = RowPreparer(table_spec(STATE_TRANSITIONS))
+    preparer.rows_per_statement = CHILD_ROWS_PER_STATEMENT
+    rows = [record(transition_id=f"r{i}") for i in range(40)]
+    assert len(preparer.statements(preparer.prepare_items(rows)[0])) == 3  # 16 + 16 + 8
+    groups = _groups([(STATE_TRANSITIONS, rows)])
+    [(status, (own, _, _))] = _commit(store, groups)
+    assert status == "ok"
+    assert own[0].written == 40
+    assert len(_rows(store, STATE_TRANSITIONS)) == 40
+    assert {p.rows_per_statement for p in store._preparers.values()} == {CHILD_ROWS_PER_STATEMENT}
+    store.close()

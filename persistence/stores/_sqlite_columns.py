@@ -19,7 +19,6 @@ from typing import Any
 from persistence._json_text import plain_json
 from statemachine.records import dumps_metadata
 
-CANONICAL_TIMESTAMP = "%Y-%m-%dT%H:%M:%S.%f+00:00"
 CANONICAL_LENGTH = 32
 # Compact-enough, sorted JSON like dumps_metadata, but built once: json.dumps() with keyword
 # arguments constructs a new encoder on every call. No `default`: a non-JSON value raises and

@@ -15,7 +15,6 @@ from typing import Any, NamedTuple
 from persistence.schema import TableSpec
 from persistence.stores._sqlite_columns import (
     CANONICAL_LENGTH,
-    CANONICAL_TIMESTAMP,
     COLUMN_CONVERTERS,
     TEXT_COLUMN_CONVERTERS,
     metadata_json,
@@ -44,7 +43,8 @@ def canonical_timestamp(value: object) -> str:
         raise ValueError(f"expected a timestamp (got {value!r} that is a {type(value).__name__})")
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)  # BigQuery reads a zone-less timestamp as UTC
-    return value.astimezone(dt.UTC).strftime(CANONICAL_TIMESTAMP)
+    # isoformat, not strftime(CANONICAL_TIMESTAMP): glibc's %Y does not pad years before 1000.
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
 def canonical_date(value: object) -> str:

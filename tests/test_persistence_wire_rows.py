@@ -1,0 +1,146 @@
+"""persistence._wire_rows: the writer child's parameters equal the general route's, exactly."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from persistence._derive import derive_run_rows
+from persistence._frame import encode_parts
+from persistence._wire_rows import WireUnusual, timestamp_text, wire_params
+from persistence.schema import table_spec
+from persistence.stores._sqlite_rows import RowPreparer, record_timestamp
+from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS
+from statemachine.records import TransitionRecord
+from tests.strategies.records import BASE_TIME, record, transition_records
+
+_SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+_PREPARERS = {t: RowPreparer(table_spec(t)) for t in (STATE_TRANSITIONS, PIPELINE_RUNS, STEP_LOGS)}
+_EXECUTOR_METADATA = st.fixed_dictionaries(
+    {},
+    optional={
+        "step_type": st.one_of(st.just("generic.noop"), st.integers(0, 3)),
+        "step_index": st.one_of(st.integers(0, 99), st.booleans(), st.just("3")),
+        "error_class": st.just("ValueError"),
+        "is_retryable": st.booleans(),
+        "rows": st.integers(0, 10),
+    },
+)
+
+
+def _wires(records: list[TransitionRecord]) -> list[Any]:
+    """The records' wire tuples, as the child loads them from the frame."""
+    encoded, _ = encode_parts([(STATE_TRANSITIONS, records)])
+    return encoded[0][1]
+
+
+def _general(table: str, items: list[Any]) -> list[tuple[Any, ...]]:
+    """The general route's insert parameters of records or derived rows (none rejected)."""
+    good, bad = _PREPARERS[table].prepare_items(items)
+    assert bad == []
+    return [tuple(values) for values in good]
+
+
+@st.composite
+def _records(draw: st.DrawFn) -> TransitionRecord:
+    """Any record, often one that implies a run or step row, with the executor's metadata."""
+    base = draw(transition_records(id_prefix="wire"))
+    if draw(st.booleans()):
+        base = attrs.evolve(base, from_state="RUNNING")
+    when = base.transition_time
+    if draw(st.booleans()):  # a whole second: isoformat() would drop the fraction
+        when = when.replace(microsecond=0)
+    return attrs.evolve(
+        base,
+        transition_time=when,
+        transition_date=when.date(),
+        metadata={**base.metadata, **draw(_EXECUTOR_METADATA)},
+    )
+
+
+class TestParity:
+    """The wire route gives the parameters derive_run_rows + RowPreparer give."""
+
+    @_SETTINGS
+    @given(records=st.lists(_records(), min_size=1, max_size=12))
+    def test_transitions_and_derived_rows_match_the_general_route(
+        self, records: list[TransitionRecord]
+    ) -> None:
+        """Invariant: for any valid records, the transitions' parameters and the run and step
+        rows equal those of the records and derive_run_rows' rows prepared for SQLite."""
+        rows, runs, steps = wire_params(_wires(records), derive=True)
+        assert rows == _general(STATE_TRANSITIONS, records)
+        derived: dict[str, list[Any]] = {PIPELINE_RUNS: [], STEP_LOGS: []}
+        for item in records:
+            for table, row in derive_run_rows(item):
+                derived[table].append(row)
+        assert runs == _general(PIPELINE_RUNS, derived[PIPELINE_RUNS])
+        assert steps == _general(STEP_LOGS, derived[STEP_LOGS])
+
+    @_SETTINGS
+    @given(
+        micros=st.integers(
+            min_value=(dt.datetime(1, 1, 2) - dt.datetime(1970, 1, 1)) // dt.timedelta(0, 0, 1),
+            max_value=(dt.datetime(9999, 12, 30) - dt.datetime(1970, 1, 1))
+            // dt.timedelta(0, 0, 1),
+        )
+    )
+    def test_timestamp_text_is_the_canonical_text(self, micros: int) -> None:
+        """Invariant: the text of any time in years 1-9999 is record_timestamp's of its datetime."""
+        when = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)
+        assert timestamp_text(micros) == record_timestamp(when)
+
+    def test_a_step_failed_before_it_started_has_a_zero_duration_row(self) -> None:
+        """PENDING -> FAILED of a step: attempt 1, never_started, start = end, 0 ms, as derived."""
+        failed = record(
+            entity_type="STEP",
+            step_logging_id="s-1",
+            from_state="PENDING",
+            to_state="FAILED",
+            duration_in_state_ms=1500,
+            error_type="DEPENDENCY_FAILURE",
+        )
+        _, _, steps = wire_params(_wires([failed]), derive=True)
+        assert steps == _general(STEP_LOGS, [row for _, row in derive_run_rows(failed)])
+        (row,) = steps
+        assert row[7] == 1
+        assert row[12] == 0
+        assert row[9] == row[10]
+        assert '"never_started": true' in row[14]
+
+
+class TestUnusual:
+    """A batch the wire route does not convert raises WireUnusual (the child then falls back)."""
+
+    def test_a_missing_required_value_is_unusual(self) -> None:
+        """A record without an org_slug (a NOT NULL column) is left to the general route."""
+        missing = attrs.evolve(record(), org_slug=None)  # type: ignore[arg-type]
+        wires = _wires([record(), missing])
+        with pytest.raises(WireUnusual):
+            wire_params(wires, derive=False)
+
+    def test_a_non_integer_duration_is_unusual(self) -> None:
+        """A run row from a duration that is not an int is left to the general route."""
+        ended = attrs.evolve(
+            record(from_state="RUNNING", to_state="COMPLETED"), duration_in_state_ms=True
+        )
+        with pytest.raises(WireUnusual):
+            wire_params(_wires([ended]), derive=True)
+
+    def test_a_start_before_year_one_is_refused(self) -> None:
+        """A duration reaching before 0001-01-01 raises, as the datetime route does."""
+        ended = record(
+            from_state="RUNNING",
+            to_state="COMPLETED",
+            at=BASE_TIME,
+            duration_in_state_ms=10**15,
+        )
+        with pytest.raises(ValueError, match="ordinal"):
+            wire_params(_wires([ended]), derive=True)
+        with pytest.raises(OverflowError):
+            derive_run_rows(ended)
