@@ -32,6 +32,8 @@ Figures:
   work waits for a core too, so an httpx probe partly measures itself (same run: p50 2.0 ms
   raw vs 4.4 ms httpx). submit_p50_httpx_ms / submit_p99_httpx_ms /
   probe_healthz_p99_httpx_ms are the httpx samples of phase 3, the instrument used before;
+  submit_samples: how many raw submits submit_p99_ms is taken from (one per 80 ms of phase 3:
+  ~20 on a quiet machine, so the "p99" is their largest, and one stall of the loop sets it);
 - submit_p50_same_priority_ms / submit_p99_same_priority_ms /
   probe_healthz_p99_same_priority_ms: the same probe during phases 1 and 2, where the 50
   clients run at the probe's and the server's priority and take their cores from both: the
@@ -692,6 +694,7 @@ def run(quick: bool = False) -> dict[str, float]:
     return {
         "submit_p50_ms": statistics.median(submits) * 1000,
         "submit_p99_ms": _percentile(submits, 0.99) * 1000,
+        "submit_samples": float(len(submits)),
         "probe_healthz_p99_ms": _percentile(control, 0.99) * 1000,
         "submit_p50_same_priority_ms": statistics.median(same_submits) * 1000,
         "submit_p99_same_priority_ms": _percentile(same_submits, 0.99) * 1000,
