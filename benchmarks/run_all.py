@@ -216,7 +216,7 @@ MISSED_NOTES = (
     "random places: the benchmark spreads dates over 30 days; a rollup table kept by trigger",
     "instead cost more than it saved) and the child's whole CPU per row is ~8.2-9 us with 8 KiB",
     "pages (9-9.5 with 4 KiB; kernel time in the commits, the WAL writes and a checkpoint's",
-    "fsync, varies 0.9-3.5 us per row between runs), so",
+    "fsync, varies 0.8-3.5 us per row between runs), so",
     "100,000/s needs the child's core free (e2e_default_writer_cpu_us_per_row is the child's",
     "CPU per row). The SIGKILL loss window",
     "no longer depends",
