@@ -39,7 +39,7 @@ from persistence.queries import run_query
 from persistence.schema import load_table_specs, sqlite_create_table, sqlite_indexes, table_spec
 from persistence.stores._sqlite_rows import RowPreparer
 from persistence.stores.base import STATE_TRANSITIONS
-from persistence.stores.sqlite import WAL_AUTOCHECKPOINT_PAGES
+from persistence.stores.sqlite import PAGE_SIZE_BYTES, wal_autocheckpoint_pages
 from statemachine.ids import uuid7_str
 from statemachine.records import TransitionRecord
 
@@ -159,9 +159,10 @@ def _raw_executemany(path: Path, values: list[list[Any]], batch: int) -> float:
     spec = table_spec(STATE_TRANSITIONS)
     conn = sqlite3.connect(path, isolation_level=None)
     pragmas = ("journal_mode = WAL", "synchronous = NORMAL", "cache_size = -65536")
+    conn.execute(f"PRAGMA page_size = {PAGE_SIZE_BYTES}")
     for pragma in (*pragmas, "temp_store = MEMORY"):
         conn.execute(f"PRAGMA {pragma}")
-    conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+    conn.execute(f"PRAGMA wal_autocheckpoint = {wal_autocheckpoint_pages(PAGE_SIZE_BYTES)}")
     conn.execute(sqlite_create_table(spec))
     for _, statement in sqlite_indexes(spec):
         conn.execute(statement)
@@ -228,6 +229,7 @@ def load_rows(path: Path, count: int) -> str:
     spec = table_spec(STATE_TRANSITIONS)
     preparer = RowPreparer(spec)
     conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA page_size = {PAGE_SIZE_BYTES}")  # as SQLiteStore makes its files
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = OFF")
     conn.execute(sqlite_create_table(spec))

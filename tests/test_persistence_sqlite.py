@@ -31,6 +31,7 @@ from persistence.stores.base import (
     Store,
     StoreError,
 )
+from persistence.stores.sqlite import PAGE_SIZE_BYTES
 from statemachine.records import TransitionRecord
 from tests.strategies.records import BASE_TIME, many_records, record, transition_records
 
@@ -260,6 +261,37 @@ class TestRetentionAndBootstrap:
         """The first real run creates tables and indexes; the second finds nothing to do."""
         assert store.ensure_tables(load_table_specs(), dry_run=False)
         assert store.ensure_tables(load_table_specs(), dry_run=False) == []
+
+    def test_a_new_file_gets_8_kib_pages_and_a_64_mib_checkpoint_interval(self, db: Path) -> None:
+        """A file the store creates has PAGE_SIZE_BYTES pages and checkpoints every ~64 MiB."""
+        store = SQLiteStore(db, writer_process=False)
+        store.ensure_tables(load_table_specs(), dry_run=False)
+        assert store.write_records(STATE_TRANSITIONS, [record()]).written == 1
+        assert store._conn is not None
+        (interval,) = store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()
+        store.close()
+        conn = sqlite3.connect(db)
+        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+        conn.close()
+        assert (page_size, interval) == (PAGE_SIZE_BYTES, 8_000)
+
+    def test_an_existing_4_kib_file_keeps_its_pages_and_its_interval(self, db: Path) -> None:
+        """A file made with 4 KiB pages keeps them (rows still land) and checkpoints every
+        16,000 pages, the same ~64 MiB."""
+        conn = sqlite3.connect(db)
+        conn.execute("PRAGMA page_size = 4096")
+        conn.execute(sqlite_create_table(table_spec(STATE_TRANSITIONS)))
+        conn.commit()
+        store = SQLiteStore(db, writer_process=False)
+        store.ensure_tables(load_table_specs(), dry_run=False)
+        assert store.write_records(STATE_TRANSITIONS, [record()]).written == 1
+        assert store._conn is not None
+        (interval,) = store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()
+        store.close()
+        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+        assert len(_rows(db)) == 1
+        conn.close()
+        assert (page_size, interval) == (4096, 16_000)
 
     def test_ensure_tables_drops_retired_indexes(self, store: SQLiteStore, db: Path) -> None:
         """An index an earlier version made (merged into another since) is dropped, and said so."""

@@ -36,7 +36,20 @@ if TYPE_CHECKING:
     import asyncio
 
 DEFAULT_PATH = "pipestate.db"
-WAL_AUTOCHECKPOINT_PAGES = 16_000  # at most ~64 MiB of WAL between checkpoints
+# Pages of a file this store creates (SQLite's default is 4,096; a file keeps the size it was
+# made with). The random-key indexes (id, run_time, window) make every commit rewrite most of
+# their leaf pages into the WAL: 8 KiB pages halve the frames (syscalls, checksums, the
+# checkpoint's copies) and the B-tree depth. The writer child's CPU per row in
+# benchmarks/persistence.py's emit -> SQLite fell ~10 % (docs: issue 12, seventh session).
+PAGE_SIZE_BYTES = 8_192
+WAL_AUTOCHECKPOINT_BYTES = 16_000 * 4_096  # at most ~64 MiB of WAL between checkpoints
+
+
+def wal_autocheckpoint_pages(page_size: int) -> int:
+    """The wal_autocheckpoint (in pages) that keeps ~64 MiB of WAL between checkpoints."""
+    return max(1, WAL_AUTOCHECKPOINT_BYTES // page_size)
+
+
 # Errors that one row's values can cause (constraint, unbindable type or text, huge int);
 # anything else (disk, lock, corruption) fails the batch as a whole.
 _ROW_ERRORS = (
@@ -206,13 +219,17 @@ class SQLiteStore:
                     check_same_thread=False,  # guarded by self._lock
                 )
                 conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+                # Only an empty file takes it (before WAL mode); an existing one keeps its own.
+                conn.execute(f"PRAGMA page_size = {PAGE_SIZE_BYTES}")
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute(f"PRAGMA synchronous = {self._synchronous}")
                 conn.execute("PRAGMA temp_store = MEMORY")
                 conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: the 1M-row queries fit
                 # Fewer, larger checkpoints: each one fsyncs and rewrites every index page the
                 # WAL touched; 4,000 pages checkpointed ~3x as often and cost ~25% throughput.
-                conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+                (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+                pages = wal_autocheckpoint_pages(page_size)
+                conn.execute(f"PRAGMA wal_autocheckpoint = {pages}")
             except sqlite3.Error as exc:
                 raise _store_error(f"opening {self.path!r}", exc) from exc
             self._conn = conn
