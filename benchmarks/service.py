@@ -12,19 +12,21 @@ clients (one AsyncClient and one connection each, all in one process), in three 
 2. *follow*: each client submits its share (202) as fast as admission lets it, then follows
    each run with GET ...?wait=true; on a 429 it waits for one of its own runs to end (or,
    with none, for Retry-After) and retries. This is the submit-heavy load.
-3. *niced follow*: phase 2 again, the 50 clients in a child process at the lowest CPU
-   priority (nice 19). On this machine the clients share the server's cores; the issue's
-   target means clients on other machines, and a niced load generator is the nearest a
-   one-machine benchmark gets to that: when the server (or the probe) wants a core, it gets it
-   before the clients do. The clients still send the same requests, just later.
+3. *niced follow*: phase 2 again with NICED_ROUNDS times the runs, the 50 clients in a child
+   process at the lowest CPU priority (nice 19). On this machine the clients share the
+   server's cores; the issue's target means clients on other machines, and a niced load
+   generator is the nearest a one-machine benchmark gets to that: when the server (or the
+   probe) wants a core, it gets it before the clients do. The clients still send the same
+   requests, just later.
 
 Figures:
 - submit_p50_ms / submit_p99_ms: latency of POST /api/v1/pipelines/run/... (202) seen by a
   *probe* during phase 3 (target p99 <= 20 ms on loopback): a separate process at normal
-  priority that, every 20 ms, sends the next of: a submit and a GET /healthz on a raw
-  keep-alive socket, the same two with httpx (so one raw submit every 80 ms, during all three
-  phases). It measures what the server gives a request (loopback, the API loop's queue,
-  admission, the hand-over to the runner thread) without the 50 clients' own queueing.
+  priority that, every 20 ms, sends the next of: a submit, a GET /healthz, a submit, the
+  httpx submit, a submit, the httpx /healthz (raw keep-alive socket unless httpx; so one raw
+  submit every 40 ms, during all three phases). It measures what the server gives a request
+  (loopback, the API loop's queue, admission, the hand-over to the runner thread) without the
+  50 clients' own queueing.
   probe_healthz_p99_ms is its control: the same probe's GET /healthz (no work at all) in
   between, under the same load; when the two are close, a submit's tail is the process
   waiting for a core or the GIL, not the submit's work. The raw socket is the instrument
@@ -32,8 +34,9 @@ Figures:
   work waits for a core too, so an httpx probe partly measures itself (same run: p50 2.0 ms
   raw vs 4.4 ms httpx). submit_p50_httpx_ms / submit_p99_httpx_ms /
   probe_healthz_p99_httpx_ms are the httpx samples of phase 3, the instrument used before;
-  submit_samples: how many raw submits submit_p99_ms is taken from (one per 80 ms of phase 3:
-  ~20 on a quiet machine, so the "p99" is their largest, and one stall of the loop sets it);
+  submit_samples: how many raw submits submit_p99_ms is taken from (one per 40 ms of phase 3,
+  ~200 on a quiet machine: with one raw submit per 80 ms and 1,000 runs phase 3 gave ~20, so
+  the "p99" was their largest, set by one stall of the loop);
 - submit_p50_same_priority_ms / submit_p99_same_priority_ms /
   probe_healthz_p99_same_priority_ms: the same probe during phases 1 and 2, where the 50
   clients run at the probe's and the server's priority and take their cores from both: the
@@ -143,6 +146,9 @@ CLIENTS = 50
 PAIRS = 5  # HTTP / in-process pairs, each of runs / PAIRS runs, at least 200
 STEPS = 10
 PROBE_INTERVAL = 0.02
+# Phase 3 runs this many times the runs: long enough for ~200 raw probe submits (a p99 of 20
+# samples is their maximum).
+NICED_ROUNDS = 5
 SEQUENTIAL = 300  # requests of each kind in the one-client phase
 ROUTE = "/api/v1/pipelines/run/{org}/test/bench/noop10"
 PIPELINE = "pipeline_id: noop10\ntimeout_minutes: 5\nsteps:\n" + "".join(
@@ -393,7 +399,7 @@ def _probe_main(url: str, key: str) -> None:
     threading.Thread(target=watch_stdin, daemon=True).start()
     samples: list[tuple[float, str, float, int]] = []
     raw = _RawClient(url, key)
-    kinds = ("submit", "healthz", "submit_httpx", "healthz_httpx")
+    kinds = ("submit", "healthz", "submit", "submit_httpx", "submit", "healthz_httpx")
     tick = 0
     with httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=60) as client:
         while not stop.wait(PROBE_INTERVAL):  # pacing the probe, not waiting for a worker
@@ -662,7 +668,7 @@ def run(quick: bool = False) -> dict[str, float]:
             same_priority.append(time.time())
             same_delay = _run_delay_ms(proc.pid) - same_delay
             niced_window, delay = (time.time(), 0.0), _run_delay_ms(proc.pid)
-            niced = _niced_load(url, key, runs)
+            niced = _niced_load(url, key, NICED_ROUNDS * runs)
             niced_window = (niced_window[0], time.time())
             delay = _run_delay_ms(proc.pid) - delay
             samples = _stop_probe(probe)
@@ -716,7 +722,7 @@ def run(quick: bool = False) -> dict[str, float]:
         "client_floor_p99_ms": floor["p99"] * 1000,
         "http_runs_per_s": runs / load["wall"],
         "http_follow_runs_per_s": runs / followed["wall"],
-        "niced_follow_runs_per_s": runs / niced["wall"],
+        "niced_follow_runs_per_s": NICED_ROUNDS * runs / niced["wall"],
         "niced_loaded_submit_p99_ms": _percentile(niced["latencies"], 0.99) * 1000,
         "non_2xx": float(load["non_2xx"] + followed["non_2xx"] + niced["non_2xx"]),
         "rejected_429": float(
@@ -726,7 +732,9 @@ def run(quick: bool = False) -> dict[str, float]:
         "retry_after_sleeps": float(followed["retry_after_sleeps"] + niced["retry_after_sleeps"]),
         "retry_after_slept_s": followed["retry_after_slept_s"] + niced["retry_after_slept_s"],
         "rows_lost": float(
-            (3 * runs + PAIRS * pair_runs + CLIENTS + probe_runs + SEQUENTIAL) * (STEPS + 1) * 2
+            ((2 + NICED_ROUNDS) * runs + PAIRS * pair_runs + CLIENTS + probe_runs + SEQUENTIAL)
+            * (STEPS + 1)
+            * 2
             - stored
         ),
         "inprocess_runs_per_s": runs / inproc_wall,
