@@ -275,6 +275,34 @@ class TestRetentionAndBootstrap:
         conn.close()
         assert (page_size, interval) == (PAGE_SIZE_BYTES, 8_000)
 
+    def test_the_writer_childs_store_checkpoints_in_a_thread(self, db: Path) -> None:
+        """Tuned for the writer child, the connection never auto-checkpoints, and once a
+        threshold's worth of WAL frames is committed the checkpointer thread copies them back."""
+        store = SQLiteStore(db, writer_process=False)
+        store.tune_for_writer_child(checkpoint_frames=40)
+        store.ensure_tables(load_table_specs(), dry_run=False)
+        assert store._conn is not None
+        assert store._checkpointer is not None
+        (interval,) = store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()
+        checkpointer = store._checkpointer
+        batch = 0
+        # Small commits (a few frames each) until the last one crossed the threshold.
+        while (checkpointer.pending_frames() or 0) < checkpointer.threshold:
+            rows = [record(transition_id=f"r{batch}-{i}") for i in range(5)]
+            assert store.write_records(STATE_TRANSITIONS, rows).written == 5
+            batch += 1
+        with checkpointer.checkpointed:
+            checkpointer.checkpointed.wait_for(lambda: checkpointer.checkpoints > 0, timeout=10)
+        pending = checkpointer.pending_frames()
+        store.close()
+        assert interval == 0
+        assert checkpointer.checkpoints >= 1
+        assert pending is not None
+        assert pending < 2 * checkpointer.threshold
+        assert not (db.parent / (db.name + "-wal")).exists()  # the close checkpointed the rest
+        assert checkpointer.writer_checkpoints == 0
+        assert len(_rows(db)) == 5 * batch
+
     def test_an_existing_4_kib_file_keeps_its_pages_and_its_interval(self, db: Path) -> None:
         """A file made with 4 KiB pages keeps them (rows still land) and checkpoints every
         16,000 pages, the same ~64 MiB."""

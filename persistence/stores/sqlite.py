@@ -28,6 +28,7 @@ from persistence.schema import (
     sqlite_retired_indexes,
 )
 from persistence.stores._select import where_clause as _where_clause
+from persistence.stores._sqlite_checkpoint import WalCheckpointer
 from persistence.stores._sqlite_rows import RowPreparer, canonical_param, encodable_values
 from persistence.stores.base import RowError, StoreError, WriteResult
 from statemachine.records import TransitionRecord
@@ -134,6 +135,8 @@ class SQLiteStore:
         self._schema_ready = False
         self._specs = {spec.name: spec for spec in load_table_specs()}
         self._preparers = {name: RowPreparer(spec) for name, spec in self._specs.items()}
+        self._checkpoint_in_thread: int | None = None  # tune_for_writer_child: 0 = page size's
+        self._checkpointer: WalCheckpointer | None = None
         # The logger's commits (write_many) run in a forked writer process by default; see
         # persistence/_writer_process.py. Every other call stays on this connection.
         self._writer: WriterProcess | None = open_writer(
@@ -148,10 +151,16 @@ class SQLiteStore:
             writer_process,
         )
 
-    def tune_for_writer_child(self) -> None:
-        """Shorter multi-row statements, for the writer process's own store (see the constant)."""
+    def tune_for_writer_child(self, *, checkpoint_frames: int | None = None) -> None:
+        """Shorter multi-row statements and checkpoints in a thread, for the writer process's store.
+
+        checkpoint_frames (tests): the WAL frames that wake the checkpointer, instead of the
+        page size's wal_autocheckpoint_pages (persistence/stores/_sqlite_checkpoint.py).
+        """
         for preparer in self._preparers.values():
             preparer.rows_per_statement = min(preparer.rows_per_statement, CHILD_ROWS_PER_STATEMENT)
+        with self._lock:
+            self._checkpoint_in_thread = checkpoint_frames or 0
 
     @property
     def derives_rows(self) -> bool:
@@ -230,6 +239,14 @@ class SQLiteStore:
                 (page_size,) = conn.execute("PRAGMA page_size").fetchone()
                 pages = wal_autocheckpoint_pages(page_size)
                 conn.execute(f"PRAGMA wal_autocheckpoint = {pages}")
+                if self._checkpoint_in_thread is not None:
+                    # The writer child: checkpoints off the commit path, same threshold.
+                    conn.execute("PRAGMA wal_autocheckpoint = 0")
+                    self._checkpointer = WalCheckpointer(
+                        _literal_path(self.path),
+                        self._checkpoint_in_thread or pages,
+                        self._busy_timeout_ms / 1000,
+                    )
             except sqlite3.Error as exc:
                 raise _store_error(f"opening {self.path!r}", exc) from exc
             self._conn = conn
@@ -356,6 +373,8 @@ class SQLiteStore:
                         conn.execute("ROLLBACK")
                     rows = sum(len(good) + len(rejected) for _, good, rejected in prepared)
                     raise _store_error(f"writing {rows} rows", exc) from exc
+                if self._checkpointer is not None:
+                    self._checkpointer.after_commit(conn)
         return [WriteResult(len(good), tuple(rejected)) for _, good, rejected in prepared]
 
     @staticmethod
@@ -387,6 +406,8 @@ class SQLiteStore:
                     conn.execute("ROLLBACK")
                 rows = len(good) + len(rejected)
                 raise _store_error(f"writing {rows} rows to {preparer.spec.name}", exc) from exc
+            if self._checkpointer is not None:
+                self._checkpointer.after_commit(conn)
         return WriteResult(written=len(good), rejected=tuple(rejected))
 
     @classmethod
@@ -505,6 +526,10 @@ class SQLiteStore:
             self._writer.close()
         with self._lock:
             self._closed = True
+            if self._checkpointer is not None:
+                # First: the writer's connection, closed last, checkpoints the WAL as before.
+                self._checkpointer.close()
+                self._checkpointer = None
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
