@@ -53,7 +53,7 @@ class WalCheckpointer:
             (backfilled,) = _MX_FRAME.unpack_from(header, _BACKFILL_AT)
         except (OSError, struct.error):
             return None
-        return max(0, last - backfilled)
+        return max(0, int(last) - int(backfilled))
 
     def after_commit(self, conn: sqlite3.Connection) -> None:
         """After each of the writer's commits: wake the thread, or checkpoint here if far behind."""
