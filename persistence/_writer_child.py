@@ -136,12 +136,22 @@ def _commit(store: Any, groups: list[tuple[Any, bool]]) -> list[Any]:
         written = write_group(store, [*parts, *extra])
     except Exception as error:
         return [_error_reply(error)] * len(groups)
-    results = written[: len(parts)]
-    derived = [(table, r) for (table, _), r in zip(extra, written[len(parts) :], strict=True)]
+    return _ok_replies(groups, written, len(parts), extra, failures)
+
+
+def _ok_replies(
+    groups: list[tuple[Any, bool]],
+    written: list[Any],
+    own_parts: int,
+    extra: list[tuple[str, list[Any]]],
+    failures: int,
+) -> list[Any]:
+    """One reply per group: its own parts' results; the derived rows go with the first."""
+    derived = [(table, r) for (table, _), r in zip(extra, written[own_parts:], strict=True)]
     replies: list[Any] = []
     offset = 0
     for encoded, _ in groups:
-        own = results[offset : offset + len(encoded)]
+        own = written[offset : offset + len(encoded)]
         offset += len(encoded)
         replies.append(("ok", (own, derived, failures) if not replies else (own, [], 0)))
     return replies
@@ -177,14 +187,7 @@ def _commit_prepared(store: Any, groups: list[tuple[Any, bool]]) -> list[Any] | 
         written = store.write_prepared([*parts, *extra])
     except Exception as error:
         return [_error_reply(error)] * len(groups)
-    derived = [(table, r) for (table, _), r in zip(extra, written[len(parts) :], strict=True)]
-    replies: list[Any] = []
-    offset = 0
-    for encoded, _ in groups:
-        own = written[offset : offset + len(encoded)]
-        offset += len(encoded)
-        replies.append(("ok", (own, derived, 0) if not replies else (own, [], 0)))
-    return replies
+    return _ok_replies(groups, written, len(parts), extra, 0)
 
 
 def bind_none_directly() -> None:
