@@ -175,9 +175,34 @@ def close_when_collected(owner: Any, conn: Any) -> None:
     weakref.finalize(owner, _close_guarded, conn)
 
 
+# Connections a finalizer could not close at once (a fork was under way): closed when it ends.
+_DEFERRED_CLOSES: list[Any] = []
+
+
 def _close_guarded(conn: Any) -> None:
-    with _FORK_GUARD, contextlib.suppress(Exception):
-        conn.close()
+    """Close a collected store's connection now, or after the fork under way: never block.
+
+    A finalizer runs inside whatever code the collector interrupted, which may hold a lock
+    os.fork()'s own at-fork handlers take (concurrent.futures' global shutdown lock is held
+    by ThreadPoolExecutor.submit): waiting there for _FORK_GUARD, held by a thread inside
+    os.fork() that waits for that lock, hung the process for ever.
+    """
+    if not _FORK_GUARD.acquire(blocking=False):
+        _DEFERRED_CLOSES.append(conn)
+        return
+    try:
+        with contextlib.suppress(Exception):
+            conn.close()
+    finally:
+        _FORK_GUARD.release()
+
+
+def _close_deferred() -> None:
+    """Close the connections finalizers left while a fork was under way (see _close_guarded)."""
+    while _DEFERRED_CLOSES:
+        conn = _DEFERRED_CLOSES.pop()
+        with _FORK_GUARD, contextlib.suppress(Exception):
+            conn.close()
 
 
 def _quiet_fork() -> int:
@@ -199,6 +224,7 @@ def _quiet_fork() -> int:
         if os.getpid() == parent:  # the child never uses the parent's objects
             for lock in held:
                 lock.release()
+            _close_deferred()
 
 
 def _close_inherited_pipes() -> None:

@@ -285,3 +285,38 @@ class TestEncodedParts:
             (STATE_TRANSITIONS, recs),
             (PIPELINE_RUNS, rows),
         ]
+
+
+class TestCollectedConnections:
+    def test_a_finalizer_never_waits_for_a_fork_under_way(self) -> None:
+        """A collected store's connection closed while another thread holds the fork guard is
+        left for the fork's end (a blocking wait there deadlocked with os.fork()'s at-fork
+        locks), and closed by it."""
+        import threading
+
+        from persistence import _writer_process
+
+        conn = sqlite3.connect(":memory:", check_same_thread=False)
+        holding, release = threading.Event(), threading.Event()
+
+        def fork_under_way() -> None:
+            with _writer_process._FORK_GUARD:
+                holding.set()
+                release.wait(10)
+
+        forker = threading.Thread(target=fork_under_way)
+        forker.start()
+        assert holding.wait(10)
+        closer = threading.Thread(target=_writer_process._close_guarded, args=(conn,))
+        closer.start()
+        closer.join(5)
+        returned = not closer.is_alive()
+        release.set()
+        forker.join(10)
+        closer.join(10)
+        assert returned, "the finalizer waited for the fork guard"
+        assert conn.execute("SELECT 1").fetchone() == (1,)  # still open: deferred
+        _writer_process._close_deferred()
+        with pytest.raises(sqlite3.ProgrammingError):
+            conn.execute("SELECT 1")
+        assert _writer_process._DEFERRED_CLOSES == []
