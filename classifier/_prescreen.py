@@ -132,10 +132,13 @@ def guarded_anchors(pattern: str) -> tuple[frozenset[str] | None, frozenset[str]
     found: set[str] | None = set()
     guards: set[str] = set()
     try:
-        items = list(sre.parse(pattern))
-        branches = items[0][1][1] if items and items[0][0] is sre.BRANCH else ()
-        for branch in branches:
-            alternative = [*branch, *items[1:]]
+        parsed = sre.parse(pattern)
+        items = list(parsed) if not parsed.state.flags & re.IGNORECASE else []
+        if items and items[0][0] is sre.BRANCH:
+            alternatives = [[*branch, *items[1:]] for branch in items[0][1][1]]
+        else:
+            alternatives = [items]
+        for alternative in alternatives:
             heads = _heads(alternative, "")
             single = heads is not None and max(map(len, heads), default=0) == 1
             guard = _required_literal(alternative) if single else ""
