@@ -284,22 +284,25 @@ class PreScreen:
 
     def first(self, lowered: str) -> PatternRule | None:
         """The earliest rule (in table order) that matches already lower-cased text, or None."""
-        screen = self.screen
+        screen = self._screen or self.screen  # the attribute first: a property call costs
         # (rule index, position) pairs; -1: no anchors known, search the whole text.
-        hits = [(index, -1) for index in screen.always]
+        hits: list[tuple[int, int]] = []
+        for index in screen.always:
+            hits.append((index, -1))
         for literal, index in screen.guarded:  # one substring test each: cheaper than a scan
             if literal in lowered:
                 hits.append((index, -1))
-        if screen.scanner is not None:
+        scanner = screen.scanner
+        if scanner is not None:
             rules_at = screen.rules_at
-            text = " " + lowered if screen.padded else lowered
-            for match in screen.scanner.finditer(text):
+            for match in scanner.finditer(" " + lowered if screen.padded else lowered):
                 position = match.start()
                 for index in rules_at[match.group(1)]:
                     hits.append((index, position))
         if not hits:
             return None
-        hits.sort()  # table order first, then text order: the first success is the answer
+        if len(hits) > 1:
+            hits.sort()  # table order first, then text order: the first success is the answer
         rules = self.rules
         for index, position in hits:
             regex = rules[index].regex

@@ -132,6 +132,26 @@ class TestGuards:
         assert PreScreen(rules).first(text) is _plain(rules, text)
 
 
+class TestFirst:
+    """PreScreen.first tries candidates in table order, whatever the text order."""
+
+    def test_two_candidates_in_reverse_text_order(self) -> None:
+        """The earlier rule wins even when the later rule's anchor comes first in the text."""
+        beta = PatternRule("beta", P, "first in the table")
+        alpha = PatternRule("alpha", V, "second in the table")
+        assert PreScreen([beta, alpha]).first("alpha beta") is beta
+        assert PreScreen([alpha, beta]).first("alpha beta") is alpha
+
+    def test_screen_is_built_once(self) -> None:
+        """The built screen is kept and reused by later calls."""
+        screen = PreScreen([PatternRule("beta", P, "b")])
+        assert screen.first("beta") is not None
+        built = screen._screen
+        assert built is not None
+        assert screen.first("gamma") is None
+        assert screen._screen is built
+
+
 class TestRequiredLiteral:
     """The literal every match contains: the longest run of mandatory literal characters."""
 
