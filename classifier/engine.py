@@ -98,7 +98,12 @@ def _verdict(
     rich = has_signals(exception)  # once per call: _decide and the flag below both need it
     text = message_text(exception, error_message)
     rule = _decide(exception, text, rich)
-    verdict = rule.error_type if rule is not None else _from_chain(exception)
+    if rule is not None:
+        verdict = rule.error_type
+    elif rich or exception.__cause__ is not None or exception.__context__ is not None:
+        verdict = _from_chain(exception)
+    else:  # not rich: no group members, .orig, .reason or .last_exc; no chain either
+        verdict = ErrorType.UNKNOWN
     flag = retry_flag(exception, RETRY_FLAG.attributes) if rich else None
     if flag is True and verdict not in RETRYABLE:
         return RETRY_FLAG.error_type, RETRY_FLAG  # the library knows its own errors best
@@ -252,7 +257,30 @@ def _lookup_mro(cls: type) -> TypeRule | None:
     return None
 
 
+# _name_rule per (class, table): the weak tables are read for every undecided error, each a walk
+# of the MRO with a regex search per class.
+# Keyed by the table's id, the table kept in the entry to check it (hashing it costs more).
+_NAME_CACHE: dict[tuple[type, int], tuple[tuple[NameRule, ...], NameRule | None]] = {}
+
+
 def _name_rule(cls: type, rules: tuple[NameRule, ...]) -> NameRule | None:
+    """_find_name_rule, cached per class and table."""
+    key = (cls, id(rules))
+    try:
+        entry = _NAME_CACHE[key]
+        if entry[0] is rules:
+            return entry[1]
+    except (KeyError, TypeError):
+        pass
+    rule = _find_name_rule(cls, rules)
+    if len(_NAME_CACHE) >= _TYPE_CACHE_LIMIT:  # dynamically created classes must not leak memory
+        _NAME_CACHE.clear()
+    with contextlib.suppress(TypeError):  # an unhashable metaclass: just do not cache
+        _NAME_CACHE[key] = (rules, rule)
+    return rule
+
+
+def _find_name_rule(cls: type, rules: tuple[NameRule, ...]) -> NameRule | None:
     """The first name rule matching the most specific non-builtin exception class in the MRO."""
     for klass in _mro(cls):
         name = getattr(klass, "__name__", None)

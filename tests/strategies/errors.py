@@ -28,6 +28,7 @@ def fresh_classifier_caches() -> None:
 
     for table in (engine._TYPE_CACHE, engine._SPECIFIC_CACHE, _signals._ABSENT, _signals._RICH):
         table.clear()
+    engine._NAME_CACHE.clear()
     engine._PATTERNS._screen = None  # rebuilt on first use (re's own cache keeps it cheap)
     engine._REFINE_SCREENS.clear()  # the refinements' pre-screens, likewise
     for cached in (_fallback._screen, _fallback._phrases, _fallback._statuses_by_phrase):
