@@ -7,7 +7,7 @@ import re._parser as sre  # type: ignore[import-not-found]  # stdlib parser; typ
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from classifier import engine
@@ -113,7 +113,7 @@ class TestGuards:
         assert screen.first("x validation error for model") is other  # no digits: no match
         assert screen.first("3 rows") is None
 
-    @settings(deadline=None)
+    @settings(deadline=None, suppress_health_check=[HealthCheck.differing_executors])
     @given(
         st.lists(
             st.sampled_from(
@@ -223,7 +223,7 @@ class TestRefinementScreens:
             for text in texts:
                 assert engine._refinement(refine, text) is first_refinement(refine, text), text
 
-    @settings(deadline=None)
+    @settings(deadline=None, suppress_health_check=[HealthCheck.differing_executors])
     @given(st.text(max_size=200))
     def test_agrees_with_first_refinement_on_any_text(self, raw: str) -> None:
         """Invariant: for arbitrary text, the screened refinement equals the plain one."""
