@@ -39,6 +39,13 @@ class TestNameCache:
         assert engine._NAME_CACHE[(cls, id(WEAK_NAMES))] == (WEAK_NAMES, found)
         assert engine._name_rule(cls, WEAK_NAME_RULES) is None
 
+    def test_cached_entry_is_returned_without_walking(self) -> None:
+        """A cached entry for the same table answers, whatever the walk would say."""
+        cls = type("SocketError", (Exception,), {"__module__": "svc"})
+        sentinel = NameRule("Sentinel", P, "cached")
+        engine._NAME_CACHE[(cls, id(WEAK_NAMES))] = (WEAK_NAMES, sentinel)
+        assert engine._name_rule(cls, WEAK_NAMES) is sentinel
+
     def test_stale_table_id_is_recomputed(self) -> None:
         """An entry whose id now names another table is recomputed, never reused."""
         cls = type("SocketError", (Exception,), {"__module__": "svc"})

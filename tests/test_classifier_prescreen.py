@@ -166,6 +166,8 @@ class TestRequiredLiteral:
             (r"(?i:abcdef)z", "z"),  # inline flags: its literals are not trusted
             (r"\w+", ""),
             (r"ab\bcd", "ab"),  # anything else ends the run
+            (r"abcd(?:efgh)+", "abcd"),  # of two equally long literals, the first
+            (r"ab(?:cdef)+", "cdef"),  # a longer literal inside a group wins
         ],
     )
     def test_shapes(self, pattern: str, expected: str) -> None:
