@@ -129,32 +129,32 @@ def guarded_anchors(pattern: str) -> tuple[frozenset[str] | None, frozenset[str]
     every match of it contains (" validation error"): when the guard occurs in the text, the
     rule is searched in full. Without such an alternative the result is anchors()'s.
     """
-    found: set[str] | None = set()
+    found: set[str] = set()
     guards: set[str] = set()
     try:
         parsed = sre.parse(pattern)
-        items = list(parsed) if not parsed.state.flags & re.IGNORECASE else []
+        if parsed.state.flags & re.IGNORECASE:  # a literal may match other characters (the long s)
+            return anchors(pattern), frozenset()
+        items = list(parsed)
         if items and items[0][0] is sre.BRANCH:
             alternatives = [[*branch, *items[1:]] for branch in items[0][1][1]]
         else:
             alternatives = [items]
         for alternative in alternatives:
             heads = _heads(alternative, "")
-            single = heads is not None and max(map(len, heads), default=0) == 1
+            single = heads is not None and max(map(len, heads)) == 1  # heads is never empty
             guard = _required_literal(alternative) if single else ""
             if len(guard) >= MIN_GUARD_CHARS:
                 guards.add(guard)
-            elif heads is None or found is None:
-                found = None
+            elif heads is None:  # this alternative may start anywhere: always searched in full
+                return None, frozenset()
             else:
                 found |= heads
     except Exception:  # an unexpected parse shape: anchors() says what to do
         guards.clear()
     if not guards:
         return anchors(pattern), frozenset()
-    if found is None:  # another alternative may start anywhere: the rule is always searched
-        return None, frozenset()
-    return (_bounded(found) if found else frozenset()), frozenset(guards)
+    return _bounded(found), frozenset(guards)
 
 
 def _required_literal(items: Items) -> str:

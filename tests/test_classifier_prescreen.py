@@ -84,6 +84,16 @@ class TestGuards:
         assert found == frozenset()
         assert guards == frozenset({" rejected", " missing"})
 
+    def test_guard_reads_past_the_alternation(self) -> None:
+        """What follows the alternatives belongs to each of them: its literal is in the guard."""
+        found, guards = guarded_anchors(r"(?:\d+|abcde)fghij")
+        assert guards == frozenset({"fghij"})
+        assert found == frozenset({"abcdefghij"})
+
+    def test_an_unanchored_alternative_before_a_guarded_one(self) -> None:
+        """The order of the alternatives does not matter: the rule is still always searched."""
+        assert guarded_anchors(r"(?:\w+ broke|\d+ validation error)") == (None, frozenset())
+
     def test_ignorecase_pattern_gets_no_guard(self) -> None:
         """With (?i) a literal may match other characters (the long s): no guard is trusted."""
         found, guards = guarded_anchors(r"(?i)\d+ validation error")
@@ -205,6 +215,16 @@ class TestAnchorWidth:
         assert screen.rules_at["time"] == (0,)
         assert screen.rules_at["deadline"] == (2,)
         assert PreScreen(rules).first("a timeout") is rules[1]
+
+    def test_one_character_anchor_is_a_prefix_too(self) -> None:
+        """A one-character anchor's rule is a candidate wherever a longer anchor starts with it."""
+        rules = [PatternRule("x", P, "one"), PatternRule("xyz", P, "three")]
+        assert build_screen(rules).rules_at == {"x": (0,), "xyz": (0, 1)}
+
+    def test_empty_table_has_no_anchors(self) -> None:
+        """No rules: no anchors, no scanner, nothing always searched."""
+        screen = build_screen([])
+        assert (screen.rules_at, screen.scanner, screen.always) == ({}, None, ())
 
 
 def _refine_tuples() -> list[tuple[PatternRule, ...]]:
