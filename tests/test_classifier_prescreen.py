@@ -225,6 +225,17 @@ class TestAnchorWidth:
         """No rules: no anchors, no scanner, nothing always searched."""
         screen = build_screen([])
         assert (screen.rules_at, screen.scanner, screen.always) == ({}, None, ())
+        assert screen.padded is False
+        assert screen.guarded == ()
+
+    def test_only_guarded_rules_keep_their_guards(self) -> None:
+        """A table whose every rule is guarded has no scanner, and its guards still work."""
+        rule = PatternRule(r"\d+ validation errors? for", V, "pydantic")
+        screen = build_screen([rule], guards=True)
+        assert screen.scanner is None
+        assert screen.guarded == ((" validation error", 0),)
+        assert PreScreen([rule]).first("2 validation errors for m") is rule
+        assert PreScreen([rule]).first("2 errors for m") is None
 
 
 def _refine_tuples() -> list[tuple[PatternRule, ...]]:
