@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from persistence import LoggerSettings, MetadataLogger, SQLiteStore
+from persistence import LoggerSettings, MetadataLogger, SQLiteStore, _writer_pool
 from persistence._frame import wire_record
 from persistence._writer_process import (
     EncodedParts,
@@ -32,6 +32,13 @@ from statemachine.records import TransitionRecord
 from tests.outbox_support import GatedRemote, outbox_ids
 from tests.processes import gone
 from tests.strategies.records import record, transition_records
+
+
+@pytest.fixture(autouse=True)
+def unpooled_writers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests end each writer child with its store: no child is parked for reuse."""
+    _writer_pool.clear()
+    monkeypatch.setattr(_writer_pool, "POOL_SIZE", 0)
 
 
 def stored(path: Path, table: str, column: str) -> set[str]:

@@ -149,7 +149,22 @@ class SQLiteStore:
                 writer_process=False,
             ),
             writer_process,
+            before_fork=self._release_connection,
         )
+
+    def _release_connection(self) -> None:
+        """Close this process's connection before a writer fork; the next call reopens it.
+
+        A fork copies SQLite's per-file state of every file open in this process, and a
+        parked writer child may later open the same file again: with that stale copy it
+        would share locks and wal-index with a connection that no longer exists. A child
+        never opens a file that was open at its fork (persistence/_writer_pool.py), so closing
+        ours first is what lets the next logger of this file reuse it.
+        """
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.close()
 
     def tune_for_writer_child(self, *, checkpoint_frames: int | None = None) -> None:
         """Shorter multi-row statements and checkpoints in a thread, for the writer process's store.

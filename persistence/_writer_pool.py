@@ -1,0 +1,164 @@
+"""Parked writer children: a SQLiteStore's writer outlives its store, for the next one to reuse.
+
+Why: a process that runs pipeline after pipeline with a new store and logger each time (an
+Airflow or Celery worker, a test suite, benchmarks/executor.py) forked a writer per logger.
+Each fork write-protects the parent's whole heap: the event loop's first write to every page
+then faults (~250 faults, ~0.75 ms per 100-step chain), and the new child starts with a cold
+heap. A store's close() now detaches its child instead (it commits, closes the file, answers;
+_writer_child._serve) and parks it here; the next writer of this process sends it "open" and
+the new store's factory instead of forking. Once the parent has written its pages after the
+first fork they are its own: later runs pay no copy-on-write faults at all.
+
+Rules:
+- At most POOL_SIZE children are parked; a parked child exits after IDLE_SECONDS without an
+  "open" (its own timer), at end-of-file when this process exits or is killed, and when
+  pruned here; it is never reused past IDLE_REUSE of its timeout (it might be exiting).
+- A child that died while parked is reaped and never reused (take() checks first).
+- A child is not reused for a file this process held open when it was forked (`inherited`):
+  SQLite keeps one lock and wal-index state per file and process (matched by device and
+  inode), and the child's copy of that state is the parent's at the fork, stale since.
+  SQLiteStore closes its own connection before a fork for this reason (before_fork).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import threading
+import time
+
+import attrs
+
+POOL_SIZE = 2
+IDLE_SECONDS = 30.0
+IDLE_REUSE = 0.8  # a child parked longer than this share of its timeout is not taken again
+
+
+@attrs.frozen
+class Parked:
+    """One parked writer child: its pid, the parent's pipe ends, what it must not open."""
+
+    pid: int
+    send_fd: int
+    receive_fd: int
+    inherited: frozenset[tuple[int, int]]  # (st_dev, st_ino) of files open at its fork
+    reuse_until: float  # time.monotonic() after which it is pruned, not taken
+    owner: int = attrs.field(factory=os.getpid)
+
+
+_PARKED: list[Parked] = []
+_LOCK = threading.Lock()
+
+
+def open_files() -> frozenset[tuple[int, int]]:
+    """(device, inode) of every regular file this process has open (a fork inherits them)."""
+    found = set()
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError, ValueError):
+                info = os.fstat(int(name))
+                if stat.S_ISREG(info.st_mode):
+                    found.add((info.st_dev, info.st_ino))
+    return frozenset(found)
+
+
+def _file_key(path: str) -> tuple[int, int] | None:
+    """The (device, inode) of path, None if it does not exist yet (a new file is no one's)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino)
+
+
+def has_room() -> bool:
+    """True when a detached writer would be parked (the pool is on and not full)."""
+    with _LOCK:
+        _prune()
+        return len(_PARKED) < POOL_SIZE
+
+
+def park(pid: int, send_fd: int, receive_fd: int, inherited: frozenset[tuple[int, int]]) -> None:
+    """Keep a detached child for the next writer (or end it if the pool filled meanwhile)."""
+    until = time.monotonic() + IDLE_SECONDS * IDLE_REUSE
+    child = Parked(pid, send_fd, receive_fd, inherited, until)
+    with _LOCK:
+        _prune()
+        if len(_PARKED) < POOL_SIZE:
+            _PARKED.append(child)
+            return
+    _end(child)
+
+
+def take(path: str) -> Parked | None:
+    """The most recently parked live child that may open `path`, removed from the pool."""
+    key = _file_key(path)
+    with _LOCK:
+        _prune()
+        for index in range(len(_PARKED) - 1, -1, -1):
+            child = _PARKED[index]
+            if key is None or key not in child.inherited:
+                del _PARKED[index]
+                return child
+    return None
+
+
+def parked_pids() -> list[int]:
+    """The pids parked now (oldest first)."""
+    with _LOCK:
+        _prune()
+        return [child.pid for child in _PARKED]
+
+
+def clear() -> None:
+    """End every parked child (they exit at end-of-file) without waiting for them."""
+    with _LOCK:
+        children = list(_PARKED)
+        _PARKED.clear()
+    for child in children:
+        _end(child)
+
+
+def _prune() -> None:
+    """Drop children that exited (reaped now), timed out here, or belong to another process."""
+    now = time.monotonic()
+    keep = []
+    for child in _PARKED:
+        if child.owner != os.getpid():
+            continue  # a forked process's copy: forget_in_child closed its descriptors
+        if now > child.reuse_until or _exited(child.pid):
+            _end(child)
+        else:
+            keep.append(child)
+    _PARKED[:] = keep
+
+
+def _exited(pid: int) -> bool:
+    """Reap `pid` if it has exited (never waits); True if it is gone."""
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] != 0
+    except ChildProcessError:
+        return True
+
+
+def _end(child: Parked) -> None:
+    """Close a parked child's pipes (it exits at end-of-file) and reap it, never blocking."""
+    for fd in (child.send_fd, child.receive_fd):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    if not _exited(child.pid):
+        from persistence._writer_link import _wait
+
+        threading.Thread(target=_wait, args=(child.pid, 60.0), daemon=True).start()
+
+
+def forget_in_child() -> None:
+    """In a forked process: close the inherited pipe ends of the parked children (no reaping)."""
+    global _LOCK
+    _LOCK = threading.Lock()  # another thread may have held it across the fork
+    for child in _PARKED:
+        for fd in (child.send_fd, child.receive_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    _PARKED.clear()
