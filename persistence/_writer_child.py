@@ -260,6 +260,10 @@ def _open_store(factory: Callable[[], Any]) -> Any:
         # here is the first write's to report.
         with contextlib.suppress(Exception):
             prepare()
+    warm = getattr(store, "warm_statements", None)
+    if warm is not None:  # compiled now, while the parent's run starts (SQLiteStore says why)
+        with contextlib.suppress(Exception):
+            warm((STATE_TRANSITIONS, STEP_LOGS, PIPELINE_RUNS))
     return store
 
 
