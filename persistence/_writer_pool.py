@@ -72,8 +72,15 @@ def _file_key(path: str) -> tuple[int, int] | None:
     return (info.st_dev, info.st_ino)
 
 
-def has_room() -> bool:
-    """True when a detached writer would be parked (the pool is on and not full)."""
+def worth_parking(path: str, inherited: frozenset[tuple[int, int]]) -> bool:
+    """True when the pool has room and a child with these inherited files could reopen path.
+
+    A child that may not reopen the file it just served (another connection of this process
+    held it open at the fork: a service's query store) would most likely wait unused.
+    """
+    key = _file_key(path)
+    if key is not None and key in inherited:
+        return False
     with _LOCK:
         _prune()
         return len(_PARKED) < POOL_SIZE

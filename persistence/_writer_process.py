@@ -447,7 +447,8 @@ class WriterProcess:
         if child is None:
             return
         deadline = time.monotonic() + timeout
-        if self.pooled and _writer_pool.has_room() and self._detach(child, deadline):
+        parks = self.pooled and _writer_pool.worth_parking(self.path, child.inherited)
+        if parks and self._detach(child, deadline):
             return
         child.finish(max(1.0, deadline - time.monotonic()), self._send_lock)
 

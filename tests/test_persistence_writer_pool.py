@@ -121,10 +121,12 @@ class TestReuse:
             store = SQLiteStore(held, writer_process=True)
             second = log_runs(store, 1)
             store.close()
+            parked = _writer_pool.parked_pids()
         finally:
             keep.close()
         assert first is not None
         assert second not in (None, first)
+        assert parked == [first]  # the second could not reopen its own file: not parked
         assert count(held, STATE_TRANSITIONS) == 4
 
     def test_a_parked_child_holds_no_descriptor_on_its_file(self, tmp_path: Path) -> None:
