@@ -59,6 +59,20 @@ from pipestate.cli import EXIT_OK, ConfigError, steady_gc
     show_default=True,
     help="Run the pipelines on a loop in a thread of their own, or on the serving loop.",
 )
+@click.option(
+    "--runner-nice",
+    type=click.IntRange(0, 19),
+    default=None,
+    help="Niceness added to the runner thread, so requests get a core first "
+    "[env PIPESTATE_RUNNER_NICE; default 5; 0: off].",
+)
+@click.option(
+    "--runner-yield-us",
+    type=click.IntRange(0, 1000),
+    default=None,
+    help="GIL pause a busy runner thread offers the API each millisecond "
+    "[env PIPESTATE_RUNNER_YIELD_US; default 50; 0: off].",
+)
 @click.option("--log-level", default="warning", show_default=True)
 @click.option(
     "--ui/--no-ui", default=True, show_default=True, help="Serve the dashboard under /ui."
@@ -85,6 +99,8 @@ def serve_command(
     grace_seconds: float,
     key_cache_seconds: float,
     runner: str,
+    runner_nice: int | None,
+    runner_yield_us: int | None,
     log_level: str,
     ui: bool,
     watch: bool,
@@ -113,6 +129,8 @@ def serve_command(
             grace_seconds=grace_seconds,
             key_cache_seconds=key_cache_seconds,
             runner=runner,
+            runner_nice=runner_nice,
+            runner_yield_us=runner_yield_us,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

@@ -14,6 +14,9 @@ taking the GIL, at the price of requests waiting behind pipeline steps on one lo
 (issue 13, interleaved pairs on a loaded 2-core machine): the loop saves about 40 % of the
 process's blocking waits per submit and about 10 % of its CPU, but its submit and /healthz p99
 were higher (a request waits for every step ready on the loop), so the thread stays the default.
+
+The runner thread runs at a lower CPU priority than the API thread and, when busy, offers the
+GIL once a millisecond (_api_priority.py; `pipestate serve --runner-nice/--runner-yield-us`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import contextlib
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
+
+from pipestate.service._api_priority import GilHandover, lower_this_thread
 
 T = TypeVar("T")
 
@@ -40,11 +45,15 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 class RunnerLoop:
     """An asyncio loop running forever in a daemon thread until stop()."""
 
-    def __init__(self, name: str = "pipestate-runner") -> None:
+    def __init__(self, name: str = "pipestate-runner", *, nice: int = 0, yield_us: int = 0) -> None:
         self.name = name
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+        # The API thread before the runs (_api_priority.py): the runner thread's added
+        # niceness, and the GIL pause a busy runner loop offers each millisecond (0: none).
+        self.nice, self.yield_us = nice, yield_us
+        self.handover: GilHandover | None = None
 
     async def open(self) -> None:
         """From the serving loop: start the runner thread (off this loop: it blocks briefly)."""
@@ -63,8 +72,11 @@ class RunnerLoop:
         self._ready.wait()
 
     def _run(self) -> None:
+        lower_this_thread(self.nice)  # before anything here starts a thread or a process
         loop = self.loop = _new_loop()
         asyncio.set_event_loop(loop)
+        if self.yield_us > 0:
+            self.handover = GilHandover(loop, self.yield_us)
         loop.call_soon(self._ready.set)
         try:
             loop.run_forever()
@@ -93,6 +105,8 @@ class RunnerLoop:
         if self.loop is None:
             coro.close()
             raise RuntimeError("the runner loop is not running")
+        if self.handover is not None:
+            self.handover.arm()
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     async def call(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -103,6 +117,8 @@ class RunnerLoop:
         """Schedule `callback(*args)` on the runner loop, from any thread (in order)."""
         if self.loop is None:
             raise RuntimeError("the runner loop is not running")
+        if self.handover is not None:
+            self.handover.arm()
         self.loop.call_soon_threadsafe(callback, *args)
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -117,7 +133,8 @@ class RunnerLoop:
 class ServingLoop(RunnerLoop):
     """The runs on the serving loop itself: calls from that loop run inline, others hop onto it."""
 
-    def __init__(self, name: str = "serving-loop") -> None:
+    def __init__(self, name: str = "serving-loop", *, nice: int = 0, yield_us: int = 0) -> None:
+        # No priority change here: this loop is the API's own (nice and yield_us are ignored).
         super().__init__(name)
         self._loop_thread: threading.Thread | None = None
 

@@ -87,7 +87,9 @@ def create_app(
         backend = store if store is not None else await asyncio.to_thread(_open_store, settings)
         # The pipelines and the logger run on a loop of their own (runner "thread") or as
         # tasks on this, the serving loop (runner "loop"): _runner.py.
-        runner = RUNNERS[settings.runner]()
+        runner = RUNNERS[settings.runner](
+            nice=settings.runner_nice, yield_us=settings.runner_yield_us
+        )
         await runner.open()
         logger = MetadataLogger(backend, derive_run_rows=True)
         await runner.call(logger.start())

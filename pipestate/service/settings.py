@@ -7,9 +7,13 @@ from typing import Any
 
 import attrs
 
+from pipestate.service._api_priority import DEFAULT_RUNNER_NICE, DEFAULT_RUNNER_YIELD_US
+
 ROOT_KEY_ENV = "CA_ROOT_API_KEY"
 SWITCH_INTERVAL_ENV = "PIPESTATE_SWITCH_INTERVAL_MS"
 RUNNER_ENV = "PIPESTATE_SERVE_RUNNER"
+RUNNER_NICE_ENV = "PIPESTATE_RUNNER_NICE"
+RUNNER_YIELD_ENV = "PIPESTATE_RUNNER_YIELD_US"
 # Where the pipelines run (_runner.py): "thread", a loop in a runner thread; "loop", tasks on
 # the serving loop itself.
 RUNNER_CHOICES = ("thread", "loop")
@@ -55,6 +59,26 @@ class ServiceSettings:
     switch_interval_ms: float | None = attrs.field(default=None)
 
     runner: str = attrs.field(default=DEFAULT_RUNNER)
+    # The API thread before the runs (_api_priority.py): niceness added to the runner thread
+    # (and what it starts: the writer child), and the GIL pause in microseconds a busy runner
+    # loop offers once a millisecond; 0 turns either off. The serving-loop runner ignores both.
+    runner_nice: int = attrs.field(default=DEFAULT_RUNNER_NICE)
+    runner_yield_us: int = attrs.field(default=DEFAULT_RUNNER_YIELD_US)
+
+    @runner_nice.validator
+    def _check_runner_nice(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 19:
+            raise ValueError(
+                f"ServiceSettings.runner_nice must be an integer from 0 to 19 (got {value!r})."
+            )
+
+    @runner_yield_us.validator
+    def _check_runner_yield(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1000:
+            raise ValueError(
+                "ServiceSettings.runner_yield_us must be an integer from 0 to 1000 "
+                f"microseconds (got {value!r})."
+            )
 
     @runner.validator
     def _check_runner(self, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -91,4 +115,14 @@ class ServiceSettings:
         runner = os.environ.get(RUNNER_ENV)
         if runner and "runner" not in overrides:
             overrides["runner"] = runner
+        for env, field in ((RUNNER_NICE_ENV, "runner_nice"), (RUNNER_YIELD_ENV, "runner_yield_us")):
+            raw = os.environ.get(env)
+            if raw and overrides.get(field) is None:
+                try:
+                    overrides[field] = int(raw)
+                except ValueError:
+                    raise ValueError(f"{env} must be an integer (got {raw!r}).") from None
+        for field in ("runner_nice", "runner_yield_us"):
+            if overrides.get(field, 0) is None:
+                del overrides[field]
         return cls(**overrides)  # type: ignore[arg-type]
