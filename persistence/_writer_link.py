@@ -64,7 +64,7 @@ class Link:
         self.finisher = 0  # the thread in finish(): it reaps the child itself
         # (device, inode) of the files the parent had open when this child was forked: a
         # parked child never opens them (persistence/_writer_pool.py).
-        self.inherited: frozenset[tuple[int, int]] = frozenset()
+        self.inherited: frozenset[tuple[int, int]] | None = None  # None: unknown, never parked
 
     # -- requests (the caller holds the WriterProcess's send lock) -----------------------------
 

@@ -51,15 +51,21 @@ _PARKED: list[Parked] = []
 _LOCK = threading.Lock()
 
 
-def open_files() -> frozenset[tuple[int, int]]:
-    """(device, inode) of every regular file this process has open (a fork inherits them)."""
+def open_files() -> frozenset[tuple[int, int]] | None:
+    """(device, inode) of every regular file this process has open (a fork inherits them).
+
+    None where /proc/self/fd cannot be listed: then no child of this fork is ever parked.
+    """
     found = set()
-    with contextlib.suppress(OSError):
-        for name in os.listdir("/proc/self/fd"):
-            with contextlib.suppress(OSError, ValueError):
-                info = os.fstat(int(name))
-                if stat.S_ISREG(info.st_mode):
-                    found.add((info.st_dev, info.st_ino))
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    for name in names:
+        with contextlib.suppress(OSError, ValueError):
+            info = os.fstat(int(name))
+            if stat.S_ISREG(info.st_mode):
+                found.add((info.st_dev, info.st_ino))
     return frozenset(found)
 
 
@@ -72,12 +78,15 @@ def _file_key(path: str) -> tuple[int, int] | None:
     return (info.st_dev, info.st_ino)
 
 
-def worth_parking(path: str, inherited: frozenset[tuple[int, int]]) -> bool:
+def worth_parking(path: str, inherited: frozenset[tuple[int, int]] | None) -> bool:
     """True when the pool has room and a child with these inherited files could reopen path.
 
     A child that may not reopen the file it just served (another connection of this process
-    held it open at the fork: a service's query store) would most likely wait unused.
+    held it open at the fork: a service's query store) would most likely wait unused; one
+    whose inherited files are unknown (None) is never parked.
     """
+    if inherited is None:
+        return False
     key = _file_key(path)
     if key is not None and key in inherited:
         return False

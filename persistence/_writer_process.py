@@ -217,7 +217,7 @@ def _close_deferred() -> None:
             conn.close()
 
 
-def _quiet_fork(inherited: list[frozenset[tuple[int, int]]] | None = None) -> int:
+def _quiet_fork(inherited: list[frozenset[tuple[int, int]] | None] | None = None) -> int:
     """os.fork() while no registered object is inside SQLite (their locks held meanwhile).
 
     inherited: gets the files the child inherits open (_writer_pool.open_files), listed
@@ -325,7 +325,7 @@ class WriterProcess:
         for stream in (sys.stdout, sys.stderr):  # buffered output must not be written twice
             with contextlib.suppress(Exception):
                 stream.flush()
-        inherited: list[frozenset[tuple[int, int]]] = []
+        inherited: list[frozenset[tuple[int, int]] | None] = []
         pid = _quiet_fork(inherited if self.pooled else None)
         if pid == 0:  # the child
             code = 0
@@ -454,7 +454,8 @@ class WriterProcess:
 
     def _detach(self, child: Link, deadline: float) -> bool:
         """Have the child commit what it has and close the file, then park it (True if so)."""
-        if child.owner != os.getpid():
+        inherited = child.inherited
+        if child.owner != os.getpid() or inherited is None:
             return False
         answer: Future[Any] = Future()
         with self._send_lock:
@@ -481,7 +482,7 @@ class WriterProcess:
             handed = child.retire()
         if handed is None:
             return False
-        _writer_pool.park(*handed, child.inherited)
+        _writer_pool.park(*handed, inherited)
         return True
 
     def _forget_in_child(self) -> None:

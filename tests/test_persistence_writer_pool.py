@@ -220,3 +220,16 @@ class TestEnd:
         assert pid is not None
         assert _writer_pool.parked_pids() == []
         assert exited(pid)
+
+    def test_a_child_forked_with_unknown_open_files_is_not_parked(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Without /proc/self/fd the files a child inherited are unknown: it ends with its store."""
+        monkeypatch.setattr(_writer_pool, "open_files", lambda: None)
+        store = SQLiteStore(tmp_path / "u.db", writer_process=True)
+        pid = log_runs(store, 1)
+        store.close()
+        assert pid is not None
+        assert _writer_pool.parked_pids() == []
+        assert exited(pid)
+        assert count(tmp_path / "u.db", STATE_TRANSITIONS) == 4
