@@ -206,6 +206,23 @@ def _commit_prepared(store: Any, groups: list[tuple[Any, bool]]) -> list[Any] | 
     return _ok_replies(groups, written, len(parts), extra, 0)
 
 
+def yield_on_wakeup() -> None:
+    """Run this process as SCHED_BATCH (Linux): woken by a group, it never preempts the parent.
+
+    A pipe write wakes the reader "synchronously": when the other core is busy, the kernel puts
+    the child on the parent's core, where it preempted the event loop for its whole commit (a
+    write() of 20 us of CPU took 0.7-1.7 ms of wall time, seen in the 100-step chain). A batch
+    task is not allowed to preempt on wakeup; it waits for a free core or the loop's next
+    sleep. Rows already in the pipe are safe either way (a killed parent's are still committed).
+    With a CPU hog on the other core, interleaved 4 x 12 pairs: chain overhead 113-128 % ->
+    105-112 %, the run phase 6.4-7.2 -> 4.2-6.1 ms; no change on a quiet machine.
+    """
+    setter = getattr(os, "sched_setscheduler", None)
+    if setter is not None:
+        with contextlib.suppress(OSError):
+            setter(0, os.SCHED_BATCH, os.sched_param(0))
+
+
 def bind_none_directly() -> None:
     """Give sqlite3 an adapter for None, in this process only (the writer child is ours).
 
@@ -234,6 +251,7 @@ def _child_main(
     # Everything inherited from the parent is frozen out of the cyclic GC: a collection that
     # walked the parent's heap would copy (copy-on-write) and scan every page of it.
     gc.freeze()
+    yield_on_wakeup()
     bind_none_directly()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
