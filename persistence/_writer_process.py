@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from persistence._writer_link import AnyFuture
 
 WRITER_ENV = "PIPESTATE_SQLITE_WRITER"
+_DETACH_POLL_SECONDS = 0.01  # close(): how often to look whether another reader got the answer
 # A `pipestate run` of at most this many steps commits from a thread in its own process
 # (docs/reliability.md): the fork, its copy-on-write faults and the child's exit cost such a
 # run ~15 ms of CPU, ~10 % of it, while its whole trail (two transitions per step, two for the
@@ -469,10 +470,12 @@ class WriterProcess:
                     break
             with contextlib.suppress(OSError, ValueError):
                 select.select([], [child.send_fd], [], max(0.0, deadline - time.monotonic()))
-        if child.reply_thread is None:  # nobody else reads: read here (bounded)
+        if child.reply_thread is None:  # no reader thread: read here too (bounded)
             while not answer.done() and child.alive and time.monotonic() < deadline:
+                # In slices: a running event loop (add_reader) may read the answer first,
+                # and then this pipe stays empty (seen with `pipestate serve --runner loop`).
                 with contextlib.suppress(OSError, ValueError):
-                    select.select([child.receive_fd], [], [], deadline - time.monotonic())
+                    select.select([child.receive_fd], [], [], _DETACH_POLL_SECONDS)
                 child.read_available()
         with contextlib.suppress(Exception):
             answer.result(max(0.0, deadline - time.monotonic()))

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -140,6 +141,43 @@ class TestReuse:
         assert _writer_pool.parked_pids() == [pid]
         assert open_on(pid, path) == []
         assert not Path(f"{path}-wal").exists()
+
+    def test_a_store_closed_beside_its_running_loop_parks_its_child(self, tmp_path: Path) -> None:
+        """close() from another thread while the logger's loop still runs (and reads the child's
+        answers) parks the child at once: it never waits on a pipe that loop has emptied."""
+        loop = asyncio.new_event_loop()
+        runner = threading.Thread(target=loop.run_forever, daemon=True)
+        runner.start()
+        store = SQLiteStore(tmp_path / "loop.db", writer_process=True)
+        try:
+            pids = []
+            for _ in range(3):  # the loop reads some answers first, this thread others
+                logger = MetadataLogger(store, derive_run_rows=True)
+                asyncio.run_coroutine_threadsafe(logger.start(), loop).result(30)
+                run = PipelineRun.create("p", org_slug="acme", sink=logger)
+                asyncio.run_coroutine_threadsafe(_finish(run, logger), loop).result(30)
+                pids.append(store.writer_pid)
+                closing = threading.Thread(target=store.close)
+                closing.start()
+                closing.join(20)  # a close waiting on the emptied pipe took the whole 60 s
+                assert not closing.is_alive()
+                assert _writer_pool.parked_pids() == [pids[-1]]
+                store = SQLiteStore(tmp_path / "loop.db", writer_process=True)
+        finally:
+            store.close()
+            loop.call_soon_threadsafe(loop.stop)
+            runner.join(30)
+            loop.close()
+        assert len(set(pids)) == 1
+        assert count(tmp_path / "loop.db", STATE_TRANSITIONS) == 6
+
+
+async def _finish(run: PipelineRun, logger: MetadataLogger) -> None:
+    """Start and complete `run` on the running loop, flush and stop its logger there."""
+    run.start()
+    run.complete()
+    assert await logger.flush(timeout=30)
+    await logger.stop()
 
 
 class TestEnd:
