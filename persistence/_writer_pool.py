@@ -24,15 +24,24 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import stat
 import threading
 import time
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
 
 import attrs
+
+from persistence._writer_child import control_frame
+
+if TYPE_CHECKING:
+    from persistence._writer_link import Link
 
 POOL_SIZE = 2
 IDLE_SECONDS = 30.0
 IDLE_REUSE = 0.8  # a child parked longer than this share of its timeout is not taken again
+_DETACH_POLL_SECONDS = 0.01  # detach(): how often to look whether another reader got the answer
 
 
 @attrs.frozen
@@ -93,6 +102,46 @@ def worth_parking(path: str, inherited: frozenset[tuple[int, int]] | None) -> bo
     with _LOCK:
         _prune()
         return len(_PARKED) < POOL_SIZE
+
+
+def detach(child: Link, send_lock: threading.RLock, deadline: float) -> bool:
+    """Have the child commit what it has and close its file, then park it (True if so).
+
+    False (nothing parked; the caller ends the child as before): the child is dead, another
+    process's, of unknown inherited files, or it did not answer by `deadline`.
+    """
+    inherited = child.inherited
+    if child.owner != os.getpid() or inherited is None:
+        return False
+    answer: Future[Any] = Future()
+    with send_lock:
+        if not child.alive or child.send_closed:
+            return False
+        child.queue(answer, control_frame(("detach",)), None)
+    while child.alive and time.monotonic() < deadline:
+        with send_lock:
+            child.pump()
+            if not child.out:
+                break
+        with contextlib.suppress(OSError, ValueError):
+            select.select([], [child.send_fd], [], max(0.0, deadline - time.monotonic()))
+    if child.reply_thread is None:  # no reader thread: read here too (bounded)
+        while not answer.done() and child.alive and time.monotonic() < deadline:
+            # In slices: a running event loop (add_reader) may read the answer first, and
+            # then this pipe stays empty (seen with `pipestate serve --runner loop`).
+            with contextlib.suppress(OSError, ValueError):
+                select.select([child.receive_fd], [], [], _DETACH_POLL_SECONDS)
+            child.read_available()
+    with contextlib.suppress(Exception):
+        answer.result(max(0.0, deadline - time.monotonic()))
+    if not answer.done() or answer.exception() is not None:
+        return False
+    with send_lock:
+        handed = child.retire()
+    if handed is None:
+        return False
+    park(*handed, inherited)
+    return True
 
 
 def park(pid: int, send_fd: int, receive_fd: int, inherited: frozenset[tuple[int, int]]) -> None:

@@ -52,7 +52,6 @@ if TYPE_CHECKING:
     from persistence._writer_link import AnyFuture
 
 WRITER_ENV = "PIPESTATE_SQLITE_WRITER"
-_DETACH_POLL_SECONDS = 0.01  # close(): how often to look whether another reader got the answer
 # A `pipestate run` of at most this many steps commits from a thread in its own process
 # (docs/reliability.md): the fork, its copy-on-write faults and the child's exit cost such a
 # run ~15 ms of CPU, ~10 % of it, while its whole trail (two transitions per step, two for the
@@ -449,44 +448,9 @@ class WriterProcess:
             return
         deadline = time.monotonic() + timeout
         parks = self.pooled and _writer_pool.worth_parking(self.path, child.inherited)
-        if parks and self._detach(child, deadline):
+        if parks and _writer_pool.detach(child, self._send_lock, deadline):
             return
         child.finish(max(1.0, deadline - time.monotonic()), self._send_lock)
-
-    def _detach(self, child: Link, deadline: float) -> bool:
-        """Have the child commit what it has and close the file, then park it (True if so)."""
-        inherited = child.inherited
-        if child.owner != os.getpid() or inherited is None:
-            return False
-        answer: Future[Any] = Future()
-        with self._send_lock:
-            if not child.alive or child.send_closed:
-                return False
-            child.queue(answer, control_frame(("detach",)), None)
-        while child.alive and time.monotonic() < deadline:
-            with self._send_lock:
-                child.pump()
-                if not child.out:
-                    break
-            with contextlib.suppress(OSError, ValueError):
-                select.select([], [child.send_fd], [], max(0.0, deadline - time.monotonic()))
-        if child.reply_thread is None:  # no reader thread: read here too (bounded)
-            while not answer.done() and child.alive and time.monotonic() < deadline:
-                # In slices: a running event loop (add_reader) may read the answer first,
-                # and then this pipe stays empty (seen with `pipestate serve --runner loop`).
-                with contextlib.suppress(OSError, ValueError):
-                    select.select([child.receive_fd], [], [], _DETACH_POLL_SECONDS)
-                child.read_available()
-        with contextlib.suppress(Exception):
-            answer.result(max(0.0, deadline - time.monotonic()))
-        if not answer.done() or answer.exception() is not None:
-            return False
-        with self._send_lock:
-            handed = child.retire()
-        if handed is None:
-            return False
-        _writer_pool.park(*handed, inherited)
-        return True
 
     def _forget_in_child(self) -> None:
         """In a forked process: close the inherited pipe ends without touching the child."""
