@@ -34,7 +34,7 @@ from typing import Any
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from persistence import LoggerSettings, MetadataLogger, SQLiteStore
+from persistence import LoggerSettings, MetadataLogger, SQLiteStore, _writer_pool
 from persistence.queries import run_query
 from persistence.schema import load_table_specs, sqlite_create_table, sqlite_indexes, table_spec
 from persistence.stores._sqlite_rows import RowPreparer
@@ -179,6 +179,9 @@ def _raw_executemany(path: Path, values: list[list[Any]], batch: int) -> float:
 
 def bench_write(tmp: Path, count: int) -> dict[str, float]:
     """Transitions/s: bare SQLite, the store alone, the logger at default settings and tuned."""
+    # Each store's writer child is reaped at close(), not parked for the next store: its CPU
+    # then shows in RUSAGE_CHILDREN (e2e_default_writer_cpu_us_per_row).
+    _writer_pool.POOL_SIZE = 0
     records = make_records(count, seed=7)
     preparer = RowPreparer(table_spec(STATE_TRANSITIONS))
     begin = time.perf_counter()

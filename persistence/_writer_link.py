@@ -53,7 +53,7 @@ class Link:
         self.out_thread = 0  # that loop's thread
         self.receive_fd = receive_fd
         self.inbox = bytearray()
-        self.pending: collections.deque[tuple[AnyFuture, list[list[RowError]]]] = (
+        self.pending: collections.deque[tuple[AnyFuture, list[list[RowError]] | None]] = (
             collections.deque()
         )
         self.pending_lock = threading.RLock()  # pending, inbox and the end of the child
@@ -62,11 +62,17 @@ class Link:
         self.reaping = False  # someone reaps (or has reaped) the child
         self.reaper: threading.Thread | None = None  # a thread reaping it for an event loop
         self.finisher = 0  # the thread in finish(): it reaps the child itself
+        # (device, inode) of the files the parent had open when this child was forked: a
+        # parked child never opens them (persistence/_writer_pool.py).
+        self.inherited: frozenset[tuple[int, int]] | None = None  # None: unknown, never parked
 
     # -- requests (the caller holds the WriterProcess's send lock) -----------------------------
 
-    def queue(self, future: AnyFuture, frame: bytes, rejected: list[list[RowError]]) -> None:
-        """Register a group's future and send its frame, as far as the pipe takes it now."""
+    def queue(self, future: AnyFuture, frame: bytes, rejected: list[list[RowError]] | None) -> None:
+        """Register a group's future and send its frame, as far as the pipe takes it now.
+
+        rejected=None: a control frame, whose future gets the child's reply as it is.
+        """
         with self.pending_lock:
             if not self.alive:  # died since: the next submit forks a new one
                 _fail(
@@ -74,6 +80,11 @@ class Link:
                 )
                 return
             self.pending.append((future, rejected))
+        self.out += frame
+        self.pump()
+
+    def queue_open(self, frame: bytes) -> None:
+        """Send a parked child its "open" frame (no reply: a failure is the first write's)."""
         self.out += frame
         self.pump()
 
@@ -303,6 +314,35 @@ class Link:
         if self.reaper is not None:  # an event loop saw the end first
             self.reaper.join()
 
+    def retire(self) -> tuple[int, int, int] | None:
+        """Hand a detached child over (pid, send fd, receive fd); None if it cannot be.
+
+        After this the link reads nothing and closes nothing: an event loop still watching
+        the reply pipe forgets it (on its own thread, before anything a later link of the same
+        child registers there), a reader thread ends at its next wake-up.
+        """
+        with self.pending_lock:
+            if not self.alive or self.pending or self.out or self.send_closed:
+                return None
+            self.alive = False
+            self.reaping = True  # whoever parks it reaps it
+            handed = (self.pid, self.send_fd, self.receive_fd)
+            for loop, fd, remove in (
+                (self.reply_loop, self.receive_fd, "remove_reader"),
+                (self.out_loop, self.send_fd, "remove_writer"),
+            ):
+                if loop is None or loop.is_closed():
+                    continue
+                if _running_loop() is loop or not loop.is_running():
+                    getattr(loop, remove)(fd)
+                else:
+                    with contextlib.suppress(RuntimeError):
+                        loop.call_soon_threadsafe(getattr(loop, remove), fd)
+            self.reply_loop = self.out_loop = None
+            self.send_fd = self.receive_fd = -1
+            self.send_closed = True
+        return handed
+
     def forget(self) -> None:
         """In a forked process: close the inherited pipe ends (no thread runs here)."""
         for fd in (self.send_fd, self.receive_fd):
@@ -366,8 +406,13 @@ def _settle_if_pending(
         settle(value)
 
 
-def _outcome(reply: Any, rejected: list[list[RowError]]) -> GroupOutcome:
-    """A child's reply as a GroupOutcome (rows refused in the parent added), or raise."""
+def _outcome(reply: Any, rejected: list[list[RowError]] | None) -> GroupOutcome:
+    """A child's reply as a GroupOutcome (rows refused in the parent added), or raise.
+
+    rejected=None: the reply to a control frame, returned as it is.
+    """
+    if rejected is None:
+        return reply  # type: ignore[no-any-return]
     if reply[0] == "error":
         _, kind, message, retryable = reply
         if retryable is None:

@@ -31,15 +31,17 @@ import os
 import select
 import sys
 import threading
+import time
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
+from persistence import _writer_pool
 from persistence._frame import dump_group, expand_records, load_group
 from persistence._frame import encode_parts as _encode_parts
-from persistence._writer_child import _HEADER, _child_main
+from persistence._writer_child import _HEADER, _child_main, control_frame
 from persistence._writer_link import GroupOutcome, Link, grow_pipe
 from persistence.stores.base import RowError
 from statemachine.records import RECORD_FIELDS, TransitionRecord
@@ -143,12 +145,22 @@ def writer_process_for_steps(steps: int) -> bool | None:
 
 
 def open_writer(
-    path: str, factory: Callable[[], Any], enabled: bool | None
+    path: str,
+    factory: Callable[[], Any],
+    enabled: bool | None,
+    *,
+    before_fork: Callable[[], None] | None = None,
 ) -> WriterProcess | None:
-    """The writer process for `path` (None: writes stay in this process); None = the default."""
+    """The writer process for `path` (None: writes stay in this process); None = the default.
+
+    before_fork: the writer is pooled (persistence/_writer_pool.py): its child is parked at
+    close() and a later writer reuses a parked one; before_fork runs before each real fork
+    (SQLiteStore closes its own connection there: see the pool's rules). `factory` must then
+    pickle (it is sent to a parked child).
+    """
     if enabled is None:
         enabled = writer_process_default()
-    return WriterProcess(path, factory) if enabled else None
+    return WriterProcess(path, factory, before_fork=before_fork) if enabled else None
 
 
 # Locks of every object in this process that calls into SQLite (SQLiteStore, OutboxDB). A fork
@@ -205,8 +217,12 @@ def _close_deferred() -> None:
             conn.close()
 
 
-def _quiet_fork() -> int:
-    """os.fork() while no registered object is inside SQLite (their locks held meanwhile)."""
+def _quiet_fork(inherited: list[frozenset[tuple[int, int]] | None] | None = None) -> int:
+    """os.fork() while no registered object is inside SQLite (their locks held meanwhile).
+
+    inherited: gets the files the child inherits open (_writer_pool.open_files), listed
+    with the same locks held.
+    """
     parent = os.getpid()
     held = []
     owners = list(_SQLITE_USERS)  # a snapshot: the set may change while we wait
@@ -219,6 +235,8 @@ def _quiet_fork() -> int:
             # Python 3.12+ warns about fork() with threads running: the child here only uses
             # its own store object, with every SQLite user's lock held across the fork.
             warnings.simplefilter("ignore", DeprecationWarning)
+            if inherited is not None:
+                inherited.append(_writer_pool.open_files())
             return os.fork()
     finally:
         if os.getpid() == parent:  # the child never uses the parent's objects
@@ -231,6 +249,7 @@ def _close_inherited_pipes() -> None:
     """In any forked child: drop the parent's writer pipes (see _OPEN_CLIENTS)."""
     for client in list(_OPEN_CLIENTS):
         client._forget_in_child()
+    _writer_pool.forget_in_child()
 
 
 if hasattr(os, "register_at_fork"):  # POSIX; elsewhere there is no fork and no writer process
@@ -251,9 +270,18 @@ def _release_child(child: Link) -> None:
 class WriterProcess:
     """The parent's handle on the writer child: send groups (pipelined), get their outcomes."""
 
-    def __init__(self, path: str, factory: Callable[[], Any]) -> None:
+    def __init__(
+        self,
+        path: str,
+        factory: Callable[[], Any],
+        *,
+        before_fork: Callable[[], None] | None = None,
+    ) -> None:
         self.path = path  # the file the child writes (for messages)
         self.factory = factory  # builds the child's own store (thread mode) after the fork
+        # Pooled (see open_writer): close() parks the child, a start reuses a parked one.
+        self.pooled = before_fork is not None
+        self.before_fork = before_fork
         # Frames enter the pipe whole and in pending order; re-entered by _finish_child.
         self._send_lock = threading.RLock()
         self._child: Link | None = None
@@ -278,19 +306,34 @@ class WriterProcess:
         if child is not None and child.owner == os.getpid():
             child.finish(5.0, self._send_lock)  # a dead child: close its pipe, reap it
             self._child = None  # a fork now must not close its (reused) descriptors
+        parked = _writer_pool.take(self.path) if self.pooled else None
+        if parked is not None:
+            child = Link(parked.pid, parked.send_fd, parked.receive_fd, self.path)
+            child.inherited = parked.inherited
+            child.queue_open(control_frame(("open", self.factory)))
+            return self._adopt(child)
+        if self.before_fork is not None:
+            with contextlib.suppress(Exception):
+                self.before_fork()
+        return self._adopt(self._fork())
+
+    def _fork(self) -> Link:
+        """A new child, forked now; the caller holds the send lock."""
         requests_r, requests_w = os.pipe()
         replies_r, replies_w = os.pipe()
         grow_pipe(requests_w)
         for stream in (sys.stdout, sys.stderr):  # buffered output must not be written twice
             with contextlib.suppress(Exception):
                 stream.flush()
-        pid = _quiet_fork()
+        inherited: list[frozenset[tuple[int, int]] | None] = []
+        pid = _quiet_fork(inherited if self.pooled else None)
         if pid == 0:  # the child
             code = 0
             try:
                 os.close(requests_w)
                 os.close(replies_r)
-                _child_main(self.factory, requests_r, replies_w)
+                idle = _writer_pool.IDLE_SECONDS if self.pooled else None
+                _child_main(self.factory, requests_r, replies_w, idle)
             except BaseException:
                 code = 1
                 import traceback
@@ -303,6 +346,12 @@ class WriterProcess:
         os.set_blocking(requests_w, False)  # see Link: the parent never blocks on a pipe
         os.set_blocking(replies_r, False)
         child = Link(pid, requests_w, replies_r, self.path)
+        if inherited:
+            child.inherited = inherited[0]
+        return child
+
+    def _adopt(self, child: Link) -> Link:
+        """Make `child` this writer's (forked or taken from the pool); the caller holds the lock."""
         self._child = child
         _OPEN_CLIENTS.add(self)
         if self._finalizer is not None:
@@ -388,15 +437,20 @@ class WriterProcess:
         return child.wait_for(future)
 
     def close(self, timeout: float = 60.0) -> None:
-        """Let the child commit what it has, then reap it (bounded by timeout)."""
+        """Let the child commit what it has, then park it (pooled) or reap it (bounded)."""
         with self._send_lock:
             child, self._child = self._child, None
             if self._finalizer is not None:
                 self._finalizer.detach()
                 self._finalizer = None
             _OPEN_CLIENTS.discard(self)
-        if child is not None:
-            child.finish(timeout, self._send_lock)
+        if child is None:
+            return
+        deadline = time.monotonic() + timeout
+        parks = self.pooled and _writer_pool.worth_parking(self.path, child.inherited)
+        if parks and _writer_pool.detach(child, self._send_lock, deadline):
+            return
+        child.finish(max(1.0, deadline - time.monotonic()), self._send_lock)
 
     def _forget_in_child(self) -> None:
         """In a forked process: close the inherited pipe ends without touching the child."""

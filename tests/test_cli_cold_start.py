@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from persistence import _writer_pool
 from persistence._writer_process import THREAD_WRITER_MAX_STEPS, WRITER_ENV
 from pipestate._script import STARTUP_GC_THRESHOLD
 from pipestate.cli import main
@@ -322,6 +323,7 @@ def _run_chain_counting_forks(tmp_path: Path, steps: int, forks: int) -> Path:
     path = tmp_path / "chain.yml"
     path.write_text(chain_yaml(steps), encoding="utf-8")
     db = tmp_path / "audit.db"
+    _writer_pool.clear()  # a writer child an earlier test parked would be reused, not forked
     with counting_forks() as counted, contextlib.redirect_stdout(io.StringIO()):
         code = main(["run", str(path), "--org", "acme", "--store", f"sqlite:{db}"])
     assert code == 0

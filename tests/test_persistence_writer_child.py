@@ -196,3 +196,53 @@ def test_the_childs_store_writes_short_statements(tmp_path: Path) -> None:
     assert len(_rows(store, STATE_TRANSITIONS)) == 40
     assert {p.rows_per_statement for p in store._preparers.values()} == {CHILD_ROWS_PER_STATEMENT}
     store.close()
+
+
+@_SETTINGS
+@given(count=st.integers(min_value=0, max_value=80))
+def test_halving_statements_keep_every_row_in_order(count: int) -> None:
+    """Invariant: halving splits n rows into statements of the few compiled sizes, rows in order."""
+    preparer = RowPreparer(table_spec(STATE_TRANSITIONS))
+    preparer.rows_per_statement = CHILD_ROWS_PER_STATEMENT
+    preparer.halving = True
+    rows = [tuple(range(i * 3, i * 3 + 3)) for i in range(count)]
+    statements = preparer.statements(rows)
+    sizes = [len(params) // 3 for _, params in statements]
+    assert [value for _, params in statements for value in params] == [
+        value for row in rows for value in row
+    ]
+    assert set(sizes) <= set(preparer.statement_sizes()) == {16, 8, 4, 2, 1}
+    assert sizes == sorted(sizes, reverse=True)  # at most one statement of each size below 16
+    assert len(sizes) - sizes.count(16) == bin(count % 16).count("1")
+    for sql, params in statements:
+        assert sql == preparer.multi_insert_sql(len(params) // 3)
+
+
+def _prepared_statements(store: SQLiteStore) -> set[str]:
+    """The SQL of the statements prepared (cached) on the store's connection (sqlite_stmt)."""
+    assert store._conn is not None
+    return {sql for (sql,) in store._conn.execute("SELECT sql FROM sqlite_stmt")}
+
+
+def test_the_childs_store_compiles_its_inserts_before_the_first_commit(tmp_path: Path) -> None:
+    """_open_store leaves every halving INSERT of the child's three tables compiled, none run."""
+    import functools
+
+    from persistence._writer_child import _open_store
+
+    path = tmp_path / "warm.db"
+    store = _open_store(functools.partial(SQLiteStore, path, writer_process=False))
+    try:
+        compiled = _prepared_statements(store)
+        for table in (STATE_TRANSITIONS, STEP_LOGS, PIPELINE_RUNS):
+            preparer = store._preparers[table]
+            wanted = {preparer.multi_insert_sql(size) for size in (16, 8, 4, 2, 1)}
+            assert wanted <= compiled, table
+        assert not store._conn.in_transaction
+        assert all(_rows(store, table) == [] for table in (STATE_TRANSITIONS, STEP_LOGS))
+        groups = _groups([(STATE_TRANSITIONS, [record(transition_id=f"w{i}") for i in range(21)])])
+        [(status, _)] = _commit(store, groups)
+        assert status == "ok"
+        assert len(_rows(store, STATE_TRANSITIONS)) == 21
+    finally:
+        store.close()

@@ -11,13 +11,22 @@ import threading
 import time
 from pathlib import Path
 
-from persistence import MetadataLogger, SQLiteStore
+import pytest
+
+from persistence import MetadataLogger, SQLiteStore, _writer_pool
 from persistence.stores.base import STATE_TRANSITIONS
 from tests.processes import gone
 from tests.strategies.records import record
 
 REPLY_THREAD = "pipestate-sqlite-replies"
 SEND_THREAD = "pipestate-send"
+
+
+@pytest.fixture(autouse=True)
+def unpooled_writers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests end each writer child with its store: no child is parked for reuse."""
+    _writer_pool.clear()
+    monkeypatch.setattr(_writer_pool, "POOL_SIZE", 0)
 
 
 def stored_ids(path: Path) -> set[str]:

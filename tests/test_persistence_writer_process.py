@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from persistence import LoggerSettings, MetadataLogger, SQLiteStore
+from persistence import LoggerSettings, MetadataLogger, SQLiteStore, _writer_pool
 from persistence._frame import wire_record
 from persistence._writer_process import (
     EncodedParts,
@@ -32,6 +32,13 @@ from statemachine.records import TransitionRecord
 from tests.outbox_support import GatedRemote, outbox_ids
 from tests.processes import gone
 from tests.strategies.records import record, transition_records
+
+
+@pytest.fixture(autouse=True)
+def unpooled_writers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests end each writer child with its store: no child is parked for reuse."""
+    _writer_pool.clear()
+    monkeypatch.setattr(_writer_pool, "POOL_SIZE", 0)
 
 
 def stored(path: Path, table: str, column: str) -> set[str]:
@@ -73,6 +80,21 @@ class TestSQLiteWriter:
         assert len(stored(path, STATE_TRANSITIONS, "transition_id")) == 4
         assert stored(path, PIPELINE_RUNS, "run_log_id") == {f"{run.pipeline_logging_id}:end"}
         assert len(stored(path, STEP_LOGS, "step_log_id")) == 1
+
+    @pytest.mark.skipif(not hasattr(os, "sched_getscheduler"), reason="Linux scheduling API")
+    def test_the_writer_never_preempts_the_pipeline_on_wakeup(self, tmp_path: Path) -> None:
+        """The child runs as SCHED_BATCH (no wakeup preemption); this process keeps its policy."""
+        policy = os.sched_getscheduler(0)
+        store = SQLiteStore(tmp_path / "b.db", writer_process=True)
+        store.write_many([(STATE_TRANSITIONS, [record(transition_id="a")])])
+        pid = store.writer_pid
+        assert pid is not None
+        try:
+            assert os.sched_getscheduler(pid) == os.SCHED_BATCH
+            assert os.sched_getscheduler(0) == policy
+        finally:
+            store.close()
+        assert stored(tmp_path / "b.db", STATE_TRANSITIONS, "transition_id") == {"a"}
 
     def test_a_killed_writer_is_replaced_and_the_group_retried(self, tmp_path: Path) -> None:
         """After the writer dies, the next write forks a new one and nothing is lost."""

@@ -188,6 +188,10 @@ class RowPreparer:
         )
         self._row_marks = f"({marks})"
         self._multi_sql: dict[int, str] = {}
+        # Split a remainder into halving sizes (16, 8, 4, 2, 1): every statement is one of a
+        # few, compiled once per connection, and warm_statements() can compile them before
+        # the first commit (the writer child: SQLiteStore.tune_for_writer_child).
+        self.halving = False
         # A table whose columns are all TransitionRecord fields reads records without a dict:
         # one attrgetter call returns the values in column order.
         self.record_getter: Callable[[TransitionRecord], tuple[Any, ...]] | None = None
@@ -223,10 +227,27 @@ class RowPreparer:
             self._multi_sql[rows] = sql
         return sql
 
+    def statement_sizes(self) -> list[int]:
+        """The row counts statements() uses with halving on: rows_per_statement, halved to 1."""
+        sizes = [self.rows_per_statement]
+        while sizes[-1] > 1:
+            sizes.append(sizes[-1] // 2)
+        return sizes
+
     def statements(self, rows: Sequence[Sequence[Any]]) -> list[tuple[str, list[Any]]]:
         """The rows as (multi-row INSERT, flat parameters) pairs, in order."""
         per = self.rows_per_statement
         chain = itertools.chain.from_iterable
+        if self.halving:
+            out = []
+            start, left = 0, len(rows)
+            for size in self.statement_sizes():
+                while left >= size:
+                    chunk = rows[start : start + size]
+                    out.append((self.multi_insert_sql(size), list(chain(chunk))))
+                    start += size
+                    left -= size
+            return out
         return [
             (self.multi_insert_sql(len(chunk)), list(chain(chunk)))
             for chunk in (rows[i : i + per] for i in range(0, len(rows), per))
