@@ -228,6 +228,16 @@ class TestAnchorWidth:
         assert screen.padded is False
         assert screen.guarded == ()
 
+    def test_guards_with_a_boundary_scanner(self) -> None:
+        """A punctuation anchor (the \\b scanner, unpadded) and a guard work side by side."""
+        dash = PatternRule("-x", P, "dash")
+        rule = PatternRule(r"\d+ validation errors? for", V, "pydantic")
+        screen = build_screen([dash, rule], guards=True)
+        assert screen.padded is False
+        assert screen.guarded == ((" validation error", 1),)
+        assert PreScreen([dash, rule]).first("a-x") is dash
+        assert PreScreen([dash, rule]).first("2 validation errors for m") is rule
+
     def test_only_guarded_rules_keep_their_guards(self) -> None:
         """A table whose every rule is guarded has no scanner, and its guards still work."""
         rule = PatternRule(r"\d+ validation errors? for", V, "pydantic")
