@@ -63,6 +63,7 @@ class GilHandover:
     def __init__(self, loop: asyncio.AbstractEventLoop, pause_us: int) -> None:
         self.loop = loop
         self.pause_s = pause_us / 1_000_000
+        self.busy_share = BUSY_SHARE
         self.pauses = 0  # hand-overs offered so far (tests and /metrics read it)
         self.armed = False
         self._lock = threading.Lock()  # arm() (any thread) against the disarm (the loop's)
@@ -88,7 +89,14 @@ class GilHandover:
     def _tick(self) -> None:
         """On the runner loop: pause if the last tick was busy; stop after IDLE_TICKS quiet ones."""
         cpu, wall = time.thread_time(), time.perf_counter()
-        if cpu - self._cpu > BUSY_SHARE * (wall - self._wall):
+        window = wall - self._wall
+        if window < 0.9 * TICK_SECONDS:
+            # uvloop's timers count whole milliseconds from the loop's cached clock and can fire
+            # a fraction of one early: judge no window shorter than a tick (a short one would
+            # count a single hand-over's ~0.1 ms of work as a busy loop).
+            self.loop.call_later(TICK_SECONDS - window, self._tick)
+            return
+        if cpu - self._cpu > self.busy_share * window:
             time.sleep(self.pause_s)  # releases the GIL: a waiting thread takes it now
             self.pauses += 1
             self._idle = 0
