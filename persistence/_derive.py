@@ -127,16 +127,20 @@ def _pipeline_rows(record: Derivable) -> list[Row]:
     return []
 
 
-def step_columns(metadata: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
-    """(step_type, step_index, the rest of the metadata) of a step record."""
+def step_column_values(metadata: dict[str, Any]) -> tuple[str | None, int | None]:
+    """(step_type, step_index) of a step record's metadata: None where missing or mistyped."""
     step_type = metadata.get("step_type")
     step_index = metadata.get("step_index")
-    rest = {k: v for k, v in metadata.items() if k not in STEP_COLUMNS}
     return (
         step_type if isinstance(step_type, str) else None,
         step_index if isinstance(step_index, int) and not isinstance(step_index, bool) else None,
-        rest,
     )
+
+
+def step_columns(metadata: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
+    """(step_type, step_index, the rest of the metadata) of a step record."""
+    rest = {k: v for k, v in metadata.items() if k not in STEP_COLUMNS}
+    return (*step_column_values(metadata), rest)
 
 
 def _step_rows(record: Derivable) -> list[Row]:

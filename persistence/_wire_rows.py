@@ -24,6 +24,8 @@ from persistence._derive import (
     DERIVING_STATES,
     ends_run,
     error_context_of,
+    STEP_COLUMNS,
+    step_column_values,
     step_columns,
     step_outcome,
 )
@@ -35,6 +37,8 @@ from statemachine.records import RECORD_FIELDS
 _DAY_US = 86_400_000_000
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 _MAX_DAYS = 4096  # the day-text cache is cleared beyond this many days (a long replay)
+_SECOND_US = 1_000_000
+_MAX_SECONDS = 4096  # the same for the per-second formats
 _TIME = RECORD_FIELDS.index("transition_time")
 (
     _ID,
@@ -81,6 +85,8 @@ if WIRE_FIELDS != _EXPECTED:  # the positions above are read from this order
 # columns come from these, or are computed.
 _REQUIRED = (_ID, _ORG, _RUN, _KIND, _NAME, _FROM, _TO, _RETRIES, _DURATION)
 _days: dict[int, str] = {}
+_STEP_KEYS = frozenset(STEP_COLUMNS)
+_seconds: dict[int, str] = {}  # second since the epoch -> "YYYY-MM-DDTHH:MM:SS.%06d+00:00"
 
 
 class WireUnusual(Exception):
@@ -97,24 +103,45 @@ def _day_text(day: int) -> str:
     return text
 
 
+def _second_format(second: int) -> str:
+    """The %-format of a second's times: its canonical text up to the fraction, then %06d."""
+    day, rest = divmod(second, 86_400)
+    hour, rest = divmod(rest, 3600)
+    minute, rest = divmod(rest, 60)
+    return "%sT%02d:%02d:%02d.%%06d+00:00" % (_day_text(day), hour, minute, rest)  # noqa: UP031
+
+
+def _cache_seconds(seconds: set[int]) -> None:
+    """Put the formats of these seconds in the cache (cleared first when it would overflow)."""
+    if len(_seconds) + len(seconds) > _MAX_SECONDS:
+        _seconds.clear()
+    for second in seconds:
+        _seconds[second] = _second_format(second)
+
+
 def timestamp_text(micros: int) -> str:
     """The canonical text (record_timestamp's) of a UTC time in microseconds since the epoch.
 
-    No datetime is built: the integers are formatted, and the date part comes from a per-day
-    cache (~0.7 us against ~1.1 us for a UTC datetime and its isoformat()).
+    No datetime is built: the fraction is formatted into its second's text, cached (a
+    group's records share a few seconds): ~0.3 us against ~0.8 us formatting every field.
     """
-    day, rest = divmod(micros, _DAY_US)
-    second, fraction = divmod(rest, 1_000_000)
-    hour, second = divmod(second, 3600)
-    minute, second = divmod(second, 60)
-    # %-formatting: ~0.25 us cheaper per call than the f-string with format specs (measured).
-    return "%sT%02d:%02d:%02d.%06d+00:00" % (  # noqa: UP031
-        _day_text(day),
-        hour,
-        minute,
-        second,
-        fraction,
-    )
+    second, fraction = divmod(micros, _SECOND_US)
+    form = _seconds.get(second)
+    if form is None:
+        _cache_seconds({second})
+        form = _seconds[second]
+    return form % fraction
+
+
+def timestamp_texts(stamps: Sequence[int]) -> list[str]:
+    """timestamp_text of each time, the loops in C (~0.3 us a time against ~0.8 us)."""
+    if not stamps:
+        return []
+    seconds, fractions = zip(*map(divmod, stamps, itertools.repeat(_SECOND_US)), strict=True)
+    missing = set(seconds).difference(_seconds)
+    if missing:
+        _cache_seconds(missing if len(missing) + len(_seconds) <= _MAX_SECONDS else set(seconds))
+    return list(map(str.__mod__, map(_seconds.__getitem__, seconds), fractions))
 
 
 def date_text(ordinal: int) -> str:
@@ -138,7 +165,7 @@ def wire_params(
     for i in _REQUIRED:
         if None in columns[i]:
             raise WireUnusual
-    times = list(map(timestamp_text, stamps))
+    times = timestamp_texts(stamps)
     deriving = map(DERIVING_STATES.__contains__, columns[_TO]) if derive else None
     columns[_META] = map(metadata_json, columns[_META])
     dates = {ordinal: date_text(ordinal) for ordinal in set(ordinals)}  # a few days per group
@@ -202,7 +229,15 @@ def _step_row(
     """org_meta_step_logs' parameters of an attempt's end (persistence._derive._step_rows)."""
     attempt, status, extra, never_started = outcome
     start, day, duration = (end, end[:10], 0) if never_started else _start(rest, micros, end)
-    step_type, step_index, metadata = step_columns(rest[_META])
+    meta = rest[_META]
+    if rest[_ERROR_TYPE] is None and meta.keys() <= _STEP_KEYS:
+        # The executor's usual step metadata (only the two column keys) and no error: the
+        # row's metadata is the outcome's extra alone, without building the merged dict.
+        step_type, step_index = step_column_values(meta)
+        metadata = merged_metadata(extra, None)
+    else:
+        step_type, step_index, others = step_columns(meta)
+        metadata = merged_metadata({**others, **extra}, _error_context(rest))
     step = rest[_STEP]
     return (
         step_log_id(step, attempt, "end"),
@@ -219,7 +254,7 @@ def _step_row(
         day,
         duration,
         rest[_ERROR_MESSAGE],
-        merged_metadata({**metadata, **extra}, _error_context(rest)),
+        metadata,
         rest[_TRIGGER],
         rest[_USER],
     )
