@@ -18,13 +18,13 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 from persistence._derive import (
     DERIVING_STATES,
+    STEP_COLUMNS,
     ends_run,
     error_context_of,
-    STEP_COLUMNS,
     step_column_values,
     step_columns,
     step_outcome,
@@ -86,6 +86,11 @@ if WIRE_FIELDS != _EXPECTED:  # the positions above are read from this order
 _REQUIRED = (_ID, _ORG, _RUN, _KIND, _NAME, _FROM, _TO, _RETRIES, _DURATION)
 _days: dict[int, str] = {}
 _STEP_KEYS = frozenset(STEP_COLUMNS)
+# step_outcome()'s (attempt, status, extra, never started) and the extra's JSON text.
+_Outcome: TypeAlias = tuple[int, str, dict[str, Any], bool, str]
+_outcomes: dict[tuple[str, str, int], _Outcome | None] = {}
+_MAX_OUTCOMES = 1024
+_UNKNOWN: _Outcome = (0, "", {}, False, "")  # a miss of _outcomes (compared by identity)
 _seconds: dict[int, str] = {}  # second since the epoch -> "YYYY-MM-DDTHH:MM:SS.%06d+00:00"
 
 
@@ -181,7 +186,7 @@ def wire_params(
                 if ends_run(rest[_FROM], rest[_TO]):
                     runs.append(_run_row(rest, micros, end))
             elif kind == "STEP" and rest[_STEP] is not None:
-                outcome = step_outcome(rest[_FROM], rest[_TO], rest[_RETRIES])
+                outcome = _step_outcome(rest[_FROM], rest[_TO], rest[_RETRIES])
                 if outcome is not None:
                     steps.append(_step_row(rest, micros, end, outcome))
     return rows, runs, steps
@@ -223,18 +228,42 @@ def _run_row(rest: Sequence[Any], micros: int, end: str) -> tuple[Any, ...]:
     )
 
 
-def _step_row(
-    rest: Sequence[Any], micros: int, end: str, outcome: tuple[int, str, dict[str, Any], bool]
-) -> tuple[Any, ...]:
-    """org_meta_step_logs' parameters of an attempt's end (persistence._derive._step_rows)."""
+def _step_outcome(from_state: str, to_state: str, retry_count: int) -> _Outcome | None:
+    """step_outcome() and the JSON text of its extra metadata, cached per edge and retry count.
+
+    A run's step edges repeat (RUNNING -> COMPLETED at retry 0 for most steps): the cache
+    spares a call and a dict per row, and the extra's JSON is encoded once. Only an int retry
+    count is cached (True or 1.0 would hit 1's entry but make another attempt number).
+    """
+    if type(retry_count) is not int:
+        return _with_text(step_outcome(from_state, to_state, retry_count))
+    key = (from_state, to_state, retry_count)
+    cached = _outcomes.get(key, _UNKNOWN)
+    if cached is _UNKNOWN:
+        if len(_outcomes) >= _MAX_OUTCOMES:
+            _outcomes.clear()
+        cached = _outcomes[key] = _with_text(step_outcome(from_state, to_state, retry_count))
+    return cached
+
+
+def _with_text(outcome: tuple[int, str, dict[str, Any], bool] | None) -> _Outcome | None:
+    """The outcome and its extra metadata's JSON text (None: no row)."""
+    if outcome is None:
+        return None
     attempt, status, extra, never_started = outcome
+    return attempt, status, extra, never_started, merged_metadata(extra, None)
+
+
+def _step_row(rest: Sequence[Any], micros: int, end: str, outcome: _Outcome) -> tuple[Any, ...]:
+    """org_meta_step_logs' parameters of an attempt's end (persistence._derive._step_rows)."""
+    attempt, status, extra, never_started, extra_text = outcome
     start, day, duration = (end, end[:10], 0) if never_started else _start(rest, micros, end)
     meta = rest[_META]
     if rest[_ERROR_TYPE] is None and meta.keys() <= _STEP_KEYS:
         # The executor's usual step metadata (only the two column keys) and no error: the
-        # row's metadata is the outcome's extra alone, without building the merged dict.
+        # row's metadata is the outcome's extra alone, its text already encoded.
         step_type, step_index = step_column_values(meta)
-        metadata = merged_metadata(extra, None)
+        metadata = extra_text
     else:
         step_type, step_index, others = step_columns(meta)
         metadata = merged_metadata({**others, **extra}, _error_context(rest))

@@ -10,9 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import persistence._wire_rows as wire_rows
 from persistence._derive import derive_run_rows
 from persistence._frame import encode_parts
-from persistence._wire_rows import WireUnusual, timestamp_text, wire_params
+from persistence._wire_rows import WireUnusual, timestamp_text, timestamp_texts, wire_params
 from persistence.schema import table_spec
 from persistence.stores._sqlite_rows import RowPreparer, record_timestamp
 from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS
@@ -94,6 +95,52 @@ class TestParity:
         """Invariant: the text of any time in years 1-9999 is record_timestamp's of its datetime."""
         when = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)
         assert timestamp_text(micros) == record_timestamp(when)
+
+    @_SETTINGS
+    @given(
+        offsets=st.lists(st.integers(-(10**13), 10**13), min_size=1, max_size=40),
+        cache_size=st.integers(1, 8),
+    )
+    def test_timestamp_texts_match_one_by_one_whatever_the_cache_holds(
+        self, offsets: list[int], cache_size: int
+    ) -> None:
+        """Invariant: the column's texts are record_timestamp's, in order, even when the
+        per-second cache is smaller than the seconds of the column and overflows."""
+        base = (BASE_TIME - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(0, 0, 1)
+        stamps = [base + offset for offset in offsets]
+        expected = [
+            record_timestamp(dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(0, 0, m))
+            for m in stamps
+        ]
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(wire_rows, "_MAX_SECONDS", cache_size)
+            patch.setattr(wire_rows, "_seconds", {})
+            assert timestamp_texts(stamps[:1]) == expected[:1]  # a second already cached
+            assert timestamp_texts(stamps) == expected
+            assert timestamp_texts(stamps[::-1]) == expected[::-1]
+            assert [timestamp_text(m) for m in stamps] == expected
+        assert timestamp_texts([]) == []
+
+    def test_cached_step_outcomes_keep_the_retry_counts_own_type(self) -> None:
+        """A float retry count after an int one of equal value gets its own attempt (2.0, not
+        the cached 2), as derive_run_rows gives it; the cache only serves int counts."""
+        steps = [
+            record(
+                entity_type="STEP",
+                step_logging_id=f"s-{retry!r}",
+                from_state="RUNNING",
+                to_state=to_state,
+                retry_count=retry,
+                metadata={"step_type": "generic.noop", "step_index": 3},
+            )
+            for retry in (1, 1.0, 1)
+            for to_state in ("COMPLETED", "RETRYING")
+        ]
+        _, _, rows = wire_params(_wires(steps), derive=True)
+        derived = [row for item in steps for _, row in derive_run_rows(item)]
+        assert repr(rows) == repr(_general(STEP_LOGS, derived))
+        assert [type(row[7]) for row in rows] == [int, int, float, float, int, int]
+        assert [row[14] for row in rows[:2]] == ["{}", '{"will_retry": true}']
 
     def test_a_step_failed_before_it_started_has_a_zero_duration_row(self) -> None:
         """PENDING -> FAILED of a step: attempt 1, never_started, start = end, 0 ms, as derived."""
