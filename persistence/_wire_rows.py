@@ -31,7 +31,7 @@ from persistence._derive import (
 )
 from persistence._frame import WIRE_FIELDS
 from persistence._rows import merged_metadata, run_log_id, step_log_id
-from persistence.stores._sqlite_columns import metadata_json
+from persistence.stores._sqlite_columns import metadata_texts
 from statemachine.records import RECORD_FIELDS
 
 _DAY_US = 86_400_000_000
@@ -172,7 +172,7 @@ def wire_params(
             raise WireUnusual
     times = timestamp_texts(stamps)
     deriving = map(DERIVING_STATES.__contains__, columns[_TO]) if derive else None
-    columns[_META] = map(metadata_json, columns[_META])
+    columns[_META] = metadata_texts(columns[_META])
     dates = {ordinal: date_text(ordinal) for ordinal in set(ordinals)}  # a few days per group
     columns[_TIME:_TIME] = (times, map(dates.__getitem__, ordinals))
     rows = list(zip(*columns, strict=True))

@@ -48,6 +48,27 @@ def metadata_json(value: Any) -> str:
     return text
 
 
+def metadata_texts(values: Sequence[Any]) -> list[str]:
+    """metadata_json of each value; a column of dicts is encoded in one call when it can be.
+
+    Encoding the column as one JSON array and cutting it at the "}, {" between its dicts costs
+    ~0.6 us a dict against ~0.8 us a call (the C encoder's fixed cost per call: argument
+    parsing, its accumulator; the 100-step chain's executor metadata). The cut is exact only
+    when "}, {" occurs nowhere else (a nested list of dicts, a string holding it): then there
+    are more than len - 1 of them and every value is encoded on its own, as before.
+    """
+    if plain_json is not None and values and set(map(type, values)) == {dict}:
+        try:
+            text = plain_json(values)  # a tuple or list: a JSON array
+        except Exception:  # not plain JSON somewhere: metadata_json says how, value by value
+            return list(map(metadata_json, values))
+        if text.count(_BETWEEN) == len(values) - 1:
+            return list(map(_BRACED, text[2:-2].split(_BETWEEN)))
+    return list(map(metadata_json, values))
+
+
+_BETWEEN = "}, {"  # between two dicts of a JSON array (the encoder's ", " item separator)
+_BRACED = "{%s}".__mod__
 _ISO_TIMESTAMP = dt.datetime.isoformat
 _ISO_DATE = dt.date.isoformat
 _UTC_SUFFIX = "+00:00"
@@ -79,7 +100,7 @@ def _date_column(values: tuple[Any, ...]) -> list[str]:
 
 def _json_column(values: tuple[Any, ...]) -> list[str]:
     """metadata_json of each value."""
-    return list(map(metadata_json, values))
+    return metadata_texts(values)
 
 
 def _present(values: tuple[Any, ...]) -> tuple[Any, ...] | list[Any]:
