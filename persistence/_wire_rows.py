@@ -182,13 +182,13 @@ def wire_params(
         records = zip(rests, stamps, times, strict=True)
         for rest, micros, end in itertools.compress(records, deriving):
             kind = rest[_KIND]
-            if kind == "PIPELINE":
-                if ends_run(rest[_FROM], rest[_TO]):
-                    runs.append(_run_row(rest, micros, end))
-            elif kind == "STEP" and rest[_STEP] is not None:
-                outcome = _step_outcome(rest[_FROM], rest[_TO], rest[_RETRIES])
-                if outcome is not None:
-                    steps.append(_step_row(rest, micros, end, outcome))
+            if kind == "STEP":  # most records of a run
+                if rest[_STEP] is not None:
+                    outcome = _step_outcome(rest[_FROM], rest[_TO], rest[_RETRIES])
+                    if outcome is not None:
+                        steps.append(_step_row(rest, micros, end, outcome))
+            elif kind == "PIPELINE" and ends_run(rest[_FROM], rest[_TO]):
+                runs.append(_run_row(rest, micros, end))
     return rows, runs, steps
 
 
@@ -257,7 +257,11 @@ def _with_text(outcome: tuple[int, str, dict[str, Any], bool] | None) -> _Outcom
 def _step_row(rest: Sequence[Any], micros: int, end: str, outcome: _Outcome) -> tuple[Any, ...]:
     """org_meta_step_logs' parameters of an attempt's end (persistence._derive._step_rows)."""
     attempt, status, extra, never_started, extra_text = outcome
-    start, day, duration = (end, end[:10], 0) if never_started else _start(rest, micros, end)
+    duration = rest[_DURATION]
+    if never_started or (duration == 0 and type(duration) is int):  # never ran, or left at once
+        start, day, duration = end, end[:10], 0
+    else:
+        start, day, duration = _start(rest, micros, end)
     meta = rest[_META]
     if rest[_ERROR_TYPE] is None and meta.keys() <= _STEP_KEYS:
         # The executor's usual step metadata (only the two column keys) and no error: the
