@@ -108,44 +108,56 @@ def _day_text(day: int) -> str:
     return text
 
 
-def _second_format(second: int) -> str:
-    """The %-format of a second's times: its canonical text up to the fraction, then %06d."""
+def _fields_text(second: int, fraction: int) -> str:
+    """The canonical text of a second and fraction, formatted field by field (~0.8 us)."""
     day, rest = divmod(second, 86_400)
     hour, rest = divmod(rest, 3600)
     minute, rest = divmod(rest, 60)
-    return "%sT%02d:%02d:%02d.%%06d+00:00" % (_day_text(day), hour, minute, rest)  # noqa: UP031
-
-
-def _cache_seconds(seconds: set[int]) -> None:
-    """Put the formats of these seconds in the cache (cleared first when it would overflow)."""
-    if len(_seconds) + len(seconds) > _MAX_SECONDS:
-        _seconds.clear()
-    for second in seconds:
-        _seconds[second] = _second_format(second)
+    # %-formatting: ~0.25 us cheaper per call than the f-string with format specs (measured).
+    return "%sT%02d:%02d:%02d.%06d+00:00" % (  # noqa: UP031
+        _day_text(day),
+        hour,
+        minute,
+        rest,
+        fraction,
+    )
 
 
 def timestamp_text(micros: int) -> str:
     """The canonical text (record_timestamp's) of a UTC time in microseconds since the epoch.
 
-    No datetime is built: the fraction is formatted into its second's text, cached (a
-    group's records share a few seconds): ~0.3 us against ~0.8 us formatting every field.
+    No datetime is built: the integers are formatted (~0.8 us against ~1.1 us for a UTC
+    datetime and its isoformat()), into their second's cached text when timestamp_texts has
+    cached it (~0.3 us).
     """
     second, fraction = divmod(micros, _SECOND_US)
     form = _seconds.get(second)
     if form is None:
-        _cache_seconds({second})
-        form = _seconds[second]
+        return _fields_text(second, fraction)
     return form % fraction
 
 
 def timestamp_texts(stamps: Sequence[int]) -> list[str]:
-    """timestamp_text of each time, the loops in C (~0.3 us a time against ~0.8 us)."""
+    """timestamp_text of each time, through a per-second cache when seconds repeat.
+
+    A run's records share a few seconds (the 100-step chain: one or two a group): each
+    second's text is formatted once and each time's fraction put into it, the loops in C
+    (~0.3 us a time against ~0.8 us). Times mostly in distinct seconds (a backlog spread over
+    days) are formatted field by field, as caching each would cost more than it saves.
+    """
     if not stamps:
         return []
     seconds, fractions = zip(*map(divmod, stamps, itertools.repeat(_SECOND_US)), strict=True)
-    missing = set(seconds).difference(_seconds)
+    distinct = set(seconds)
+    if 2 * len(distinct) > len(seconds):
+        return list(map(_fields_text, seconds, fractions))
+    missing = distinct.difference(_seconds)
     if missing:
-        _cache_seconds(missing if len(missing) + len(_seconds) <= _MAX_SECONDS else set(seconds))
+        if len(_seconds) + len(missing) > _MAX_SECONDS:
+            _seconds.clear()
+            missing = distinct
+        for second in missing:
+            _seconds[second] = _fields_text(second, 0)[:20] + "%06d+00:00"
     return list(map(str.__mod__, map(_seconds.__getitem__, seconds), fractions))
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import decimal
+import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import persistence.stores._sqlite_columns as sqlite_columns
 from persistence.stores._sqlite_columns import metadata_json, metadata_texts
 
 # Values that stress the cut between dicts: the separator itself inside strings, dicts nested in
@@ -54,3 +57,21 @@ class TestMetadataTexts:
         assert texts[3] == '{"step_index": 3, "step_type": "generic.noop"}'
         assert texts == [metadata_json(value) for value in column]
         assert metadata_texts([]) == []
+
+    def test_a_column_with_an_empty_dict_is_encoded_value_by_value(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An empty dict in the column: no array is encoded (metadata_json's "{}" is cheaper)."""
+        calls: list[Any] = []
+
+        def counting(value: Any) -> str:
+            calls.append(value)
+            return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+        monkeypatch.setattr(sqlite_columns, "plain_json", counting)
+        column = [{}, {"a": 1}, {}]
+        assert metadata_texts(column) == ["{}", '{"a": 1}', "{}"]
+        assert calls == [{"a": 1}]
+        calls.clear()
+        assert metadata_texts(column[1:2] * 2) == ['{"a": 1}'] * 2
+        assert len(calls) == 1  # the whole column as one array

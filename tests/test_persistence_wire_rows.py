@@ -98,16 +98,20 @@ class TestParity:
 
     @_SETTINGS
     @given(
-        offsets=st.lists(st.integers(-(10**13), 10**13), min_size=1, max_size=40),
+        seconds=st.lists(st.integers(-(10**7), 10**7), min_size=1, max_size=8, unique=True),
+        picks=st.lists(st.tuples(st.integers(0, 7), st.integers(0, 999_999)), min_size=1),
+        spread=st.lists(st.integers(-(10**13), 10**13), max_size=6),
         cache_size=st.integers(1, 8),
     )
     def test_timestamp_texts_match_one_by_one_whatever_the_cache_holds(
-        self, offsets: list[int], cache_size: int
+        self, seconds: list[int], picks: list[tuple[int, int]], spread: list[int], cache_size: int
     ) -> None:
-        """Invariant: the column's texts are record_timestamp's, in order, even when the
-        per-second cache is smaller than the seconds of the column and overflows."""
+        """Invariant: the column's texts are record_timestamp's, in order, for times sharing a
+        few seconds (the per-second cache, even smaller than their seconds and overflowing) or
+        spread out (formatted field by field), and timestamp_text's one by one are the same."""
         base = (BASE_TIME - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(0, 0, 1)
-        stamps = [base + offset for offset in offsets]
+        stamps = [base + seconds[i % len(seconds)] * 1_000_000 + f for i, f in picks]
+        stamps += [base + offset for offset in spread]
         expected = [
             record_timestamp(dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(0, 0, m))
             for m in stamps
@@ -115,9 +119,10 @@ class TestParity:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(wire_rows, "_MAX_SECONDS", cache_size)
             patch.setattr(wire_rows, "_seconds", {})
-            assert timestamp_texts(stamps[:1]) == expected[:1]  # a second already cached
+            assert timestamp_texts(stamps[:1] * 2) == expected[:1] * 2  # one second cached
             assert timestamp_texts(stamps) == expected
-            assert timestamp_texts(stamps[::-1]) == expected[::-1]
+            assert timestamp_texts(stamps[::-1] * 2) == expected[::-1] * 2  # every second twice
+            assert len(wire_rows._seconds) <= max(cache_size, len(set(stamps)))
             assert [timestamp_text(m) for m in stamps] == expected
         assert timestamp_texts([]) == []
 

@@ -55,9 +55,10 @@ def metadata_texts(values: Sequence[Any]) -> list[str]:
     ~0.6 us a dict against ~0.8 us a call (the C encoder's fixed cost per call: argument
     parsing, its accumulator; the 100-step chain's executor metadata). The cut is exact only
     when "}, {" occurs nowhere else (a nested list of dicts, a string holding it): then there
-    are more than len - 1 of them and every value is encoded on its own, as before.
+    are more than len - 1 of them and every value is encoded on its own, as before. So is a
+    column holding an empty dict: metadata_json answers "{}" without the encoder, 3x faster.
     """
-    if plain_json is not None and values and set(map(type, values)) == {dict}:
+    if plain_json is not None and values and set(map(type, values)) == {dict} and all(values):
         try:
             text = plain_json(values)  # a tuple or list: a JSON array
         except Exception:  # not plain JSON somewhere: metadata_json says how, value by value
