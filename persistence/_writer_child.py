@@ -309,15 +309,15 @@ def _serve(
     """Commit groups for one store until end-of-file or a detach (True: answered, file closed).
 
     Rows go into the open transaction as their frames arrive (persistence/_writer_stream.py);
-    the commit comes once a group has ended and nothing more is waiting, so the groups that
-    arrived together share it (bounded by _MAX_GROUPS_PER_COMMIT).
+    the commit comes whenever nothing more is waiting, so the groups that arrived together
+    share it (bounded by _MAX_GROUPS_PER_COMMIT) and an idle child commits what it has.
     """
     store = _open_store(factory)
     stream = StreamedCommits(store, _commit)
     detached = False
     try:
         while True:
-            payload = inbox.next(block=not stream.owed)
+            payload = inbox.next(block=not stream.pending)
             if payload is None:
                 if inbox.eof:
                     break

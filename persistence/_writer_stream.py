@@ -124,18 +124,30 @@ class StreamedCommits:
         self.counts = []
         self.streamed = {}
 
+    @property
+    def pending(self) -> bool:
+        """Something to commit: a group has ended, or rows are inserted and not committed."""
+        return self.owed > 0 or (self.txn is not None and self.txn.open)
+
     def commit(self) -> list[Any]:
-        """Commit what the owed groups hold; their replies, in arrival order of their ends."""
-        if not self.owed:
-            return []
+        """Commit what is inserted; the replies of the groups that ended, in order.
+
+        The child calls it whenever nothing more is waiting in the pipe, so rows of a group
+        not ended yet are committed too while the child is idle anyway: the COMMIT after the
+        pipeline's last row then holds only the last frame's rows (a group's rows that are
+        committed and later redone by the general route are ignored as duplicates there).
+        """
         if not self.broken and self.txn is not None:
             try:
                 self.txn.commit()
             except Exception as error:
                 failed: list[Any] = [error_reply(error)] * self.owed
-                self._answered()
+                if self.owed:
+                    self._answered()
                 self._break()  # data frames of groups not ended were rolled back too
                 return failed
+            if not self.owed:
+                return []
             done: list[Any] = [
                 ("ok", ([WriteResult(n, ()) for n in parts], _derived(runs, steps), 0))
                 for parts, runs, steps in self.counts
@@ -143,6 +155,8 @@ class StreamedCommits:
             self.counts = []
             self._answered()
             return done
+        if not self.owed:
+            return []
         groups = self._answered()
         replies: list[Any] = []
         start = 0
