@@ -261,16 +261,24 @@ class GroupCommitter:
         """
         channel = self._stream_channel
         streamed = self._streamed
-        room = self.max_rows - (streamed.rows if streamed is not None else 0)
-        link = self.store.stream_link() if room > 0 and channel is not None else None  # type: ignore[attr-defined]
-        if link is None or channel is None or (streamed is not None and link is not streamed.link):
+        if channel is None:
+            return
+        if streamed is not None and streamed.rows + channel.ready_count() > self.max_rows:
+            # The group is full while the loop's turn goes on (a thousand pipelines): it ends
+            # here, as a backlog would, and the next rows start the next group.
+            self._send_backlog()
+            streamed = self._streamed
+            if streamed is not None:  # no slot to spare: run() ends it after this turn
+                return
+        link = self.store.stream_link()  # type: ignore[attr-defined]
+        if link is None or (streamed is not None and link is not streamed.link):
             return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # emitted on the loop's thread while it is not running
             return
         batch: list[Item] = []
-        channel.take_ready(batch, room)
+        channel.take_ready(batch, self.max_rows - (streamed.rows if streamed is not None else 0))
         if not batch:
             return
         from persistence._frame import dump_group, encode_parts

@@ -13,6 +13,7 @@ import os
 import select
 import signal
 import struct
+import time
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
@@ -32,6 +33,7 @@ _CONTROL = 0x8000_0000
 _DATA = 0x4000_0000
 _SIZE = 0x3FFF_FFFF
 _MAX_GROUPS_PER_COMMIT = 64
+IDLE_COMMIT_SECONDS = 0.001  # see _serve
 _READ_SIZE = 1 << 20  # the request pipe's size (persistence._writer_link.grow_pipe)
 _TO_STATE = RECORD_FIELDS.index("to_state")
 _SETTERS = tuple(getattr(TransitionRecord, name).__set__ for name in RECORD_FIELDS)
@@ -125,12 +127,13 @@ class _FrameReader:
         del self.buffer[:end]
         return frame
 
-    def next(self, *, block: bool) -> bytes | None:
-        """The next frame; None at end-of-file, or (block=False) when none has fully arrived."""
+    def next(self, *, block: bool, wait: float = 0.0) -> bytes | None:
+        """The next frame; None at end-of-file, or (block=False) when none has fully arrived
+        within `wait` seconds."""
         while (frame := self._frame()) is None:
             if self.eof:
                 return None
-            if not block and not select.select([self.fd], [], [], 0)[0]:
+            if not block and not select.select([self.fd], [], [], wait)[0]:
                 return None
             size = os.readv(self.fd, [self._chunk])
             if not size:
@@ -315,14 +318,21 @@ def _serve(
     store = _open_store(factory)
     stream = StreamedCommits(store, _commit)
     detached = False
+    committed = time.monotonic()
     try:
         while True:
-            payload = inbox.next(block=not stream.pending)
+            # Rows of a group not ended yet are committed once nothing has come for a while
+            # (IDLE_COMMIT_SECONDS after the last commit): an idle child commits them early,
+            # and a busy one does not commit after every data frame (each COMMIT writes the
+            # index pages it touched to the WAL again).
+            wait = 0.0 if stream.owed else committed + IDLE_COMMIT_SECONDS - time.monotonic()
+            payload = inbox.next(block=not stream.pending, wait=max(wait, 0.0))
             if payload is None:
                 if inbox.eof:
                     break
                 for reply in stream.commit():  # nothing else waiting: commit, answer
                     outbox = _reply(outbox, reply)
+                committed = time.monotonic()
                 continue
             if type(payload) is _Control:  # a detach: everything before it is committed
                 detached = True
