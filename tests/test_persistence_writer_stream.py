@@ -40,7 +40,7 @@ def records(prefix: str, count: int) -> list[TransitionRecord]:
     return [record(transition_id=f"{prefix}-{i}") for i in range(count)]
 
 
-def stored(path: Path, table: str = STATE_TRANSITIONS, column: str = "transition_id") -> set:
+def stored(path: Path, table: str = STATE_TRANSITIONS, column: str = "transition_id") -> set[str]:
     """The ids in `table`, read by a connection of its own (committed rows only)."""
     with sqlite3.connect(path) as conn:
         return {row[0] for row in conn.execute(f'SELECT "{column}" FROM "{table}"')}
@@ -204,7 +204,7 @@ class TestCommits:
                 raise StoreError("disk I/O error", retryable=True)
             real_commit()
 
-        txn.commit = failing_commit  # type: ignore[method-assign]
+        txn.commit = failing_commit
         stream.add(payload(first, 1), data=False)
         stream.add(payload(second[:2], 2), data=True)
         (failed,) = stream.commit()
