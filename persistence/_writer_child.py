@@ -34,6 +34,7 @@ _DATA = 0x4000_0000
 _SIZE = 0x3FFF_FFFF
 _MAX_GROUPS_PER_COMMIT = 64
 IDLE_COMMIT_SECONDS = 0.001  # see _serve
+MAX_COMMIT_SECONDS = 0.005  # see _serve
 _READ_SIZE = 1 << 20  # the request pipe's size (persistence._writer_link.grow_pipe)
 _TO_STATE = RECORD_FIELDS.index("to_state")
 _SETTERS = tuple(getattr(TransitionRecord, name).__set__ for name in RECORD_FIELDS)
@@ -318,22 +319,28 @@ def _serve(
     store = _open_store(factory)
     stream = StreamedCommits(store, _commit)
     detached = False
-    committed = time.monotonic()
+    oldest = 0.0  # when the oldest frame not committed yet arrived (stream.pending)
     try:
         while True:
-            # Rows of a group not ended yet are committed once nothing has come for a while
-            # (IDLE_COMMIT_SECONDS after the last commit): an idle child commits them early,
-            # and a busy one does not commit after every data frame (each COMMIT writes the
-            # index pages it touched to the WAL again).
-            wait = 0.0 if stream.owed else committed + IDLE_COMMIT_SECONDS - time.monotonic()
+            # Rows of a group not ended yet are committed once nothing more is waiting and
+            # the oldest of them is IDLE_COMMIT_SECONDS old: an idle child commits them early,
+            # a busy one not after every data frame (each COMMIT writes the index pages it
+            # touched to the WAL again). Frames that keep coming (a child slower than its
+            # pipeline) are committed every MAX_COMMIT_SECONDS all the same.
+            now = time.monotonic()
+            if stream.pending and now - oldest >= MAX_COMMIT_SECONDS:
+                for reply in stream.commit():
+                    outbox = _reply(outbox, reply)
+            wait = 0.0 if stream.owed else oldest + IDLE_COMMIT_SECONDS - now
             payload = inbox.next(block=not stream.pending, wait=max(wait, 0.0))
             if payload is None:
                 if inbox.eof:
                     break
                 for reply in stream.commit():  # nothing else waiting: commit, answer
                     outbox = _reply(outbox, reply)
-                committed = time.monotonic()
                 continue
+            if not stream.pending:
+                oldest = time.monotonic()
             if type(payload) is _Control:  # a detach: everything before it is committed
                 detached = True
                 break
