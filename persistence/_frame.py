@@ -105,9 +105,13 @@ def encode_parts(
     return encoded, rejected
 
 
-def dump_group(encoded: Encoded, derive: bool) -> bytes:
-    """The frame's payload: marshal where it can write every value, else pickle."""
-    group = (encoded, derive)
+def dump_group(encoded: Encoded, derive: bool, group_id: int | None = None) -> bytes:
+    """The frame's payload: marshal where it can write every value, else pickle.
+
+    group_id: a streamed group's number (persistence/_writer_stream.py), in its data frames and
+    its last frame alike; None for a group sent in one frame.
+    """
+    group = (encoded, derive) if group_id is None else (encoded, derive, group_id)
     try:
         return _MARSHAL + marshal.dumps(group)
     except ValueError:  # a value marshal does not know (see the module docstring)
@@ -118,16 +122,22 @@ def dump_group(encoded: Encoded, derive: bool) -> bytes:
 
 def load_group(payload: bytes) -> tuple[Encoded, bool]:
     """The (encoded parts, derive) a payload of dump_group holds."""
+    encoded, derive, _ = load_frame(payload)
+    return encoded, derive
+
+
+def load_frame(payload: bytes) -> tuple[Encoded, bool, int | None]:
+    """The (encoded parts, derive, group id or None) a payload of dump_group holds."""
     kind, body = payload[:1], memoryview(payload)[1:]
     if kind == _MARSHAL:
-        encoded, derive = marshal.loads(body)
+        group = marshal.loads(body)
     elif kind == _PICKLE:
         import pickle
 
-        encoded, derive = pickle.loads(body)
+        group = pickle.loads(body)
     else:
         raise ValueError(f"writer frame: unknown encoding {bytes(kind)!r}, expected M or P")
-    return encoded, derive
+    return group[0], group[1], group[2] if len(group) > 2 else None
 
 
 def expand_records(

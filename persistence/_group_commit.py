@@ -17,8 +17,9 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
+import itertools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from persistence._batcher import (
     drop_reason,
@@ -30,8 +31,11 @@ from persistence._batcher import (
 from persistence._channel import Channel, Item, WriteTicket, finished
 from persistence._group_write import Parts, derive_parts, write_group_derived
 from persistence.settings import LoggerSettings
-from persistence.stores.base import Store, WriteResult
+from persistence.stores.base import STATE_TRANSITIONS, Store, WriteResult
 from statemachine._log import lazy_logger
+
+if TYPE_CHECKING:
+    from persistence._writer_process import Streamed
 
 _log = lazy_logger("persistence.logger")
 
@@ -51,6 +55,18 @@ PIPELINED_GROUPS = 256
 # 2 x 6 runs at load ~4.5: the loop's CPU -27 and -38 ms per run; 64 gained nothing more), while
 # the child, when behind, still commits several groups at once.
 BACKLOG_ROWS = 128
+# Transitions queued beyond this many are sent to the writer child at once, in a data frame, as
+# rows of the group being gathered (persistence/_writer_stream.py): the child inserts them while
+# the pipeline goes on, and the group's last frame leaves it only the last few rows and the
+# COMMIT. The 100-step chain's logging overhead was mostly the wait, after its last step, for
+# the child to insert the whole last group (issue 12, ninth session).
+STREAM_ROWS = 32
+# While a group's rows are being streamed its commit delay stretches, a millisecond at a time,
+# up to this: the child commits streamed rows on its own whenever it is idle, so the group's
+# last frame only asks for a reply, and each reply costs this process ~0.1 ms (the 100-step
+# chain sent 4 groups in ~4.5 ms; now one or two). Never beyond flush_interval_seconds.
+STREAMING_COMMIT_DELAY_SECONDS = 0.005
+_group_numbers = itertools.count(1)  # a streamed group's number, unique in this process
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:
@@ -91,6 +107,7 @@ class GroupCommitter:
         hint = int(getattr(store, "max_batch_rows", 0) or 0)
         self.max_rows = max(settings.batch_size, hint)
         self.delay = min(COMMIT_DELAY_SECONDS, settings.flush_interval_seconds)
+        self.streaming_delay = min(STREAMING_COMMIT_DELAY_SECONDS, settings.flush_interval_seconds)
         # A pipelined store (SQLiteStore's writer process) takes the next group before the
         # previous one is committed: rows leave this process within about the commit delay
         # (a parent killed then still has them committed), the child commits them in order.
@@ -98,7 +115,7 @@ class GroupCommitter:
         self.free_slots = PIPELINED_GROUPS
         self._slot_waiter: asyncio.Future[None] | None = None
         # A writer process's store (submit_nowait) takes groups encoded once (_encode).
-        self._encoded_parts: Callable[[Parts, bool], Parts] | None = None
+        self._encoded_parts: Callable[..., Parts] | None = None
         if self.pipelined and getattr(store, "submit_nowait", None) is not None:
             from persistence._writer_process import EncodedParts
 
@@ -106,6 +123,13 @@ class GroupCommitter:
             for channel in self.channels:
                 channel.on_backlog = self._send_backlog
                 channel.backlog_rows = BACKLOG_ROWS
+        # Rows of the group being gathered, already sent to the writer child (STREAM_ROWS).
+        self._streamed: Streamed | None = None
+        self._stream_channel = self.by_table.get(STATE_TRANSITIONS)
+        streams = self._encoded_parts is not None and getattr(store, "stream_link", None)
+        if streams and self._stream_channel is not None:
+            self._stream_channel.on_backlog = self._stream
+            self._stream_channel.backlog_rows = STREAM_ROWS
         # Sends are serialised by the pipe anyway: one thread of its own, so a full pipe never
         # holds more than one thread (the shared writer pool serves every other store).
         self._sender: concurrent.futures.ThreadPoolExecutor | None = None
@@ -125,20 +149,22 @@ class GroupCommitter:
                     # Commit delay: rows of the same burst that arrive within a millisecond
                     # share this commit (each commit rewrites its index pages to the WAL).
                     await self._commit_delay()
-                for channel in self.channels:
-                    batch: list[Item] = []
-                    channel.take_ready(batch, self.max_rows)
-                    if batch:
-                        group.append((channel, batch))
-                        channel.in_flight += len(batch)
+                    waited = self.delay
+                    while self._streaming() and waited < self.streaming_delay:
+                        await self._commit_delay()  # see STREAMING_COMMIT_DELAY_SECONDS
+                        waited += self.delay
             except asyncio.CancelledError:
                 if slot:
                     self._release_slot()
-                self._settle_all(group, "shutdown")
+                self._drop_streamed("shutdown")
                 raise
+            group, streamed = self._take_group()
             if not group:  # woken by flush() or stop() with nothing queued
                 if slot:
                     self._release_slot()
+                continue
+            if streamed is not None:  # its last frame goes now, before any other group's rows
+                self._send_now(group, streamed)
                 continue
             task = asyncio.create_task(self._flush(group))
             self.tasks.add(task)
@@ -181,27 +207,114 @@ class GroupCommitter:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # emitted on the loop's thread while it is not running
             return
+        group, streamed = self._take_group()
+        if not group:
+            return
+        self.free_slots -= 1
+        self._send_now(group, streamed, loop)
+
+    def _take_group(self) -> tuple[Group, Streamed | None]:
+        """Take every channel's ready rows (up to max_rows each) and the rows streamed ahead.
+
+        With streamed rows the transitions part comes first, even empty: the child adds the
+        data frames' rows to the first part of the group's reply (persistence/_writer_stream.py).
+        """
+        streamed, self._streamed = self._streamed, None
         group: Group = []
         for channel in self.channels:
             batch: list[Item] = []
-            channel.take_ready(batch, self.max_rows)
-            if batch:
-                group.append((channel, batch))
-        if not group:
-            return
-        derive = self.derive()
-        for channel, batch in group:
+            ahead = streamed.rows if streamed is not None and channel is self._stream_channel else 0
+            channel.take_ready(batch, self.max_rows - ahead)
             channel.in_flight += len(batch)
-        parts = self._encode(group, derive)
+            if ahead:
+                group.insert(0, (channel, batch))
+            elif batch:
+                group.append((channel, batch))
+        return group, streamed
+
+    def _send_now(
+        self, group: Group, streamed: Streamed | None, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
+        """Encode a group and hand it to the writer now; its _flush task settles it (one slot).
+
+        Sent from here, not from the task, so that no other group's rows can enter the pipe
+        before this group's last frame.
+        """
+        loop = loop or asyncio.get_running_loop()
+        derive = streamed.derive if streamed is not None else self.derive()
+        parts = self._encode(group, derive, streamed)
         try:
             sent = self.store.submit_nowait(parts, derive=derive, loop=loop)  # type: ignore[attr-defined]
         except Exception:  # the task's own attempt meets (and handles) the same error
             sent = None
-        self.free_slots -= 1
         task = loop.create_task(self._flush(group, sent=sent, derive=derive, parts=parts))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         task.add_done_callback(self._release_slot)
+
+    def _stream(self) -> None:
+        """Send the queued transitions to the writer child now, as rows of the next group.
+
+        Channel.notify calls it, on the loop's thread, once STREAM_ROWS are queued. Nothing is
+        sent while no child runs, its pipe is backed up (the rows then wait in the queue, where
+        backpressure is decided), the group is full, or the group's rows went to another child.
+        """
+        channel = self._stream_channel
+        streamed = self._streamed
+        if channel is None:
+            return
+        if streamed is not None and streamed.rows + channel.ready_count() > self.max_rows:
+            # The group is full while the loop's turn goes on (a thousand pipelines): it ends
+            # here, as a backlog would, and the next rows start the next group.
+            self._send_backlog()
+            streamed = self._streamed
+            if streamed is not None:  # no slot to spare: run() ends it after this turn
+                return
+        link = self.store.stream_link()  # type: ignore[attr-defined]
+        if link is None or (streamed is not None and link is not streamed.link):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # emitted on the loop's thread while it is not running
+            return
+        batch: list[Item] = []
+        channel.take_ready(batch, self.max_rows - (streamed.rows if streamed is not None else 0))
+        if not batch:
+            return
+        from persistence._frame import dump_group, encode_parts
+        from persistence._writer_child import data_frame
+        from persistence._writer_process import Streamed
+
+        if streamed is None:
+            streamed = Streamed(next(_group_numbers), link, self.derive())
+        try:
+            encoded, rejected = encode_parts([(channel.table, batch)])
+            frame = data_frame(dump_group(encoded, streamed.derive, streamed.group_id))
+            sent = self.store.stream_nowait(link, frame, loop)  # type: ignore[attr-defined]
+        except Exception:  # the rows stay queued: the group's own frame meets the error
+            sent = False
+        if not sent:
+            channel.queue.extendleft(reversed(batch))
+            return
+        streamed.add(frame, len(batch), rejected[0])
+        channel.in_flight += len(batch)
+        self._streamed = streamed
+
+    def _streaming(self) -> bool:
+        """Rows of the gathered group went ahead, no flush waits, no channel holds a batch."""
+        return (
+            self._streamed is not None
+            and not (self.urgent is not None and self.urgent.is_set())
+            and not any(c.ready_count() >= self.max_rows for c in self.channels)
+        )
+
+    def _drop_streamed(self, reason: str) -> None:
+        """Count rows streamed ahead for a group that will never be sent as dropped."""
+        streamed, self._streamed = self._streamed, None
+        channel = self._stream_channel
+        if streamed is not None and channel is not None:
+            channel.in_flight -= streamed.rows
+            channel.settle(streamed.rows, drops={reason: streamed.rows})
 
     async def _commit_delay(self) -> None:
         """Wait the commit delay, cut short by a full batch or a flush()/stop() (channel.wake)."""
@@ -219,7 +332,7 @@ class GroupCommitter:
 
     async def _wait_for_rows(self) -> None:
         """Return once any channel has a row ready (one shared future, no timer)."""
-        if any(channel.ready_count() for channel in self.channels):
+        if self._streamed is not None or any(channel.ready_count() for channel in self.channels):
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         for channel in self.channels:
@@ -305,7 +418,7 @@ class GroupCommitter:
             settle_written(channel, len(batch), result)
         self._settle_derived(derived, failures)
 
-    def _encode(self, group: Group, derive: bool) -> Parts:
+    def _encode(self, group: Group, derive: bool, streamed: Streamed | None = None) -> Parts:
         """The group's parts; for a writer process encoded into its frame now, and the items
         let go (each batch keeps its length, in empty tuples: settling counts rows, nothing
         reads them).
@@ -317,12 +430,15 @@ class GroupCommitter:
         if self._encoded_parts is None:
             return parts
         try:
-            encoded = self._encoded_parts(parts, derive)
+            encoded = self._encoded_parts(parts, derive, streamed)
         except Exception:
-            return parts
-        for _, batch in group:
-            batch[:] = [()] * len(batch)
-        return encoded
+            encoded = None
+        if encoded is not None:
+            for _, batch in group:
+                batch[:] = [()] * len(batch)
+        if streamed is not None:  # the rows sent ahead are this group's: settled with it
+            group[0][1].extend([()] * streamed.rows)
+        return parts if encoded is None else encoded
 
     async def _submit(
         self,

@@ -13,20 +13,28 @@ import os
 import select
 import signal
 import struct
+import time
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from persistence._derive import DERIVING_STATES
-from persistence._frame import expand_records, load_group
+from persistence._frame import expand_records
 from persistence._wire_rows import wire_params
+from persistence._writer_stream import StreamedCommits, error_reply
 from persistence.stores._sqlite_rows import RecordValues, record_values
-from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS, StoreError
+from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS
 from statemachine.records import RECORD_FIELDS, TransitionRecord
 
 _HEADER = struct.Struct("!I")
 # A header with this bit set carries a control message (pickled), not a group of rows.
 _CONTROL = 0x8000_0000
+# A header with this bit set carries rows of a group still being gathered: no reply, no commit
+# until the group's last frame (persistence/_writer_stream.py).
+_DATA = 0x4000_0000
+_SIZE = 0x3FFF_FFFF
 _MAX_GROUPS_PER_COMMIT = 64
+IDLE_COMMIT_SECONDS = 0.001  # see _serve
+MAX_COMMIT_SECONDS = 0.005  # see _serve
 _READ_SIZE = 1 << 20  # the request pipe's size (persistence._writer_link.grow_pipe)
 _TO_STATE = RECORD_FIELDS.index("to_state")
 _SETTERS = tuple(getattr(TransitionRecord, name).__set__ for name in RECORD_FIELDS)
@@ -75,14 +83,17 @@ def _write_frame(stream: IO[bytes], payload: bytes) -> None:
     stream.flush()
 
 
-def _error_reply(error: BaseException) -> tuple[str, str, str, bool | None]:
-    """A failure as plain values (StoreError's keyword-only argument does not unpickle)."""
-    retryable = error.retryable if isinstance(error, StoreError) else None
-    return ("error", type(error).__name__, str(error), retryable)
-
-
 class _Control(bytes):
     """A control frame's payload (see control_frame), told apart from a group's by its type."""
+
+
+class _Data(bytes):
+    """A data frame's payload (see data_frame): rows of a group whose last frame is to come."""
+
+
+def data_frame(payload: bytes) -> bytes:
+    """A group payload (persistence._frame.dump_group) as a data frame."""
+    return _HEADER.pack(_DATA | len(payload)) + payload
 
 
 def control_frame(message: tuple[Any, ...]) -> bytes:
@@ -109,19 +120,21 @@ class _FrameReader:
         if len(self.buffer) < _HEADER.size:
             return None
         (size,) = _HEADER.unpack_from(self.buffer)
-        end = _HEADER.size + (size & ~_CONTROL)
+        end = _HEADER.size + (size & _SIZE)
         if len(self.buffer) < end:
             return None
-        frame = (_Control if size & _CONTROL else bytes)(self.buffer[_HEADER.size : end])
+        kind = _Control if size & _CONTROL else _Data if size & _DATA else bytes
+        frame = kind(self.buffer[_HEADER.size : end])
         del self.buffer[:end]
         return frame
 
-    def next(self, *, block: bool) -> bytes | None:
-        """The next frame; None at end-of-file, or (block=False) when none has fully arrived."""
+    def next(self, *, block: bool, wait: float = 0.0) -> bytes | None:
+        """The next frame; None at end-of-file, or (block=False) when none has fully arrived
+        within `wait` seconds."""
         while (frame := self._frame()) is None:
             if self.eof:
                 return None
-            if not block and not select.select([self.fd], [], [], 0)[0]:
+            if not block and not select.select([self.fd], [], [], wait)[0]:
                 return None
             size = os.readv(self.fd, [self._chunk])
             if not size:
@@ -156,7 +169,7 @@ def _commit(store: Any, groups: list[tuple[Any, bool]]) -> list[Any]:
         extra, failures = derive_records(deriving) if derive else ([], 0)
         written = write_group(store, [*parts, *extra])
     except Exception as error:
-        return [_error_reply(error)] * len(groups)
+        return [error_reply(error)] * len(groups)
     return _ok_replies(groups, written, len(parts), extra, failures)
 
 
@@ -207,7 +220,7 @@ def _commit_prepared(store: Any, groups: list[tuple[Any, bool]]) -> list[Any] | 
     try:
         written = store.write_prepared([*parts, *extra])
     except Exception as error:
-        return [_error_reply(error)] * len(groups)
+        return [error_reply(error)] * len(groups)
     return _ok_replies(groups, written, len(parts), extra, 0)
 
 
@@ -297,31 +310,46 @@ def _open_store(factory: Callable[[], Any]) -> Any:
 def _serve(
     factory: Callable[[], Any], inbox: _FrameReader, outbox: IO[bytes] | None
 ) -> tuple[IO[bytes] | None, bool]:
-    """Commit groups for one store until end-of-file or a detach (True: answered, file closed)."""
+    """Commit groups for one store until end-of-file or a detach (True: answered, file closed).
+
+    Rows go into the open transaction as their frames arrive (persistence/_writer_stream.py);
+    the commit comes whenever nothing more is waiting, so the groups that arrived together
+    share it (bounded by _MAX_GROUPS_PER_COMMIT) and an idle child commits what it has.
+    """
     store = _open_store(factory)
+    stream = StreamedCommits(store, _commit)
     detached = False
+    oldest = 0.0  # when the oldest frame not committed yet arrived (stream.pending)
     try:
-        while not detached and (payload := inbox.next(block=True)) is not None:
+        while True:
+            # Rows of a group not ended yet are committed once nothing more is waiting and
+            # the oldest of them is IDLE_COMMIT_SECONDS old: an idle child commits them early,
+            # a busy one not after every data frame (each COMMIT writes the index pages it
+            # touched to the WAL again). Frames that keep coming (a child slower than its
+            # pipeline) are committed every MAX_COMMIT_SECONDS all the same.
+            now = time.monotonic()
+            if stream.pending and now - oldest >= MAX_COMMIT_SECONDS:
+                for reply in stream.commit():
+                    outbox = _reply(outbox, reply)
+            wait = 0.0 if stream.owed else oldest + IDLE_COMMIT_SECONDS - now
+            payload = inbox.next(block=not stream.pending, wait=max(wait, 0.0))
+            if payload is None:
+                if inbox.eof:
+                    break
+                for reply in stream.commit():  # nothing else waiting: commit, answer
+                    outbox = _reply(outbox, reply)
+                continue
+            if not stream.pending:
+                oldest = time.monotonic()
             if type(payload) is _Control:  # a detach: everything before it is committed
                 detached = True
                 break
-            groups: list[tuple[Any, bool]] = [load_group(payload)]
-            # Whatever else has arrived joins this commit (same derive flag, bounded).
-            while len(groups) < _MAX_GROUPS_PER_COMMIT:
-                more = inbox.next(block=False)
-                if more is None:
-                    break
-                if type(more) is _Control:
-                    detached = True
-                    break
-                group = load_group(more)
-                if group[1] != groups[0][1]:
-                    for reply in _commit(store, groups):
-                        outbox = _reply(outbox, reply)
-                    groups = []
-                groups.append(group)
-            for reply in _commit(store, groups):
-                outbox = _reply(outbox, reply)
+            stream.add(payload, data=type(payload) is _Data)
+            if stream.owed >= _MAX_GROUPS_PER_COMMIT:
+                for reply in stream.commit():
+                    outbox = _reply(outbox, reply)
+        for reply in stream.finish():  # end-of-file: what was read is committed all the same
+            outbox = _reply(outbox, reply)
     finally:
         store.close()  # the final checkpoint; the file is not held open while parked
     if detached:

@@ -41,8 +41,9 @@ from typing import TYPE_CHECKING, Any
 from persistence import _writer_pool
 from persistence._frame import dump_group, expand_records, load_group
 from persistence._frame import encode_parts as _encode_parts
-from persistence._writer_child import _HEADER, _child_main, control_frame
+from persistence._writer_child import _HEADER, _SIZE, _child_main, control_frame
 from persistence._writer_link import GroupOutcome, Link, grow_pipe
+from persistence._writer_stream import merged
 from persistence.stores.base import RowError
 from statemachine.records import RECORD_FIELDS, TransitionRecord
 
@@ -52,6 +53,10 @@ if TYPE_CHECKING:
     from persistence._writer_link import AnyFuture
 
 WRITER_ENV = "PIPESTATE_SQLITE_WRITER"
+# Bytes of frames waiting in memory for room in the pipe beyond which rows are no longer sent
+# ahead (stream_link): they wait in the logger's bounded queues instead, which is where
+# backpressure (parking, queue_full drops) is decided.
+STREAM_BACKLOG_BYTES = 256 * 1024
 # A `pipestate run` of at most this many steps commits from a thread in its own process
 # (docs/reliability.md): the fork, its copy-on-write faults and the child's exit cost such a
 # run ~15 ms of CPU, ~10 % of it, while its whole trail (two transitions per step, two for the
@@ -91,16 +96,28 @@ class EncodedParts(list[tuple[str, tuple[()]]]):
     never untracked). A retry after the child died resends the frame.
     """
 
-    def __init__(self, parts: Sequence[tuple[str, Sequence[Any]]], derive: bool) -> None:
-        frame, rejected = _encode_group(parts, derive)
+    def __init__(
+        self,
+        parts: Sequence[tuple[str, Sequence[Any]]],
+        derive: bool,
+        streamed: Streamed | None = None,
+    ) -> None:
+        frame, rejected = _encode_group(parts, derive, streamed.group_id if streamed else None)
         super().__init__((table, ()) for table, _ in parts)
         self.frame = frame
         self.rejected = rejected
         self.derive = derive
+        # The group's rows sent ahead in data frames (persistence/_writer_stream.py), and the
+        # child they went to: a send to any other child, or a resend, carries them again.
+        self.streamed = bytes(streamed.frames) if streamed else b""
+        self.streamed_to = streamed.link if streamed else None
+        if streamed is not None and streamed.rejected:
+            self.rejected[0] = [*streamed.rejected, *self.rejected[0]]
 
     def decoded(self) -> list[tuple[str, list[Any]]]:
         """The parts as sent: records as TransitionRecords, rows as dicts (for a drop count)."""
         encoded, _ = load_group(self.frame[_HEADER.size :])
+        encoded = merged([load_group(p)[0] for p in split_frames(self.streamed)], encoded)
         parts = []
         for table, values, records in encoded:
             expand_records(values, records, record_from_values)
@@ -114,7 +131,7 @@ _OPEN_CLIENTS: weakref.WeakSet[WriterProcess] = weakref.WeakSet()
 
 
 def _encode_group(
-    parts: Sequence[tuple[str, Sequence[Any]]], derive: bool
+    parts: Sequence[tuple[str, Sequence[Any]]], derive: bool, group_id: int | None = None
 ) -> tuple[bytes, list[list[RowError]]]:
     """A group's frame (header + payload, persistence/_frame.py), and the items refused."""
     if type(parts) is EncodedParts:
@@ -122,8 +139,40 @@ def _encode_group(
             raise ValueError(f"group encoded with derive={parts.derive}, sent with {derive}")
         return parts.frame, parts.rejected
     encoded, rejected = _encode_parts(parts)
-    payload = dump_group(encoded, derive)
+    payload = dump_group(encoded, derive, group_id)
     return _HEADER.pack(len(payload)) + payload, rejected
+
+
+class Streamed:
+    """Rows of a group sent ahead in data frames, while the group committer still gathers it."""
+
+    __slots__ = ("derive", "frames", "group_id", "link", "rejected", "rows")
+
+    def __init__(self, group_id: int, link: Link, derive: bool) -> None:
+        self.group_id = group_id
+        self.link = link  # the child that has them (a group streams to one child only)
+        self.derive = derive
+        self.frames = bytearray()  # the data frames as sent: a resend sends them again
+        self.rows = 0  # items taken from the queue for them (refused ones included)
+        self.rejected: list[RowError] = []  # items encode_parts refused
+
+    def add(self, frame: bytes, rows: int, rejected: list[RowError]) -> None:
+        """Note a data frame sent: its bytes, the items it took, the items refused."""
+        self.frames += frame
+        self.rows += rows
+        self.rejected += rejected
+
+
+def split_frames(frames: bytes) -> list[bytes]:
+    """The payloads of concatenated frames (data frames kept for a resend)."""
+    payloads = []
+    offset = 0
+    while offset < len(frames):
+        (size,) = _HEADER.unpack_from(frames, offset)
+        offset += _HEADER.size
+        payloads.append(frames[offset : offset + (size & _SIZE)])
+        offset += size & _SIZE
+    return payloads
 
 
 def writer_process_default() -> bool:
@@ -408,6 +457,23 @@ class WriterProcess:
             child.read_on(loop)
         return future
 
+    def stream_link(self) -> Link | None:
+        """The child a data frame can go to now: running, this process's, its pipe not backed up."""
+        child = self._child
+        if child is None or not child.alive or child.send_closed or child.owner != os.getpid():
+            return None
+        return child if len(child.out) <= STREAM_BACKLOG_BYTES else None
+
+    def stream_nowait(self, link: Link, frame: bytes, loop: asyncio.AbstractEventLoop) -> bool:
+        """Send a data frame (rows of a group still gathered) to `link`, if still the child."""
+        with self._send_lock:
+            if link is not self._child or not link.alive or link.send_closed:
+                return False
+            link.out += frame
+            link.pump()
+            link.watch_room(loop, functools.partial(self._room_ready, link))
+        return True
+
     def _room_ready(self, child: Link) -> None:
         """add_writer callback: the request pipe has room for more of `out`."""
         with self._send_lock:
@@ -420,6 +486,10 @@ class WriterProcess:
         frame, rejected = _encode_group(parts, derive)
         with self._send_lock:  # the frame enters `out` in the order of `pending`
             child = self._running_child()
+            if type(parts) is EncodedParts and parts.streamed:
+                if parts.streamed_to is not child:  # sent to another child, or rolled back
+                    frame = parts.streamed + frame
+                parts.streamed_to = None  # a retry resends them all
             child.queue(future, frame, rejected)
         return child
 

@@ -226,12 +226,14 @@ class TestUnderLoad:
 class TestLongTurns:
     """A backlog built inside one turn of the event loop leaves before the turn ends."""
 
-    def test_a_backlog_is_sent_from_emit(self, tmp_path: Path) -> None:
-        """BACKLOG_ROWS rows emitted without an await are in flight to the writer child at once;
-        the rest follow at the flush, and every row lands exactly once."""
+    def test_a_backlog_is_streamed_from_emit(self, tmp_path: Path) -> None:
+        """Transitions emitted without an await leave for the writer child in data frames of
+        STREAM_ROWS while they are queued; the rest (fewer than STREAM_ROWS) follow with the
+        group's last frame at the flush, and every row lands exactly once."""
         path = tmp_path / "turn.db"
         store = SQLiteStore(path, writer_process=True)
-        total = _group_commit.BACKLOG_ROWS + 88
+        frames = 6
+        total = frames * _group_commit.STREAM_ROWS + 24
         records = [record(transition_id=f"turn{i:04d}") for i in range(total)]
         seen: dict[str, int] = {}
 
@@ -244,8 +246,8 @@ class TestLongTurns:
 
         asyncio.run(body())
         store.close()
-        assert seen["in_flight"] == _group_commit.BACKLOG_ROWS
-        assert seen["depth"] == total - _group_commit.BACKLOG_ROWS
+        assert seen["in_flight"] == frames * _group_commit.STREAM_ROWS
+        assert seen["depth"] == 24
         assert stored_ids(path) == {r.transition_id for r in records}
 
 

@@ -37,6 +37,8 @@ from statemachine.records import TransitionRecord
 if TYPE_CHECKING:
     import asyncio
 
+    from persistence.stores._sqlite_stream import PreparedTransaction
+
 DEFAULT_PATH = "pipestate.db"
 # Pages of a file this store creates (SQLite's default is 4,096; a file keeps the size it was
 # made with). The random-key indexes (id, run_time, window) make every commit rewrite most of
@@ -197,6 +199,12 @@ class SQLiteStore:
                     with contextlib.suppress(sqlite3.ProgrammingError):
                         conn.execute(preparer.multi_insert_sql(size), ())
 
+    def prepared_transaction(self) -> PreparedTransaction:
+        """The writer child's open transaction for streamed rows (stores/_sqlite_stream.py)."""
+        from persistence.stores._sqlite_stream import PreparedTransaction
+
+        return PreparedTransaction(self)
+
     def warm_wal(self) -> None:
         """Start the write-ahead log now: the first commit into a new WAL costs ~0.5 ms more.
 
@@ -253,6 +261,18 @@ class SQLiteStore:
         if any(table not in self._specs for table, _ in parts):
             return None
         return self._writer.submit_nowait(parts, derive, loop)
+
+    def stream_link(self) -> Any:
+        """The writer child rows can be sent ahead to now (_writer_process), or None."""
+        if self._writer is None or self._closed:
+            return None
+        return self._writer.stream_link()
+
+    def stream_nowait(self, link: Any, frame: bytes, loop: asyncio.AbstractEventLoop) -> bool:
+        """Send a data frame to that child (see stream_link); False if it is not the child now."""
+        if self._writer is None or self._closed:
+            return False
+        return self._writer.stream_nowait(link, frame, loop)
 
     @property
     def writer_pid(self) -> int | None:
