@@ -119,12 +119,32 @@ class TestParity:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(wire_rows, "_MAX_SECONDS", cache_size)
             patch.setattr(wire_rows, "_seconds", {})
-            assert timestamp_texts(stamps[:1] * 2) == expected[:1] * 2  # one second cached
+            assert timestamp_texts(stamps[:1] * 4) == expected[:1] * 4
+            assert stamps[0] // 1_000_000 in wire_rows._seconds  # a repeated second is cached
             assert timestamp_texts(stamps) == expected
-            assert timestamp_texts(stamps[::-1] * 2) == expected[::-1] * 2  # every second twice
+            # First and last in one second, every second four times: the cache route (all the
+            # seconds cached, overflowing when the cache is small).
+            framed = [stamps[0], *stamps * 4, stamps[0]]
+            assert timestamp_texts(framed) == [expected[0], *expected * 4, expected[0]]
             assert len(wire_rows._seconds) <= max(cache_size, len(set(stamps)))
             assert [timestamp_text(m) for m in stamps] == expected
         assert timestamp_texts([]) == []
+
+    def test_seconds_of_a_few_times_each_are_not_cached(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Times that share no second often, or whose first and last are in different seconds
+        (a backlog), are formatted field by field and cached only when one second repeats."""
+        monkeypatch.setattr(wire_rows, "_seconds", {})
+        base = (BASE_TIME - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(0, 0, 1)
+        stamps = [base + 1, base + 7_000_001, base + 3]  # first and last in one second
+        assert timestamp_texts(stamps) == [timestamp_text(m) for m in stamps]
+        assert wire_rows._seconds == {}
+        spanning = stamps[:1] * 4 + stamps[1:2] * 4  # first and last in different seconds
+        assert timestamp_texts(spanning) == [timestamp_text(m) for m in spanning]
+        assert wire_rows._seconds == {}
+        assert timestamp_texts(stamps[:1] * 4) == [timestamp_text(stamps[0])] * 4
+        assert list(wire_rows._seconds) == [base // 1_000_000]
 
     def test_cached_step_outcomes_keep_the_retry_counts_own_type(self) -> None:
         """A float retry count after an int one of equal value gets its own attempt (2.0, not

@@ -58,7 +58,7 @@ def metadata_texts(values: Sequence[Any]) -> list[str]:
     are more than len - 1 of them and every value is encoded on its own, as before. So is a
     column holding an empty dict: metadata_json answers "{}" without the encoder, 3x faster.
     """
-    if plain_json is not None and values and set(map(type, values)) == {dict} and all(values):
+    if plain_json is not None and values and all(values) and set(map(type, values)) == {dict}:
         try:
             text = plain_json(values)  # a tuple or list: a JSON array
         except Exception:  # not plain JSON somewhere: metadata_json says how, value by value
