@@ -69,6 +69,23 @@ STREAMING_COMMIT_DELAY_SECONDS = 0.005
 _group_numbers = itertools.count(1)  # a streamed group's number, unique in this process
 
 
+class _StreamParts:
+    """What _stream needs from the writer modules, imported once a committer streams (they
+    are not loaded for stores without a writer process: `pipestate run`'s cold start)."""
+
+    def load(self) -> None:
+        """Import them now (idempotent)."""
+        from persistence._frame import dump_group, encode_parts
+        from persistence._writer_child import data_frame
+        from persistence._writer_process import Streamed
+
+        self.dump_group, self.encode_parts = dump_group, encode_parts
+        self.data_frame, self.Streamed = data_frame, Streamed
+
+
+_stream_parts = _StreamParts()
+
+
 def _resolve(waiter: asyncio.Future[None]) -> None:
     """End a wait (the commit delay's timer), unless something ended it first."""
     if not waiter.done():
@@ -128,6 +145,7 @@ class GroupCommitter:
         self._stream_channel = self.by_table.get(STATE_TRANSITIONS)
         streams = self._encoded_parts is not None and getattr(store, "stream_link", None)
         if streams and self._stream_channel is not None:
+            _stream_parts.load()
             self._stream_channel.on_backlog = self._stream
             self._stream_channel.backlog_rows = STREAM_ROWS
         # Sends are serialised by the pipe anyway: one thread of its own, so a full pipe never
@@ -281,15 +299,12 @@ class GroupCommitter:
         channel.take_ready(batch, self.max_rows - (streamed.rows if streamed is not None else 0))
         if not batch:
             return
-        from persistence._frame import dump_group, encode_parts
-        from persistence._writer_child import data_frame
-        from persistence._writer_process import Streamed
-
         if streamed is None:
-            streamed = Streamed(next(_group_numbers), link, self.derive())
+            streamed = _stream_parts.Streamed(next(_group_numbers), link, self.derive())
         try:
-            encoded, rejected = encode_parts([(channel.table, batch)])
-            frame = data_frame(dump_group(encoded, streamed.derive, streamed.group_id))
+            encoded, rejected = _stream_parts.encode_parts([(channel.table, batch)])
+            payload = _stream_parts.dump_group(encoded, streamed.derive, streamed.group_id)
+            frame = _stream_parts.data_frame(payload)
             sent = self.store.stream_nowait(link, frame, loop)  # type: ignore[attr-defined]
         except Exception:  # the rows stay queued: the group's own frame meets the error
             sent = False

@@ -34,7 +34,7 @@ _DATA = 0x4000_0000
 _SIZE = 0x3FFF_FFFF
 _MAX_GROUPS_PER_COMMIT = 64
 IDLE_COMMIT_SECONDS = 0.001  # see _serve
-MAX_COMMIT_SECONDS = 0.005  # see _serve
+MAX_COMMIT_SECONDS = 0.25  # see _serve
 _READ_SIZE = 1 << 20  # the request pipe's size (persistence._writer_link.grow_pipe)
 _TO_STATE = RECORD_FIELDS.index("to_state")
 _SETTERS = tuple(getattr(TransitionRecord, name).__set__ for name in RECORD_FIELDS)
@@ -127,6 +127,13 @@ class _FrameReader:
         frame = kind(self.buffer[_HEADER.size : end])
         del self.buffer[:end]
         return frame
+
+    def ready(self) -> bool:
+        """A whole frame is in the buffer (read from the pipe already)."""
+        if len(self.buffer) < _HEADER.size:
+            return False
+        size: int = _HEADER.unpack_from(self.buffer)[0]
+        return len(self.buffer) >= _HEADER.size + (size & _SIZE)
 
     def next(self, *, block: bool, wait: float = 0.0) -> bytes | None:
         """The next frame; None at end-of-file, or (block=False) when none has fully arrived
@@ -327,6 +334,8 @@ def _serve(
             # a busy one not after every data frame (each COMMIT writes the index pages it
             # touched to the WAL again). Frames that keep coming (a child slower than its
             # pipeline) are committed every MAX_COMMIT_SECONDS all the same.
+            if stream.held_rows and not inbox.ready():
+                stream.insert_held()  # all that waits is read: insert before waiting
             now = time.monotonic()
             if stream.pending and now - oldest >= MAX_COMMIT_SECONDS:
                 for reply in stream.commit():

@@ -30,6 +30,7 @@ from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS,
 
 # _commit(store, [(encoded, derive), ...]) -> one reply per group (the general route).
 GeneralCommit = Callable[[Any, list[tuple[Encoded, bool]]], list[Any]]
+HELD_ROWS = 512  # data frames' rows inserted together at most (see StreamedCommits.add)
 
 
 def error_reply(error: BaseException) -> tuple[str, str, str, bool | None]:
@@ -71,13 +72,37 @@ class StreamedCommits:
         # step rows) of each owed group, and per group number the rows of data frames so far.
         self.counts: list[tuple[list[int], int, int]] = []
         self.streamed: dict[int, tuple[int, int, int]] = {}
+        # (group number, derive, wire tuples) of consecutive data frames not inserted yet.
+        self._held: tuple[int, bool, list[Any]] | None = None
+
+    @property
+    def held_rows(self) -> int:
+        """Rows of data frames read but not inserted yet (see add)."""
+        return len(self._held[2]) if self._held is not None else 0
 
     def add(self, payload: bytes, data: bool) -> None:
-        """Take one frame: insert its rows now (fast route) or keep it for the general route."""
+        """Take one frame: insert its rows (fast route) or keep it for the general route.
+
+        Consecutive data frames of one group are held and inserted together (insert_held),
+        when the child has read everything that waits or HELD_ROWS are held: a child behind
+        its pipeline then runs its statements for hundreds of rows at a time, not per frame.
+        """
         encoded, derive, group = load_frame(payload)
         self.frames.append((encoded, derive, data, group))
         if not data:
             self.owed += 1
+        if self.broken:
+            return
+        if data and group is not None and _plain(encoded):
+            held = self._held
+            if held is not None and (held[:2] != (group, derive) or len(held[2]) >= HELD_ROWS):
+                self.insert_held()
+            if not self.broken:
+                if self._held is None:
+                    self._held = (group, derive, [])
+                self._held[2].extend(encoded[0][1])
+            return
+        self.insert_held()
         if self.broken:
             return
         try:
@@ -95,6 +120,22 @@ class StreamedCommits:
         if parts:
             parts[0] += rows
         self.counts.append((parts, runs + more_runs, steps + more_steps))
+
+    def insert_held(self) -> None:
+        """Insert the data frames held back (see add) in one go."""
+        held, self._held = self._held, None
+        if held is None or self.broken:
+            return
+        group, derive, values = held
+        try:
+            parts, runs, steps = self._insert(
+                [(STATE_TRANSITIONS, values, list(range(len(values))))], derive
+            )
+        except Exception:  # anything unusual: the general route names and rejects it
+            self._break()
+            return
+        rows, more_runs, more_steps = self.streamed.pop(group, (0, 0, 0))
+        self.streamed[group] = (rows + sum(parts), more_runs + runs, more_steps + steps)
 
     def _insert(self, encoded: Encoded, derive: bool) -> tuple[list[int], int, int]:
         """Insert a frame's transitions and the run/step rows they imply; rows per part."""
@@ -123,11 +164,12 @@ class StreamedCommits:
         self.broken = True
         self.counts = []
         self.streamed = {}
+        self._held = None
 
     @property
     def pending(self) -> bool:
         """Something to commit: a group has ended, or rows are inserted and not committed."""
-        return self.owed > 0 or (self.txn is not None and self.txn.open)
+        return self.owed > 0 or self._held is not None or (self.txn is not None and self.txn.open)
 
     def commit(self) -> list[Any]:
         """Commit what is inserted; the replies of the groups that ended, in order.
@@ -137,6 +179,7 @@ class StreamedCommits:
         pipeline's last row then holds only the last frame's rows (a group's rows that are
         committed and later redone by the general route are ignored as duplicates there).
         """
+        self.insert_held()
         if not self.broken and self.txn is not None:
             try:
                 self.txn.commit()
@@ -200,6 +243,15 @@ class StreamedCommits:
                     self.general(self.store, [(merged(data, []), self.frames[-1][1])])
             self.frames = []
         return replies
+
+
+def _plain(encoded: Encoded) -> bool:
+    """A data frame as the parent sends it: one part, the transitions, every item a record."""
+    return (
+        len(encoded) == 1
+        and encoded[0][0] == STATE_TRANSITIONS
+        and len(encoded[0][1]) == len(encoded[0][2])
+    )
 
 
 def _derived(runs: int, steps: int) -> list[tuple[str, WriteResult]]:

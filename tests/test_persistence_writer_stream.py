@@ -108,6 +108,23 @@ class TestGroups:
         assert dict(reply[1][1]) == {PIPELINE_RUNS: attrs.evolve(reply[1][1][0][1], written=1)}
         assert len(stored(path, PIPELINE_RUNS, "run_log_id")) == 1
 
+    def test_data_frames_of_one_group_are_inserted_together(self, tmp_path: Path) -> None:
+        """Consecutive data frames of one group are held and inserted in one go; a frame of
+        another group inserts them first; a commit inserts what is still held."""
+        path = tmp_path / "held.db"
+        store = open_store(path)
+        first, second = records("h1", 5), records("h2", 2)
+        stream = StreamedCommits(store, _commit)
+        stream.add(payload(first[:3], 1), data=True)
+        stream.add(payload(first[3:], 1), data=True)
+        assert stream.held_rows == 5
+        stream.add(payload(second, 2), data=True)
+        assert stream.held_rows == 2  # the first group's five went into the transaction
+        assert stream.commit() == []
+        store.close()
+        assert stream.held_rows == 0
+        assert stored(path) == {r.transition_id for r in first + second}
+
     def test_merged_keeps_every_record_index(self) -> None:
         """Merging data frames into a last frame shifts each frame's record indexes by the
         rows before it; the last frame's other parts stay as they were."""
@@ -177,6 +194,7 @@ class TestCommits:
         stream = StreamedCommits(store, _commit)
         stream.add(payload(good[:2], 6), data=True)
         stream.add(payload([bad, good[2]], 6), data=True)
+        stream.insert_held()  # what the child does once it has read all that waits
         assert stream.broken
         stream.finish()
         store.close()
