@@ -19,8 +19,7 @@ from typing import IO, Any
 
 from persistence._derive import DERIVING_STATES
 from persistence._frame import expand_records
-from persistence._wire_rows import wire_params
-from persistence._writer_stream import StreamedCommits, error_reply
+from persistence._writer_stream import StreamedCommits, error_reply, prepared_params
 from persistence.stores._sqlite_rows import RecordValues, record_values
 from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS
 from statemachine.records import RECORD_FIELDS, TransitionRecord
@@ -206,21 +205,8 @@ def _commit_prepared(store: Any, groups: list[tuple[Any, bool]]) -> list[Any] | 
     run and step rows (counting and logging a record it cannot derive from) and rejects bad
     items by id. The replies are the general route's, derive failures always 0.
     """
-    derive = groups[0][1]
-    parts: list[tuple[str, list[Any]]] = []
-    runs: list[Any] = []
-    steps: list[Any] = []
     try:
-        for encoded, _ in groups:
-            for table, values, records in encoded:
-                if table != STATE_TRANSITIONS or len(records) != len(values):
-                    return None
-                rows: list[Any] = []
-                if values:
-                    rows, more_runs, more_steps = wire_params(values, derive)
-                    runs += more_runs
-                    steps += more_steps
-                parts.append((table, rows))
+        parts, runs, steps = prepared_params([encoded for encoded, _ in groups], groups[0][1])
     except Exception:  # WireUnusual, or a value the general route handles (and names)
         return None
     extra = [(table, rows) for table, rows in ((PIPELINE_RUNS, runs), (STEP_LOGS, steps)) if rows]

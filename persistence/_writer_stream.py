@@ -141,18 +141,7 @@ class StreamedCommits:
         """Insert a frame's transitions and the run/step rows they imply; rows per part."""
         if self.txn is None:
             raise WireUnusual
-        parts: list[tuple[str, list[Any]]] = []
-        runs: list[Any] = []
-        steps: list[Any] = []
-        for table, values, records in encoded:
-            if table != STATE_TRANSITIONS or len(records) != len(values):
-                raise WireUnusual
-            rows: list[Any] = []
-            if values:
-                rows, more_runs, more_steps = wire_params(values, derive)
-                runs += more_runs
-                steps += more_steps
-            parts.append((table, rows))
+        parts, runs, steps = prepared_params([encoded], derive)
         self.txn.insert([*parts, (PIPELINE_RUNS, runs), (STEP_LOGS, steps)])
         return [len(rows) for _, rows in parts], len(runs), len(steps)
 
@@ -243,6 +232,28 @@ class StreamedCommits:
                     self.general(self.store, [(merged(data, []), self.frames[-1][1])])
             self.frames = []
         return replies
+
+
+def prepared_params(
+    frames: list[Encoded], derive: bool
+) -> tuple[list[tuple[str, list[Any]]], list[Any], list[Any]]:
+    """Insert parameters of frames whose parts are all transitions, every item a record: per
+    part, then the run and step rows they imply (persistence/_wire_rows.py). WireUnusual (or
+    the conversion's own error) for anything else: the general route takes those."""
+    parts: list[tuple[str, list[Any]]] = []
+    runs: list[Any] = []
+    steps: list[Any] = []
+    for encoded in frames:
+        for table, values, records in encoded:
+            if table != STATE_TRANSITIONS or len(records) != len(values):
+                raise WireUnusual
+            rows: list[Any] = []
+            if values:
+                rows, more_runs, more_steps = wire_params(values, derive)
+                runs += more_runs
+                steps += more_steps
+            parts.append((table, rows))
+    return parts, runs, steps
 
 
 def _plain(encoded: Encoded) -> bool:
