@@ -142,6 +142,7 @@ class GroupCommitter:
                 channel.backlog_rows = BACKLOG_ROWS
         # Rows of the group being gathered, already sent to the writer child (STREAM_ROWS).
         self._streamed: Streamed | None = None
+        self._end_now = False  # end_group_now(): no commit delay for the group being gathered
         self._stream_channel = self.by_table.get(STATE_TRANSITIONS)
         streams = self._encoded_parts is not None and getattr(store, "stream_link", None)
         if streams and self._stream_channel is not None:
@@ -163,20 +164,24 @@ class GroupCommitter:
                     slot = True
                 await self._wait_for_rows()
                 urgent = self.urgent is not None and self.urgent.is_set()
-                if not urgent and not any(c.ready_count() >= self.max_rows for c in self.channels):
+                full = any(c.ready_count() >= self.max_rows for c in self.channels)
+                if not urgent and not full and not self._end_now:
                     # Commit delay: rows of the same burst that arrive within a millisecond
                     # share this commit (each commit rewrites its index pages to the WAL).
-                    await self._commit_delay()
-                    waited = self.delay
-                    while self._streaming() and waited < self.streaming_delay:
-                        await self._commit_delay()  # see STREAMING_COMMIT_DELAY_SECONDS
-                        waited += self.delay
+                    await self._commit_delay(self.delay)
+                    more = self.streaming_delay - self.delay
+                    if more > 0 and not self._end_now and self._streaming():
+                        # The rest of STREAMING_COMMIT_DELAY_SECONDS in one wait: each wake of
+                        # this task costs the pipeline's loop ~20 us (the 100-step chain woke
+                        # it every millisecond, four times).
+                        await self._commit_delay(more)
             except asyncio.CancelledError:
                 if slot:
                     self._release_slot()
                 self._drop_streamed("shutdown")
                 raise
             group, streamed = self._take_group()
+            self._end_now = False
             if not group:  # woken by flush() or stop() with nothing queued
                 if slot:
                     self._release_slot()
@@ -212,6 +217,15 @@ class GroupCommitter:
         waiter = self._slot_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def end_group_now(self) -> None:
+        """End the gathered group now, from the loop's thread (a flush()): sent at once with a
+        slot to spare, else run() sends it as soon as it has its slot, without a commit delay."""
+        self._end_now = True
+        if self._encoded_parts is not None:  # a writer child's pipe takes groups in order
+            self._send_backlog()
+        for channel in self.channels:
+            channel.wake()
 
     def _send_backlog(self) -> None:
         """Send what is queued now, from inside the loop's turn (Channel.notify; see BACKLOG_ROWS).
@@ -331,13 +345,13 @@ class GroupCommitter:
             channel.in_flight -= streamed.rows
             channel.settle(streamed.rows, drops={reason: streamed.rows})
 
-    async def _commit_delay(self) -> None:
-        """Wait the commit delay, cut short by a full batch or a flush()/stop() (channel.wake)."""
+    async def _commit_delay(self, seconds: float) -> None:
+        """Wait `seconds`, cut short by a full batch or a flush()/stop() (channel.wake)."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         for channel in self.channels:
             channel.wait_with(waiter, self.max_rows)
-        timer = loop.call_later(self.delay, _resolve, waiter)
+        timer = loop.call_later(seconds, _resolve, waiter)
         try:
             await waiter
         finally:

@@ -326,6 +326,7 @@ def _serve(
             if stream.pending and now - oldest >= MAX_COMMIT_SECONDS:
                 for reply in stream.commit():
                     outbox = _reply(outbox, reply)
+                stream.release()  # after the replies: the parent need not wait for the free
             wait = 0.0 if stream.owed else oldest + IDLE_COMMIT_SECONDS - now
             payload = inbox.next(block=not stream.pending, wait=max(wait, 0.0))
             if payload is None:
@@ -333,6 +334,7 @@ def _serve(
                     break
                 for reply in stream.commit():  # nothing else waiting: commit, answer
                     outbox = _reply(outbox, reply)
+                stream.release()
                 continue
             if not stream.pending:
                 oldest = time.monotonic()
@@ -343,6 +345,7 @@ def _serve(
             if stream.owed >= _MAX_GROUPS_PER_COMMIT:
                 for reply in stream.commit():
                     outbox = _reply(outbox, reply)
+                stream.release()
         for reply in stream.finish():  # end-of-file: what was read is committed all the same
             outbox = _reply(outbox, reply)
     finally:

@@ -74,6 +74,9 @@ class StreamedCommits:
         self.streamed: dict[int, tuple[int, int, int]] = {}
         # (group number, derive, wire tuples) of consecutive data frames not inserted yet.
         self._held: tuple[int, bool, list[Any]] | None = None
+        # The answered frames, freed by release() once their replies are written: freeing a
+        # chain's ~200 rows costs ~40 us the parent's flush() would otherwise wait for.
+        self._answered_frames: list[Any] = []
 
     @property
     def held_rows(self) -> int:
@@ -185,7 +188,7 @@ class StreamedCommits:
                 for parts, runs, steps in self.counts
             ]
             self.counts = []
-            self._answered()
+            self._drop_answered()
             return done
         if not self.owed:
             return []
@@ -199,6 +202,18 @@ class StreamedCommits:
         if not self.frames:
             self.broken = self.txn is None
         return replies
+
+    def _drop_answered(self) -> None:
+        """The fast route's _answered: the owed groups' frames leave, nothing is merged."""
+        ended = {group for _, _, data, group in self.frames if not data and group is not None}
+        kept = [frame for frame in self.frames if frame[2] and frame[3] not in ended]
+        self._answered_frames.append(self.frames)
+        self.frames = kept
+        self.owed = 0
+
+    def release(self) -> None:
+        """Free the frames answered since the last call (the child calls it after replying)."""
+        self._answered_frames.clear()
 
     def _answered(self) -> list[tuple[Encoded, bool]]:
         """Drop the owed groups' frames (data frames of groups not ended stay); those groups,

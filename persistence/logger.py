@@ -17,6 +17,7 @@ from persistence._api import SeedLoggingAPI
 from persistence._batcher import Batcher, writer_pool
 from persistence._channel import Channel, Item
 from persistence._group_commit import GroupCommitter
+from persistence._run_ends import PIPELINE_KIND, RunEnds
 from persistence.settings import LoggerSettings
 from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS, Store
 from statemachine import scrub_metadata, scrub_text
@@ -90,6 +91,7 @@ class MetadataLogger(SeedLoggingAPI):
         # emit()'s short way on the loop's thread (a pipelined store, until stop() begins): the
         # transitions channel, to queue a record's value tuple in one step (see emit).
         self._direct: Channel | None = None
+        self._run_ends = RunEnds()  # emit()'s short way: when the last run in flight ended
 
     @property
     def running(self) -> bool:
@@ -171,6 +173,8 @@ class MetadataLogger(SeedLoggingAPI):
         self._urgent.set()
         for channel in self.channels.values():
             channel.wake()
+        if threading.get_ident() == self._loop_thread:
+            self._end_groups()  # the group gathered goes now, not on run()'s next turn
         try:
             async with asyncio.timeout(timeout):
                 await self._wait_processed(targets)
@@ -268,6 +272,8 @@ class MetadataLogger(SeedLoggingAPI):
             try:
                 direct.submit()
                 direct.put(values_of(record))
+                if record.entity_type == PIPELINE_KIND and self._run_ends.last_ended(record):
+                    self._end_groups()  # the last run in flight ended: its rows go now
             except Exception:  # logging must never break a transition
                 _log.exception("metadata_emit_failed")
             return
@@ -282,6 +288,12 @@ class MetadataLogger(SeedLoggingAPI):
             not self._writer_derives or type(record) is not TransitionRecord
         ):
             self._emit_derived(record)
+
+    def _end_groups(self) -> None:
+        """End the group each committer is gathering now (on the loop's thread)."""
+        for batcher in self._batchers:
+            if isinstance(batcher, GroupCommitter):
+                batcher.end_group_now()
 
     def _count_derive_failures(self, count: int) -> None:
         """Add failures of the writer's derivation to derive_failures."""

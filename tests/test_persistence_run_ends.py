@@ -1,0 +1,154 @@
+"""When the last pipeline run in flight ends, the logger ends its group at once (issue 12).
+
+RunEnds (persistence/_run_ends.py) follows the PIPELINE records the logger queues; the logger
+then sends the gathered group without waiting for its commit delay, so a run's last rows are
+committed while its caller wraps up. The integration tests use a real SQLite file, a real
+writer child and real PipelineRuns, with a commit delay of an hour: only the early end can
+commit the rows before a flush().
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from persistence import LoggerSettings, MetadataLogger, SQLiteStore, _group_commit, _run_ends
+from persistence._run_ends import EARLY_END_SECONDS, RunEnds
+from statemachine import PipelineRun
+from statemachine.records import TransitionRecord
+from tests.strategies.records import record
+
+HOUR = LoggerSettings(batch_size=100, flush_interval_seconds=7200)
+
+
+def pipeline(run: str, frm: str, to: str) -> TransitionRecord:
+    """A PIPELINE record of run `run` moving frm -> to."""
+    return record(pipeline_logging_id=run, entity_type="PIPELINE", from_state=frm, to_state=to)
+
+
+class TestRunEnds:
+    """The bookkeeping on its own: which end is the last one."""
+
+    def test_the_end_of_the_only_run_is_the_last(self) -> None:
+        """A run that started here and ends: True once, for its terminal record only."""
+        ends = RunEnds()
+        assert not ends.last_ended(pipeline("r1", "PENDING", "RUNNING"))
+        assert ends.last_ended(pipeline("r1", "RUNNING", "COMPLETED"))
+        assert ends.in_flight == set()
+
+    def test_only_the_last_of_two_runs_ends_them_all(self) -> None:
+        """With two runs in flight, the first end is not the last; the second is."""
+        ends = RunEnds()
+        for run in ("a", "b"):
+            ends.last_ended(pipeline(run, "PENDING", "RUNNING"))
+        assert not ends.last_ended(pipeline("a", "RUNNING", "FAILED"))
+        ends.last_end = -EARLY_END_SECONDS  # no recent early end
+        assert ends.last_ended(pipeline("b", "RUNNING", "TIMEOUT"))
+
+    def test_a_run_never_seen_starting_ends_nothing(self) -> None:
+        """The end of a run that started before this logger (or ends twice) is not counted."""
+        ends = RunEnds()
+        assert not ends.last_ended(pipeline("old", "RUNNING", "COMPLETED"))
+        ends.last_ended(pipeline("r", "PENDING", "RUNNING"))
+        assert ends.last_ended(pipeline("r", "RUNNING", "COMPLETED"))
+        ends.last_end = -EARLY_END_SECONDS
+        assert not ends.last_ended(pipeline("r", "RUNNING", "COMPLETED"))
+
+    def test_at_most_one_early_end_per_interval(self) -> None:
+        """Tiny runs one after another: the second last-end within EARLY_END_SECONDS is not
+        reported (each early end costs the writer a COMMIT), one after it is."""
+        ends = RunEnds()
+        ends.last_ended(pipeline("r1", "PENDING", "RUNNING"))
+        assert ends.last_ended(pipeline("r1", "RUNNING", "COMPLETED"))
+        ends.last_ended(pipeline("r2", "PENDING", "RUNNING"))
+        assert not ends.last_ended(pipeline("r2", "RUNNING", "COMPLETED"))
+        ends.last_ended(pipeline("r3", "PENDING", "RUNNING"))
+        ends.last_end = time.monotonic() - EARLY_END_SECONDS
+        assert ends.last_ended(pipeline("r3", "RUNNING", "COMPLETED"))
+
+    def test_runs_that_never_end_are_forgotten_past_the_cap(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The set of runs in flight stays bounded: past MAX_TRACKED_RUNS it starts again."""
+        monkeypatch.setattr(_run_ends, "MAX_TRACKED_RUNS", 3)
+        ends = RunEnds()
+        for i in range(5):
+            ends.last_ended(pipeline(f"r{i}", "PENDING", "RUNNING"))
+        assert len(ends.in_flight) <= 3
+        assert "r4" in ends.in_flight
+
+
+def stored(path: Path) -> set[str]:
+    """The transition ids committed to the file (a connection of its own)."""
+    with sqlite3.connect(path) as conn:
+        return {r[0] for r in conn.execute("SELECT transition_id FROM org_meta_state_transitions")}
+
+
+async def wait_stored(path: Path, ids: set[str], seconds: float = 10.0) -> bool:
+    """Poll the file until it holds every id in `ids` (True) or `seconds` pass (False)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if ids <= await asyncio.to_thread(stored, path):
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
+class TestLoggerEndsTheGroup:
+    """MetadataLogger + SQLiteStore's writer child, commit delay one hour."""
+
+    def test_rows_of_an_ended_run_are_committed_without_flush(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A run in flight keeps its rows queued (the hour-long delay); once it ends, every
+        row of it reaches the file with no flush() and no timer."""
+        monkeypatch.setattr(_group_commit, "COMMIT_DELAY_SECONDS", 3600.0)
+        path = tmp_path / "ends.db"
+        store = SQLiteStore(path, writer_process=True)
+        ids: list[str] = []
+
+        async def body() -> None:
+            async with MetadataLogger(store, HOUR) as logger:
+                run = PipelineRun.create("nightly", org_slug="acme", sink=logger)
+                ids.append(run.start().transition_id)
+                await asyncio.sleep(0.05)  # the committer waits in its (hour-long) delay
+                depths = logger.get_queue_depths()["state_transition"]
+                assert depths["depth"] == 1  # a run in flight: nothing sent yet
+                ids.append(run.complete().transition_id)
+                assert logger.get_queue_depths()["state_transition"]["depth"] == 0
+                assert await wait_stored(path, set(ids))
+
+        asyncio.run(body())
+        store.close()
+        assert stored(path) == set(ids)
+
+    def test_a_run_still_in_flight_waits_for_its_group(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Two runs: the first one's end leaves the rows queued (another run is in flight);
+        the second one's end sends them all."""
+        monkeypatch.setattr(_group_commit, "COMMIT_DELAY_SECONDS", 3600.0)
+        path = tmp_path / "two.db"
+        store = SQLiteStore(path, writer_process=True)
+        ids: list[str] = []
+
+        async def body() -> None:
+            async with MetadataLogger(store, HOUR) as logger:
+                first = PipelineRun.create("a", org_slug="acme", sink=logger)
+                second = PipelineRun.create("b", org_slug="acme", sink=logger)
+                ids.extend([first.start().transition_id, second.start().transition_id])
+                await asyncio.sleep(0.05)
+                ids.append(first.complete().transition_id)
+                assert logger.get_queue_depths()["state_transition"]["depth"] == 3
+                logger._run_ends.last_end = -EARLY_END_SECONDS  # the rate limit is not tested here
+                ids.append(second.complete().transition_id)
+                assert logger.get_queue_depths()["state_transition"]["depth"] == 0
+                assert await wait_stored(path, set(ids))
+
+        asyncio.run(body())
+        store.close()
+        assert stored(path) == set(ids)
