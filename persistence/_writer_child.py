@@ -376,7 +376,8 @@ def _reply(outbox: IO[bytes] | None, reply: Any) -> IO[bytes] | None:
     import pickle  # only the child replies: a thread-writer run never loads it (cold start)
 
     try:
-        _write_frame(outbox, pickle.dumps(reply, pickle.HIGHEST_PROTOCOL))
+        payload = reply if type(reply) is bytes else pickle.dumps(reply, pickle.HIGHEST_PROTOCOL)
+        _write_frame(outbox, payload)
     except OSError:
         return None
     return outbox

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
+from persistence._frame import load_reply
 from persistence._writer_child import _HEADER
 from persistence.stores.base import RowError, StoreError, WriteResult
 
@@ -227,8 +228,6 @@ class Link:
                     return
 
     def _resolve_frames(self) -> None:
-        import pickle  # replies exist only with a writer child: a thread-writer run never loads it
-
         inbox = self.inbox
         while len(inbox) >= _HEADER.size:
             (size,) = _HEADER.unpack_from(inbox)
@@ -239,7 +238,7 @@ class Link:
             del inbox[:end]
             future, rejected = self.pending.popleft()
             try:
-                outcome = _outcome(pickle.loads(payload), rejected)
+                outcome = _outcome(load_reply(payload), rejected)
             except Exception as error:
                 _fail(future, error)
             else:

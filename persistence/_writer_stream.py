@@ -24,9 +24,9 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from persistence._frame import Encoded, load_frame
+from persistence._frame import Encoded, load_frame, ok_reply
 from persistence._wire_rows import WireUnusual, wire_params
-from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS, WriteResult
+from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS
 
 # _commit(store, [(encoded, derive), ...]) -> one reply per group (the general route).
 GeneralCommit = Callable[[Any, list[tuple[Encoded, bool]]], list[Any]]
@@ -184,8 +184,7 @@ class StreamedCommits:
             if not self.owed:
                 return []
             done: list[Any] = [
-                ("ok", ([WriteResult(n, ()) for n in parts], _derived(runs, steps), 0))
-                for parts, runs, steps in self.counts
+                ok_reply(parts, _derived(runs, steps)) for parts, runs, steps in self.counts
             ]
             self.counts = []
             self._drop_answered()
@@ -280,10 +279,6 @@ def _plain(encoded: Encoded) -> bool:
     )
 
 
-def _derived(runs: int, steps: int) -> list[tuple[str, WriteResult]]:
-    """The derived rows' results of one group, per table (the parent counts them per table)."""
-    return [
-        (table, WriteResult(count, ()))
-        for table, count in ((PIPELINE_RUNS, runs), (STEP_LOGS, steps))
-        if count
-    ]
+def _derived(runs: int, steps: int) -> list[tuple[str, int]]:
+    """The derived rows of one group, per table (the parent counts them per table)."""
+    return [(table, count) for table, count in ((PIPELINE_RUNS, runs), (STEP_LOGS, steps)) if count]

@@ -12,7 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from persistence._frame import dump_group, encode_parts, expand_records, load_group
+from persistence._frame import (
+    dump_group,
+    encode_parts,
+    expand_records,
+    load_group,
+    load_reply,
+    ok_reply,
+)
 from persistence.schema import table_spec
 from persistence.stores._sqlite_rows import RowPreparer, record_values
 from persistence.stores.base import STATE_TRANSITIONS, STEP_LOGS
@@ -115,3 +122,36 @@ class TestRoundTrip:
         encoded, rejected = encode_parts([(STATE_TRANSITIONS, [record(), 42])])
         assert [len(values) for _, values, _ in encoded] == [1]
         assert [error.row_id for error in rejected[0]] == ["<int>"]
+
+
+class TestReplies:
+    """A streamed group's reply travels in marshal (ok_reply); any other reply is pickled."""
+
+    @given(
+        parts=st.lists(st.integers(0, 10_000), min_size=1, max_size=4),
+        runs=st.integers(0, 50),
+        steps=st.integers(0, 500),
+    )
+    def test_ok_reply_reads_back_as_the_pickled_reply_would(
+        self, parts: list[int], runs: int, steps: int
+    ) -> None:
+        """Invariant: whatever the counts, load_reply(ok_reply(...)) equals the reply the
+        general route pickles for them: ("ok", (WriteResults, per-table results, 0))."""
+        import pickle
+
+        from persistence.stores.base import PIPELINE_RUNS, WriteResult
+
+        derived = [(t, n) for t, n in ((PIPELINE_RUNS, runs), (STEP_LOGS, steps)) if n]
+        expected = (
+            "ok",
+            ([WriteResult(n) for n in parts], [(t, WriteResult(n)) for t, n in derived], 0),
+        )
+        assert load_reply(ok_reply(parts, derived)) == expected
+        assert load_reply(pickle.dumps(expected, pickle.HIGHEST_PROTOCOL)) == expected
+
+    def test_an_error_reply_stays_pickled(self) -> None:
+        """Errors and control replies keep their pickled form (they are rare and varied)."""
+        import pickle
+
+        reply = ("error", "OperationalError", "disk I/O error", True)
+        assert load_reply(pickle.dumps(reply, pickle.HIGHEST_PROTOCOL)) == reply
