@@ -72,7 +72,8 @@ class Channel:
         self.overflow: collections.deque[tuple[float, Item]] = collections.deque()
         self._expiry: asyncio.TimerHandle | None = None
         self._lock = threading.Lock()
-        self.submitted = 0
+        self._submitted = 0  # by submit(), any thread, under the lock
+        self._loop_submitted = 0  # by put_on_loop(), the loop's thread only: no lock needed
         self.processed = 0
         self.rows_written = 0
         self.in_flight = 0
@@ -93,10 +94,15 @@ class Channel:
 
     # -- counting -----------------------------------------------------------------------------
 
+    @property
+    def submitted(self) -> int:
+        """Rows the logger has taken responsibility for."""
+        return self._submitted + self._loop_submitted
+
     def submit(self, rows: int = 1) -> None:
         """Count rows the logger has taken responsibility for (one by default)."""
         with self._lock:
-            self.submitted += rows
+            self._submitted += rows
 
     def settle(
         self, rows: int, *, written: int = 0, drops: Mapping[str, int] | None = None
@@ -154,6 +160,18 @@ class Channel:
         """Queue a row (the caller checked full()) and wake whoever waits for it."""
         self.queue.append(item)
         self.notify()
+
+    def put_on_loop(self, item: Item) -> None:
+        """submit() and put() in one step, on the loop's thread only (MetadataLogger.emit's
+        short way): no lock, and notify() only when someone may need waking (~0.25 us less
+        per emit, 202 emits per 100-step chain)."""
+        self._loop_submitted += 1
+        queue = self.queue
+        queue.append(item)
+        if self._waiter is not None or (
+            self.on_backlog is not None and len(queue) + len(self.overflow) >= self.backlog_rows
+        ):
+            self.notify()
 
     def notify(self) -> None:
         """A row was queued or parked: wake the batcher once its batch can be filled."""

@@ -270,8 +270,7 @@ class MetadataLogger(SeedLoggingAPI):
             # per emit): the loop's own thread, a queue with room, nothing parked, the logger
             # not stopping; the writer process derives the run/step rows.
             try:
-                direct.submit()
-                direct.put(values_of(record))
+                direct.put_on_loop(values_of(record))
                 if record.entity_type == PIPELINE_KIND and self._run_ends.last_ended(record):
                     self._end_groups()  # the last run in flight ended: its rows go now
             except Exception:  # logging must never break a transition

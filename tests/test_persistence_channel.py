@@ -127,3 +127,27 @@ class TestQueue:
             assert channel.ready_count() == 3
 
         asyncio.run(body())
+
+    def test_put_on_loop_counts_wakes_and_calls_the_backlog_hook(self) -> None:
+        """put_on_loop() is submit() + put(): counted as submitted (with submit()'s rows from
+        other threads), a waiting batcher woken by its row, on_backlog called once
+        backlog_rows are queued and not before."""
+        calls: list[int] = []
+
+        async def body() -> None:
+            channel = Channel("t", "t", capacity=10, put_timeout=60)
+            channel.on_backlog = lambda: calls.append(channel.ready_count())
+            channel.backlog_rows = 3
+            waiting = asyncio.ensure_future(channel.wait_for_rows(1, None))
+            await asyncio.sleep(0)
+            channel.put_on_loop(record(transition_id="a"))
+            await asyncio.wait_for(waiting, 5)
+            channel.put_on_loop(record(transition_id="b"))
+            assert calls == []
+            channel.put_on_loop(record(transition_id="c"))
+            assert calls == [3]
+            await asyncio.to_thread(channel.submit, 2)  # another thread's rows add up
+            assert channel.submitted == 5
+            assert channel.ready_count() == 3
+
+        asyncio.run(body())
