@@ -10,6 +10,9 @@ Figures (measured in this run, best of a few repeats):
 - concurrent_ms_per_step_sqlite / _null: 1,000 pipelines of 10 chained no-op steps started at
   once on one event loop (10,000 steps), wall time divided by the number of steps;
 - *_logging_overhead_pct: (sqlite - null) / null, in percent;
+- *_overhead_before_flush_pct and *_flush_wait_ms: the same SQLite try split where the last
+  pipeline returned: what logging added while the steps ran (the pipeline process's own work
+  per record and per frame), and how long flush() then waited for the last rows' COMMIT;
 - rows_written / rows_dropped: what the logger reports at default settings.
 Targets (issue 12): <= 0.08 ms per step for the concurrent workload with SQLite; logging
 overhead <= 25 % on both (stretch 10 %); zero drops.
@@ -80,8 +83,9 @@ async def _run_many(configs: list[PipelineConfig], sink: Any) -> None:
     await asyncio.gather(*(run_pipeline(c, org_slug="bench", logger=sink) for c in configs))
 
 
-async def _timed(configs: list[PipelineConfig], use_sqlite: bool) -> tuple[float, dict[str, int]]:
-    """Run configs concurrently; return seconds (including the final flush) and row counters."""
+async def _timed(configs: list[PipelineConfig], use_sqlite: bool) -> tuple[float, dict[str, float]]:
+    """Run configs concurrently; return seconds (including the final flush) and row counters
+    (with SQLite, also run_s: the seconds until the last pipeline returned, before flush())."""
     if not use_sqlite:
         from statemachine import NullSink
 
@@ -102,11 +106,13 @@ async def _timed(configs: list[PipelineConfig], use_sqlite: bool) -> tuple[float
             gc.collect()
             start = time.perf_counter()
             await _run_many(configs, logger)
+            ran = time.perf_counter() - start
             await logger.flush()
             elapsed = time.perf_counter() - start
             await logger.stop()
             queues = logger.get_queue_depths()
             counts = {
+                "run_s": ran,
                 "written": queues["state_transition"]["rows_written"],
                 "dropped": sum(
                     queues[q]["rows_dropped"] for q in ("state_transition", "pipeline", "step")
@@ -146,6 +152,9 @@ def run(quick: bool) -> dict[str, float]:
         figures[f"{label}_ms_per_step_sqlite"] = round(1000 * sqlite_s / steps, 4)
         figures[f"{label}_ms_per_step_null"] = round(1000 * null_s / steps, 4)
         figures[f"{label}_logging_overhead_pct"] = round(100 * (sqlite_s - null_s) / null_s, 1)
+        ran = counts["run_s"]
+        figures[f"{label}_overhead_before_flush_pct"] = round(100 * (ran - null_s) / null_s, 1)
+        figures[f"{label}_flush_wait_ms"] = round(1000 * (sqlite_s - ran), 3)
         figures[f"{label}_rows_written"] = counts["written"]
         figures[f"{label}_rows_dropped"] = counts["dropped"]
     figures["concurrent_pipelines"] = n_pipelines
