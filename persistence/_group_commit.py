@@ -221,9 +221,11 @@ class GroupCommitter:
     def end_group_now(self) -> None:
         """End the gathered group now, from the loop's thread (a flush()): sent at once with a
         slot to spare, else run() sends it as soon as it has its slot, without a commit delay."""
-        self._end_now = True
         if self._encoded_parts is not None:  # a writer child's pipe takes groups in order
             self._send_backlog()
+        if self._streamed is None and not any(c.ready_count() for c in self.channels):
+            return  # sent: waking run() would only cost the loop a turn (~15 us)
+        self._end_now = True
         for channel in self.channels:
             channel.wake()
 

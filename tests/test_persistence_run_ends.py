@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from persistence import LoggerSettings, MetadataLogger, SQLiteStore, _group_commit, _run_ends
 from persistence._run_ends import EARLY_END_SECONDS, RunEnds
@@ -80,6 +82,37 @@ class TestRunEnds:
             ends.last_ended(pipeline(f"r{i}", "PENDING", "RUNNING"))
         assert len(ends.in_flight) <= 3
         assert "r4" in ends.in_flight
+
+
+class TestRunEndsProperty:
+    """Against a model: a set of runs started and not ended."""
+
+    @given(
+        st.lists(
+            st.tuples(st.integers(0, 5), st.sampled_from(["RUNNING", "COMPLETED", "FAILED"])),
+            max_size=60,
+        )
+    )
+    def test_true_exactly_when_an_end_empties_the_runs_in_flight(
+        self, moves: list[tuple[int, str]]
+    ) -> None:
+        """Invariant: with no rate limit, last_ended() is True exactly for a terminal record of
+        a run seen starting and not yet ended, after which no started run is left in flight;
+        every other record (a start, a repeated end, the end of a run never seen) is False."""
+        ends = RunEnds()
+        model: set[str] = set()
+        for run_number, to_state in moves:
+            run = f"run-{run_number}"
+            ends.last_end = -EARLY_END_SECONDS  # no rate limit here (tested above)
+            terminal = to_state != "RUNNING"
+            got = ends.last_ended(pipeline(run, "RUNNING" if terminal else "PENDING", to_state))
+            expected = terminal and run in model and model == {run}
+            if terminal:
+                model.discard(run)
+            else:
+                model.add(run)
+            assert got == expected
+            assert ends.in_flight == model
 
 
 def stored(path: Path) -> set[str]:
