@@ -17,7 +17,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
-import itertools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +27,8 @@ from persistence._batcher import (
     settle_written,
     writer_pool,
 )
-from persistence._channel import Channel, Item, WriteTicket, finished
+from persistence._channel import Channel, WriteTicket, finished
+from persistence._group_send import Group, GroupSends, stream_parts
 from persistence._group_write import Parts, derive_parts, write_group_derived
 from persistence.settings import LoggerSettings
 from persistence.stores.base import STATE_TRANSITIONS, Store, WriteResult
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
 _log = lazy_logger("persistence.logger")
 
-Group = list[tuple[Channel, list[Item]]]
 # How long the committer lets a burst gather after its first row (PostgreSQL's commit_delay):
 # it bounds the latency a lone row pays and, measured on the 100-step chain, cuts the commits
 # (and the CPU per row) several-fold while a pipeline emits continuously.
@@ -61,29 +60,12 @@ BACKLOG_ROWS = 128
 # COMMIT. The 100-step chain's logging overhead was mostly the wait, after its last step, for
 # the child to insert the whole last group (issue 12, ninth session).
 STREAM_ROWS = 32
-# While a group's rows are being streamed its commit delay stretches, a millisecond at a time,
-# up to this: the child commits streamed rows on its own whenever it is idle, so the group's
-# last frame only asks for a reply, and each reply costs this process ~0.1 ms (the 100-step
-# chain sent 4 groups in ~4.5 ms; now one or two). Never beyond flush_interval_seconds.
+# While a group's rows are being streamed its commit delay stretches up to this (the first
+# millisecond, then the rest in one wait): the child commits streamed rows on its own whenever
+# it is idle, so the group's last frame only asks for a reply, and each reply costs this
+# process ~0.1 ms (the 100-step chain sent 4 groups in ~4.5 ms; now one). Never beyond
+# flush_interval_seconds.
 STREAMING_COMMIT_DELAY_SECONDS = 0.005
-_group_numbers = itertools.count(1)  # a streamed group's number, unique in this process
-
-
-class _StreamParts:
-    """What _stream needs from the writer modules, imported once a committer streams (they
-    are not loaded for stores without a writer process: `pipestate run`'s cold start)."""
-
-    def load(self) -> None:
-        """Import them now (idempotent)."""
-        from persistence._frame import dump_group, encode_parts
-        from persistence._writer_child import data_frame
-        from persistence._writer_process import Streamed
-
-        self.dump_group, self.encode_parts = dump_group, encode_parts
-        self.data_frame, self.Streamed = data_frame, Streamed
-
-
-_stream_parts = _StreamParts()
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:
@@ -92,7 +74,7 @@ def _resolve(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-class GroupCommitter:
+class GroupCommitter(GroupSends):
     """The one flush worker of a group-commit store: feeds all channels, one write at a time."""
 
     def __init__(
@@ -146,7 +128,7 @@ class GroupCommitter:
         self._stream_channel = self.by_table.get(STATE_TRANSITIONS)
         streams = self._encoded_parts is not None and getattr(store, "stream_link", None)
         if streams and self._stream_channel is not None:
-            _stream_parts.load()
+            stream_parts.load()
             self._stream_channel.on_backlog = self._stream
             self._stream_channel.backlog_rows = STREAM_ROWS
         # Sends are serialised by the pipe anyway: one thread of its own, so a full pipe never
@@ -217,135 +199,6 @@ class GroupCommitter:
         waiter = self._slot_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-
-    def end_group_now(self) -> None:
-        """End the gathered group now, from the loop's thread (a flush()): sent at once with a
-        slot to spare, else run() sends it as soon as it has its slot, without a commit delay."""
-        if self._encoded_parts is not None:  # a writer child's pipe takes groups in order
-            self._send_backlog()
-        if self._streamed is None and not any(c.ready_count() for c in self.channels):
-            return  # sent: waking run() would only cost the loop a turn (~15 us)
-        self._end_now = True
-        for channel in self.channels:
-            channel.wake()
-
-    def _send_backlog(self) -> None:
-        """Send what is queued now, from inside the loop's turn (Channel.notify; see BACKLOG_ROWS).
-
-        Only with a slot to spare (one stays for run()) and a writer child running; otherwise
-        the rows wait for run() as usual. The group is settled by its own _flush task.
-        """
-        if self.free_slots <= 1:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # emitted on the loop's thread while it is not running
-            return
-        group, streamed = self._take_group()
-        if not group:
-            return
-        self.free_slots -= 1
-        self._send_now(group, streamed, loop)
-
-    def _take_group(self) -> tuple[Group, Streamed | None]:
-        """Take every channel's ready rows (up to max_rows each) and the rows streamed ahead.
-
-        With streamed rows the transitions part comes first, even empty: the child adds the
-        data frames' rows to the first part of the group's reply (persistence/_writer_stream.py).
-        """
-        streamed, self._streamed = self._streamed, None
-        group: Group = []
-        for channel in self.channels:
-            batch: list[Item] = []
-            ahead = streamed.rows if streamed is not None and channel is self._stream_channel else 0
-            channel.take_ready(batch, self.max_rows - ahead)
-            channel.in_flight += len(batch)
-            if ahead:
-                group.insert(0, (channel, batch))
-            elif batch:
-                group.append((channel, batch))
-        return group, streamed
-
-    def _send_now(
-        self, group: Group, streamed: Streamed | None, loop: asyncio.AbstractEventLoop | None = None
-    ) -> None:
-        """Encode a group and hand it to the writer now; its _flush task settles it (one slot).
-
-        Sent from here, not from the task, so that no other group's rows can enter the pipe
-        before this group's last frame.
-        """
-        loop = loop or asyncio.get_running_loop()
-        derive = streamed.derive if streamed is not None else self.derive()
-        parts = self._encode(group, derive, streamed)
-        try:
-            sent = self.store.submit_nowait(parts, derive=derive, loop=loop)  # type: ignore[attr-defined]
-        except Exception:  # the task's own attempt meets (and handles) the same error
-            sent = None
-        task = loop.create_task(self._flush(group, sent=sent, derive=derive, parts=parts))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        task.add_done_callback(self._release_slot)
-
-    def _stream(self) -> None:
-        """Send the queued transitions to the writer child now, as rows of the next group.
-
-        Channel.notify calls it, on the loop's thread, once STREAM_ROWS are queued. Nothing is
-        sent while no child runs, its pipe is backed up (the rows then wait in the queue, where
-        backpressure is decided), the group is full, or the group's rows went to another child.
-        """
-        channel = self._stream_channel
-        streamed = self._streamed
-        if channel is None:
-            return
-        if streamed is not None and streamed.rows + channel.ready_count() > self.max_rows:
-            # The group is full while the loop's turn goes on (a thousand pipelines): it ends
-            # here, as a backlog would, and the next rows start the next group.
-            self._send_backlog()
-            streamed = self._streamed
-            if streamed is not None:  # no slot to spare: run() ends it after this turn
-                return
-        link = self.store.stream_link()  # type: ignore[attr-defined]
-        if link is None or (streamed is not None and link is not streamed.link):
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # emitted on the loop's thread while it is not running
-            return
-        batch: list[Item] = []
-        channel.take_ready(batch, self.max_rows - (streamed.rows if streamed is not None else 0))
-        if not batch:
-            return
-        if streamed is None:
-            streamed = _stream_parts.Streamed(next(_group_numbers), link, self.derive())
-        try:
-            encoded, rejected = _stream_parts.encode_parts([(channel.table, batch)])
-            payload = _stream_parts.dump_group(encoded, streamed.derive, streamed.group_id)
-            frame = _stream_parts.data_frame(payload)
-            sent = self.store.stream_nowait(link, frame, loop)  # type: ignore[attr-defined]
-        except Exception:  # the rows stay queued: the group's own frame meets the error
-            sent = False
-        if not sent:
-            channel.queue.extendleft(reversed(batch))
-            return
-        streamed.add(frame, len(batch), rejected[0])
-        channel.in_flight += len(batch)
-        self._streamed = streamed
-
-    def _streaming(self) -> bool:
-        """Rows of the gathered group went ahead, no flush waits, no channel holds a batch."""
-        return (
-            self._streamed is not None
-            and not (self.urgent is not None and self.urgent.is_set())
-            and not any(c.ready_count() >= self.max_rows for c in self.channels)
-        )
-
-    def _drop_streamed(self, reason: str) -> None:
-        """Count rows streamed ahead for a group that will never be sent as dropped."""
-        streamed, self._streamed = self._streamed, None
-        channel = self._stream_channel
-        if streamed is not None and channel is not None:
-            channel.in_flight -= streamed.rows
-            channel.settle(streamed.rows, drops={reason: streamed.rows})
 
     async def _commit_delay(self, seconds: float) -> None:
         """Wait `seconds`, cut short by a full batch or a flush()/stop() (channel.wake)."""
