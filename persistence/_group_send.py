@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from persistence._channel import Channel, Item
@@ -58,21 +58,10 @@ class GroupSends:
     _encoded_parts: Callable[..., Parts] | None
     _end_now: bool
 
-    async def _flush(
-        self,
-        group: Group,
-        *,
-        sent: asyncio.Future[Any] | None = None,
-        derive: bool | None = None,
-        parts: Parts | None = None,
-    ) -> None:
-        raise NotImplementedError  # GroupCommitter's
-
-    def _encode(self, group: Group, derive: bool, streamed: Streamed | None = None) -> Parts:
-        raise NotImplementedError  # GroupCommitter's
-
-    def _release_slot(self, _: object = None) -> None:
-        raise NotImplementedError  # GroupCommitter's
+    # GroupCommitter's own methods, which these call.
+    _flush: Callable[..., Coroutine[Any, Any, None]]
+    _encode: Callable[..., Parts]
+    _release_slot: Callable[..., None]
 
     def end_group_now(self) -> None:
         """End the gathered group now, from the loop's thread (a flush()): sent at once with a

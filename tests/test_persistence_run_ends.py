@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -131,57 +132,66 @@ async def wait_stored(path: Path, ids: set[str], seconds: float = 10.0) -> bool:
     return False
 
 
+def drive(path: Path, scenario: Callable[[MetadataLogger], Awaitable[list[str]]]) -> list[str]:
+    """Run `scenario` with a started logger on a real SQLite file (writer child); return the ids
+    it emitted, once the file holds every one of them (no flush() before that)."""
+    store = SQLiteStore(path, writer_process=True)
+    ids: list[str] = []
+
+    async def body() -> None:
+        async with MetadataLogger(store, HOUR) as logger:
+            ids.extend(await scenario(logger))
+            assert await wait_stored(path, set(ids))
+
+    asyncio.run(body())
+    store.close()
+    return ids
+
+
+def depth(logger: MetadataLogger) -> int:
+    """Transitions queued in the logger, not sent to the writer yet."""
+    return int(logger.get_queue_depths()["state_transition"]["depth"])
+
+
 class TestLoggerEndsTheGroup:
     """MetadataLogger + SQLiteStore's writer child, commit delay one hour."""
 
-    def test_rows_of_an_ended_run_are_committed_without_flush(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
+    @pytest.fixture(autouse=True)
+    def hour_long_commit_delay(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Only an early end (or a flush(), never called here) can send the rows."""
+        monkeypatch.setattr(_group_commit, "COMMIT_DELAY_SECONDS", 3600.0)
+
+    def test_rows_of_an_ended_run_are_committed_without_flush(self, tmp_path: Path) -> None:
         """A run in flight keeps its rows queued (the hour-long delay); once it ends, every
         row of it reaches the file with no flush() and no timer."""
-        monkeypatch.setattr(_group_commit, "COMMIT_DELAY_SECONDS", 3600.0)
-        path = tmp_path / "ends.db"
-        store = SQLiteStore(path, writer_process=True)
-        ids: list[str] = []
 
-        async def body() -> None:
-            async with MetadataLogger(store, HOUR) as logger:
-                run = PipelineRun.create("nightly", org_slug="acme", sink=logger)
-                ids.append(run.start().transition_id)
-                await asyncio.sleep(0.05)  # the committer waits in its (hour-long) delay
-                depths = logger.get_queue_depths()["state_transition"]
-                assert depths["depth"] == 1  # a run in flight: nothing sent yet
-                ids.append(run.complete().transition_id)
-                assert logger.get_queue_depths()["state_transition"]["depth"] == 0
-                assert await wait_stored(path, set(ids))
+        async def scenario(logger: MetadataLogger) -> list[str]:
+            run = PipelineRun.create("nightly", org_slug="acme", sink=logger)
+            ids = [run.start().transition_id]
+            await asyncio.sleep(0.05)  # the committer waits in its (hour-long) delay
+            assert depth(logger) == 1  # a run in flight: nothing sent yet
+            ids.append(run.complete().transition_id)
+            assert depth(logger) == 0
+            return ids
 
-        asyncio.run(body())
-        store.close()
-        assert stored(path) == set(ids)
+        ids = drive(tmp_path / "ends.db", scenario)
+        assert stored(tmp_path / "ends.db") == set(ids)
 
-    def test_a_run_still_in_flight_waits_for_its_group(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
+    def test_a_run_still_in_flight_waits_for_its_group(self, tmp_path: Path) -> None:
         """Two runs: the first one's end leaves the rows queued (another run is in flight);
         the second one's end sends them all."""
-        monkeypatch.setattr(_group_commit, "COMMIT_DELAY_SECONDS", 3600.0)
-        path = tmp_path / "two.db"
-        store = SQLiteStore(path, writer_process=True)
-        ids: list[str] = []
 
-        async def body() -> None:
-            async with MetadataLogger(store, HOUR) as logger:
-                first = PipelineRun.create("a", org_slug="acme", sink=logger)
-                second = PipelineRun.create("b", org_slug="acme", sink=logger)
-                ids.extend([first.start().transition_id, second.start().transition_id])
-                await asyncio.sleep(0.05)
-                ids.append(first.complete().transition_id)
-                assert logger.get_queue_depths()["state_transition"]["depth"] == 3
-                logger._run_ends.last_end = -EARLY_END_SECONDS  # the rate limit is not tested here
-                ids.append(second.complete().transition_id)
-                assert logger.get_queue_depths()["state_transition"]["depth"] == 0
-                assert await wait_stored(path, set(ids))
+        async def scenario(logger: MetadataLogger) -> list[str]:
+            first = PipelineRun.create("a", org_slug="acme", sink=logger)
+            second = PipelineRun.create("b", org_slug="acme", sink=logger)
+            ids = [first.start().transition_id, second.start().transition_id]
+            await asyncio.sleep(0.05)
+            ids.append(first.complete().transition_id)
+            assert depth(logger) == 3
+            logger._run_ends.last_end = -EARLY_END_SECONDS  # the rate limit is tested above
+            ids.append(second.complete().transition_id)
+            assert depth(logger) == 0
+            return ids
 
-        asyncio.run(body())
-        store.close()
-        assert stored(path) == set(ids)
+        ids = drive(tmp_path / "two.db", scenario)
+        assert stored(tmp_path / "two.db") == set(ids)
