@@ -204,11 +204,15 @@ class StreamedCommits:
 
     def _drop_answered(self) -> None:
         """The fast route's _answered: the owed groups' frames leave, nothing is merged."""
-        ended = {group for _, _, data, group in self.frames if not data and group is not None}
+        ended = self._ended_groups()
         kept = [frame for frame in self.frames if frame[2] and frame[3] not in ended]
         self._answered_frames.append(self.frames)
         self.frames = kept
         self.owed = 0
+
+    def _ended_groups(self) -> set[int | None]:
+        """The numbers of the groups whose last frame has been read."""
+        return {group for _, _, data, group in self.frames if not data and group is not None}
 
     def release(self) -> None:
         """Free the frames answered since the last call (the child calls it after replying)."""
@@ -217,7 +221,7 @@ class StreamedCommits:
     def _answered(self) -> list[tuple[Encoded, bool]]:
         """Drop the owed groups' frames (data frames of groups not ended stay); those groups,
         each merged with its data frames."""
-        ended = {group for _, _, data, group in self.frames if not data and group is not None}
+        ended = self._ended_groups()
         data: dict[int | None, list[Encoded]] = {}
         groups: list[tuple[Encoded, bool]] = []
         kept: list[tuple[Encoded, bool, bool, int | None]] = []

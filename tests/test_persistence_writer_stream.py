@@ -59,6 +59,12 @@ def replies_of(replies: list[Any]) -> list[Any]:
     return [load_reply(reply) if type(reply) is bytes else reply for reply in replies]
 
 
+def good_and_bad(prefix: str, count: int) -> tuple[list[TransitionRecord], TransitionRecord]:
+    """`count` good records and one missing a required value (org_slug)."""
+    bad = attrs.evolve(record(transition_id=f"{prefix}-bad"), org_slug=None)  # type: ignore[arg-type]
+    return records(prefix, count), bad
+
+
 def written(reply: Any) -> list[int]:
     """The rows a successful reply counts per part of its group."""
     status, (results, _, _) = reply
@@ -187,8 +193,7 @@ class TestCommits:
         and stores every other row of the group, including the earlier data frame's."""
         path = tmp_path / "bad.db"
         store = open_store(path)
-        good = records("good", 4)
-        bad = attrs.evolve(record(transition_id="bad"), org_slug=None)  # type: ignore[arg-type]
+        good, bad = good_and_bad("good", 4)
         stream = StreamedCommits(store, _commit)
         stream.add(payload(good[:2], 4), data=True)
         stream.add(payload([bad, good[2]], 4), data=True)
@@ -196,7 +201,7 @@ class TestCommits:
         (reply,) = replies_of(stream.commit())
         store.close()
         (result,) = reply[1][0]
-        assert [error.row_id for error in result.rejected] == ["bad"]
+        assert [error.row_id for error in result.rejected] == [bad.transition_id]
         assert stored(path) == {r.transition_id for r in good}
 
     def test_the_end_commits_a_group_that_never_ended(self, tmp_path: Path) -> None:
@@ -216,8 +221,7 @@ class TestCommits:
         still written by the general route: its good rows land, the bad one is refused."""
         path = tmp_path / "eof-bad.db"
         store = open_store(path)
-        good = records("eofbad", 3)
-        bad = attrs.evolve(record(transition_id="bad"), org_slug=None)  # type: ignore[arg-type]
+        good, bad = good_and_bad("eofbad", 3)
         stream = StreamedCommits(store, _commit)
         stream.add(payload(good[:2], 6), data=True)
         stream.add(payload([bad, good[2]], 6), data=True)
