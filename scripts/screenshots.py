@@ -73,7 +73,7 @@ def main(out_dir: str) -> int:
             page.goto(f"{server.url}/ui/login")
             page.fill("#api_key", next(iter(KEYS)))
             page.click("button[type=submit]")
-            page.wait_for_url("**/ui/overview", wait_until="commit")
+            page.wait_for_url("**/ui/overview", wait_until="load")
             for name, path in shots.items():
                 page.goto(server.url + path)
                 page.wait_for_selector("body[data-rendered=true]", timeout=60_000)

@@ -27,11 +27,16 @@ WINDOW = {"org": "acme", "days": 7, "as_of": NOW.date()}
 
 
 def sign_in(watch: PageWatch, server: UIServer, key: str) -> None:
-    """Enter the API key on the sign-in form, as a person would."""
+    """Enter the API key on the sign-in form, as a person would, and wait for the overview.
+
+    Waits for the overview's load event, not only its commit: Chromium 156 can leave a
+    page.close() issued while that navigation is still loading unanswered forever (seen
+    about once in 15 runs of this module; it hung a CI run for 80 minutes).
+    """
     watch.page.goto(f"{server.url}/ui/login")
     watch.page.fill("#api_key", key)
     watch.page.click("button[type=submit]")
-    watch.page.wait_for_url("**/ui/overview", wait_until="commit")
+    watch.page.wait_for_url("**/ui/overview", wait_until="load")
 
 
 def expected_overview(db: Path) -> dict[str, list[tuple[Any, int]]]:
