@@ -12,6 +12,8 @@ import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from persistence.stores._sqlite_write import store_error
+
 if TYPE_CHECKING:
     from persistence.stores.sqlite import SQLiteStore
 
@@ -45,8 +47,6 @@ class PreparedTransaction:
         """COMMIT what was inserted (nothing open: nothing to do); a failure rolls back, raises."""
         if not self.open:
             return
-        from persistence.stores.sqlite import _store_error
-
         store = self.store
         self.open = False
         with store._lock:
@@ -56,7 +56,7 @@ class PreparedTransaction:
             except sqlite3.Error as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                raise _store_error("committing streamed rows", exc) from exc
+                raise store_error("committing streamed rows", exc) from exc
             if store._checkpointer is not None:
                 store._checkpointer.after_commit(conn)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import functools
 import os
 import sqlite3
@@ -18,20 +17,13 @@ from persistence._writer_process import (
     open_writer,
     register_sqlite_user,
 )
-from persistence.queries._scope import ORG_PARAM, scope_sqlite
-from persistence.queries.sqlite import SQLITE_SQL
-from persistence.schema import (
-    SQLITE_TYPES,
-    TableSpec,
-    load_table_specs,
-    sqlite_create_table,
-    sqlite_indexes,
-    sqlite_retired_indexes,
-)
-from persistence.stores._select import where_clause as _where_clause
+from persistence.schema import TableSpec, load_table_specs
 from persistence.stores._sqlite_checkpoint import WalCheckpointer
-from persistence.stores._sqlite_rows import RowPreparer, canonical_param, encodable_values
-from persistence.stores.base import RowError, StoreError, WriteResult
+from persistence.stores._sqlite_read import SQLiteReads
+from persistence.stores._sqlite_rows import RowPreparer
+from persistence.stores._sqlite_schema import SQLiteSchema
+from persistence.stores._sqlite_write import SQLiteWrites, store_error
+from persistence.stores.base import StoreError, WriteResult
 from statemachine.records import TransitionRecord
 
 if TYPE_CHECKING:
@@ -54,17 +46,6 @@ def wal_autocheckpoint_pages(page_size: int) -> int:
     return max(1, WAL_AUTOCHECKPOINT_BYTES // page_size)
 
 
-# Errors that one row's values can cause (constraint, unbindable type or text, huge int);
-# anything else (disk, lock, corruption) fails the batch as a whole.
-_ROW_ERRORS = (
-    sqlite3.IntegrityError,
-    sqlite3.InterfaceError,
-    sqlite3.ProgrammingError,
-    UnicodeEncodeError,
-    OverflowError,
-)
-
-
 # Rows per INSERT in the writer process. Every distinct row count is another statement for
 # SQLite to compile (~8 us per row of it, as much as inserting the row), and group sizes vary:
 # with up to 500 rows per statement a stream of 250-750-row groups compiled a new one for most
@@ -75,26 +56,13 @@ _ROW_ERRORS = (
 CHILD_ROWS_PER_STATEMENT = 16
 
 
-def _store_error(action: str, exc: sqlite3.Error) -> StoreError:
-    """Map a sqlite3 error to StoreError; a busy or locked file is worth retrying."""
-    message = f"SQLite {action} failed: {type(exc).__name__}: {exc}"
-    retryable = isinstance(exc, sqlite3.OperationalError)
-    return StoreError(message, retryable=retryable)
-
-
-def _execute(conn: sqlite3.Connection, preparer: RowPreparer, rows: list[Sequence[Any]]) -> None:
-    """Insert rows with multi-row statements (see RowPreparer.rows_per_statement)."""
-    for sql, params in preparer.statements(rows):
-        conn.execute(sql, params)
-
-
 def _literal_path(path: str) -> str:
     """The path as a plain file name: SQLite built with SQLITE_USE_URI reads "file:..." as a URI
     (file:x?mode=memory would be an in-memory audit log), even with sqlite3's uri=False."""
     return "./" + path if path.startswith("file:") else path
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteWrites, SQLiteReads, SQLiteSchema):
     """A Store (and Bootstrappable) on one SQLite file; safe across threads and processes.
 
     One connection guarded by a lock serves every thread (SQLite serialises writers anyway);
@@ -317,7 +285,7 @@ class SQLiteStore:
                         self._busy_timeout_ms / 1000,
                     )
             except sqlite3.Error as exc:
-                raise _store_error(f"opening {self.path!r}", exc) from exc
+                raise store_error(f"opening {self.path!r}", exc) from exc
             self._conn = conn
             close_when_collected(self, conn)  # a store dropped unclosed: see _FORK_GUARD
         return self._conn
@@ -349,29 +317,11 @@ class SQLiteStore:
             try:
                 self._ensure_schema()
             except sqlite3.Error as exc:
-                raise _store_error("creating the tables", exc) from exc
+                raise store_error("creating the tables", exc) from exc
         if self._writer is not None:
             self._writer.start()
 
     # -- Store protocol -----------------------------------------------------------------------
-
-    def write_batch(self, table: str, rows: Sequence[Mapping[str, Any]]) -> WriteResult:
-        """Insert rows in one transaction; bad rows are rejected by id while the rest land."""
-        preparer = self._preparers[self._spec(table).name]
-        good, rejected = preparer.prepare(rows)
-        return self._insert(preparer, good, rejected)
-
-    def write_records(
-        self, table: str, items: Sequence[TransitionRecord | Mapping[str, Any]]
-    ) -> WriteResult:
-        """write_batch for TransitionRecords (and rows) without building a dict per record.
-
-        The logger's fast path: the same rows, checks and guarantees as write_batch(table,
-        [record.to_row() ...]).
-        """
-        preparer = self._preparers[self._spec(table).name]
-        good, rejected = preparer.prepare_items(items)
-        return self._insert(preparer, good, rejected)
 
     def write_many(
         self,
@@ -394,201 +344,6 @@ class SQLiteStore:
             return (results, derived, failures) if derive else results
         return self._write_many_here(parts)
 
-    def _write_many_here(
-        self, parts: Sequence[tuple[str, Sequence[TransitionRecord | Mapping[str, Any]]]]
-    ) -> list[WriteResult]:
-        """write_many on this process's connection.
-
-        One statement (the usual small group) runs on its own, as its own transaction: every
-        extra call into SQLite hands the GIL back and forth with a busy event loop, which is
-        what delays a commit most under load. A row SQLite refuses sends the group down the
-        per-table path, which rejects only that row.
-        """
-        prepared = []
-        for table, items in parts:
-            preparer = self._preparers[self._spec(table).name]
-            good, rejected = preparer.prepare_items(items)
-            prepared.append((preparer, good, rejected))
-        return self._write_prepared(prepared)
-
-    def write_prepared(self, parts: Sequence[tuple[str, list[Sequence[Any]]]]) -> list[WriteResult]:
-        """write_many for rows already in insert form: each table's parameters in column order.
-
-        The writer process's route (persistence/_wire_rows.py builds them from the frame): the
-        values must be what RowPreparer.prepare_items would give (canonical text, JSON text,
-        required columns present); SQLite still refuses what it refuses, row by row.
-        """
-        return self._write_prepared(
-            [(self._preparers[self._spec(table).name], rows, []) for table, rows in parts]
-        )
-
-    def _write_prepared(
-        self, prepared: list[tuple[RowPreparer, list[Sequence[Any]], list[RowError]]]
-    ) -> list[WriteResult]:
-        """The prepared rows of several tables in one transaction (see _write_many_here)."""
-        statements = [s for preparer, good, _ in prepared for s in preparer.statements(good)]
-        if statements:
-            with self._lock:
-                conn = self._connection()
-                self._ensure_schema()
-                try:
-                    self._run_group(conn, statements)
-                except _ROW_ERRORS:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    return [self._insert(p, good, rejected) for p, good, rejected in prepared]
-                except sqlite3.Error as exc:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    rows = sum(len(good) + len(rejected) for _, good, rejected in prepared)
-                    raise _store_error(f"writing {rows} rows", exc) from exc
-                if self._checkpointer is not None:
-                    self._checkpointer.after_commit(conn)
-        return [WriteResult(len(good), tuple(rejected)) for _, good, rejected in prepared]
-
-    @staticmethod
-    def _run_group(conn: sqlite3.Connection, statements: list[tuple[str, list[Any]]]) -> None:
-        """Run the statements as one transaction (a lone statement is one by itself)."""
-        if len(statements) == 1:
-            conn.execute(*statements[0])
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        for sql, params in statements:
-            conn.execute(sql, params)
-        conn.execute("COMMIT")
-
-    def _insert(
-        self, preparer: RowPreparer, good: list[Sequence[Any]], rejected: list[RowError]
-    ) -> WriteResult:
-        """Insert prepared values in one transaction; a row SQLite refuses rejects itself only."""
-        if not good:
-            return WriteResult(written=0, rejected=tuple(rejected))
-        with self._lock:
-            conn = self._connection()
-            self._ensure_schema()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                good = self._insert_all(conn, preparer, good, rejected)
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                rows = len(good) + len(rejected)
-                raise _store_error(f"writing {rows} rows to {preparer.spec.name}", exc) from exc
-            if self._checkpointer is not None:
-                self._checkpointer.after_commit(conn)
-        return WriteResult(written=len(good), rejected=tuple(rejected))
-
-    @classmethod
-    def _insert_all(
-        cls,
-        conn: sqlite3.Connection,
-        preparer: RowPreparer,
-        good: list[Sequence[Any]],
-        rejected: list[RowError],
-    ) -> list[Sequence[Any]]:
-        """executemany inside the open transaction; on a row-level error, start it over.
-
-        A lone surrogate (SQLite text is UTF-8) gets every row repaired and one more
-        executemany; any other value or constraint the pre-checks missed (an unbindable type,
-        a huge int) redoes the batch row by row to reject only the culprit. Returns the rows
-        that landed.
-        """
-        try:
-            _execute(conn, preparer, good)
-            return good
-        except _ROW_ERRORS as exc:
-            conn.execute("ROLLBACK")
-            conn.execute("BEGIN IMMEDIATE")
-            if not isinstance(exc, UnicodeEncodeError):
-                return cls._insert_one_by_one(conn, preparer, good, rejected)
-        good = [encodable_values(values) for values in good]
-        try:
-            _execute(conn, preparer, good)
-            return good
-        except _ROW_ERRORS:
-            conn.execute("ROLLBACK")
-            conn.execute("BEGIN IMMEDIATE")
-            return cls._insert_one_by_one(conn, preparer, good, rejected)
-
-    @staticmethod
-    def _insert_one_by_one(
-        conn: sqlite3.Connection,
-        preparer: RowPreparer,
-        good: list[Sequence[Any]],
-        rejected: list[RowError],
-    ) -> list[Sequence[Any]]:
-        """Insert each row alone (lone surrogates repaired), moving refused rows to `rejected`."""
-        landed = []
-        for values in good:
-            try:
-                try:
-                    conn.execute(preparer.insert_sql, values)
-                except UnicodeEncodeError:
-                    values = encodable_values(values)
-                    conn.execute(preparer.insert_sql, values)
-            except _ROW_ERRORS as exc:
-                row_id = str(values[preparer.id_index])
-                rejected.append(RowError(row_id, f"{preparer.spec.name}: {exc}"))
-            else:
-                landed.append(values)
-        return landed
-
-    def query(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """Run the named catalog (or dashboard) query's SQLite SQL with bound parameters only."""
-        try:
-            if name in SQLITE_SQL:
-                sql = SQLITE_SQL[name]
-            else:  # the dashboard's SQL is built on first use: a CLI run never reads it
-                from persistence.queries.dashboard_sqlite import DASHBOARD_SQLITE_SQL
-
-                sql = DASHBOARD_SQLITE_SQL[name]
-        except KeyError:
-            raise StoreError(
-                f"unknown query {name!r}; expected one of {sorted(SQLITE_SQL)}", retryable=False
-            ) from None
-        if params.get(ORG_PARAM) is not None:
-            sql = scope_sqlite(sql)
-        return self._select(sql, params, f"query {name!r}")
-
-    def run_sql(self, template: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """Run one engine-owned SQL statement (tables as {table_name}) with bound parameters.
-
-        For engine modules that keep their own SQL (persistence/watch); never for caller text.
-        """
-        sql = template.format_map({name: f'"{name}"' for name in self._specs})
-        return self._select(sql, params, "engine query")
-
-    def _select(self, sql: str, params: Mapping[str, Any], what: str) -> list[dict[str, Any]]:
-        """Run one read statement with bound, canonical parameters; rows as dicts."""
-        bound = {key: canonical_param(value) for key, value in params.items()}
-        with self._lock:
-            conn = self._connection()
-            self._ensure_schema()
-            try:
-                cursor = conn.execute(sql, bound)
-                columns = [d[0] for d in cursor.description or ()]
-                return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-            except sqlite3.Error as exc:
-                raise _store_error(what, exc) from exc
-
-    def select_rows(
-        self, table: str, where: Mapping[str, str], *, limit: int = 1000
-    ) -> list[dict[str, Any]]:
-        """Rows of a known table whose STRING columns equal `where`'s values (bound, read-only)."""
-        spec = self._spec(table)
-        clause = _where_clause(spec, where, lambda i: "?")
-        sql = f'SELECT * FROM "{spec.name}" WHERE {clause} LIMIT {int(limit)}'
-        with self._lock:
-            conn = self._connection()
-            self._ensure_schema()
-            try:
-                cursor = conn.execute(sql, tuple(where.values()))
-                columns = [d[0] for d in cursor.description]
-                return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-            except sqlite3.Error as exc:
-                raise _store_error(f"reading {spec.name}", exc) from exc
-
     def close(self) -> None:
         """Close the connection (and end the writer process, after its commits); idempotent."""
         if self._writer is not None:
@@ -602,98 +357,3 @@ class SQLiteStore:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-
-    # -- retention and bootstrap --------------------------------------------------------------
-
-    def purge_older_than(self, days: int, *, as_of: dt.date | None = None) -> dict[str, int]:
-        """Delete rows whose partition date is before as_of - days (local partition expiration)."""
-        if isinstance(days, bool) or not isinstance(days, int) or days < 0:
-            raise ValueError(f"days must be an int >= 0 (got {days!r}).")
-        cutoff = ((as_of or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=days)).isoformat()
-        deleted: dict[str, int] = {}
-        with self._lock:
-            conn = self._connection()
-            self._ensure_schema()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                for spec in self._specs.values():
-                    if spec.expiration_days is None:  # never expires (org_api_keys)
-                        continue
-                    cursor = conn.execute(
-                        f'DELETE FROM "{spec.name}" WHERE "{spec.partition_field}" < ?', (cutoff,)
-                    )
-                    deleted[spec.name] = cursor.rowcount
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise _store_error("purge", exc) from exc
-        return deleted
-
-    def ensure_tables(self, specs: Sequence[TableSpec], *, dry_run: bool) -> list[str]:
-        """Create missing tables, columns and indexes (none when dry_run); one line per action."""
-        with self._lock:
-            self._connection()
-            actions, statements = self._plan(specs)
-            if not dry_run:
-                self._apply(statements)
-                if {s.name for s in specs} >= set(self._specs):
-                    self._schema_ready = True
-        return actions
-
-    def _plan(self, specs: Sequence[TableSpec]) -> tuple[list[str], list[str]]:
-        """Compare the file with the specs: (actions, statements) still needed."""
-        conn = self._connection()
-        try:
-            master = conn.execute("SELECT type, name FROM sqlite_master").fetchall()
-        except sqlite3.Error as exc:
-            raise _store_error("reading the schema", exc) from exc
-        tables = {name for kind, name in master if kind == "table"}
-        indexes = {name for kind, name in master if kind == "index"}
-        actions: list[str] = []
-        statements: list[str] = []
-        for spec in specs:
-            if spec.name not in tables:
-                retention = (
-                    "kept for ever"
-                    if spec.expiration_days is None
-                    else f"retention {spec.expiration_days} days via purge"
-                )
-                actions.append(
-                    f"create table {spec.name} ({len(spec.fields)} columns, primary key "
-                    f"{spec.id_column}; {retention})"
-                )
-                statements.append(sqlite_create_table(spec))
-            else:
-                present = {row[1] for row in conn.execute(f'PRAGMA table_info("{spec.name}")')}
-                for field in spec.fields:
-                    if field.name not in present and not field.required:
-                        actions.append(f"add column {field.name} to {spec.name}")
-                        statements.append(
-                            f'ALTER TABLE "{spec.name}" ADD COLUMN "{field.name}" '
-                            f"{SQLITE_TYPES[field.type]}"
-                        )
-            for index_name, statement in sqlite_indexes(spec):
-                if index_name not in indexes:
-                    actions.append(f"create index {index_name} on {spec.name}")
-                    statements.append(statement)
-            for index_name, statement in sqlite_retired_indexes(spec):
-                if index_name in indexes:  # merged into another index since: one less per insert
-                    actions.append(f"drop index {index_name} on {spec.name}")
-                    statements.append(statement)
-        return actions, statements
-
-    def _apply(self, statements: Sequence[str]) -> None:
-        """Run DDL statements in one transaction (IF NOT EXISTS makes concurrent runs safe)."""
-        if not statements:
-            return
-        conn = self._connection()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for statement in statements:
-                conn.execute(statement)
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise _store_error("creating tables", exc) from exc
