@@ -14,7 +14,7 @@ from statemachine._log import lazy_logger
 from statemachine.records import TransitionRecord
 
 # A queued item: a record (converted to a row in the flush thread), a ready row dict, or, for a
-# pipelined store, a record as its value tuple (persistence._writer_process.record_values).
+# pipelined store, a record as its value tuple (persistence._writer_parts.record_values).
 Item = TransitionRecord | Mapping[str, Any] | tuple[Any, ...]
 DROP_REASONS = ("queue_full", "shutdown", "store_rejected", "store_unavailable", "invalid")
 _WARN_EVERY_SECONDS = 5.0

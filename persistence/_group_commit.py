@@ -35,7 +35,7 @@ from persistence.stores.base import STATE_TRANSITIONS, Store, WriteResult
 from statemachine._log import lazy_logger
 
 if TYPE_CHECKING:
-    from persistence._writer_process import Streamed
+    from persistence._writer_parts import Streamed
 
 _log = lazy_logger("persistence.logger")
 
@@ -116,7 +116,7 @@ class GroupCommitter(GroupSends):
         # A writer process's store (submit_nowait) takes groups encoded once (_encode).
         self._encoded_parts: Callable[..., Parts] | None = None
         if self.pipelined and getattr(store, "submit_nowait", None) is not None:
-            from persistence._writer_process import EncodedParts
+            from persistence._writer_parts import EncodedParts
 
             self._encoded_parts = EncodedParts
             for channel in self.channels:
@@ -307,7 +307,7 @@ class GroupCommitter(GroupSends):
         let go (each batch keeps its length, in empty tuples: settling counts rows, nothing
         reads them).
 
-        The encoded parts are what every attempt sends (persistence._writer_process.EncodedParts
+        The encoded parts are what every attempt sends (persistence._writer_parts.EncodedParts
         says why). A group that cannot be encoded stays as it is: its send meets the error.
         """
         parts: Parts = [(channel.table, batch) for channel, batch in group]
@@ -400,7 +400,7 @@ class GroupCommitter(GroupSends):
 
     def _drop_derived(self, parts: Parts, reason: str) -> None:
         """Count the run/step rows a dropped group implied as dropped too (rare path)."""
-        from persistence._writer_process import EncodedParts
+        from persistence._writer_parts import EncodedParts
 
         # Queued value or wire tuples, or items already let go: read the records from the frame.
         try:

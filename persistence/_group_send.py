@@ -19,7 +19,7 @@ from persistence._channel import Channel, Item
 
 if TYPE_CHECKING:
     from persistence._group_write import Parts
-    from persistence._writer_process import Streamed
+    from persistence._writer_parts import Streamed
     from persistence.stores.base import Store
 
 Group = list[tuple[Channel, list[Item]]]
@@ -34,7 +34,7 @@ class _StreamParts:
         """Import them now (idempotent)."""
         from persistence._frame import dump_group, encode_parts
         from persistence._writer_child import data_frame
-        from persistence._writer_process import Streamed
+        from persistence._writer_parts import Streamed
 
         self.dump_group, self.encode_parts = dump_group, encode_parts
         self.data_frame, self.Streamed = data_frame, Streamed

@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from persistence._writer_process import close_when_collected, register_sqlite_user
+from persistence._fork_guard import close_when_collected, register_sqlite_user
 from persistence.stores.base import ID_COLUMNS, StoreError, WriteResult
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -164,7 +164,7 @@ class OutboxDB:
             conn.close()
             raise _unwritable(self.path, exc) from exc
         self._conn = conn
-        close_when_collected(self, conn)  # dropped unclosed: see _writer_process._FORK_GUARD
+        close_when_collected(self, conn)  # dropped unclosed: see _fork_guard._FORK_GUARD
         return conn
 
     def open(self) -> None:

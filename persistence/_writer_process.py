@@ -26,26 +26,21 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import operator
 import os
 import select
 import sys
 import threading
 import time
-import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from persistence import _writer_pool
-from persistence._frame import dump_group, expand_records, load_group
-from persistence._frame import encode_parts as _encode_parts
-from persistence._writer_child import _HEADER, _SIZE, _child_main, control_frame
+from persistence._fork_guard import quiet_fork
+from persistence._writer_child import _child_main, control_frame
 from persistence._writer_link import GroupOutcome, Link, grow_pipe
-from persistence._writer_stream import merged
-from persistence.stores.base import RowError
-from statemachine.records import RECORD_FIELDS, TransitionRecord
+from persistence._writer_parts import EncodedParts, _encode_group
 
 if TYPE_CHECKING:
     import asyncio
@@ -65,114 +60,11 @@ STREAM_BACKLOG_BYTES = 256 * 1024
 # commits wait behind the event loop for the GIL and the oldest uncommitted row ages ~0.09 ms
 # per chained step, towards the 50 ms loss window; the process keeps it at ~6 ms at any size.
 THREAD_WRITER_MAX_STEPS = 50
-_record_values = operator.attrgetter(*RECORD_FIELDS)
-
-
-def record_values(record: TransitionRecord) -> tuple[Any, ...]:
-    """A record as its value tuple (RECORD_FIELDS order), which the frame encodes as the record.
-
-    The logger queued this instead of the record for a pipelined store: the record object then
-    dies in emit(), as under a NullSink, instead of living (and being promoted through the
-    collector's generations) until its group is committed (benchmarks/executor.py's 1,000 x 10
-    workload: young collections 251 -> 225, full ones 2 -> 1, the collector's CPU ~280 -> ~155
-    ms per run). It now queues the record's wire tuple (persistence._frame.wire_record).
-    """
-    return _record_values(record)
-
-
-def record_from_values(values: Sequence[Any]) -> TransitionRecord:
-    """The record a value tuple was made from (record_values), checked like any record."""
-    return TransitionRecord(**dict(zip(RECORD_FIELDS, values, strict=True)))
-
-
-class EncodedParts(list[tuple[str, tuple[()]]]):
-    """A group already encoded into its frame, to send (or resend) without its items.
-
-    It reads as the parts' (table, ()) pairs, so a store can check the tables as for any
-    group. The group committer encodes each group once, before its first send, and lets its
-    items go (GroupCommitter._encode): until then a group's value tuples lived until the
-    child's reply, hundreds of milliseconds in a burst, and every young and middle collection
-    of the garbage collector walked them again (a value tuple holding the metadata dict is
-    never untracked). A retry after the child died resends the frame.
-    """
-
-    def __init__(
-        self,
-        parts: Sequence[tuple[str, Sequence[Any]]],
-        derive: bool,
-        streamed: Streamed | None = None,
-    ) -> None:
-        frame, rejected = _encode_group(parts, derive, streamed.group_id if streamed else None)
-        super().__init__((table, ()) for table, _ in parts)
-        self.frame = frame
-        self.rejected = rejected
-        self.derive = derive
-        # The group's rows sent ahead in data frames (persistence/_writer_stream.py), and the
-        # child they went to: a send to any other child, or a resend, carries them again.
-        self.streamed = bytes(streamed.frames) if streamed else b""
-        self.streamed_to = streamed.link if streamed else None
-        if streamed is not None and streamed.rejected:
-            self.rejected[0] = [*streamed.rejected, *self.rejected[0]]
-
-    def decoded(self) -> list[tuple[str, list[Any]]]:
-        """The parts as sent: records as TransitionRecords, rows as dicts (for a drop count)."""
-        encoded, _ = load_group(self.frame[_HEADER.size :])
-        encoded = merged([load_group(p)[0] for p in split_frames(self.streamed)], encoded)
-        parts = []
-        for table, values, records in encoded:
-            expand_records(values, records, record_from_values)
-            parts.append((table, values))
-        return parts
 
 
 # Every client's parent-side pipe ends: a process forked later (another writer, a test's
 # multiprocessing child) closes them, or a writer child would never see end-of-file.
 _OPEN_CLIENTS: weakref.WeakSet[WriterProcess] = weakref.WeakSet()
-
-
-def _encode_group(
-    parts: Sequence[tuple[str, Sequence[Any]]], derive: bool, group_id: int | None = None
-) -> tuple[bytes, list[list[RowError]]]:
-    """A group's frame (header + payload, persistence/_frame.py), and the items refused."""
-    if type(parts) is EncodedParts:
-        if parts.derive != derive:
-            raise ValueError(f"group encoded with derive={parts.derive}, sent with {derive}")
-        return parts.frame, parts.rejected
-    encoded, rejected = _encode_parts(parts)
-    payload = dump_group(encoded, derive, group_id)
-    return _HEADER.pack(len(payload)) + payload, rejected
-
-
-class Streamed:
-    """Rows of a group sent ahead in data frames, while the group committer still gathers it."""
-
-    __slots__ = ("derive", "frames", "group_id", "link", "rejected", "rows")
-
-    def __init__(self, group_id: int, link: Link, derive: bool) -> None:
-        self.group_id = group_id
-        self.link = link  # the child that has them (a group streams to one child only)
-        self.derive = derive
-        self.frames = bytearray()  # the data frames as sent: a resend sends them again
-        self.rows = 0  # items taken from the queue for them (refused ones included)
-        self.rejected: list[RowError] = []  # items encode_parts refused
-
-    def add(self, frame: bytes, rows: int, rejected: list[RowError]) -> None:
-        """Note a data frame sent: its bytes, the items it took, the items refused."""
-        self.frames += frame
-        self.rows += rows
-        self.rejected += rejected
-
-
-def split_frames(frames: bytes) -> list[bytes]:
-    """The payloads of concatenated frames (data frames kept for a resend)."""
-    payloads = []
-    offset = 0
-    while offset < len(frames):
-        (size,) = _HEADER.unpack_from(frames, offset)
-        offset += _HEADER.size
-        payloads.append(frames[offset : offset + (size & _SIZE)])
-        offset += size & _SIZE
-    return payloads
 
 
 def writer_process_default() -> bool:
@@ -210,88 +102,6 @@ def open_writer(
     if enabled is None:
         enabled = writer_process_default()
     return WriterProcess(path, factory, before_fork=before_fork) if enabled else None
-
-
-# Locks of every object in this process that calls into SQLite (SQLiteStore, OutboxDB). A fork
-# copies SQLite's global mutexes as they are: forking while another thread is inside SQLite
-# (opening a file, allocating) would leave the child waiting for a mutex nobody will release.
-# The fork therefore happens with all these locks held, i.e. with no SQLite call in progress.
-_SQLITE_USERS: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-# Held across os.fork() and around every connection closed because its owner was collected:
-# that close runs in whichever thread the garbage collector ran, outside the owner's `_lock`
-# (the owner is gone), and inside SQLite's file mutex. A fork then would leave the writer child
-# waiting for that mutex in its first sqlite3.connect for ever (seen in the test suite).
-_FORK_GUARD = threading.RLock()
-
-
-def register_sqlite_user(owner: Any) -> None:
-    """Declare an object whose `_lock` guards all its SQLite calls (see _quiet_fork)."""
-    _SQLITE_USERS.add(owner)
-
-
-def close_when_collected(owner: Any, conn: Any) -> None:
-    """Close `conn` when `owner` is garbage collected, never while a writer is being forked."""
-    weakref.finalize(owner, _close_guarded, conn)
-
-
-# Connections a finalizer could not close at once (a fork was under way): closed when it ends.
-_DEFERRED_CLOSES: list[Any] = []
-
-
-def _close_guarded(conn: Any) -> None:
-    """Close a collected store's connection now, or after the fork under way: never block.
-
-    A finalizer runs inside whatever code the collector interrupted, which may hold a lock
-    os.fork()'s own at-fork handlers take (concurrent.futures' global shutdown lock is held
-    by ThreadPoolExecutor.submit): waiting there for _FORK_GUARD, held by a thread inside
-    os.fork() that waits for that lock, hung the process for ever.
-    """
-    if not _FORK_GUARD.acquire(blocking=False):
-        _DEFERRED_CLOSES.append(conn)
-        return
-    try:
-        with contextlib.suppress(Exception):
-            conn.close()
-    finally:
-        _FORK_GUARD.release()
-
-
-def _close_deferred() -> None:
-    """Close the connections finalizers left while a fork was under way (see _close_guarded)."""
-    while _DEFERRED_CLOSES:
-        conn = _DEFERRED_CLOSES.pop()
-        with _FORK_GUARD, contextlib.suppress(Exception):
-            conn.close()
-
-
-def _quiet_fork(inherited: list[frozenset[tuple[int, int]] | None] | None = None) -> int:
-    """os.fork() while no registered object is inside SQLite (their locks held meanwhile).
-
-    inherited: gets the files the child inherits open (_writer_pool.open_files), listed
-    with the same locks held.
-    """
-    parent = os.getpid()
-    held = []
-    owners = list(_SQLITE_USERS)  # a snapshot: the set may change while we wait
-    try:
-        for owner in sorted(owners, key=id):
-            lock = owner._lock
-            if lock.acquire(timeout=30):
-                held.append(lock)
-        with warnings.catch_warnings(), _FORK_GUARD:
-            # Python 3.12+ warns about fork() with threads running: the child here only uses
-            # its own store object, with every SQLite user's lock held across the fork.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            if inherited is not None:
-                inherited.append(_writer_pool.open_files())
-            return os.fork()
-    finally:
-        if os.getpid() == parent:  # the child never uses the parent's objects
-            for lock in held:
-                lock.release()
-            _close_deferred()
 
 
 def _close_inherited_pipes() -> None:
@@ -375,7 +185,7 @@ class WriterProcess:
             with contextlib.suppress(Exception):
                 stream.flush()
         inherited: list[frozenset[tuple[int, int]] | None] = []
-        pid = _quiet_fork(inherited if self.pooled else None)
+        pid = quiet_fork(inherited if self.pooled else None)
         if pid == 0:  # the child
             code = 0
             try:

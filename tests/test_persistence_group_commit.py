@@ -360,7 +360,7 @@ class TestDroppedDerivedRows:
         """Records queued as value tuples (a pipelined store) imply the same dropped run and
         step rows as the records themselves."""
         from persistence._channel import Channel
-        from persistence._writer_process import record_values
+        from persistence._writer_parts import record_values
         from persistence.logger import QUEUE_NAMES
 
         sink = InMemorySink()
@@ -388,7 +388,7 @@ class TestDroppedDerivedRows:
         """A group whose items were let go after encoding (a writer process's) still counts the
         run and step rows its records implied, read back from its frame."""
         from persistence._channel import Channel
-        from persistence._writer_process import EncodedParts, record_values
+        from persistence._writer_parts import EncodedParts, record_values
         from persistence.logger import QUEUE_NAMES
 
         sink = InMemorySink()
@@ -417,7 +417,7 @@ class TestEncodeOnce:
         """_encode gives a writer process's group as its frame and empties each batch but its
         length; a store without a writer process gets the group's items as they are."""
         from persistence._channel import Channel
-        from persistence._writer_process import EncodedParts, record_from_values, record_values
+        from persistence._writer_parts import EncodedParts, record_from_values, record_values
         from persistence.logger import QUEUE_NAMES
 
         values = [record_values(record(transition_id=f"g{i}")) for i in range(3)]

@@ -11,12 +11,8 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from persistence._writer_process import (
-    WriterProcess,
-    close_when_collected,
-    open_writer,
-    register_sqlite_user,
-)
+from persistence._fork_guard import close_when_collected, register_sqlite_user
+from persistence._writer_process import WriterProcess, open_writer
 from persistence.schema import TableSpec, load_table_specs
 from persistence.stores._sqlite_checkpoint import WalCheckpointer
 from persistence.stores._sqlite_read import SQLiteReads
@@ -287,7 +283,9 @@ class SQLiteStore(SQLiteWrites, SQLiteReads, SQLiteSchema):
             except sqlite3.Error as exc:
                 raise store_error(f"opening {self.path!r}", exc) from exc
             self._conn = conn
-            close_when_collected(self, conn)  # a store dropped unclosed: see _FORK_GUARD
+            close_when_collected(
+                self, conn
+            )  # a store dropped unclosed: see _fork_guard._FORK_GUARD
         return self._conn
 
     def _ensure_schema(self) -> None:
