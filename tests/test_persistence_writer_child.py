@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from persistence._derive import DERIVING_STATES, derive_run_rows
 from persistence._frame import dump_group, load_group
+from persistence._frame import encode_parts as _encode_parts
 from persistence._rows import step_log_row
 from persistence._writer_child import _commit, _commit_prepared, _decode_parts
-from persistence._frame import encode_parts as _encode_parts
 from persistence.schema import table_spec
 from persistence.stores._sqlite_rows import RecordValues, RowPreparer
 from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS
