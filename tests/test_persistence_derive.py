@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import sqlite3
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,6 +17,7 @@ from persistence import LoggerSettings, MetadataLogger, SQLiteStore
 from persistence._derive import derive_run_rows
 from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS
 from statemachine.records import TransitionRecord
+from tests.sqlite_support import table_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 T = dt.datetime(2026, 3, 2, 12, 0, 0, tzinfo=dt.UTC)
@@ -163,16 +163,6 @@ class TestDeriveStepRows:
         rec = record("STEP", "RUNNING", "RETRYING", **FAILURE)
         derive_run_rows(rec)
         assert "will_retry" not in rec.metadata
-
-
-def table_rows(path: Path, table: str) -> list[dict[str, Any]]:
-    """Every row of a table, read through a separate connection."""
-    conn = sqlite3.connect(path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(f'SELECT * FROM "{table}"')]
-    finally:
-        conn.close()
 
 
 def run_both(db: Path, *, derive: bool) -> list[PipelineResult]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -17,22 +16,13 @@ import pytest
 
 from persistence import LoggerSettings, MetadataLogger, SQLiteStore
 from persistence.settings import ENV_VARS
-from persistence.stores.base import PIPELINE_RUNS, STATE_TRANSITIONS, STEP_LOGS
+from persistence.stores.base import PIPELINE_RUNS, STEP_LOGS
 from statemachine import IllegalTransition
+from tests.sqlite_support import table_rows as rows
 from tests.strategies.records import BASE_TIME, GatedStore, RecordingStore, many_records
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = LoggerSettings(flush_interval_seconds=3600)  # only full batches, flush() or stop() write
-
-
-def rows(path: Path, table: str = STATE_TRANSITIONS) -> list[dict[str, Any]]:
-    """Every row of a table, read through a separate connection."""
-    conn = sqlite3.connect(path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(f'SELECT * FROM "{table}"')]
-    finally:
-        conn.close()
 
 
 def run(body: Callable[[], Coroutine[Any, Any, None]]) -> None:

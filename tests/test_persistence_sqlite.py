@@ -8,7 +8,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,33 +23,15 @@ from persistence.stores.base import (
     StoreError,
 )
 from statemachine.records import TransitionRecord
+from tests import sqlite_support
+from tests.sqlite_support import table_rows
 from tests.strategies.records import BASE_TIME, many_records, record, transition_records
 
+# Fixtures shared with the other SQLiteStore tests.
+db = sqlite_support.db
+store = sqlite_support.store
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _rows(path: Path, table: str = STATE_TRANSITIONS) -> list[dict[str, object]]:
-    """Every row of a table, read with a separate connection."""
-    conn = sqlite3.connect(path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(f'SELECT * FROM "{table}"')]
-    finally:
-        conn.close()
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    """A path for a fresh database file."""
-    return tmp_path / "audit.db"
-
-
-@pytest.fixture
-def store(db: Path) -> Iterator[SQLiteStore]:
-    """A SQLiteStore on a fresh file, closed after the test."""
-    s = SQLiteStore(db)
-    yield s
-    s.close()
 
 
 class TestWriteBatch:
@@ -66,7 +47,7 @@ class TestWriteBatch:
         rec = record(at=BASE_TIME.replace(microsecond=0), metadata={"rows_processed": 1000})
         result = store.write_batch(STATE_TRANSITIONS, [rec.to_row()])
         assert (result.written, result.rejected) == (1, ())
-        [row] = _rows(db)
+        [row] = table_rows(db)
         expected = rec.to_row()
         expected["transition_time"] = "2025-12-21T12:00:00.000000+00:00"
         assert row == expected
@@ -78,7 +59,9 @@ class TestWriteBatch:
         suppress_health_check=[HealthCheck.function_scoped_fixture],
     )
     @given(records=st.lists(transition_records(id_prefix="rt"), min_size=1, max_size=20))
-    def test_rewriting_batches_never_duplicates(self, tmp_path: Path, records: list) -> None:
+    def test_rewriting_batches_never_duplicates(
+        self, tmp_path: Path, records: list[TransitionRecord]
+    ) -> None:
         """Whatever the records, writing them, then again in other batches, stores each id once."""
         path = tmp_path / f"h{records[0].transition_id}.db"
         s = SQLiteStore(path)
@@ -89,7 +72,7 @@ class TestWriteBatch:
         for row in rows:
             s.write_batch(STATE_TRANSITIONS, [row])
         s.close()
-        stored = _rows(path)
+        stored = table_rows(path)
         assert sorted(str(r["transition_id"]) for r in stored) == sorted(
             r.transition_id for r in records
         )
@@ -111,7 +94,7 @@ class TestWriteBatch:
         assert result.written == 3
         assert [e.row_id for e in result.rejected] == ["bad-1"]
         assert "org_slug" in result.rejected[0].message
-        assert sorted(str(r["transition_id"]) for r in _rows(db)) == ["ok-0", "ok-1", "ok-2"]
+        assert sorted(str(r["transition_id"]) for r in table_rows(db)) == ["ok-0", "ok-1", "ok-2"]
 
     def test_malformed_timestamp_and_unknown_column_are_rejected(self, store: SQLiteStore) -> None:
         """Rows with an unparsable timestamp or an unknown column are rejected by id."""
@@ -142,7 +125,7 @@ class TestWriteBatch:
             "metadata": {"error_context": {"error_type": "TRANSIENT"}},
         }
         assert store.write_batch(STEP_LOGS, [row]).written == 1
-        [stored] = _rows(db, STEP_LOGS)
+        [stored] = table_rows(db, STEP_LOGS)
         assert json.loads(str(stored["metadata"])) == {"error_context": {"error_type": "TRANSIENT"}}
         assert stored["run_date"] == "2025-12-21"
 
@@ -187,7 +170,7 @@ class TestConcurrency:
             t.start()
         for t in threads:
             t.join()
-        assert sorted(str(r["transition_id"]) for r in _rows(db)) == sorted(
+        assert sorted(str(r["transition_id"]) for r in table_rows(db)) == sorted(
             r.transition_id for r in records
         )
 
@@ -210,7 +193,7 @@ class TestConcurrency:
             for k in range(3)
         ]
         assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
-        ids = [r["transition_id"] for r in _rows(db)]
+        ids = [r["transition_id"] for r in table_rows(db)]
         assert len(ids) == len(set(ids)) == 3000
 
 

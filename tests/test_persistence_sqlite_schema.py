@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,31 +22,13 @@ from persistence.stores.base import (
     STEP_LOGS,
 )
 from persistence.stores.sqlite import PAGE_SIZE_BYTES
+from tests import sqlite_support
+from tests.sqlite_support import table_rows
 from tests.strategies.records import record
 
-
-def _rows(path: Path, table: str = STATE_TRANSITIONS) -> list[dict[str, object]]:
-    """Every row of a table, read with a separate connection."""
-    conn = sqlite3.connect(path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(f'SELECT * FROM "{table}"')]
-    finally:
-        conn.close()
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    """A path for a fresh database file."""
-    return tmp_path / "audit.db"
-
-
-@pytest.fixture
-def store(db: Path) -> Iterator[SQLiteStore]:
-    """A SQLiteStore on a fresh file, closed after the test."""
-    s = SQLiteStore(db)
-    yield s
-    s.close()
+# Fixtures shared with the other SQLiteStore tests.
+db = sqlite_support.db
+store = sqlite_support.store
 
 
 class TestRetentionAndBootstrap:
@@ -67,7 +48,7 @@ class TestRetentionAndBootstrap:
         store.write_batch(STATE_TRANSITIONS, rows)
         deleted = store.purge_older_than(90, as_of=as_of)
         assert deleted[STATE_TRANSITIONS] == 2
-        assert sorted(str(r["transition_id"]) for r in _rows(db)) == ["d0", "d1", "d2"]
+        assert sorted(str(r["transition_id"]) for r in table_rows(db)) == ["d0", "d1", "d2"]
 
     def test_purge_rejects_negative_days(self, store: SQLiteStore) -> None:
         """A negative retention is a ValueError naming the argument."""
@@ -128,7 +109,7 @@ class TestRetentionAndBootstrap:
         assert pending < 2 * checkpointer.threshold
         assert not (db.parent / (db.name + "-wal")).exists()  # the close checkpointed the rest
         assert checkpointer.writer_checkpoints == 0
-        assert len(_rows(db)) == 5 * batch
+        assert len(table_rows(db)) == 5 * batch
 
     def test_an_existing_4_kib_file_keeps_its_pages_and_its_interval(self, db: Path) -> None:
         """A file made with 4 KiB pages keeps them (rows still land) and checkpoints every
@@ -144,7 +125,7 @@ class TestRetentionAndBootstrap:
         (interval,) = store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()
         store.close()
         (page_size,) = conn.execute("PRAGMA page_size").fetchone()
-        assert len(_rows(db)) == 1
+        assert len(table_rows(db)) == 1
         conn.close()
         assert (page_size, interval) == (4096, 16_000)
 
