@@ -31,6 +31,17 @@ db = sqlite_support.db
 store = sqlite_support.store
 
 
+def _one_write_then_interval(db: Path) -> int:
+    """Open a store on db, create the tables, write one record, close; its wal_autocheckpoint."""
+    store = SQLiteStore(db, writer_process=False)
+    store.ensure_tables(load_table_specs(), dry_run=False)
+    assert store.write_records(STATE_TRANSITIONS, [record()]).written == 1
+    assert store._conn is not None
+    (interval,) = store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()
+    store.close()
+    return int(interval)
+
+
 class TestRetentionAndBootstrap:
     """purge_older_than and ensure_tables."""
 
@@ -72,12 +83,7 @@ class TestRetentionAndBootstrap:
 
     def test_a_new_file_gets_8_kib_pages_and_a_64_mib_checkpoint_interval(self, db: Path) -> None:
         """A file the store creates has PAGE_SIZE_BYTES pages and checkpoints every ~64 MiB."""
-        store = SQLiteStore(db, writer_process=False)
-        store.ensure_tables(load_table_specs(), dry_run=False)
-        assert store.write_records(STATE_TRANSITIONS, [record()]).written == 1
-        assert store._conn is not None
-        (interval,) = store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()
-        store.close()
+        interval = _one_write_then_interval(db)
         conn = sqlite3.connect(db)
         (page_size,) = conn.execute("PRAGMA page_size").fetchone()
         conn.close()
@@ -118,12 +124,7 @@ class TestRetentionAndBootstrap:
         conn.execute("PRAGMA page_size = 4096")
         conn.execute(sqlite_create_table(table_spec(STATE_TRANSITIONS)))
         conn.commit()
-        store = SQLiteStore(db, writer_process=False)
-        store.ensure_tables(load_table_specs(), dry_run=False)
-        assert store.write_records(STATE_TRANSITIONS, [record()]).written == 1
-        assert store._conn is not None
-        (interval,) = store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()
-        store.close()
+        interval = _one_write_then_interval(db)
         (page_size,) = conn.execute("PRAGMA page_size").fetchone()
         assert len(table_rows(db)) == 1
         conn.close()
